@@ -1,0 +1,199 @@
+"""The CQL syntax tree: one frozen dataclass per grammar rule of ``grammar/cql.lark``.
+
+The tree says what was written, not what it means: ``if(CommandLine = /x/i, "YES", "NO")`` stays a
+call with a named argument here; :mod:`cqlx.lower` decides that it is the seed dialect's
+filter-condition form. Every node carries the :class:`Span` of its source text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Span:
+    """Where a node stands in the query text (1-based lines and columns, end exclusive)."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    def __str__(self) -> str:
+        return f"line {self.line}, column {self.column}"
+
+
+NO_SPAN = Span(0, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Node:
+    span: Span
+
+
+# ---------------------------------------------------------------- leaves and values
+
+
+@dataclass(frozen=True)
+class FieldName(Node):
+    """A field as written: ``ImageFileName``, ``#event_simpleName``, ``@timestamp``, ``"host name"``."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class StringLit(Node):
+    """A quoted string, escapes already resolved."""
+
+    value: str
+
+
+@dataclass(frozen=True)
+class RegexLit(Node):
+    """``/pattern/flags`` as written: ``pattern`` still holds LogScale's ``\\/`` escapes."""
+
+    pattern: str
+    flags: str
+
+
+@dataclass(frozen=True)
+class BareValue(Node):
+    """An unquoted value after ``=``: a word, a number, a glob (``*abc*``) or a path."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Star(Node):
+    """A lone ``*``: match-all as a filter, the default branch of ``case``, ``f=*``."""
+
+
+# ---------------------------------------------------------------- expressions
+
+
+@dataclass(frozen=True)
+class Number(Node):
+    text: str
+
+
+@dataclass(frozen=True)
+class FieldRef(Node):
+    """A bare word inside an expression: the value of that field."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Binary(Node):
+    op: str
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class Unary(Node):
+    op: str
+    operand: Expr
+
+
+@dataclass(frozen=True)
+class Array(Node):
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class SubQuery(Node):
+    pipeline: Pipeline
+
+
+@dataclass(frozen=True)
+class Argument(Node):
+    """One argument of a call; ``name`` is None for a positional one, ``op`` is ``=`` when named."""
+
+    name: str | None
+    value: Expr
+
+
+@dataclass(frozen=True)
+class Call(Node):
+    name: str
+    name_span: Span
+    args: tuple[Argument, ...]
+
+
+Expr = Number | StringLit | FieldRef | Binary | Unary | Call | Array | SubQuery | RegexLit | Star
+
+
+# ---------------------------------------------------------------- filters and stages
+
+
+@dataclass(frozen=True)
+class Comparison(Node):
+    """``field OP value`` with OP one of ``= != < <= > >=``."""
+
+    field: FieldName
+    op: str
+    value: StringLit | RegexLit | BareValue
+
+
+@dataclass(frozen=True)
+class FnCompare(Node):
+    """``field =~ fn(args)``, which LogScale reads as ``fn(args, field=field)``."""
+
+    field: FieldName
+    call: Call
+
+
+@dataclass(frozen=True)
+class FreeText(Node):
+    """A bare word, quoted string or regex standing alone: searched for in any field."""
+
+    value: FieldRef | StringLit | RegexLit
+
+
+@dataclass(frozen=True)
+class AndFilter(Node):
+    left: Filter
+    right: Filter
+
+
+@dataclass(frozen=True)
+class OrFilter(Node):
+    left: Filter
+    right: Filter
+
+
+@dataclass(frozen=True)
+class NotFilter(Node):
+    operand: Filter
+
+
+@dataclass(frozen=True)
+class MatchAll(Node):
+    """``*`` as a filter."""
+
+
+Filter = Comparison | FnCompare | FreeText | AndFilter | OrFilter | NotFilter | MatchAll | Call
+
+
+@dataclass(frozen=True)
+class Assignment(Node):
+    """``field := expr``."""
+
+    field: FieldName
+    value: Expr
+
+
+@dataclass(frozen=True)
+class CaseStmt(Node):
+    """``case { branch ; branch ; ... }``: each branch is a pipeline."""
+
+    branches: tuple[Pipeline, ...]
+
+
+Stage = Filter | Assignment | CaseStmt
+
+
+@dataclass(frozen=True)
+class Pipeline(Node):
+    stages: tuple[Stage, ...]

@@ -1,0 +1,294 @@
+"""The scoring IR: what a CQL detection means, independent of any platform.
+
+A query is a :class:`Source` (event types and platform) and a sequence of steps. Predicates and
+expressions are frozen dataclasses compared by structure; spans are carried for diagnostics but do
+not take part in equality, so the same condition written twice is one condition.
+
+Semantics (SEMANTICS.md): string tests are case-sensitive unless marked, regexes are unanchored
+searches, a test on a missing field is false, and ``Not`` is true when the field is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cqlx.ast import NO_SPAN, Span
+
+
+def _span() -> Span:
+    return field(default=NO_SPAN, compare=False, repr=False)
+
+
+# ---------------------------------------------------------------- predicates
+
+
+@dataclass(frozen=True)
+class Eq:
+    """Whole value equal to ``value``."""
+
+    field: str
+    value: str
+    ignore_case: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Glob:
+    """Anchored ``*`` pattern over the whole value; ``*`` cannot be escaped."""
+
+    field: str
+    pattern: str
+    ignore_case: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Regex:
+    """Unanchored search. ``pattern`` is LogScale's with the ``\\/`` escape already removed;
+    ``flags`` a sorted subset of ``imdgF``."""
+
+    field: str
+    pattern: str
+    flags: str = ""
+    span: Span = _span()
+
+    @property
+    def ignore_case(self) -> bool:
+        return "i" in self.flags
+
+
+@dataclass(frozen=True)
+class Cmp:
+    """Numeric comparison of a field with a constant; false when missing or not a number."""
+
+    field: str
+    op: str  # < <= > >= == !=
+    number: int | float
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Exists:
+    field: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class In:
+    """Membership in ``values`` (each value may be a ``*`` glob, as in LogScale's ``in()``)."""
+
+    field: str
+    values: tuple[str, ...]
+    ignore_case: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class FreeText:
+    """A string or regex searched for in every field of the event (``@rawstring`` semantics)."""
+
+    value: str
+    regex: bool = False
+    flags: str = ""
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ExprTest:
+    """A comparison of two expressions (``test(a == b)``); false when either side is missing."""
+
+    op: str
+    left: Expr
+    right: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class And:
+    items: tuple[Pred, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Or:
+    items: tuple[Pred, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Not:
+    item: Pred
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class TrueP:
+    """Always true (``*``)."""
+
+    span: Span = _span()
+
+
+Pred = Eq | Glob | Regex | Cmp | Exists | In | FreeText | ExprTest | And | Or | Not | TrueP
+
+
+# ---------------------------------------------------------------- expressions
+
+
+@dataclass(frozen=True)
+class Lit:
+    value: str | int | float
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Ref:
+    field: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Cond:
+    """``if(test, then, else)``."""
+
+    test: Pred
+    then: Expr
+    otherwise: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Arith:
+    op: str  # + - * / %
+    left: Expr
+    right: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Func:
+    """A value function: ``lower``, ``upper``, ``length``."""
+
+    name: str
+    args: tuple[Expr, ...]
+    span: Span = _span()
+
+
+Expr = Lit | Ref | Cond | Arith | Func
+
+
+# ---------------------------------------------------------------- steps
+
+
+@dataclass(frozen=True)
+class Filter:
+    pred: Pred
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Eval:
+    """``field := expr``; when ``expr`` is null (a missing field) the field is left as it was."""
+
+    field: str
+    expr: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One risk dimension: a condition worth ``weight``. It may write a flag field
+    (``flag_values[0]`` when the condition holds, else ``flag_values[1]``) and a score field
+    (``weight`` or 0)."""
+
+    name: str
+    condition: Pred
+    weight: int | float
+    flag_field: str | None = None
+    flag_values: tuple[str, str] = ("YES", "NO")
+    score_field: str | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Score:
+    """``field`` is the sum of the weights of the signals (by name) that hold."""
+
+    field: str
+    signals: tuple[str, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Tier:
+    minimum: int | float
+    label: str
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """A severity ladder: the label of the first tier whose minimum the score reaches, else
+    ``default``. Tiers are in descending order of minimum."""
+
+    field: str
+    score_field: str
+    tiers: tuple[Tier, ...]
+    default: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class CaseBranch:
+    steps: tuple[Step, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Case:
+    """``case { ... }``: the first branch through which the event survives wins; if none does, the
+    event is dropped (a ``*`` branch keeps it)."""
+
+    branches: tuple[CaseBranch, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Project:
+    """``select()`` (``limit`` None) or ``table()`` (which also sorts and keeps ``limit`` rows)."""
+
+    fields: tuple[str, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SortKey:
+    field: str
+    descending: bool = True
+    type: str = "number"  # number | string | hex
+
+
+@dataclass(frozen=True)
+class Order:
+    """Sort by ``keys`` and keep the first ``limit`` rows (LogScale's ``sort()`` keeps 200)."""
+
+    keys: tuple[SortKey, ...]
+    limit: int = 200
+    span: Span = _span()
+
+
+Step = Filter | Eval | Signal | Score | Ladder | Case | Project | Order
+
+
+@dataclass(frozen=True)
+class Source:
+    """The event types (``#event_simpleName``) and platforms (``event_platform``) a rule reads."""
+
+    event_types: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Query:
+    source: Source
+    steps: tuple[Step, ...]
+    # Dialect-2 constructs met while lowering (for `cqlx check`), as (span, message).
+    notes: tuple[tuple[Span, str], ...] = field(default=(), compare=False)

@@ -1,0 +1,378 @@
+"""AST → IR: what each construct means (SEMANTICS.md), with both ``if()`` dialects (CQL.md).
+
+The seed's dialect writes ``if(CommandLine = /re/i, "YES", "NO")``: a filter as the condition and
+positional then/else. Real LogScale writes ``if(cond, then=..., else=...)`` with an expression
+condition. Both lower to the same :class:`cqlx.ir.Cond`; the dialect-2 form is noted on the query
+so ``cqlx check`` can point at it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from cqlx import ast as A
+from cqlx import ir
+from cqlx.ast import Span
+from cqlx.errors import CqlValueError, UnknownFunctionError
+from cqlx.functions import (
+    FUNCTIONS,
+    KNOWN_UNSUPPORTED,
+    ROW_LIMIT_DEFAULT,
+    ROW_LIMIT_MAX,
+    SORT_ORDERS,
+    SORT_TYPES,
+    FunctionSpec,
+)
+
+T = TypeVar("T")
+
+_FLAG_ORDER = "imdgF"
+_ARITH = {"+", "-", "*", "/", "%"}
+_COMPARE = {"==", "!=", "<", "<=", ">", ">="}
+
+
+def lower(tree: A.Pipeline) -> ir.Query:
+    """The IR of a parsed query (before passes); raises :class:`CqlError` for meaningless input."""
+    lowering = _Lowering()
+    steps = lowering.pipeline(tree)
+    return ir.Query(ir.Source(), steps, tuple(lowering.notes))
+
+
+def unescape_regex(pattern: str) -> str:
+    """LogScale's ``/.../`` pattern with its ``\\/`` escapes turned into plain ``/``."""
+    out: list[str] = []
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\" and index + 1 < len(pattern):
+            nxt = pattern[index + 1]
+            out.append("/" if nxt == "/" else char + nxt)
+            index += 2
+            continue
+        out.append(char)
+        index += 1
+    return "".join(out)
+
+
+def _flags(flags: str) -> str:
+    return "".join(f for f in _FLAG_ORDER if f in flags)
+
+
+def _number(text: str) -> int | float:
+    return float(text) if "." in text else int(text)
+
+
+def _as_number(text: str) -> int | float | None:
+    try:
+        return _number(text.strip())
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return None
+
+
+def _value_predicate(field: str, value: A.Node, span: Span) -> ir.Pred:
+    """``field = value`` for any value form (bare, quoted, glob, regex, ``*``)."""
+    if isinstance(value, A.RegexLit):
+        return ir.Regex(field, unescape_regex(value.pattern), _flags(value.flags), span)
+    if isinstance(value, A.Star):
+        return ir.Exists(field, span)
+    if isinstance(value, A.BareValue | A.StringLit | A.FieldRef | A.Number):
+        text = _plain_text(value)
+        if isinstance(value, A.BareValue | A.FieldRef) and text == "*":
+            return ir.Exists(field, span)
+        # `*` is a wildcard in bare and in quoted values alike; it cannot be escaped (SEMANTICS.md).
+        if "*" in text:
+            return ir.Glob(field, text, False, span)
+        return ir.Eq(field, text, False, span)
+    raise CqlValueError("expected a value (a word, a quoted string, a glob or a /regex/)", value.span)
+
+
+def _plain_text(value: A.Node) -> str:
+    if isinstance(value, A.BareValue):
+        return value.text
+    if isinstance(value, A.StringLit):
+        return value.value
+    if isinstance(value, A.FieldRef):
+        return value.name
+    if isinstance(value, A.Number):
+        return value.text
+    raise CqlValueError("expected a word or a quoted string", value.span)
+
+
+class _Lowering:
+    def __init__(self) -> None:
+        self.notes: list[tuple[Span, str]] = []
+
+    # ------------------------------------------------------------ stages
+
+    def pipeline(self, tree: A.Pipeline) -> tuple[ir.Step, ...]:
+        return tuple(step for stage in tree.stages for step in self.stage(stage))
+
+    def stage(self, stage: A.Stage) -> Sequence[ir.Step]:
+        if isinstance(stage, A.Assignment):
+            return [ir.Eval(stage.field.name, self.expr(stage.value), stage.span)]
+        if isinstance(stage, A.CaseStmt):
+            return [ir.Case(tuple(ir.CaseBranch(self.pipeline(b), b.span) for b in stage.branches),
+                            stage.span)]
+        if isinstance(stage, A.Call):
+            spec = self.spec(stage)
+            if spec.kind == "projection":
+                return self.projection(stage, spec)
+            if spec.kind == "order":
+                return [self.order(stage, spec)]
+            if spec.kind == "value":
+                args = self.bind(stage, spec)
+                default_out = "_if" if spec.name == "if" else f"_{spec.name}"
+                out = self.field_arg(args["as"]) if "as" in args else default_out
+                return [ir.Eval(out, self.call_value(stage, spec), stage.span)]
+        return [ir.Filter(self.filter(stage), stage.span)]
+
+    def projection(self, call: A.Call, spec: FunctionSpec) -> list[ir.Step]:
+        args = self.bind(call, spec)
+        if "fields" not in args:
+            raise CqlValueError(f"{spec.name}() needs the fields to keep, e.g. {spec.name}([a, b])",
+                                call.span)
+        fields = self.field_list(args["fields"])
+        if spec.name == "select":
+            return [ir.Project(fields, call.span)]
+        # table(): an aggregate that keeps `limit` rows sorted by `sortby` (functions-table).
+        sortby = self.field_arg(args["sortby"]) if "sortby" in args else "@timestamp"
+        key = ir.SortKey(sortby, self.sort_order(args.get("order")), self.sort_type(args.get("type")))
+        return [ir.Order((key,), self.limit(args.get("limit")), call.span), ir.Project(fields, call.span)]
+
+    def order(self, call: A.Call, spec: FunctionSpec) -> ir.Order:
+        args = self.bind(call, spec)
+        fields = self.field_list(args["field"]) if "field" in args else ("_count",)
+        orders = self.per_field(args.get("order"), len(fields), self.sort_order)
+        types = self.per_field(args.get("type"), len(fields), self.sort_type)
+        keys = tuple(ir.SortKey(f, o, t) for f, o, t in zip(fields, orders, types, strict=True))
+        return ir.Order(keys, self.limit(args.get("limit")), call.span)
+
+    def per_field(self, value: A.Expr | None, count: int, convert: Callable[[A.Expr | None], T]) -> list[T]:
+        if isinstance(value, A.Array):
+            items = [convert(item) for item in value.items]
+            if len(items) != count:
+                raise CqlValueError(f"expected {count} values, one per sort field", value.span)
+            return items
+        return [convert(value)] * count
+
+    def sort_order(self, value: A.Expr | None) -> bool:
+        if value is None:
+            return True  # desc is sort()'s default (functions-sort)
+        word = self.word(value).lower()
+        if word not in SORT_ORDERS:
+            raise CqlValueError(f"order={self.word(value)} is not a sort order; accepted: asc, desc",
+                                value.span)
+        return word == "desc"
+
+    def sort_type(self, value: A.Expr | None) -> str:
+        if value is None:
+            return "number"  # functions-sort: type defaults to number
+        word = self.word(value).lower()
+        if word == "any":
+            return "number"  # deprecated in 1.125, removed in 1.142; number is what replaced it
+        if word not in SORT_TYPES:
+            raise CqlValueError(f"type={self.word(value)} is not a sort type; accepted: "
+                                + ", ".join(SORT_TYPES), value.span)
+        return word
+
+    def limit(self, value: A.Expr | None) -> int:
+        if value is None:
+            return ROW_LIMIT_DEFAULT
+        word = self.word(value)
+        if word.lower() == "max":
+            return ROW_LIMIT_MAX
+        if not word.isdigit() or not 1 <= int(word) <= ROW_LIMIT_MAX:
+            raise CqlValueError(f"limit={word} must be a whole number from 1 to {ROW_LIMIT_MAX} or max",
+                                value.span)
+        return int(word)
+
+    # ------------------------------------------------------------ arguments
+
+    def spec(self, call: A.Call) -> FunctionSpec:
+        key = call.name.lower()
+        if key in FUNCTIONS:
+            return FUNCTIONS[key]
+        if key in KNOWN_UNSUPPORTED:
+            raise UnknownFunctionError(f"function {call.name}() is not supported by cqlx yet",
+                                       call.name_span)
+        raise UnknownFunctionError(f"unknown function {call.name}()", call.name_span)
+
+    def bind(self, call: A.Call, spec: FunctionSpec) -> dict[str, A.Expr]:
+        """Named arguments by name; one unnamed argument binds to the default parameter."""
+        bound: dict[str, A.Expr] = {}
+        for arg in call.args:
+            name = arg.name if arg.name is not None else spec.default_param
+            if name is None:
+                raise CqlValueError(f"{spec.name}() takes no unnamed argument", arg.span)
+            canonical = next((p for p in spec.params if p.lower() == name.lower()), None)
+            if canonical is None:
+                raise CqlValueError(f"{spec.name}() has no parameter {name!r}; accepted: "
+                                    + ", ".join(spec.params), arg.span)
+            if canonical in bound:
+                raise CqlValueError(f"{spec.name}() got {canonical!r} twice", arg.span)
+            bound[canonical] = arg.value
+        return bound
+
+    def word(self, value: A.Expr) -> str:
+        if isinstance(value, A.FieldRef):
+            return value.name
+        if isinstance(value, A.StringLit):
+            return value.value
+        if isinstance(value, A.Number):
+            return value.text
+        raise CqlValueError("expected a word", value.span)
+
+    def field_arg(self, value: A.Expr) -> str:
+        if isinstance(value, A.FieldRef | A.StringLit):
+            return self.word(value)
+        raise CqlValueError("expected a field name", value.span)
+
+    def field_list(self, value: A.Expr) -> tuple[str, ...]:
+        if isinstance(value, A.Array):
+            return tuple(self.field_arg(item) for item in value.items)
+        return (self.field_arg(value),)
+
+    # ------------------------------------------------------------ filters
+
+    def filter(self, node: A.Node) -> ir.Pred:
+        if isinstance(node, A.AndFilter):
+            return ir.And((self.filter(node.left), self.filter(node.right)), node.span)
+        if isinstance(node, A.OrFilter):
+            return ir.Or((self.filter(node.left), self.filter(node.right)), node.span)
+        if isinstance(node, A.NotFilter):
+            return ir.Not(self.filter(node.operand), node.span)
+        if isinstance(node, A.MatchAll):
+            return ir.TrueP(node.span)
+        if isinstance(node, A.Comparison):
+            return self.comparison(node.field.name, node.op, node.value, node.span)
+        if isinstance(node, A.FnCompare):
+            field_arg = A.Argument(node.field.span, "field", A.FieldRef(node.field.span, node.field.name))
+            call = A.Call(node.call.span, node.call.name, node.call.name_span, (*node.call.args, field_arg))
+            return self.filter_call(call)
+        if isinstance(node, A.FreeText):
+            value = node.value
+            if isinstance(value, A.RegexLit):
+                return ir.FreeText(unescape_regex(value.pattern), True, _flags(value.flags), node.span)
+            return ir.FreeText(_plain_text(value), False, "", node.span)
+        if isinstance(node, A.Call):
+            return self.filter_call(node)
+        raise CqlValueError("expected a filter", node.span)
+
+    def comparison(self, field: str, op: str, value: A.Node, span: Span) -> ir.Pred:
+        if op in ("=", "!="):
+            pred = _value_predicate(field, value, span)
+            return ir.Not(pred, span) if op == "!=" else pred
+        number = _as_number(_plain_text(value)) if not isinstance(value, A.RegexLit | A.Star) else None
+        if number is None:
+            raise CqlValueError(f"expected a number after '{op}'", value.span)
+        return ir.Cmp(field, op, number, span)
+
+    def filter_call(self, call: A.Call) -> ir.Pred:
+        spec = self.spec(call)
+        if spec.kind != "filter":
+            raise CqlValueError(f"{spec.name}() is not a filter: use it as a pipeline stage of its own",
+                                call.span)
+        args = self.bind(call, spec)
+        if spec.name == "test":
+            if "expression" not in args:
+                raise CqlValueError("test() needs an expression", call.span)
+            return self.condition(args["expression"])
+        # in(field, values=[...], ignoreCase=false)
+        if "field" not in args or "values" not in args:
+            raise CqlValueError("in() needs a field and values=[...]", call.span)
+        values = args["values"]
+        items = values.items if isinstance(values, A.Array) else (values,)
+        texts = tuple("*" if isinstance(item, A.Star) else _plain_text(item) for item in items)
+        ignore = self.word(args["ignoreCase"]).lower() == "true" if "ignoreCase" in args else False
+        return ir.In(self.field_arg(args["field"]), texts, ignore, call.span)
+
+    # ------------------------------------------------------------ expressions
+
+    def expr(self, node: A.Expr) -> ir.Expr:
+        if isinstance(node, A.Number):
+            return ir.Lit(_number(node.text), node.span)
+        if isinstance(node, A.StringLit):
+            return ir.Lit(node.value, node.span)
+        if isinstance(node, A.FieldRef):
+            return ir.Ref(node.name, node.span)
+        if isinstance(node, A.Binary):
+            if node.op in _ARITH:
+                return ir.Arith(node.op, self.expr(node.left), self.expr(node.right), node.span)
+            raise CqlValueError(f"a comparison ('{node.op}') is not a value: wrap it in if() or test()",
+                                node.span)
+        if isinstance(node, A.Unary):
+            if node.op == "-":
+                return ir.Arith("-", ir.Lit(0), self.expr(node.operand), node.span)
+            raise CqlValueError("'!' negates a condition, not a value", node.span)
+        if isinstance(node, A.Call):
+            spec = self.spec(node)
+            if spec.kind != "value":
+                raise CqlValueError(f"{spec.name}() does not produce a value", node.span)
+            return self.call_value(node, spec)
+        raise CqlValueError("expected a value or an expression", node.span)
+
+    def call_value(self, call: A.Call, spec: FunctionSpec) -> ir.Expr:
+        if spec.name == "if":
+            return self.if_call(call)
+        args = self.bind(call, spec)
+        if "field" not in args:
+            raise CqlValueError(f"{spec.name}() needs a field", call.span)
+        target = args["field"]
+        inner = ir.Ref(target.value, target.span) if isinstance(target, A.StringLit) else self.expr(target)
+        return ir.Func(spec.name, (inner,), call.span)
+
+    def if_call(self, call: A.Call) -> ir.Cond:
+        """Both dialects: ``if(c, then=a, else=b)`` and ``if(field = /re/, a, b)``."""
+        named: dict[str, A.Expr] = {}
+        condition: ir.Pred | None = None
+        positional: list[A.Argument] = []
+        for arg in call.args:
+            key = arg.name.lower() if arg.name is not None else None
+            if key in ("then", "else", "as", "condition"):
+                named[key] = arg.value
+            elif arg.name is not None:
+                if condition is not None:
+                    raise CqlValueError("if() takes one condition", arg.span)
+                # Dialect 2: a filter as the condition (`CommandLine = /re/i`).
+                condition = self.comparison(arg.name, "=", arg.value, arg.span)
+                self.notes.append((arg.span, "if() with a filter as its condition is not LogScale "
+                                   "syntax; LogScale writes test() or case { }"))
+            else:
+                positional.append(arg)
+        if condition is None:
+            source = named.get("condition") or (positional.pop(0).value if positional else None)
+            if source is None:
+                raise CqlValueError("if() needs a condition", call.span)
+            condition = self.condition(source)
+        slots = [s for s in ("then", "else") if s not in named]
+        if len(positional) > len(slots):
+            raise CqlValueError("if() takes a condition, then and else", positional[len(slots)].span)
+        for slot, arg in zip(slots, positional, strict=False):
+            named[slot] = arg.value
+            self.notes.append((arg.span, f"positional {slot} in if() is not LogScale syntax; "
+                               f"LogScale writes {slot}=..."))
+        if "then" not in named or "else" not in named:
+            raise CqlValueError("if() needs both then= and else=", call.span)
+        return ir.Cond(condition, self.expr(named["then"]), self.expr(named["else"]), call.span)
+
+    def condition(self, node: A.Expr) -> ir.Pred:
+        """An expression used as a condition (``test()``, ``if()``)."""
+        if isinstance(node, A.Binary) and node.op in _COMPARE:
+            left, right = node.left, node.right
+            if isinstance(left, A.FieldRef) and isinstance(right, A.Number):
+                return ir.Cmp(left.name, node.op, _number(right.text), node.span)
+            if isinstance(left, A.Number) and isinstance(right, A.FieldRef):
+                mirror = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+                return ir.Cmp(right.name, mirror[node.op], _number(left.text), node.span)
+            if node.op == "==" and isinstance(left, A.FieldRef) and isinstance(right, A.StringLit):
+                return ir.Eq(left.name, right.value, False, node.span)
+            return ir.ExprTest(node.op, self.expr(left), self.expr(right), node.span)
+        if isinstance(node, A.Unary) and node.op == "!":
+            return ir.Not(self.condition(node.operand), node.span)
+        if isinstance(node, A.Call):
+            return self.filter_call(node)
+        raise CqlValueError("expected a condition such as a == b or x >= 3", node.span)

@@ -1,0 +1,341 @@
+"""IR → IR rewrites: small pure functions, applied in the order of :data:`PASSES`.
+
+Each pass keeps the meaning of the query; a query that does not fit a pattern (signals, score,
+ladder) passes through unchanged and still converts as plain ``Eval`` steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from itertools import pairwise
+
+from cqlx import ir
+
+# ---------------------------------------------------------------- what steps read and write
+
+
+def pred_fields(pred: ir.Pred) -> frozenset[str]:
+    """Fields a predicate reads (free text reads every field: ``*``)."""
+    if isinstance(pred, ir.And | ir.Or):
+        return frozenset().union(*(pred_fields(p) for p in pred.items))
+    if isinstance(pred, ir.Not):
+        return pred_fields(pred.item)
+    if isinstance(pred, ir.ExprTest):
+        return expr_fields(pred.left) | expr_fields(pred.right)
+    if isinstance(pred, ir.FreeText):
+        return frozenset({"*"})
+    if isinstance(pred, ir.TrueP):
+        return frozenset()
+    return frozenset({pred.field})
+
+
+def expr_fields(expr: ir.Expr) -> frozenset[str]:
+    if isinstance(expr, ir.Ref):
+        return frozenset({expr.field})
+    if isinstance(expr, ir.Cond):
+        return pred_fields(expr.test) | expr_fields(expr.then) | expr_fields(expr.otherwise)
+    if isinstance(expr, ir.Arith):
+        return expr_fields(expr.left) | expr_fields(expr.right)
+    if isinstance(expr, ir.Func):
+        return frozenset().union(*(expr_fields(a) for a in expr.args))
+    return frozenset()
+
+
+def step_writes(step: ir.Step) -> frozenset[str]:
+    if isinstance(step, ir.Eval):
+        return frozenset({step.field})
+    if isinstance(step, ir.Signal):
+        return frozenset(f for f in (step.flag_field, step.score_field) if f)
+    if isinstance(step, ir.Score | ir.Ladder):
+        return frozenset({step.field})
+    if isinstance(step, ir.Case):
+        return frozenset().union(*(step_writes(s) for b in step.branches for s in b.steps))
+    return frozenset()
+
+
+def step_reads(step: ir.Step) -> frozenset[str]:
+    if isinstance(step, ir.Filter):
+        return pred_fields(step.pred)
+    if isinstance(step, ir.Eval):
+        return expr_fields(step.expr)
+    if isinstance(step, ir.Signal):
+        return pred_fields(step.condition)
+    if isinstance(step, ir.Ladder):
+        return frozenset({step.score_field})
+    if isinstance(step, ir.Case):
+        return frozenset().union(*(step_reads(s) for b in step.branches for s in b.steps))
+    if isinstance(step, ir.Project):
+        return frozenset(step.fields)
+    if isinstance(step, ir.Order):
+        return frozenset(k.field for k in step.keys)
+    return frozenset()  # Score reads its signals' fields, which are written in the same run
+
+
+# ---------------------------------------------------------------- boolean normalisation
+
+
+def normalize_pred(pred: ir.Pred) -> ir.Pred:
+    """Flatten nested And/Or, drop ``*`` from conjunctions, remove repeated conditions, and
+    cancel double negation."""
+    if isinstance(pred, ir.Not):
+        inner = normalize_pred(pred.item)
+        if isinstance(inner, ir.Not):
+            return inner.item
+        return replace(pred, item=inner)
+    if isinstance(pred, ir.And | ir.Or):
+        kind = type(pred)
+        items: list[ir.Pred] = []
+        for item in (normalize_pred(p) for p in pred.items):
+            parts = item.items if isinstance(item, kind) else (item,)
+            for part in parts:
+                if kind is ir.And and isinstance(part, ir.TrueP):
+                    continue
+                if part not in items:
+                    items.append(part)
+        if kind is ir.Or and any(isinstance(p, ir.TrueP) for p in items):
+            return ir.TrueP(pred.span)
+        if not items:
+            return ir.TrueP(pred.span)
+        if len(items) == 1:
+            return items[0]
+        return replace(pred, items=tuple(items))
+    return pred
+
+
+def normalize(query: ir.Query) -> ir.Query:
+    steps = tuple(_map_preds(step, normalize_pred) for step in query.steps)
+    return replace(query, steps=steps)
+
+
+def _map_preds(step: ir.Step, fn: Callable[[ir.Pred], ir.Pred]) -> ir.Step:
+    if isinstance(step, ir.Filter):
+        return replace(step, pred=fn(step.pred))
+    if isinstance(step, ir.Signal):
+        return replace(step, condition=fn(step.condition))
+    if isinstance(step, ir.Case):
+        branches = tuple(replace(b, steps=tuple(_map_preds(s, fn) for s in b.steps)) for b in step.branches)
+        return replace(step, branches=branches)
+    if isinstance(step, ir.Eval):
+        return replace(step, expr=_map_expr_preds(step.expr, fn))
+    return step
+
+
+def _map_expr_preds(expr: ir.Expr, fn: Callable[[ir.Pred], ir.Pred]) -> ir.Expr:
+    if isinstance(expr, ir.Cond):
+        return replace(expr, test=fn(expr.test), then=_map_expr_preds(expr.then, fn),
+                       otherwise=_map_expr_preds(expr.otherwise, fn))
+    if isinstance(expr, ir.Arith):
+        return replace(expr, left=_map_expr_preds(expr.left, fn), right=_map_expr_preds(expr.right, fn))
+    return expr
+
+
+def drop_true_filters(query: ir.Query) -> ir.Query:
+    """A ``*`` filter stage keeps every event."""
+    steps = tuple(s for s in query.steps if not (isinstance(s, ir.Filter) and isinstance(s.pred, ir.TrueP)))
+    return replace(query, steps=steps)
+
+
+# ---------------------------------------------------------------- the source
+
+EVENT_TYPE_FIELDS = ("#event_simpleName", "event_simpleName")
+PLATFORM_FIELDS = ("event_platform", "#event_platform")
+
+
+def _exact_values(pred: ir.Pred, fields: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The values of ``field = v1 or field = v2 ...`` (exact, case-sensitive), else None."""
+    if isinstance(pred, ir.Eq) and pred.field in fields and not pred.ignore_case:
+        return (pred.value,)
+    if isinstance(pred, ir.In) and pred.field in fields and not pred.ignore_case \
+            and not any("*" in v for v in pred.values):
+        return pred.values
+    if isinstance(pred, ir.Or):
+        found: list[str] = []
+        for item in pred.items:
+            values = _exact_values(item, fields)
+            if values is None:
+                return None
+            found.extend(v for v in values if v not in found)
+        return tuple(found)
+    return None
+
+
+def extract_source(query: ir.Query) -> ir.Query:
+    """Move the leading ``#event_simpleName=...`` and ``event_platform=...`` conjuncts of the
+    first filters into :class:`Source`; a target profile turns them into tables or logsources."""
+    event_types: tuple[str, ...] = query.source.event_types
+    platforms: tuple[str, ...] = query.source.platforms
+    steps: list[ir.Step] = []
+    leading = True
+    for step in query.steps:
+        if not (leading and isinstance(step, ir.Filter)):
+            leading = False
+            steps.append(step)
+            continue
+        conjuncts = step.pred.items if isinstance(step.pred, ir.And) else (step.pred,)
+        kept: list[ir.Pred] = []
+        for conjunct in conjuncts:
+            types = _exact_values(conjunct, EVENT_TYPE_FIELDS)
+            plats = _exact_values(conjunct, PLATFORM_FIELDS)
+            if types is not None and not event_types:
+                event_types = types
+            elif plats is not None and not platforms:
+                platforms = plats
+            else:
+                kept.append(conjunct)
+        if kept:
+            pred = kept[0] if len(kept) == 1 else ir.And(tuple(kept), step.pred.span)
+            steps.append(replace(step, pred=pred))
+    return replace(query, source=ir.Source(event_types, platforms), steps=tuple(steps))
+
+
+# ---------------------------------------------------------------- signals, score, ladder
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _flag(step: ir.Step) -> tuple[ir.Pred, tuple[str, str]] | None:
+    if isinstance(step, ir.Eval) and isinstance(step.expr, ir.Cond):
+        then, other = step.expr.then, step.expr.otherwise
+        if isinstance(then, ir.Lit) and isinstance(other, ir.Lit) \
+                and isinstance(then.value, str) and isinstance(other.value, str) and then.value != other.value:
+            return step.expr.test, (then.value, other.value)
+    return None
+
+
+def _weight(step: ir.Step) -> tuple[ir.Pred, int | float] | None:
+    if isinstance(step, ir.Eval) and isinstance(step.expr, ir.Cond):
+        then, other = step.expr.then, step.expr.otherwise
+        if isinstance(then, ir.Lit) and isinstance(other, ir.Lit) and _is_number(then.value) \
+                and other.value == 0 and then.value != 0:
+            assert isinstance(then.value, int | float)
+            return step.expr.test, then.value
+    return None
+
+
+def _undisturbed(steps: tuple[ir.Step, ...], start: int, end: int, guarded: frozenset[str],
+                 moved: str) -> bool:
+    """No step strictly between ``start`` and ``end`` writes a guarded field or reads ``moved``."""
+    for step in steps[start + 1:end]:
+        if step_writes(step) & guarded or moved in step_reads(step) or "*" in step_reads(step):
+            return False
+    return True
+
+
+def recognize_signals(query: ir.Query) -> ir.Query:
+    """A flag field (``"YES"/"NO"``) and a score field (``w/0``) that test the same condition
+    become one :class:`Signal`; a lone score field becomes a signal too."""
+    steps = query.steps
+    merged: dict[int, ir.Signal] = {}
+    removed: set[int] = set()
+    for index, step in enumerate(steps):
+        weight = _weight(step)
+        if weight is None or index in removed:
+            continue
+        assert isinstance(step, ir.Eval)
+        condition, value = weight
+        guarded = pred_fields(condition) | {step.field}
+        partner = None
+        for other_index, other in enumerate(steps):
+            flag = _flag(other)
+            if flag is None or flag[0] != condition or other_index in merged or other_index in removed:
+                continue
+            assert isinstance(other, ir.Eval)
+            lo, hi = sorted((index, other_index))
+            moved = step.field if other_index < index else other.field
+            if _undisturbed(steps, lo, hi, guarded | {other.field}, moved):
+                partner = (other_index, other, flag[1])
+                break
+        if partner is not None:
+            other_index, other, values = partner
+            first = min(index, other_index)
+            merged[first] = ir.Signal(other.field, condition, value, other.field, values, step.field,
+                                      steps[first].span)
+            removed.add(max(index, other_index))
+        else:
+            merged[index] = ir.Signal(step.field, condition, value, None, ("YES", "NO"), step.field,
+                                      step.span)
+    out = tuple(merged.get(i, s) for i, s in enumerate(steps) if i not in removed)
+    return replace(query, steps=out)
+
+
+def _summands(expr: ir.Expr) -> Iterator[ir.Expr]:
+    if isinstance(expr, ir.Arith) and expr.op == "+":
+        yield from _summands(expr.left)
+        yield from _summands(expr.right)
+    else:
+        yield expr
+
+
+def recognize_score(query: ir.Query) -> ir.Query:
+    """``S := a + b + c`` where every term is a signal's score field becomes :class:`Score`."""
+    score_of: dict[str, ir.Signal] = {}
+    out: list[ir.Step] = []
+    for step in query.steps:
+        if isinstance(step, ir.Signal) and step.score_field:
+            score_of[step.score_field] = step
+        elif isinstance(step, ir.Eval):
+            terms = list(_summands(step.expr))
+            if all(isinstance(t, ir.Ref) and t.field in score_of for t in terms):
+                names = tuple(score_of[t.field].name for t in terms if isinstance(t, ir.Ref))
+                if len(set(names)) == len(names):
+                    step = ir.Score(step.field, names, step.span)
+        for written in step_writes(step):
+            if not (isinstance(step, ir.Signal) and written == step.score_field):
+                score_of.pop(written, None)
+        out.append(step)
+    return replace(query, steps=tuple(out))
+
+
+def _ladder(expr: ir.Expr, score: str) -> tuple[list[ir.Tier], str] | None:
+    tiers: list[ir.Tier] = []
+    while isinstance(expr, ir.Cond):
+        test, then = expr.test, expr.then
+        if not (isinstance(test, ir.Cmp) and test.field == score and test.op == ">="
+                and isinstance(then, ir.Lit) and isinstance(then.value, str)):
+            return None
+        tiers.append(ir.Tier(test.number, then.value))
+        expr = expr.otherwise
+    if not tiers or not (isinstance(expr, ir.Lit) and isinstance(expr.value, str)):
+        return None
+    if any(b.minimum >= a.minimum for a, b in pairwise(tiers)):
+        return None  # a lower tier first would shadow the higher one; keep it as plain if()
+    return tiers, expr.value
+
+
+def recognize_ladder(query: ir.Query) -> ir.Query:
+    """``Sev := if(S >= 6, "CRITICAL", if(S >= 3, "HIGH", "MEDIUM"))`` over a :class:`Score`
+    becomes :class:`Ladder`."""
+    scores: set[str] = set()
+    out: list[ir.Step] = []
+    for step in query.steps:
+        if isinstance(step, ir.Score):
+            scores.add(step.field)
+        elif isinstance(step, ir.Eval):
+            for score in scores:
+                found = _ladder(step.expr, score)
+                if found is not None:
+                    step = ir.Ladder(step.field, score, tuple(found[0]), found[1], step.span)
+                    break
+        if not isinstance(step, ir.Score):
+            scores -= step_writes(step)
+        out.append(step)
+    return replace(query, steps=tuple(out))
+
+
+PASSES: tuple[Callable[[ir.Query], ir.Query], ...] = (
+    normalize,
+    drop_true_filters,
+    extract_source,
+    recognize_signals,
+    recognize_score,
+    recognize_ladder,
+)
+
+
+def run_passes(query: ir.Query) -> ir.Query:
+    for rewrite in PASSES:
+        query = rewrite(query)
+    return query
