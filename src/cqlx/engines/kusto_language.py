@@ -79,9 +79,7 @@ def _npm_root_global() -> Path | None:
     if npm is None:
         return None
     try:
-        done = subprocess.run(
-            [npm, "root", "-g"], capture_output=True, text=True, timeout=60, check=False
-        )
+        done = subprocess.run([npm, "root", "-g"], capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     root = done.stdout.strip()

@@ -39,7 +39,7 @@ from typing import Any
 
 from cqlx.engines import EngineError, EngineUnavailable
 
-__all__ = ["SIGMA_CHECK_EXCLUDED", "run_sigma", "sigma_check", "sigma_executable"]
+__all__ = ["SIGMA_CHECK_EXCLUDED", "convert_to_sqlite", "run_sigma", "sigma_check", "sigma_executable"]
 
 #: Validators left out of ``sigma check``: the MITRE ATT&CK and D3FEND tag checks download
 #: their data and fail offline, and the ``sigmahq_*`` ones (from pySigma-validators-sigmahq,
@@ -143,11 +143,13 @@ def _load_events(con: sqlite3.Connection, events: Sequence[Mapping[str, object]]
 
 def _sigma_modules() -> tuple[Any, Any, Any]:
     try:
-        from sigma.backends.sqlite import sqliteBackend
+        from sigma.backends.sqlite.sqlite import sqliteBackend
         from sigma.collection import SigmaCollection
         from sigma.rule import SigmaRule
     except ImportError as exc:
-        raise EngineUnavailable(f"pySigma with its sqlite backend is not installed ({exc}): {_INSTALL_HINT}") from exc
+        raise EngineUnavailable(
+            f"pySigma with its sqlite backend is not installed ({exc}): {_INSTALL_HINT}"
+        ) from exc
     return SigmaCollection, SigmaRule, sqliteBackend
 
 
@@ -158,17 +160,24 @@ def _rule_name(rule: Any) -> str:
     return str(getattr(rule, "id", "") or "")
 
 
-def convert_to_sqlite(rules_yaml: str) -> list[tuple[str, list[str]]]:
-    """Each rule of the collection as ``(title or id, [SQL query, ...])``, as the backend writes it."""
+def _convert(rules_yaml: str) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """Each rule as ``(name, queries)``, and every field the rules name."""
     sigma_collection, sigma_rule, sqlite_backend = _sigma_modules()
     collection = sigma_collection.from_yaml(rules_yaml)
     backend = sqlite_backend()
-    converted: list[tuple[str, list[str]]] = []
+    rules: list[tuple[str, list[str]]] = []
+    required: list[str] = []
     for rule in collection.rules:
         if not isinstance(rule, sigma_rule):
             raise NotImplementedError(f"only detection rules are supported, not {type(rule).__name__}")
-        converted.append((_rule_name(rule), [str(query) for query in backend.convert_rule(rule)]))
-    return converted
+        rules.append((_rule_name(rule), [str(query) for query in backend.convert_rule(rule)]))
+        required.extend(str(field) for field in backend.required_fields(rule))
+    return rules, required
+
+
+def convert_to_sqlite(rules_yaml: str) -> list[tuple[str, list[str]]]:
+    """Each rule of the collection as ``(title or id, [SQL query, ...])``, as the backend writes it."""
+    return _convert(rules_yaml)[0]
 
 
 def run_sigma(rules_yaml: str, events: Sequence[Mapping[str, object]]) -> list[tuple[str, list[int]]]:
@@ -180,17 +189,7 @@ def run_sigma(rules_yaml: str, events: Sequence[Mapping[str, object]]) -> list[t
     the backend cannot convert (e.g. keyword searches), :class:`NotImplementedError` for
     correlation rules, and :class:`~cqlx.engines.EngineUnavailable` without pySigma.
     """
-    sigma_collection, sigma_rule, sqlite_backend = _sigma_modules()
-    collection = sigma_collection.from_yaml(rules_yaml)
-    backend = sqlite_backend()
-    rules: list[tuple[str, list[str]]] = []
-    required: list[str] = []
-    for rule in collection.rules:
-        if not isinstance(rule, sigma_rule):
-            raise NotImplementedError(f"only detection rules are supported, not {type(rule).__name__}")
-        rules.append((_rule_name(rule), [str(query) for query in backend.convert_rule(rule)]))
-        required.extend(backend.required_fields(rule))
-
+    rules, required = _convert(rules_yaml)
     regexp = _Regexp()
     con = sqlite3.connect(":memory:")
     try:

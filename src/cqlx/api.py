@@ -1,0 +1,62 @@
+"""The Python API: ``parse``, ``convert``, ``compile_matcher``.
+
+Every failure a caller can cause raises a :class:`cqlx.CqlError` subclass carrying the span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from cqlx import ir
+from cqlx.ast import Pipeline
+from cqlx.errors import CqlError
+
+
+def parse_tree(text: str) -> Pipeline:
+    """The syntax tree of a CQL query."""
+    from cqlx.parser import parse as parse_text
+
+    return parse_text(text)
+
+
+def parse(text: str) -> ir.Query:
+    """The IR of a CQL query: lowered from the syntax tree and normalised by the passes."""
+    from cqlx.lower import lower
+    from cqlx.passes import run_passes
+
+    tree = parse_tree(text)
+    try:
+        return run_passes(lower(tree))
+    except CqlError as error:
+        raise error.located(text) from None
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """A compiled rule: ``match(event)`` gives the output row or None; ``run(events)`` all rows,
+    ordered and limited as the rule says. ``source`` is the standalone module's code."""
+
+    query: ir.Query
+    source: str
+    namespace: dict[str, Any]
+
+    def match(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self.namespace["match"](event)
+        return result
+
+    def run(self, events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.namespace["run"](events)
+        return result
+
+
+def compile_matcher(text: str, title: str = "") -> Matcher:
+    """Compile a CQL query into an in-process matcher (the same code ``--to python`` writes)."""
+    from cqlx.emit.python import emit_python
+
+    query = parse(text)
+    source = emit_python(query, title, text)
+    namespace: dict[str, Any] = {"__name__": "cqlx_matcher"}
+    exec(compile(source, "<cqlx matcher>", "exec"), namespace)
+    return Matcher(query, source, namespace)

@@ -1,0 +1,88 @@
+"""One entry point for every target, and the one policy for lossy conversion.
+
+``convert_query`` runs the emitter of the target language with the chosen profile and returns the
+output with its diagnostics; ``apply_policy`` decides: under ``error`` (the default) any detection
+loss refuses the conversion with an :class:`UnsupportedError` naming every construct, its line and
+column, the target and the reason; presentation loss is always a warning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cqlx import ir
+from cqlx.emit.base import DETECTION, Diagnostic, RuleMeta
+from cqlx.errors import CqlError, UnsupportedError
+from cqlx.profiles import DEFAULT_PROFILE, load_profile
+
+TARGETS = ("spl", "kql", "sigma", "python")
+EXTENSIONS = {"spl": ".spl", "kql": ".kql", "sigma": ".yml", "python": ".py"}
+POLICIES = ("error", "warn", "ignore")
+
+
+@dataclass(frozen=True)
+class Conversion:
+    target: str
+    profile: str
+    output: str
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def detection_loss(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.kind == DETECTION)
+
+    @property
+    def extension(self) -> str:
+        return EXTENSIONS[self.target]
+
+
+def convert_query(query: ir.Query, target: str, profile: str | None = None, meta: RuleMeta | None = None,
+                  query_text: str = "") -> Conversion:
+    """Convert an IR query; the diagnostics say what the target could not express."""
+    if target not in TARGETS:
+        raise CqlError(f"unknown target {target!r}; accepted: " + ", ".join(TARGETS))
+    chosen = load_profile(profile or DEFAULT_PROFILE[target])
+    if chosen.language != target:
+        raise CqlError(f"profile {chosen.name} is for {chosen.language}, not {target}")
+    meta = meta or RuleMeta()
+    if target == "python":
+        from cqlx.emit.python import emit_python
+
+        return Conversion(target, chosen.name, emit_python(query, meta.title, query_text), ())
+    if target == "kql":
+        from cqlx.emit.kql import KqlGenerator
+
+        kql = KqlGenerator(query, chosen, meta)
+        return Conversion(target, chosen.name, kql.generate(), tuple(kql.diagnostics))
+    if target == "spl":
+        from cqlx.emit.spl import SplGenerator
+
+        spl = SplGenerator(query, chosen, meta)
+        return Conversion(target, chosen.name, spl.generate(), tuple(spl.diagnostics))
+    from cqlx.emit.sigma import SigmaGenerator
+
+    sigma = SigmaGenerator(query, chosen, meta)
+    return Conversion(target, chosen.name, sigma.generate(), tuple(sigma.diagnostics))
+
+
+def apply_policy(conversion: Conversion, policy: str = "error", source: str | None = None,
+                 filename: str | None = None) -> Conversion:
+    """Refuse a conversion that loses detection logic (``error``), or let it through."""
+    if policy not in POLICIES:
+        raise CqlError(f"unknown lossy-conversion policy {policy!r}; accepted: " + ", ".join(POLICIES))
+    lost = conversion.detection_loss
+    if lost and policy == "error":
+        first = lost[0]
+        lines = "\n".join(f"  - {d}" for d in lost)
+        message = (f"cannot convert to {first.target} without changing which events match "
+                   f"(--on-lossy warn writes it anyway):\n{lines}")
+        raise UnsupportedError(message, first.span, source, filename)
+    return conversion
+
+
+def convert_text(text: str, to: str, profile: str | None = None, policy: str = "error",
+                 meta: RuleMeta | None = None) -> Conversion:
+    from cqlx.api import parse
+
+    query = parse(text)
+    return apply_policy(convert_query(query, to, profile, meta, text), policy, text)

@@ -1,0 +1,135 @@
+"""What every emitter shares: diagnostics for lossy conversion and field mapping through a profile.
+
+As in sqlglot, an emitter never drops a construct silently: it records it with
+:meth:`Generator.unsupported` (the span, the target, the reason and whether it is *presentation*
+loss, which leaves the matching events unchanged, or *detection* loss), and one policy decides at
+the end (:mod:`cqlx.convert`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cqlx import ir
+from cqlx.ast import NO_SPAN, Span
+from cqlx.passes import step_writes
+from cqlx.profiles import EventType, Profile
+
+PRESENTATION = "presentation"
+DETECTION = "detection"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    kind: str  # presentation | detection
+    target: str
+    message: str
+    span: Span = NO_SPAN
+
+    def __str__(self) -> str:
+        where = f"line {self.span.line}, column {self.span.column}: " if self.span.line else ""
+        label = "detection loss" if self.kind == DETECTION else "presentation loss"
+        return f"{where}{label} on {self.target}: {self.message}"
+
+
+@dataclass(frozen=True)
+class RuleMeta:
+    """What a rule card says about the rule, beyond its query."""
+
+    title: str = ""
+    id: str = ""
+    description: str = ""
+    author: str = ""
+    date: str = ""
+    status: str = ""
+    references: tuple[str, ...] = ()
+    falsepositives: tuple[str, ...] = ()
+    techniques: tuple[str, ...] = ()
+    tactics: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass
+class Generator:
+    """Base of the language emitters: profile lookups and the diagnostics list."""
+
+    query: ir.Query
+    profile: Profile
+    meta: RuleMeta = field(default_factory=RuleMeta)
+    target: str = ""
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    computed: set[str] = field(default_factory=set)  # fields the query has assigned so far
+
+    def __post_init__(self) -> None:
+        if not self.target:
+            self.target = f"{self.profile.language} ({self.profile.name})"
+        self.event = self.resolve_event_type()
+
+    def unsupported(self, message: str, span: Span = NO_SPAN, kind: str = DETECTION) -> None:
+        diagnostic = Diagnostic(kind, self.target, message, span)
+        if diagnostic not in self.diagnostics:
+            self.diagnostics.append(diagnostic)
+
+    def resolve_event_type(self) -> EventType | None:
+        types = self.query.source.event_types
+        if not types:
+            default = self.profile.default_event_type
+            if default:
+                return self.profile.event_type(default)
+            if self.profile.language != "python":
+                self.unsupported("the rule selects no event type (#event_simpleName=...); "
+                                 f"{self.profile.name} needs one to choose a table or logsource")
+            return None
+        resolved = [self.profile.event_type(t) for t in types]
+        missing = [t for t, r in zip(types, resolved, strict=True) if r is None]
+        known = [r for r in resolved if r is not None]
+        if missing:
+            # With one of the rule's event types mapped, the rest only narrows which records of the
+            # same activity are read; with none, the target has nothing to search.
+            self.unsupported(f"event type {', '.join(missing)} has no counterpart in profile {self.profile.name}",
+                             kind="presentation" if known else DETECTION)
+        if not known:
+            return None
+        first = known[0]
+        if any(r.table != first.table or r.logsource != first.logsource or r.search != first.search
+               for r in known[1:]):
+            self.unsupported("the rule's event types map to different tables or logsources in profile "
+                             f"{self.profile.name}; cqlx converts one at a time")
+        return first
+
+    def track(self, step: ir.Step) -> None:
+        """Note the fields a step writes: later references to them are the query's own fields."""
+        self.computed |= step_writes(step)
+
+    def column(self, name: str, span: Span = NO_SPAN, output: bool = False) -> str | None:
+        """The target's name for field ``name``; None (and a diagnostic) when there is none.
+
+        ``output`` marks a field that is only shown (select/table/sort): losing it is presentation
+        loss; losing a field a filter tests is detection loss."""
+        if name in self.computed:
+            return name
+        mapped = self.profile.field(self.event, name)
+        kind = "presentation" if output else DETECTION
+        if mapped is None:
+            if self.profile.unmapped == "identity":
+                return name
+            where = self.event.table or self.event.name if self.event else self.profile.name
+            if self.profile.unmapped == "strict":
+                self.unsupported(f"field {name} has no mapping in profile {self.profile.name} ({where})"
+                                 + ("; left out of the output" if output else ""), span, kind)
+                return None
+            self.unsupported(f"field {name} is not mapped by profile {self.profile.name}; passed through "
+                             "under its Falcon name", span, "presentation")
+            return name
+        if not mapped.exact:
+            self.unsupported(f"field {name} becomes {mapped.name}, which is not the same information"
+                             + (f" ({mapped.note})" if mapped.note else ""), span, kind)
+        if mapped.transform is not None and not output:
+            self.transformed_filter(name, mapped.name, mapped.transform, span)
+        return mapped.name
+
+    def transformed_filter(self, name: str, column: str, transform: str, span: Span) -> None:
+        """A filter on a field whose values differ in shape in the target; emitters that can
+        rewrite the test override this, the rest report it."""
+        self.unsupported(f"a test on {name} would compare {column}, whose values have another shape "
+                         f"({transform})", span)

@@ -1,0 +1,247 @@
+"""IR → KQL (Microsoft Defender Advanced Hunting, Sentinel), one method per IR node.
+
+Facts (learn.microsoft.com, Kusto query reference; SEMANTICS.md): ``==`` is case-sensitive and
+``=~`` is not; ``contains``/``startswith``/``endswith`` ignore case and their ``_cs`` forms do not;
+``matches regex`` is RE2 and case-sensitive, so ``(?i)`` goes in only where the CQL says ``i``.
+Verbatim strings ``@"..."`` (a ``"`` doubled) keep regexes readable. ``sort by x desc`` puts nulls
+last; ``asc`` puts them first, so the emitter always writes ``nulls last``: LogScale lists rows
+without the field last.
+
+A profile with ``missing: empty`` (Defender) stores an absent string as ``""``: a test that would
+match the empty string is guarded with ``isnotempty()`` so a missing field still fails it, as in CQL.
+"""
+
+from __future__ import annotations
+
+import re
+
+from cqlx import ir
+from cqlx.emit.base import PRESENTATION, Generator
+from cqlx.regexes import RE2_UNSUPPORTED, features, flag_prefix, glob_to_regex, matches_empty, to_re2
+
+_PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_KQL_KEYWORDS = frozenset({"and", "or", "not", "by", "on", "in", "has", "where", "project", "extend", "sort",
+                           "take", "top", "let", "true", "false", "case", "iff", "between", "contains"})
+_COMPARE = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+def string(value: str) -> str:
+    """A KQL string literal for ``value``: verbatim when it can be, escaped otherwise."""
+    if any(ord(c) < 0x20 or c == "\x7f" for c in value):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") \
+            .replace("\r", "\\r")
+        if any(ord(c) < 0x20 for c in escaped):
+            raise ValueError("a control character that KQL strings cannot hold")
+        return f'"{escaped}"'
+    if "\\" in value:
+        return '@"' + value.replace('"', '""') + '"'
+    return '"' + value.replace('"', '\\"') + '"'
+
+
+def name(column: str) -> str:
+    """A column reference: bare when it is a plain identifier, else ``['...']``."""
+    if _PLAIN_NAME.match(column) and column.lower() not in _KQL_KEYWORDS:
+        return column
+    return "['" + column.replace("\\", "\\\\").replace("'", "\\'") + "']"
+
+
+def _number(value: int | float) -> str:
+    return repr(value) if isinstance(value, int) else repr(float(value))
+
+
+class KqlGenerator(Generator):
+    def generate(self) -> str:
+        table = self.event.table if self.event and self.event.table else None
+        lines = [name(table) if table else "<no table>"]
+        for step in self.query.steps:
+            lines.extend(f"| {op}" for op in self.step(step))
+            self.track(step)
+        return "\n".join(lines) + "\n"
+
+    # ------------------------------------------------------------ steps
+
+    def step(self, step: ir.Step) -> list[str]:
+        if isinstance(step, ir.Filter):
+            return [f"where {self.pred(step.pred)}"]
+        if isinstance(step, ir.Eval):
+            return [f"extend {name(step.field)} = {self.expr(step.expr)}"]
+        if isinstance(step, ir.Signal):
+            return self.signal(step)
+        if isinstance(step, ir.Score):
+            signals = {s.name: s for s in self.query.steps if isinstance(s, ir.Signal)}
+            terms = [name(signals[n].score_field or n) for n in step.signals]
+            return [f"extend {name(step.field)} = {' + '.join(terms)}"]
+        if isinstance(step, ir.Ladder):
+            arms = ", ".join(f"{name(step.score_field)} >= {_number(t.minimum)}, {string(t.label)}" for t in step.tiers)
+            return [f"extend {name(step.field)} = case({arms}, {string(step.default)})"]
+        if isinstance(step, ir.Project):
+            columns = [c for c in (self.column(f, step.span, output=True) for f in step.fields) if c]
+            unique = list(dict.fromkeys(columns))
+            return [f"project {', '.join(name(c) for c in unique)}"]
+        if isinstance(step, ir.Order):
+            return self.order(step)
+        if isinstance(step, ir.Case):
+            self.unsupported("case { } is not converted to KQL yet", step.span)
+            return []
+        raise AssertionError(f"unexpected step {type(step).__name__}")
+
+    def signal(self, step: ir.Signal) -> list[str]:
+        condition = self.pred(step.condition)
+        out: list[str] = []
+        if step.flag_field:
+            yes, no = step.flag_values
+            out.append(f"extend {name(step.flag_field)} = iff({condition}, {string(yes)}, {string(no)})")
+            # The score reads the flag back: the condition is evaluated once per event.
+            condition = f"{name(step.flag_field)} == {string(yes)}"
+        if step.score_field:
+            out.append(f"extend {name(step.score_field)} = iff({condition}, {_number(step.weight)}, 0)")
+        return out
+
+    def order(self, step: ir.Order) -> list[str]:
+        keys = []
+        for key in step.keys:
+            column = self.column(key.field, step.span, output=True)
+            if column is None:
+                continue
+            ref = name(column)
+            if key.type == "string":
+                ref = f"tostring({ref})"
+            elif key.type == "hex":
+                self.unsupported(f"sort type=hex on {key.field} is sorted as text in KQL", step.span, PRESENTATION)
+            keys.append(f"{ref} {'desc' if key.descending else 'asc'} nulls last")
+        if not keys:
+            return [f"take {step.limit}"]
+        # LogScale's sort() keeps `limit` rows (200 unless told): the same limit here.
+        return [f"sort by {', '.join(keys)}", f"take {step.limit}"]
+
+    # ------------------------------------------------------------ predicates
+
+    def pred(self, pred: ir.Pred, negated: bool = False) -> str:
+        method = getattr(self, f"pred_{type(pred).__name__.lower()}")
+        result: str = method(pred)
+        return result
+
+    def col(self, field: str, span: ir.Span) -> str:
+        column = self.column(field, span)
+        return name(column) if column else name(field)
+
+    def empty_guard(self, column: str, test: str, could_match_empty: bool) -> str:
+        if could_match_empty and self.profile.missing == "empty":
+            return f"(isnotempty({column}) and {test})"
+        return test
+
+    def pred_and(self, pred: ir.And) -> str:
+        return "(" + " and ".join(self.pred(p) for p in pred.items) + ")"
+
+    def pred_or(self, pred: ir.Or) -> str:
+        return "(" + " or ".join(self.pred(p) for p in pred.items) + ")"
+
+    def pred_not(self, pred: ir.Not) -> str:
+        # not() of a string test is true for an empty/missing value, as CQL's negation is.
+        return f"not({self.pred(pred.item)})"
+
+    def pred_truep(self, pred: ir.TrueP) -> str:
+        return "true"
+
+    def pred_eq(self, pred: ir.Eq) -> str:
+        column = self.col(pred.field, pred.span)
+        op = "=~" if pred.ignore_case else "=="
+        if pred.value == "" and self.profile.missing == "empty":
+            self.unsupported(f"{pred.field}=\"\" (present and empty) cannot be told from a missing field in "
+                             f"{self.profile.name}, which stores both as an empty string", pred.span)
+        return f"{column} {op} {string(pred.value)}"
+
+    def pred_glob(self, pred: ir.Glob) -> str:
+        column = self.col(pred.field, pred.span)
+        suffix = "" if pred.ignore_case else "_cs"
+        parts = pred.pattern.split("*")
+        inner = parts[1:-1]
+        if len(parts) == 2 and parts[0] and not parts[1]:
+            return f"{column} startswith{suffix} {string(parts[0])}"
+        if len(parts) == 2 and parts[1] and not parts[0]:
+            return f"{column} endswith{suffix} {string(parts[1])}"
+        if len(parts) == 3 and not parts[0] and not parts[2] and inner[0]:
+            return f"{column} contains{suffix} {string(inner[0])}"
+        pattern = glob_to_regex(pred.pattern)
+        if pred.ignore_case:
+            pattern = "(?i)" + pattern
+        test = f"{column} matches regex {string(pattern)}"
+        return self.empty_guard(column, test, all(not p for p in parts))
+
+    def pred_regex(self, pred: ir.Regex) -> str:
+        column = self.col(pred.field, pred.span)
+        pattern = self.re2(pred.pattern, pred.flags, pred.span)
+        test = f"{column} matches regex {string(pattern)}"
+        return self.empty_guard(column, test, matches_empty(pred.pattern, pred.flags))
+
+    def re2(self, pattern: str, flags: str, span: ir.Span) -> str:
+        lacking = features(pattern) & RE2_UNSUPPORTED
+        if lacking:
+            self.unsupported(f"the regex uses {', '.join(sorted(lacking))}, which RE2 (KQL) does not have", span)
+        translated = flag_prefix(flags) + to_re2(pattern)
+        if not lacking:
+            try:
+                import re2
+
+                re2.compile(translated)
+            except Exception as error:  # re2 raises its own error type
+                self.unsupported(f"RE2 rejects the regex: {error}", span)
+        return translated
+
+    def pred_cmp(self, pred: ir.Cmp) -> str:
+        column = self.col(pred.field, pred.span)
+        typed = self.column_type(pred.field)
+        ref = column if typed in ("long", "int", "real", "double", "decimal") else f"todouble({column})"
+        return f"{ref} {_COMPARE[pred.op]} {_number(pred.number)}"
+
+    def column_type(self, field: str) -> str:
+        if field in self.computed:
+            return "long"
+        mapped = self.profile.field(self.event, field)
+        table = self.event.table if self.event else None
+        if mapped is None or table is None:
+            return "string"
+        return dict(self.profile.columns(table)).get(mapped.name, mapped.type)
+
+    def pred_exists(self, pred: ir.Exists) -> str:
+        column = self.col(pred.field, pred.span)
+        if self.column_type(pred.field) == "string":
+            return f"isnotempty({column})"
+        return f"isnotnull({column})"
+
+    def pred_in(self, pred: ir.In) -> str:
+        column = self.col(pred.field, pred.span)
+        if any("*" in v for v in pred.values):
+            return "(" + " or ".join(self.pred_glob(ir.Glob(pred.field, v, pred.ignore_case, pred.span))
+                                     if "*" in v else
+                                     self.pred_eq(ir.Eq(pred.field, v, pred.ignore_case, pred.span))
+                                     for v in pred.values) + ")"
+        op = "in~" if pred.ignore_case else "in"
+        return f"{column} {op} ({', '.join(string(v) for v in pred.values)})"
+
+    def pred_freetext(self, pred: ir.FreeText) -> str:
+        self.unsupported("free-text search over every field has no exact KQL form", pred.span)
+        return "false"
+
+    def pred_exprtest(self, pred: ir.ExprTest) -> str:
+        return f"{self.expr(pred.left)} {_COMPARE[pred.op]} {self.expr(pred.right)}"
+
+    # ------------------------------------------------------------ expressions
+
+    def expr(self, expr: ir.Expr) -> str:
+        if isinstance(expr, ir.Lit):
+            return string(expr.value) if isinstance(expr.value, str) else _number(expr.value)
+        if isinstance(expr, ir.Ref):
+            return self.col(expr.field, expr.span)
+        if isinstance(expr, ir.Cond):
+            return f"iff({self.pred(expr.test)}, {self.expr(expr.then)}, {self.expr(expr.otherwise)})"
+        if isinstance(expr, ir.Arith):
+            left = self.expr(expr.left)
+            if expr.op == "/":  # LogScale divides as real numbers; KQL long / long truncates
+                left = f"todouble({left})"
+            return f"({left} {expr.op} {self.expr(expr.right)})"
+        if isinstance(expr, ir.Func):
+            function = {"lower": "tolower", "upper": "toupper"}.get(expr.name)
+            if function:
+                return f"{function}({self.expr(expr.args[0])})"
+        raise AssertionError(f"unexpected expression {expr!r}")

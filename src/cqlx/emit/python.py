@@ -1,0 +1,269 @@
+"""IR → a standalone Python module: the executable reference semantics of CQL.
+
+The module holds ``match(event) -> dict | None`` and ``run(events) -> list[dict]`` and needs only
+the standard library: :mod:`cqlx.runtime` is copied into it. As in jinja2, nothing from the rule
+is formatted into code: every literal (strings, numbers, patterns, field names) enters through
+``repr()`` of a str/int/float, and field names stay strings looked up at run time.
+
+Sort-like stages (``sort()``, ``table()``) are barriers: the pipeline is cut there into segments,
+``run`` orders and limits the rows between segments, as LogScale does; ``match`` treats a barrier
+as the identity (one event sorted is itself).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cqlx import ir
+from cqlx.regexes import glob_to_regex, python_flags, to_python
+
+_RUNTIME = Path(__file__).resolve().parent.parent / "runtime.py"
+
+
+def runtime_source() -> str:
+    return _RUNTIME.read_text(encoding="utf-8")
+
+
+@dataclass
+class _Module:
+    """Constants shared by all generated functions, deduplicated (one compiled regex per pattern)."""
+
+    constants: dict[str, str] = field(default_factory=dict)  # code → name
+    functions: list[str] = field(default_factory=list)
+
+    def constant(self, code: str, prefix: str) -> str:
+        if code not in self.constants:
+            self.constants[code] = f"_{prefix}{len(self.constants)}"
+        return self.constants[code]
+
+    def regex(self, pattern: str, flags: int) -> str:
+        return self.constant(f"compile_regex({pattern!r}, {int(flags)!r})", "R")
+
+
+class _Segment:
+    """Code for one run of streaming steps, as the body of ``def NAME(rec):``."""
+
+    def __init__(self, module: _Module, name: str) -> None:
+        self.module = module
+        self.name = name
+        self.lines: list[str] = []
+        self.owned = False  # rec is our own copy (safe to write)
+        self.signals: dict[str, tuple[str, int | float]] = {}  # signal name → (variable, weight)
+        self.counter = 0
+
+    def emit(self, line: str, depth: int = 1) -> None:
+        self.lines.append("    " * depth + line)
+
+    def fresh(self, prefix: str) -> str:
+        self.counter += 1
+        return f"_{prefix}{self.counter}"
+
+    def own(self) -> None:
+        if not self.owned:
+            self.emit("rec = dict(rec)")
+            self.owned = True
+
+    def source(self) -> str:
+        return "\n".join([f"def {self.name}(rec):", *self.lines, "    return rec"])
+
+    # ------------------------------------------------------------ steps
+
+    def step(self, step: ir.Step) -> None:
+        if isinstance(step, ir.Filter):
+            self.emit(f"if not ({self.pred(step.pred)}):")
+            self.emit("return None", 2)
+        elif isinstance(step, ir.Eval):
+            self.own()
+            self.emit(f"rec = assign(rec, {step.field!r}, {self.expr(step.expr)})")
+        elif isinstance(step, ir.Signal):
+            self.signal(step)
+        elif isinstance(step, ir.Score):
+            self.own()
+            terms = []
+            for name in step.signals:
+                if name in self.signals:
+                    var, weight = self.signals[name]
+                    terms.append(f"({weight!r} if {var} else 0)")
+                else:  # the signal was set before a barrier: read its score field back
+                    terms.append(f"(number(get(rec, {name!r})) or 0)")
+            self.emit(f"rec[{step.field!r}] = {' + '.join(terms) or '0'}")
+        elif isinstance(step, ir.Ladder):
+            self.own()
+            value = f"get(rec, {step.score_field!r})"
+            code = repr(step.default)
+            for tier in reversed(step.tiers):
+                code = f"{tier.label!r} if compare({value}, '>=', {tier.minimum!r}) else {code}"
+            self.emit(f"rec[{step.field!r}] = {code}")
+        elif isinstance(step, ir.Case):
+            self.case(step)
+        elif isinstance(step, ir.Project):
+            names = self.module.constant(repr(step.fields), "F")
+            self.emit(f"rec = project(rec, {names})")
+            self.owned = True
+        else:  # pragma: no cover - Order is a barrier, handled by the caller
+            raise AssertionError(f"unexpected step {type(step).__name__}")
+
+    def signal(self, step: ir.Signal) -> None:
+        var = self.fresh("s")
+        self.emit(f"{var} = {self.pred(step.condition)}")
+        self.signals[step.name] = (var, step.weight)
+        self.own()
+        if step.flag_field:
+            yes, no = step.flag_values
+            self.emit(f"rec[{step.flag_field!r}] = {yes!r} if {var} else {no!r}")
+        if step.score_field:
+            self.emit(f"rec[{step.score_field!r}] = {step.weight!r} if {var} else 0")
+
+    def case(self, step: ir.Case) -> None:
+        names = []
+        for branch in step.branches:
+            segment = _Segment(self.module, f"_branch{len(self.module.functions)}_{len(names)}")
+            for inner in branch.steps:
+                if isinstance(inner, ir.Order):
+                    raise ValueError("sort() inside case { } is not supported")
+                segment.step(inner)
+            self.module.functions.append(segment.source())
+            names.append(segment.name)
+        branches = self.module.constant("(" + "".join(f"{n}, " for n in names) + ")", "B")
+        self.emit(f"for _branch in {branches}:")
+        self.emit("_out = _branch(rec)", 2)
+        self.emit("if _out is not None:", 2)
+        self.emit("rec = _out", 3)
+        self.emit("break", 3)
+        self.emit("else:")
+        self.emit("return None", 2)
+        self.owned = False
+
+    # ------------------------------------------------------------ predicates and values
+
+    def value(self, name: str) -> str:
+        return f"get(rec, {name!r})"
+
+    def pred(self, pred: ir.Pred) -> str:
+        m = self.module
+        if isinstance(pred, ir.And):
+            return "(" + " and ".join(self.pred(p) for p in pred.items) + ")"
+        if isinstance(pred, ir.Or):
+            return "(" + " or ".join(self.pred(p) for p in pred.items) + ")"
+        if isinstance(pred, ir.Not):
+            return f"not {self.pred(pred.item)}"
+        if isinstance(pred, ir.TrueP):
+            return "True"
+        if isinstance(pred, ir.Eq):
+            if pred.ignore_case:
+                return f"equals_folded({self.value(pred.field)}, {pred.value.lower()!r})"
+            return f"equals({self.value(pred.field)}, {pred.value!r})"
+        if isinstance(pred, ir.Glob):
+            flags = re.IGNORECASE if pred.ignore_case else 0
+            regex = m.regex(glob_to_regex(pred.pattern, "\\Z"), flags)
+            return f"search({regex}, {self.value(pred.field)})"
+        if isinstance(pred, ir.Regex):
+            regex = m.regex(to_python(pred.pattern), python_flags(pred.flags))
+            return f"search({regex}, {self.value(pred.field)})"
+        if isinstance(pred, ir.Cmp):
+            return f"compare({self.value(pred.field)}, {pred.op!r}, {pred.number!r})"
+        if isinstance(pred, ir.Exists):
+            return f"({self.value(pred.field)} is not None)"
+        if isinstance(pred, ir.In):
+            return self.member(pred)
+        if isinstance(pred, ir.FreeText):
+            if pred.regex:
+                regex = m.regex(to_python(pred.value), python_flags(pred.flags))
+                return f"free_regex(rec, {regex})"
+            return f"free_text(rec, {pred.value!r})"
+        if isinstance(pred, ir.ExprTest):
+            return f"compare_values({pred.op!r}, {self.expr(pred.left)}, {self.expr(pred.right)})"
+        raise AssertionError(f"unexpected predicate {type(pred).__name__}")
+
+    def member(self, pred: ir.In) -> str:
+        if any("*" in v for v in pred.values) or pred.ignore_case:
+            alternatives = "|".join(glob_to_regex(v, "\\Z") for v in pred.values)
+            flags = re.IGNORECASE if pred.ignore_case else 0
+            regex = self.module.regex(f"(?:{alternatives})", flags)
+            return f"search({regex}, {self.value(pred.field)})"
+        values = self.module.constant("frozenset(" + repr(tuple(sorted(set(pred.values)))) + ")", "S")
+        return f"member({self.value(pred.field)}, {values})"
+
+    def expr(self, expr: ir.Expr) -> str:
+        if isinstance(expr, ir.Lit):
+            return repr(expr.value)
+        if isinstance(expr, ir.Ref):
+            return self.value(expr.field)
+        if isinstance(expr, ir.Cond):
+            return f"({self.expr(expr.then)} if {self.pred(expr.test)} else {self.expr(expr.otherwise)})"
+        if isinstance(expr, ir.Arith):
+            return f"arith({expr.op!r}, {self.expr(expr.left)}, {self.expr(expr.right)})"
+        if isinstance(expr, ir.Func):
+            if expr.name in ("lower", "upper"):
+                return f"{expr.name}({self.expr(expr.args[0])})"
+        raise AssertionError(f"unexpected expression {expr!r}")
+
+
+def _source_filter(query: ir.Query) -> list[ir.Step]:
+    """The event-type and platform tests, which other targets turn into tables or logsources."""
+    steps: list[ir.Step] = []
+    if query.source.event_types:
+        steps.append(ir.Filter(ir.In("#event_simpleName", query.source.event_types)))
+    if query.source.platforms:
+        steps.append(ir.Filter(ir.In("event_platform", query.source.platforms)))
+    return steps
+
+
+def emit_python(query: ir.Query, title: str = "", query_text: str = "") -> str:
+    """The standalone matcher module for ``query``."""
+    module = _Module()
+    segments: list[_Segment] = [_Segment(module, "_segment0")]
+    orders: list[ir.Order] = []
+    for step in [*_source_filter(query), *query.steps]:
+        if isinstance(step, ir.Order):
+            orders.append(step)
+            segments.append(_Segment(module, f"_segment{len(segments)}"))
+        else:
+            segments[-1].step(step)
+    order_specs = [
+        "(" + repr(tuple((k.field, k.descending, k.type) for k in o.keys)) + f", {o.limit!r})" for o in orders
+    ]
+    out = [
+        f'"""cqlx matcher{": " + title if title else ""}.',
+        "",
+        "Generated by cqlx from a LogScale query; standard library only. Entry points:",
+        "match(event) -> dict | None (the output row, or None) and run(events) -> list[dict].",
+        '"""',
+        "",
+        "# ---- cqlx runtime (src/cqlx/runtime.py) ----",
+        runtime_source().split('"""', 2)[2].strip(),
+        "",
+        "# ---- the rule ----",
+        f"QUERY = {query_text!r}",
+        "",
+    ]
+    out += [f"{name} = {code}" for code, name in module.constants.items()]
+    out += ["", ""]
+    out += [f"{fn}\n\n" for fn in module.functions]
+    out += [f"{segment.source()}\n\n" for segment in segments]
+    out += [
+        "SEGMENTS = (" + "".join(f"{s.name}, " for s in segments) + ")",
+        "ORDERS = (" + "".join(f"{spec}, " for spec in order_specs) + ")",
+        "",
+        "",
+        "def match(event):",
+        '    """The output row for one event, or None when the rule drops it."""',
+        "    rec = event",
+        "    for segment in SEGMENTS:",
+        "        rec = segment(rec)",
+        "        if rec is None:",
+        "            return None",
+        "    return rec",
+        "",
+        "",
+        "def run(events):",
+        '    """Every output row, ordered and limited as the rule\'s sort() and table() say."""',
+        "    rows = (row for row in map(SEGMENTS[0], events) if row is not None)",
+        "    for (keys, limit), segment in zip(ORDERS, SEGMENTS[1:]):",
+        "        rows = (row for row in map(segment, top(rows, keys, limit)) if row is not None)",
+        "    return list(rows)",
+        "",
+    ]
+    return "\n".join(out)

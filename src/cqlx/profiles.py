@@ -1,0 +1,307 @@
+"""Target profiles: how Falcon event types and fields are named in a target (``backends/*.yaml``).
+
+A target is a language emitter plus a profile. The profile is data: which table, search or Sigma
+logsource each Falcon event type becomes, each field's name there, its type and value transform,
+the target's table schemas and regex dialect. Every profile is validated on load; an error names
+the file, the line and the key. The format is documented in ``backends/README.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cqlx.ast import Span
+from cqlx.errors import ProfileError
+from cqlx.resources import data_dir
+
+LANGUAGES = ("kql", "spl", "sigma", "python")
+REGEX_DIALECTS = ("re2", "pcre", "sigma", "python")
+UNMAPPED_POLICIES = ("strict", "passthrough")
+MISSING_FORMS = ("null", "empty")
+# What a transform says about the target's value compared with Falcon's.
+TRANSFORMS = {
+    "basename": "the target holds the full path where Falcon holds the file name",
+    "epoch_ms": "Falcon holds epoch milliseconds, the target a datetime",
+    "splunk_time": "Splunk's _time (epoch seconds) stands for Falcon's epoch-millisecond timestamp",
+}
+KQL_TYPES = frozenset({"string", "long", "int", "real", "double", "bool", "boolean", "datetime", "timespan",
+                       "guid", "dynamic", "decimal"})
+
+_TOP_KEYS = {"name", "language", "title", "description", "regex", "unmapped", "missing", "tables",
+             "fields", "event_types", "platforms", "extends", "default_event_type"}
+_EVENT_KEYS = {"table", "search", "logsource", "fields", "note"}
+_FIELD_KEYS = {"name", "type", "transform", "exact", "note"}
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """How one Falcon field is named and shaped in the target."""
+
+    name: str
+    type: str = "string"
+    transform: str | None = None
+    exact: bool = True  # False: the target field is a stand-in, not the same information
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    table: str | None = None
+    search: tuple[tuple[str, str], ...] = ()
+    logsource: tuple[tuple[str, str], ...] = ()
+    fields: dict[str, FieldMap] = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    language: str
+    title: str
+    regex: str
+    unmapped: str
+    missing: str
+    event_types: dict[str, EventType]
+    tables: dict[str, tuple[tuple[str, str], ...]]
+    platforms: dict[str, str]
+    path: str
+    default_event_type: str | None = None
+
+    def event_type(self, name: str) -> EventType | None:
+        return self.event_types.get(name)
+
+    def field(self, event_type: EventType | None, name: str) -> FieldMap | None:
+        """The mapping of Falcon field ``name`` (``#tag`` and ``tag`` alike) for ``event_type``."""
+        if event_type is None:
+            return None
+        bare = name[1:] if name.startswith("#") else name
+        return event_type.fields.get(name) or event_type.fields.get(bare)
+
+    def columns(self, table: str) -> tuple[tuple[str, str], ...]:
+        return self.tables.get(table, ())
+
+
+# ---------------------------------------------------------------- YAML with line numbers
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that remembers the line of every mapping key."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    result: dict[Any, Any] = {}
+    lines: dict[Any, int] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in result:
+            raise ProfileError(f"duplicate key {key!r}", Span(key_node.start_mark.line + 1,
+                                                               key_node.start_mark.column + 1, 0, 0))
+        result[key] = loader.construct_object(value_node, deep=True)
+        lines[key] = key_node.start_mark.line + 1
+    result["__lines__"] = lines
+    return result
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _strip_lines(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_lines(v) for k, v in value.items() if k != "__lines__"}
+    if isinstance(value, list):
+        return [_strip_lines(v) for v in value]
+    return value
+
+
+class _Reader:
+    """Validation with errors that name the file, line and key."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, message: str, mapping: dict[str, Any] | None = None, key: str | None = None) -> ProfileError:
+        line = 0
+        if mapping is not None and key is not None:
+            line = mapping.get("__lines__", {}).get(key, 0)
+        error = ProfileError(message, Span(line, 1, line, 1))
+        error.filename = self.path
+        return error
+
+    def keys(self, mapping: dict[str, Any], allowed: set[str], where: str) -> None:
+        for key in mapping:
+            if key != "__lines__" and key not in allowed:
+                raise self.fail(f"unknown key {key!r} in {where}; accepted: " + ", ".join(sorted(allowed)),
+                                mapping, key)
+
+    def mapping(self, parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+        value = parent.get(key, {})
+        if value is None:
+            return {"__lines__": {}}
+        if not isinstance(value, dict):
+            raise self.fail(f"{where}.{key} must be a mapping", parent, key)
+        return value
+
+    def string(self, parent: dict[str, Any], key: str, where: str, choices: tuple[str, ...] = (),
+               default: str | None = None) -> str:
+        value = parent.get(key, default)
+        if not isinstance(value, str) or not value:
+            raise self.fail(f"{where}.{key} must be a non-empty string", parent, key)
+        if choices and value not in choices:
+            raise self.fail(f"{where}.{key} is {value!r}; accepted: " + ", ".join(choices), parent, key)
+        return value
+
+
+def _field_map(reader: _Reader, parent: dict[str, Any], key: str, where: str) -> FieldMap:
+    value = parent[key]
+    if isinstance(value, str):
+        return FieldMap(value)
+    if not isinstance(value, dict):
+        raise reader.fail(f"field {key!r} in {where} must be a name or a mapping", parent, key)
+    reader.keys(value, _FIELD_KEYS, f"field {key!r} of {where}")
+    name = reader.string(value, "name", f"field {key!r} of {where}")
+    transform = value.get("transform")
+    if transform is not None and transform not in TRANSFORMS:
+        raise reader.fail(f"transform {transform!r} of field {key!r} does not exist; accepted: "
+                          + ", ".join(TRANSFORMS), value, "transform")
+    exact = value.get("exact", True)
+    if not isinstance(exact, bool):
+        raise reader.fail(f"exact of field {key!r} must be true or false", value, "exact")
+    return FieldMap(name, str(value.get("type", "string")), transform, exact, str(value.get("note", "")))
+
+
+def _fields(reader: _Reader, raw: dict[str, Any], where: str) -> dict[str, FieldMap]:
+    fields: dict[str, FieldMap] = {}
+    for key in raw:
+        if key != "__lines__":
+            fields[key] = _field_map(reader, raw, key, where)
+    return fields
+
+
+def _pairs(reader: _Reader, parent: dict[str, Any], key: str, where: str) -> tuple[tuple[str, str], ...]:
+    raw = reader.mapping(parent, key, where)
+    return tuple((str(k), str(v)) for k, v in raw.items() if k != "__lines__")
+
+
+def parse_profile(text: str, path: str, base: Profile | None = None) -> Profile:
+    """Validate and build a profile from YAML text; ``base`` is the profile it ``extends``."""
+    reader = _Reader(path)
+    try:
+        raw = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except ProfileError as error:
+        error.filename = path
+        raise
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 0
+        raise ProfileError(f"not valid YAML: {getattr(error, 'problem', error)}", Span(line, 1, line, 1),
+                           filename=path) from None
+    if not isinstance(raw, dict):
+        raise ProfileError("a profile must be a YAML mapping", filename=path)
+    reader.keys(raw, _TOP_KEYS, "the profile")
+    where = "the profile"
+    language = reader.string(raw, "language", where, LANGUAGES, base.language if base else None)
+    tables_raw = reader.mapping(raw, "tables", where)
+    tables: dict[str, tuple[tuple[str, str], ...]] = dict(base.tables) if base else {}
+    for table, columns in tables_raw.items():
+        if table == "__lines__":
+            continue
+        if not isinstance(columns, dict):
+            raise reader.fail(f"table {table!r} must map column names to types", tables_raw, table)
+        for column, kind in columns.items():
+            if column != "__lines__" and (not isinstance(kind, str) or kind not in KQL_TYPES):
+                raise reader.fail(f"column {column!r} of table {table!r} has type {kind!r}, which is not a "
+                                  "KQL type; accepted: " + ", ".join(sorted(KQL_TYPES)), columns, column)
+        tables[table] = tuple((str(c), str(k)) for c, k in columns.items() if c != "__lines__")
+    shared = _fields(reader, reader.mapping(raw, "fields", where), "fields")
+    events_raw = reader.mapping(raw, "event_types", where)
+    events: dict[str, EventType] = dict(base.event_types) if base else {}
+    for event_name, spec in events_raw.items():
+        if event_name == "__lines__":
+            continue
+        ew = f"event type {event_name!r}"
+        if not isinstance(spec, dict):
+            raise reader.fail(f"{ew} must be a mapping", events_raw, event_name)
+        reader.keys(spec, _EVENT_KEYS, ew)
+        inherited = events.get(event_name)
+        fields = {**(inherited.fields if inherited else {}), **shared,
+                  **_fields(reader, reader.mapping(spec, "fields", ew), ew)}
+        table = spec.get("table", inherited.table if inherited else None)
+        if table is not None and tables and table not in tables:
+            raise reader.fail(f"{ew} names table {table!r}, which is not under tables:", spec, "table")
+        events[event_name] = EventType(
+            str(event_name), table,
+            _pairs(reader, spec, "search", ew) or (inherited.search if inherited else ()),
+            _pairs(reader, spec, "logsource", ew) or (inherited.logsource if inherited else ()),
+            fields, str(spec.get("note", "")))
+    if shared and base is not None:
+        for event_name, event in list(events.items()):
+            if event_name not in events_raw:
+                events[event_name] = EventType(event.name, event.table, event.search, event.logsource,
+                                               {**event.fields, **shared}, event.note)
+    if not events:
+        raise reader.fail("a profile needs at least one entry under event_types:", raw, "event_types")
+    for event in events.values():
+        if language == "kql" and event.table is None:
+            raise reader.fail(f"event type {event.name!r} needs a table: for a KQL profile", raw, "event_types")
+        if language == "kql" and event.table is not None and event.table in tables:
+            names = {c for c, _ in tables[event.table]}
+            for falcon, mapped in event.fields.items():
+                if mapped.name not in names:
+                    raise reader.fail(f"field {falcon!r} of event type {event.name!r} maps to {mapped.name!r}, "
+                                      f"which is not a column of {event.table}", events_raw, event.name)
+    platforms = {**(base.platforms if base else {}), **dict(_pairs(reader, raw, "platforms", where))}
+    default_event = raw.get("default_event_type", base.default_event_type if base else None)
+    return Profile(
+        name=reader.string(raw, "name", where, default=Path(path).stem),
+        language=language,
+        title=str(raw.get("title", base.title if base else "")),
+        regex=reader.string(raw, "regex", where, REGEX_DIALECTS, base.regex if base else "python"),
+        unmapped=reader.string(raw, "unmapped", where, UNMAPPED_POLICIES,
+                               base.unmapped if base else "passthrough"),
+        missing=reader.string(raw, "missing", where, MISSING_FORMS, base.missing if base else "null"),
+        event_types=events,
+        tables=tables,
+        platforms=platforms,
+        path=path,
+        default_event_type=str(default_event) if default_event else None,
+    )
+
+
+def shipped_profiles() -> list[str]:
+    """Names of the profiles in ``backends/``."""
+    return sorted(p.stem for p in data_dir("backends").glob("*.yaml"))
+
+
+@cache
+def load_profile(name_or_path: str) -> Profile:
+    """A shipped profile by name, or a profile file by path (which may ``extends:`` a shipped one)."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ProfileError(f"profile file {name_or_path} does not exist")
+    else:
+        path = data_dir("backends") / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise ProfileError(f"unknown profile {name_or_path!r}; shipped: " + ", ".join(shipped_profiles()))
+    text = path.read_text(encoding="utf-8")
+    try:
+        head = yaml.safe_load(text)
+    except yaml.YAMLError:
+        head = None
+    base = None
+    if isinstance(head, dict) and head.get("extends"):
+        parent = str(head["extends"])
+        if parent == path.stem and path.parent == data_dir("backends"):
+            raise ProfileError(f"profile {parent!r} extends itself", filename=str(path))
+        base = load_profile(parent)
+    return parse_profile(text, str(path), base)
+
+
+DEFAULT_PROFILE = {"kql": "mde", "spl": "splunk", "sigma": "sigma", "python": "falcon"}

@@ -1,0 +1,177 @@
+"""LogScale regexes in other dialects: Python ``re``, RE2 (KQL), PCRE (Splunk), Sigma's subset.
+
+LogScale's engine (JitRex) is close to Java's: named groups ``(?<name>...)``, inline flags; it
+rejects possessive quantifiers, ``\\p{..}``, ``\\k<name>``, ``\\h \\v \\R \\X \\G`` (SEMANTICS.md).
+The patterns here already have LogScale's ``\\/`` escape removed (:func:`cqlx.lower.unescape_regex`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Features by name, as found by :func:`features`.
+LOOKAHEAD = "lookahead"
+LOOKBEHIND = "lookbehind"
+BACKREFERENCE = "backreference"
+NAMED_GROUP = "named group"
+ATOMIC_GROUP = "atomic group"
+POSSESSIVE = "possessive quantifier"
+INLINE_FLAGS = "inline flags"
+ANCHOR_Z = "\\Z anchor"
+ANCHOR_A_z = "\\A or \\z anchor"
+CLASS_ESCAPE = "class escape (\\d \\w \\s)"
+UNICODE_CLASS = "\\p{..} class"
+LAZY = "lazy quantifier"
+
+# Sigma's portable subset (sigma-specification, appendix-modifiers): . ^ $ * + ? {n,m} [..] | ()
+SIGMA_NON_PORTABLE = frozenset({LOOKAHEAD, LOOKBEHIND, BACKREFERENCE, NAMED_GROUP, ATOMIC_GROUP,
+                                POSSESSIVE, INLINE_FLAGS, ANCHOR_Z, ANCHOR_A_z, CLASS_ESCAPE,
+                                UNICODE_CLASS, LAZY})
+# RE2 (re2 syntax page): no lookaround, no backreferences, no atomic or possessive forms, no \Z.
+RE2_UNSUPPORTED = frozenset({LOOKAHEAD, LOOKBEHIND, BACKREFERENCE, ATOMIC_GROUP, POSSESSIVE, ANCHOR_Z})
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # literal | escape | class | group_open | group_close | quantifier | other
+    text: str
+
+
+def tokens(pattern: str) -> list[Token]:
+    """A coarse tokenisation: enough to find features and rewrite groups safely."""
+    out: list[Token] = []
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            end = index + 2
+            if pattern[index + 1:index + 2] in ("p", "P", "x") and pattern[end:end + 1] == "{":
+                close = pattern.find("}", end)
+                end = close + 1 if close > 0 else len(pattern)
+            elif pattern[index + 1:index + 2] == "k" and pattern[end:end + 1] == "<":
+                close = pattern.find(">", end)
+                end = close + 1 if close > 0 else len(pattern)
+            out.append(Token("escape", pattern[index:end]))
+            index = end
+        elif char == "[":
+            end = index + 1
+            if pattern[end:end + 1] == "^":
+                end += 1
+            if pattern[end:end + 1] == "]":
+                end += 1
+            while end < len(pattern) and pattern[end] != "]":
+                end += 2 if pattern[end] == "\\" else 1
+            out.append(Token("class", pattern[index:end + 1]))
+            index = end + 1
+        elif char == "(":
+            match = re.match(r"\(\?(?:<[=!]|[=!>:]|P?<[A-Za-z_]\w*>|[a-zA-Z-]+\)|[a-zA-Z-]+:)?", pattern[index:])
+            text = match.group(0) if match else "("
+            out.append(Token("group_open", text))
+            index += len(text)
+        elif char == ")":
+            out.append(Token("group_close", ")"))
+            index += 1
+        elif char in "*+?{":
+            match = re.match(r"(?:[*+?]|\{\d*,?\d*\})[+?]?", pattern[index:])
+            text = match.group(0) if match else char
+            out.append(Token("quantifier" if match else "literal", text))
+            index += len(text)
+        else:
+            out.append(Token("literal", char))
+            index += 1
+    return out
+
+
+def features(pattern: str) -> frozenset[str]:
+    """The regex features a pattern uses that dialects disagree on."""
+    found: set[str] = set()
+    for token in tokens(pattern):
+        text = token.text
+        if token.kind == "group_open":
+            if text in ("(?=", "(?!"):
+                found.add(LOOKAHEAD)
+            elif text in ("(?<=", "(?<!"):
+                found.add(LOOKBEHIND)
+            elif text == "(?>":
+                found.add(ATOMIC_GROUP)
+            elif text.startswith(("(?<", "(?P<")):
+                found.add(NAMED_GROUP)
+            elif text.startswith("(?") and text not in ("(?:",):
+                found.add(INLINE_FLAGS)
+        elif token.kind == "quantifier" and len(text) > 1 and text[-1] in "+?":
+            found.add(POSSESSIVE if text[-1] == "+" else LAZY)
+        elif token.kind == "escape":
+            letter = text[1:2]
+            if letter.isdigit() and letter != "0" or letter == "k":
+                found.add(BACKREFERENCE)
+            elif letter == "Z":
+                found.add(ANCHOR_Z)
+            elif letter in ("A", "z"):
+                found.add(ANCHOR_A_z)
+            elif letter in "dDwWsSbB":
+                found.add(CLASS_ESCAPE)
+            elif letter in "pP":
+                found.add(UNICODE_CLASS)
+        elif token.kind == "class" and re.search(r"\\[dDwWsS]", text):
+            found.add(CLASS_ESCAPE)
+    return frozenset(found)
+
+
+def _rewrite(pattern: str, group: dict[str, str], escape: dict[str, str]) -> str:
+    out: list[str] = []
+    for token in tokens(pattern):
+        if token.kind == "group_open" and token.text.startswith("(?<") and token.text[3:4] not in "=!":
+            out.append(group.get("named", token.text).replace("NAME", token.text[3:-1]))
+        elif token.kind == "escape" and token.text in escape:
+            out.append(escape[token.text])
+        else:
+            out.append(token.text)
+    return "".join(out)
+
+
+def to_python(pattern: str) -> str:
+    """For Python's ``re``: ``(?<n>`` → ``(?P<n>``; Java's ``\\z`` is Python's ``\\Z``, and Java's
+    ``\\Z`` (end, or before a final newline) becomes a lookahead."""
+    return _rewrite(pattern, {"named": "(?P<NAME>"}, {"\\z": "\\Z", "\\Z": "(?=\\n?\\Z)"})
+
+
+def to_re2(pattern: str) -> str:
+    """For RE2 (KQL ``matches regex``): ``(?<n>`` → ``(?P<n>``; ``\\z`` is the same in RE2."""
+    return _rewrite(pattern, {"named": "(?P<NAME>"}, {})
+
+
+def to_pcre(pattern: str) -> str:
+    """For PCRE (Splunk): LogScale's syntax is already PCRE for every feature LogScale accepts."""
+    return pattern
+
+
+def flag_prefix(flags: str) -> str:
+    """LogScale flags as an inline group for RE2/PCRE: i → i, m → m, d (dot-all) → s."""
+    letters = "".join(x for f, x in (("i", "i"), ("m", "m"), ("d", "s")) if f in flags)
+    return f"(?{letters})" if letters else ""
+
+
+def python_flags(flags: str) -> int:
+    """LogScale flags as ``re`` flags. ASCII: like Java's default, ``\\w`` and case-folding are ASCII."""
+    value = re.ASCII
+    if "i" in flags:
+        value |= re.IGNORECASE
+    if "m" in flags:
+        value |= re.MULTILINE
+    if "d" in flags:
+        value |= re.DOTALL
+    return value
+
+
+def matches_empty(pattern: str, flags: str = "") -> bool:
+    """Whether the pattern finds a match in the empty string (so a test on ``""`` would pass)."""
+    try:
+        return re.search(to_python(pattern), "", python_flags(flags)) is not None
+    except re.error:
+        return True
+
+
+def glob_to_regex(pattern: str, end: str = "\\z") -> str:
+    """An anchored, dot-all regex for a LogScale ``*`` glob (``end`` is ``\\Z`` for Python)."""
+    return "(?s)^" + ".*".join(re.escape(part) for part in pattern.split("*")) + end

@@ -1,0 +1,106 @@
+"""Falcon events re-shaped into a profile's tables or field names, so that the same events can be
+run through every target: Defender rows for duckdb-kql, Sigma-named records for pySigma's sqlite
+backend. The profile's mapping is applied in reverse, with its value transforms.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from cqlx.profiles import EventType, Profile
+
+EVENT_TYPE_KEYS = ("#event_simpleName", "event_simpleName")
+
+
+def event_type_of(event: Mapping[str, Any]) -> str | None:
+    for key in EVENT_TYPE_KEYS:
+        value = event.get(key)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _lookup(event: Mapping[str, Any], name: str) -> Any:
+    value = event.get(name)
+    if value is None and name.startswith("#"):
+        value = event.get(name[1:])
+    return value
+
+
+def _epoch_ms(value: Any) -> dt.datetime | None:
+    try:
+        millis = int(str(value).strip())
+    except ValueError:
+        return None
+    return dt.datetime.fromtimestamp(millis / 1000, tz=dt.UTC).replace(tzinfo=None)
+
+
+def _convert(value: Any, kind: str, transform: str | None) -> Any:
+    if transform == "epoch_ms":
+        return _epoch_ms(value)
+    if kind in ("long", "int"):
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            return None
+    if kind in ("real", "double"):
+        try:
+            return float(str(value).strip())
+        except ValueError:
+            return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return None  # lists and objects have no string column to go in
+
+
+def _reshape(event: Mapping[str, Any], event_type: EventType, types: Mapping[str, str]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for falcon, mapped in event_type.fields.items():
+        value = _lookup(event, falcon)
+        if value is None or mapped.name in row:
+            continue
+        converted = _convert(value, types.get(mapped.name, mapped.type), mapped.transform)
+        if converted is not None:
+            row[mapped.name] = converted
+    return row
+
+
+def to_tables(events: Iterable[Mapping[str, Any]], profile: Profile
+              ) -> dict[str, tuple[tuple[tuple[str, str], ...], list[dict[str, Any]]]]:
+    """The events as rows of the profile's tables (KQL profiles): each event goes to the table of
+    its event type, with the profile's columns; absent string columns hold ``""`` when the
+    profile says ``missing: empty`` (as Defender does)."""
+    tables: dict[str, tuple[tuple[tuple[str, str], ...], list[dict[str, Any]]]] = {
+        table: (columns, []) for table, columns in profile.tables.items()
+    }
+    for event in events:
+        name = event_type_of(event)
+        event_type = profile.event_type(name) if name else None
+        if event_type is None or event_type.table is None:
+            continue
+        columns = profile.columns(event_type.table)
+        types = dict(columns)
+        row = _reshape(event, event_type, types)
+        if profile.missing == "empty":
+            for column, kind in columns:
+                if kind == "string":
+                    row.setdefault(column, "")
+        tables[event_type.table][1].append(row)
+    return tables
+
+
+def to_records(events: Iterable[Mapping[str, Any]], profile: Profile) -> list[dict[str, Any] | None]:
+    """The events under the profile's field names (Sigma, ECS), one per input event; None for an
+    event whose type the profile does not map (it belongs to no logsource)."""
+    out: list[dict[str, Any] | None] = []
+    for event in events:
+        name = event_type_of(event)
+        event_type = profile.event_type(name) if name else None
+        out.append(None if event_type is None else _reshape(event, event_type, {}))
+    return out
