@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from cqlx.ast import NO_SPAN, Span
 
+__all__ = ["NO_SPAN", "Span"]  # re-exported for emitters
+
 
 def _span() -> Span:
     return field(default=NO_SPAN, compare=False, repr=False)

@@ -21,7 +21,7 @@ from cqlx.resources import data_dir
 
 LANGUAGES = ("kql", "spl", "sigma", "python")
 REGEX_DIALECTS = ("re2", "pcre", "sigma", "python")
-UNMAPPED_POLICIES = ("strict", "passthrough")
+UNMAPPED_POLICIES = ("strict", "passthrough", "identity")
 MISSING_FORMS = ("null", "empty")
 # What a transform says about the target's value compared with Falcon's.
 TRANSFORMS = {

@@ -172,6 +172,8 @@ def matches_empty(pattern: str, flags: str = "") -> bool:
         return True
 
 
-def glob_to_regex(pattern: str, end: str = "\\z") -> str:
-    """An anchored, dot-all regex for a LogScale ``*`` glob (``end`` is ``\\Z`` for Python)."""
-    return "(?s)^" + ".*".join(re.escape(part) for part in pattern.split("*")) + end
+def glob_to_regex(pattern: str, end: str = "\\z", dotall: bool = True) -> str:
+    """An anchored regex for a LogScale ``*`` glob (``end`` is ``\\Z`` for Python); ``*`` spans
+    newlines, so the regex is dot-all unless the caller sets that flag itself."""
+    body = "^" + ".*".join(re.escape(part) for part in pattern.split("*")) + end
+    return "(?s)" + body if dotall else body

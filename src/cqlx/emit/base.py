@@ -66,9 +66,8 @@ class Generator:
         self.event = self.resolve_event_type()
 
     def unsupported(self, message: str, span: Span = NO_SPAN, kind: str = DETECTION) -> None:
-        diagnostic = Diagnostic(kind, self.target, message, span)
-        if diagnostic not in self.diagnostics:
-            self.diagnostics.append(diagnostic)
+        if not any(d.kind == kind and d.message == message for d in self.diagnostics):
+            self.diagnostics.append(Diagnostic(kind, self.target, message, span))
 
     def resolve_event_type(self) -> EventType | None:
         types = self.query.source.event_types

@@ -179,8 +179,8 @@ class _Segment:
 
     def member(self, pred: ir.In) -> str:
         if any("*" in v for v in pred.values) or pred.ignore_case:
-            alternatives = "|".join(glob_to_regex(v, "\\Z") for v in pred.values)
-            flags = re.IGNORECASE if pred.ignore_case else 0
+            alternatives = "|".join(glob_to_regex(v, "\\Z", dotall=False) for v in pred.values)
+            flags = re.DOTALL | (re.IGNORECASE if pred.ignore_case else 0)
             regex = self.module.regex(f"(?:{alternatives})", flags)
             return f"search({regex}, {self.value(pred.field)})"
         values = self.module.constant("frozenset(" + repr(tuple(sorted(set(pred.values)))) + ")", "S")

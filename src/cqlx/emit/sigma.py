@@ -1,0 +1,337 @@
+"""IR → Sigma rules (YAML), checked by pySigma.
+
+Facts (sigma-specification, appendix-modifiers; pySigma): plain values match case-insensitively,
+``|cased`` makes them case-sensitive; ``|re`` is case-sensitive unless ``|re|i`` (``|m``, ``|s`` for
+multi-line and dot-all); ``*`` and ``?`` are wildcards and ``\\`` escapes them.
+
+Sigma has no arithmetic and no derived fields, but a scored rule's severity survives exactly: for
+a score that is a sum of boolean signals with known weights, "score >= t" is the disjunction of
+the minimal sets of signals whose weights reach t. The output is one rule for the base detection
+(every event the CQL rule returns) and one per severity tier, each the base detection AND its
+tier's condition, with ``level`` from the tier. What Sigma cannot say (the derived field values,
+the sort) is written into the description and reported as presentation loss.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from itertools import combinations
+from typing import Any
+
+import yaml
+
+from cqlx import ir
+from cqlx.emit.base import DETECTION, PRESENTATION, Generator
+from cqlx.passes import step_writes
+from cqlx.regexes import SIGMA_NON_PORTABLE, features
+
+MAX_SIGNALS = 16
+_LEVELS = {"critical": "critical", "high": "high", "medium": "medium", "low": "low",
+           "informational": "informational", "info": "informational"}
+_CMP = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
+NAMESPACE = uuid.UUID("5b1f4d0e-8c3a-4f7e-9a61-2d4e6c8b0a17")  # cqlx's own namespace for derived ids
+
+
+def sigma_string(text: str, glob: bool = False) -> str:
+    """A Sigma value matching ``text`` literally; with ``glob``, CQL's ``*`` stays a wildcard."""
+    items: list[tuple[str, bool]] = []  # (char, is_wildcard)
+    for char in text:
+        items.append((char, glob and char == "*"))
+    out: list[str] = []
+    for index, (char, wildcard) in enumerate(items):
+        if wildcard:
+            out.append("*")
+        elif char in "*?":
+            out.append("\\" + char)
+        elif char == "\\":
+            following = items[index + 1] if index + 1 < len(items) else None
+            # A backslash before a wildcard or another backslash would escape it: double it.
+            out.append("\\\\" if following is not None and (following[1] or following[0] in "*?\\") else "\\")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _identifier(name: str) -> str:
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
+    return re.sub(r"\W+", "_", snake).strip("_").lower() or "x"
+
+
+def minimal_sets(weights: dict[str, int | float], threshold: int | float) -> list[tuple[str, ...]] | None:
+    """The minimal sets of signals whose weights sum to at least ``threshold`` (weights > 0).
+    An empty list means no set reaches it; None means every event reaches it."""
+    if threshold <= 0:
+        return None
+    names = sorted(n for n, w in weights.items() if w > 0)
+    found: list[tuple[str, ...]] = []
+    for size in range(1, len(names) + 1):
+        for combo in combinations(names, size):
+            if any(set(f) <= set(combo) for f in found):
+                continue
+            if sum(weights[n] for n in combo) >= threshold:
+                found.append(combo)
+    return found
+
+
+class _Detection:
+    def __init__(self) -> None:
+        self.selections: dict[str, dict[str, Any]] = {}
+
+    def add(self, hint: str, mapping: dict[str, Any]) -> str:
+        for name, existing in self.selections.items():
+            if existing == mapping:
+                return name
+        name = hint
+        counter = 2
+        while name in self.selections:
+            name = f"{hint}_{counter}"
+            counter += 1
+        self.selections[name] = mapping
+        return name
+
+
+class SigmaGenerator(Generator):
+    def generate(self) -> str:
+        self.detection = _Detection()
+        self.notes: list[str] = []
+        filters: list[ir.Pred] = []
+        derived: list[str] = []
+        signals: dict[str, ir.Signal] = {}
+        score: ir.Score | None = None
+        ladder: ir.Ladder | None = None
+        fields: list[str] = []
+        for step in self.query.steps:
+            if isinstance(step, ir.Filter):
+                filters.append(step.pred)
+            elif isinstance(step, ir.Signal):
+                signals[step.name] = step
+            elif isinstance(step, ir.Score):
+                score = step
+            elif isinstance(step, ir.Ladder):
+                ladder = step
+            elif isinstance(step, ir.Project):
+                for name in step.fields:
+                    if name not in self.computed:
+                        column = self.column(name, step.span, output=True)
+                        if column and column not in fields:
+                            fields.append(column)
+            elif isinstance(step, ir.Order):
+                keys = ", ".join(f"{k.field} {'desc' if k.descending else 'asc'}" for k in step.keys)
+                self.note(f"results are sorted by {keys} and limited to {step.limit} rows", step.span)
+            elif isinstance(step, ir.Case):
+                self.unsupported("case { } is not converted to Sigma yet", step.span)
+            self.track(step)
+            derived += [f for f in sorted(step_writes(step)) if f not in derived]
+        if derived:
+            self.note("the rule computes " + ", ".join(derived) + ", which Sigma cannot output",
+                      self.query.steps[0].span if self.query.steps else ir.NO_SPAN)
+        if not filters:
+            self.unsupported("the rule has no filter for Sigma's detection section")
+        base = [self.condition(ir.And(tuple(filters)) if len(filters) > 1 else filters[0], "selection")] \
+            if filters else [self.detection.add("selection", {"EventID|exists": True})]
+        rules = [self.rule("", " and ".join(base), self.lowest_level(ladder), fields)]
+        if ladder is not None and score is not None and ladder.score_field == score.field:
+            rules += self.tier_rules(base, ladder, score, signals, fields, rules[0]["id"])
+        header = "# Generated by cqlx from a LogScale (CQL) rule.\n"
+        return header + "---\n".join(yaml.safe_dump(r, sort_keys=False, allow_unicode=True, width=1000)
+                                     for r in rules)
+
+    def note(self, text: str, span: ir.Span) -> None:
+        self.notes.append(text)
+        self.unsupported(f"Sigma cannot say this ({text}); written into the description", span, PRESENTATION)
+
+    # ------------------------------------------------------------ rules
+
+    def level(self, label: str) -> str:
+        level = _LEVELS.get(label.lower())
+        if level is None:
+            self.unsupported(f"severity {label!r} is not a Sigma level; written as medium", kind=PRESENTATION)
+            return "medium"
+        return level
+
+    def lowest_level(self, ladder: ir.Ladder | None) -> str:
+        return self.level(ladder.default) if ladder is not None else "medium"
+
+    def rule_id(self, tier: str) -> str:
+        base = self.meta.id or self.meta.title or self.query_key()
+        try:
+            root = uuid.UUID(base)
+        except ValueError:
+            root = uuid.uuid5(NAMESPACE, base)
+        return str(root if not tier else uuid.uuid5(root, tier))
+
+    def query_key(self) -> str:
+        return repr(self.query.steps)
+
+    def rule(self, tier: str, condition: str, level: str, fields: list[str],
+             related: str | None = None) -> dict[str, Any]:
+        title = self.meta.title or "Converted LogScale rule"
+        description = self.meta.description.strip()
+        if tier:
+            description = (f"Tier {tier} of the rule's severity ladder. " + description).strip()
+        else:
+            description = ("Base detection: every event the LogScale rule returns, whatever its severity. "
+                           + description).strip() if related is None and condition else description
+        if self.notes:
+            description += "\n\nNot expressible in Sigma (cqlx): " + "; ".join(dict.fromkeys(self.notes)) + "."
+        rule: dict[str, Any] = {"title": f"{title} - {tier}" if tier else title, "id": self.rule_id(tier)}
+        if related:
+            rule["related"] = [{"id": related, "type": "derived"}]
+        rule["status"] = self.meta.status or "experimental"
+        rule["description"] = description
+        if self.meta.references:
+            rule["references"] = list(self.meta.references)
+        if self.meta.author:
+            rule["author"] = self.meta.author
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", self.meta.date or ""):
+            rule["date"] = self.meta.date
+        tags = self.tags()
+        if tags:
+            rule["tags"] = tags
+        rule["logsource"] = self.logsource()
+        rule["detection"] = {**self.detection.selections, "condition": condition}
+        if fields:
+            rule["fields"] = fields
+        if self.meta.falsepositives:
+            rule["falsepositives"] = list(self.meta.falsepositives)
+        rule["level"] = level
+        return rule
+
+    def tags(self) -> list[str]:
+        # ATT&CK tactic tags as SigmaHQ writes them: attack.execution, attack.command-and-control
+        tags = [f"attack.{re.sub(r'[^a-z0-9]+', '-', t.lower()).strip('-')}" for t in self.meta.tactics]
+        tags += [f"attack.{t.lower()}" for t in self.meta.techniques]
+        tags += [t for t in self.meta.tags if re.fullmatch(r"[a-z0-9_-]+\.[a-z0-9._-]+", t)]
+        return list(dict.fromkeys(tags))
+
+    def logsource(self) -> dict[str, str]:
+        source = dict(self.event.logsource) if self.event else {}
+        platforms = self.query.source.platforms
+        if platforms:
+            products = {self.profile.platforms.get(p) for p in platforms}
+            if len(products) == 1 and None not in products:
+                source["product"] = str(products.pop())
+            else:
+                self.unsupported("the rule selects platforms " + ", ".join(platforms)
+                                 + ", which one Sigma logsource product cannot say")
+        return source
+
+    def tier_rules(self, base: list[str], ladder: ir.Ladder, score: ir.Score, signals: dict[str, ir.Signal],
+                   fields: list[str], base_id: str) -> list[dict[str, Any]]:
+        chosen = [signals[n] for n in score.signals if n in signals]
+        if len(chosen) != len(score.signals) or len(chosen) > MAX_SIGNALS \
+                or any(s.weight < 0 for s in chosen):
+            self.unsupported(f"the score {score.field} cannot be written as Sigma conditions "
+                             f"(needs up to {MAX_SIGNALS} signals with non-negative weights)", score.span)
+            return []
+        names = {s.name: self.condition(s.condition, "sig_" + _identifier(s.name)) for s in chosen}
+        weights = {s.name: s.weight for s in chosen}
+
+        def reaches(threshold: int | float) -> str | None:
+            sets = minimal_sets(weights, threshold)
+            if sets is None:
+                return "ALWAYS"
+            if not sets:
+                return None
+            terms = [" and ".join(names[n] for n in combo) for combo in sets]
+            return "(" + " or ".join(f"({t})" if len(c) > 1 else t for t, c in zip(terms, sets, strict=True)) + ")"
+
+        rules: list[dict[str, Any]] = []
+        above: str | None = None  # condition of the tier above (score reaches its minimum)
+        tiers = [(t.label, t.minimum) for t in ladder.tiers] + [(ladder.default, None)]
+        for label, minimum in tiers:
+            parts = list(base)
+            if minimum is not None:
+                here = reaches(minimum)
+                if here is None:
+                    self.unsupported(f"tier {label} (score >= {minimum}) can never be reached; no rule for it",
+                                     ladder.span, PRESENTATION)
+                    continue
+                if here != "ALWAYS":
+                    parts.append(here)
+            if above is not None and above != "ALWAYS":
+                parts.append(f"not {above}")
+            rules.append(self.rule(label, " and ".join(parts), self.level(label), fields, base_id))
+            if minimum is not None:
+                above = reaches(minimum)
+        return rules
+
+    # ------------------------------------------------------------ conditions
+
+    def condition(self, pred: ir.Pred, hint: str) -> str:
+        if isinstance(pred, ir.And):
+            merged: dict[str, Any] = {}
+            rest: list[str] = []
+            for item in pred.items:
+                atom = self.atom(item)
+                if atom is not None and atom[0] not in merged:
+                    merged[atom[0]] = atom[1]
+                else:
+                    rest.append(self.condition(item, hint))
+            parts = ([self.detection.add(hint, merged)] if merged else []) + rest
+            return parts[0] if len(parts) == 1 else "(" + " and ".join(parts) + ")"
+        if isinstance(pred, ir.Or):
+            return "(" + " or ".join(self.condition(p, hint) for p in pred.items) + ")"
+        if isinstance(pred, ir.Not):
+            inner = self.condition(pred.item, hint + "_not" if not hint.endswith("_not") else hint)
+            return f"not {inner}"
+        atom = self.atom(pred)
+        if atom is None:
+            return self.detection.add(hint, {"EventID|exists": True}) if isinstance(pred, ir.TrueP) else "false"
+        return self.detection.add(hint, {atom[0]: atom[1]})
+
+    def atom(self, pred: ir.Pred) -> tuple[str, Any] | None:
+        """One detection item (``Field|modifiers: value``) for a test, or None."""
+        if isinstance(pred, ir.Eq | ir.Glob | ir.In):
+            column = self.plain_column(pred.field, pred.span)
+            cased = "" if pred.ignore_case else "|cased"
+            if isinstance(pred, ir.In):
+                return f"{column}{cased}", [sigma_string(v, glob=True) for v in pred.values]
+            glob = isinstance(pred, ir.Glob)
+            text = pred.pattern if isinstance(pred, ir.Glob) else pred.value
+            if self.is_basename(pred.field):
+                if not glob:  # a file name equals X: the full path ends with a separator and X
+                    return f"{column}|endswith{cased}", ["\\" + sigma_string(text), "/" + sigma_string(text)]
+                if not text.startswith("*"):
+                    self.unsupported(f"a glob anchored at the start of {pred.field} (a file name) has no "
+                                     f"form on {column} (a full path)", pred.span)
+            return f"{column}{cased}", sigma_string(text, glob=glob)
+        if isinstance(pred, ir.Regex):
+            column = self.plain_column(pred.field, pred.span)
+            if self.is_basename(pred.field):
+                self.unsupported(f"a regex on {pred.field} (a file name) has no exact form on {column} "
+                                 "(a full path)", pred.span)
+            lacking = features(pred.pattern) & SIGMA_NON_PORTABLE
+            if lacking:
+                self.unsupported(f"the regex uses {', '.join(sorted(lacking))}, outside Sigma's portable "
+                                 "regex subset; backends may read it differently", pred.span, PRESENTATION)
+            modifiers = "".join(f"|{x}" for f, x in (("i", "i"), ("m", "m"), ("d", "s")) if f in pred.flags)
+            return f"{column}|re{modifiers}", pred.pattern
+        if isinstance(pred, ir.Cmp):
+            column = self.plain_column(pred.field, pred.span)
+            if pred.op in _CMP:
+                return f"{column}|{_CMP[pred.op]}", pred.number
+            if pred.op == "==":
+                return column, pred.number
+            return None
+        if isinstance(pred, ir.Exists):
+            return f"{self.plain_column(pred.field, pred.span)}|exists", True
+        if isinstance(pred, ir.FreeText | ir.ExprTest):
+            self.unsupported(f"{'free-text search' if isinstance(pred, ir.FreeText) else 'test()'} "
+                             "has no Sigma form cqlx writes yet", pred.span, DETECTION)
+            return None
+        return None
+
+    def plain_column(self, field: str, span: ir.Span) -> str:
+        if field in self.computed:
+            self.unsupported(f"a test on {field}, which the rule computes, has no Sigma form", span)
+        return self.column(field, span) or field
+
+    def is_basename(self, field: str) -> bool:
+        mapped = self.profile.field(self.event, field)
+        return mapped is not None and mapped.transform == "basename"
+
+    def transformed_filter(self, name: str, column: str, transform: str, span: ir.Span) -> None:
+        if transform != "basename":  # basename tests are rewritten (or reported) in atom()
+            super().transformed_filter(name, column, transform, span)

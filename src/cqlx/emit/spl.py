@@ -1,0 +1,250 @@
+"""IR → Splunk SPL, one method per IR node.
+
+Facts (help.splunk.com, search reference; SEMANTICS.md): ``search`` terms and ``field=value`` are
+case-insensitive, ``field=CASE(value)`` is not; ``where`` and ``eval`` comparisons are
+case-sensitive; ``regex`` and ``match()`` are PCRE, so ``(?i)`` goes in only where the CQL says
+``i``. A ``where`` or ``eval`` test on a missing field is null, not false, so a negation is written
+``isnull(f) OR NOT ...`` to stay true for events without the field, as in CQL. ``sort`` keeps 10,000
+rows unless told, LogScale's ``sort()`` 200: the count is always written (``sort 200 -num(x)``).
+
+There is no offline Splunk to check this output against; ``cqlx.spl_oracle`` (when present) runs
+exactly the subset emitted here, from Splunk's documented behaviour.
+"""
+
+from __future__ import annotations
+
+import re
+
+from cqlx import ir
+from cqlx.emit.base import PRESENTATION, Generator
+from cqlx.passes import pred_fields
+from cqlx.regexes import flag_prefix, glob_to_regex, to_pcre
+
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+_SEARCH_WORD = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_CMP = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+def string(value: str) -> str:
+    """An SPL string literal: backslash and double quote escaped with a backslash."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def field_ref(name: str) -> str:
+    """A field in eval/where: bare when plain, else in single quotes."""
+    return name if _PLAIN.match(name) else "'" + name.replace("'", "\\'") + "'"
+
+
+def table_name(name: str) -> str:
+    return name if _PLAIN.match(name) else string(name)
+
+
+def _number(value: int | float) -> str:
+    return repr(value)
+
+
+def negate(pred: ir.Pred) -> ir.Pred:
+    """Push a negation down to the tests (De Morgan), so each can be made null-safe."""
+    if isinstance(pred, ir.Not):
+        return pred.item
+    if isinstance(pred, ir.And):
+        return ir.Or(tuple(negate(p) for p in pred.items), pred.span)
+    if isinstance(pred, ir.Or):
+        return ir.And(tuple(negate(p) for p in pred.items), pred.span)
+    return ir.Not(pred, pred.span)
+
+
+def _required(pred: ir.Pred) -> set[str]:
+    """Fields a predicate can only be true with (the positive conjuncts' fields)."""
+    if isinstance(pred, ir.And):
+        return set().union(*(_required(p) for p in pred.items))
+    if isinstance(pred, ir.Or):
+        sets = [_required(p) for p in pred.items]
+        return set.intersection(*sets) if sets else set()
+    if isinstance(pred, ir.Eq | ir.Glob | ir.Regex | ir.Cmp | ir.Exists | ir.In):
+        return {pred.field}
+    return set()
+
+
+class SplGenerator(Generator):
+    present: set[str]
+
+    def generate(self) -> str:
+        self.present = set()
+        lines = [self.base_search()]
+        for step in self.query.steps:
+            lines.extend(f"| {op}" for op in self.step(step))
+            self.track(step)
+            if isinstance(step, ir.Filter):
+                self.present |= _required(step.pred)
+        return "\n".join(lines) + "\n"
+
+    def base_search(self) -> str:
+        event = self.event
+        if event is None or not event.search:
+            return "search *"
+        terms: list[str] = []
+        for key, value in event.search:
+            if key == "event_simpleName":
+                types = self.query.source.event_types or (value,)
+                # search is case-insensitive; CASE() keeps CQL's exact match (search-manual, CASE()).
+                alts = [f"event_simpleName=CASE({self.search_value(t)})" for t in types]
+                terms.append(alts[0] if len(alts) == 1 else "(" + " OR ".join(alts) + ")")
+            else:
+                terms.append(f"{key}={self.search_value(value)}")
+        if self.query.source.platforms:
+            column = self.column("event_platform") or "event_platform"
+            alts = [f"{column}=CASE({self.search_value(p)})" for p in self.query.source.platforms]
+            terms.append(alts[0] if len(alts) == 1 else "(" + " OR ".join(alts) + ")")
+        return " ".join(terms)
+
+    @staticmethod
+    def search_value(value: str) -> str:
+        return value if _SEARCH_WORD.match(value) else string(value)
+
+    # ------------------------------------------------------------ steps
+
+    def step(self, step: ir.Step) -> list[str]:
+        if isinstance(step, ir.Filter):
+            pred = step.pred
+            if isinstance(pred, ir.Regex) and not step_reads_computed(self, pred):
+                column = self.col(pred.field, pred.span)
+                # `regex` drops events without the field, as a CQL regex filter does.
+                return [f"regex {table_name(column)}={string(self.pattern(pred.pattern, pred.flags))}"]
+            return [f"where {self.pred(pred)}"]
+        if isinstance(step, ir.Eval):
+            return [f"eval {field_ref(step.field)}={self.expr(step.expr)}"]
+        if isinstance(step, ir.Signal):
+            out = []
+            condition = self.condition(step.condition)
+            if step.flag_field:
+                yes, no = step.flag_values
+                out.append(f"eval {field_ref(step.flag_field)}=if({condition}, {string(yes)}, {string(no)})")
+                condition = f"{field_ref(step.flag_field)}=={string(yes)}"
+            if step.score_field:
+                out.append(f"eval {field_ref(step.score_field)}=if({condition}, {_number(step.weight)}, 0)")
+            return out
+        if isinstance(step, ir.Score):
+            signals = {s.name: s for s in self.query.steps if isinstance(s, ir.Signal)}
+            terms = [field_ref(signals[n].score_field or n) for n in step.signals]
+            return [f"eval {field_ref(step.field)}={'+'.join(terms)}"]
+        if isinstance(step, ir.Ladder):
+            score = field_ref(step.score_field)
+            arms = ", ".join(f"{score}>={_number(t.minimum)}, {string(t.label)}" for t in step.tiers)
+            return [f"eval {field_ref(step.field)}=case({arms}, true(), {string(step.default)})"]
+        if isinstance(step, ir.Project):
+            columns = [c for c in (self.column(f, step.span, output=True) for f in step.fields) if c]
+            return ["table " + " ".join(table_name(c) for c in dict.fromkeys(columns))]
+        if isinstance(step, ir.Order):
+            return [self.order(step)]
+        if isinstance(step, ir.Case):
+            self.unsupported("case { } is not converted to SPL yet", step.span)
+            return []
+        raise AssertionError(f"unexpected step {type(step).__name__}")
+
+    def order(self, step: ir.Order) -> str:
+        keys = []
+        for key in step.keys:
+            column = self.column(key.field, step.span, output=True)
+            if column is None:
+                continue
+            kind = {"number": "num", "string": "str"}.get(key.type)
+            if kind is None:
+                self.unsupported(f"sort type={key.type} has no Splunk sort type; sorted automatically",
+                                 step.span, PRESENTATION)
+                kind = "auto"
+            keys.append(f"{'-' if key.descending else '+'}{kind}({table_name(column)})")
+        # Splunk's sort keeps 10,000 rows unless told; LogScale's keeps `limit` (200 by default).
+        return f"sort {step.limit} " + ", ".join(keys) if keys else f"head {step.limit}"
+
+    # ------------------------------------------------------------ predicates (where/eval syntax)
+
+    def col(self, field: str, span: ir.Span) -> str:
+        return self.column(field, span) or field
+
+    def pattern(self, pattern: str, flags: str) -> str:
+        return flag_prefix(flags) + to_pcre(pattern)
+
+    def guarded(self, field: str, test: str, span: ir.Span) -> str:
+        """A positive test that must be false, not null, when the field is missing."""
+        if field in self.present:
+            return test
+        return f"(isnotnull({field_ref(self.col(field, span))}) AND {test})"
+
+    def pred(self, pred: ir.Pred) -> str:
+        if isinstance(pred, ir.And):
+            return "(" + " AND ".join(self.pred(p) for p in pred.items) + ")"
+        if isinstance(pred, ir.Or):
+            return "(" + " OR ".join(self.pred(p) for p in pred.items) + ")"
+        if isinstance(pred, ir.Not):
+            inner = pred.item
+            if isinstance(inner, ir.And | ir.Or | ir.Not):
+                return self.pred(negate(inner))
+            fields = pred_fields(inner) - {"*"}
+            test = self.atom(inner)
+            if len(fields) == 1 and not isinstance(inner, ir.Exists):
+                (only,) = fields
+                if only not in self.present:
+                    return f"(isnull({field_ref(self.col(only, inner.span))}) OR NOT {test})"
+            return f"NOT {test}"
+        if isinstance(pred, ir.TrueP):
+            return "true()"
+        return self.atom(pred)
+
+    def atom(self, pred: ir.Pred) -> str:
+        if isinstance(pred, ir.Eq):
+            column = field_ref(self.col(pred.field, pred.span))
+            if pred.ignore_case:
+                return f"lower({column})=={string(pred.value.lower())}"
+            return f"{column}=={string(pred.value)}"
+        if isinstance(pred, ir.Glob):
+            column = field_ref(self.col(pred.field, pred.span))
+            pattern = ("(?i)" if pred.ignore_case else "") + glob_to_regex(pred.pattern)
+            return f"match({column}, {string(pattern)})"
+        if isinstance(pred, ir.Regex):
+            column = field_ref(self.col(pred.field, pred.span))
+            return f"match({column}, {string(self.pattern(pred.pattern, pred.flags))})"
+        if isinstance(pred, ir.Cmp):
+            column = field_ref(self.col(pred.field, pred.span))
+            value = column if pred.field in self.computed else f"tonumber({column})"
+            return f"{value}{_CMP[pred.op]}{_number(pred.number)}"
+        if isinstance(pred, ir.Exists):
+            return f"isnotnull({field_ref(self.col(pred.field, pred.span))})"
+        if isinstance(pred, ir.In):
+            column = field_ref(self.col(pred.field, pred.span))
+            if pred.ignore_case or any("*" in v for v in pred.values):
+                alternatives = "|".join(glob_to_regex(v, dotall=False) for v in pred.values)
+                flags = "(?i)" if pred.ignore_case else ""
+                return f"match({column}, {string(flags + '(?s)(?:' + alternatives + ')')})"
+            return f"in({column}, {', '.join(string(v) for v in pred.values)})"
+        if isinstance(pred, ir.FreeText):
+            self.unsupported("free-text search is not converted to SPL yet", pred.span)
+            return "false()"
+        if isinstance(pred, ir.ExprTest):
+            return f"{self.expr(pred.left)}{_CMP[pred.op]}{self.expr(pred.right)}"
+        raise AssertionError(f"unexpected predicate {type(pred).__name__}")
+
+    def condition(self, pred: ir.Pred) -> str:
+        """A condition inside if()/case(): positive tests on fields that may be missing are guarded."""
+        if isinstance(pred, ir.Eq | ir.Glob | ir.Regex | ir.Cmp | ir.In):
+            return self.guarded(pred.field, self.atom(pred), pred.span)
+        return self.pred(pred)
+
+    # ------------------------------------------------------------ expressions
+
+    def expr(self, expr: ir.Expr) -> str:
+        if isinstance(expr, ir.Lit):
+            return string(expr.value) if isinstance(expr.value, str) else _number(expr.value)
+        if isinstance(expr, ir.Ref):
+            return field_ref(self.col(expr.field, expr.span))
+        if isinstance(expr, ir.Cond):
+            return f"if({self.condition(expr.test)}, {self.expr(expr.then)}, {self.expr(expr.otherwise)})"
+        if isinstance(expr, ir.Arith):
+            return f"({self.expr(expr.left)}{expr.op}{self.expr(expr.right)})"
+        if isinstance(expr, ir.Func) and expr.name in ("lower", "upper"):
+            return f"{expr.name}({self.expr(expr.args[0])})"
+        raise AssertionError(f"unexpected expression {expr!r}")
+
+
+def step_reads_computed(generator: Generator, pred: ir.Pred) -> bool:
+    return bool(pred_fields(pred) & generator.computed)
