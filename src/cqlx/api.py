@@ -46,16 +46,29 @@ class Matcher:
         result: dict[str, Any] | None = self.namespace["match"](event)
         return result
 
-    def run(self, events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.namespace["run"](events)
+    def run(self, events: Iterable[dict[str, Any]], counts: dict[str, int] | None = None
+            ) -> list[dict[str, Any]]:
+        """All output rows; with ``counts``, ``counts["matched"]`` is how many events matched
+        (before any sort limit)."""
+        result: list[dict[str, Any]] = self.namespace["run"](events, counts)
         return result
+
+    @property
+    def fields(self) -> tuple[str, ...] | None:
+        """The output fields in order when the rule selects them, else None."""
+        projections = [s for s in self.query.steps if isinstance(s, ir.Project)]
+        return projections[-1].fields if projections else None
 
 
 def compile_matcher(text: str, title: str = "") -> Matcher:
     """Compile a CQL query into an in-process matcher (the same code ``--to python`` writes)."""
+    return compile_query(parse(text), text, title)
+
+
+def compile_query(query: ir.Query, text: str = "", title: str = "") -> Matcher:
+    """Compile an already-parsed query into a :class:`Matcher`."""
     from cqlx.emit.python import emit_python
 
-    query = parse(text)
     source = emit_python(query, title, text)
     namespace: dict[str, Any] = {"__name__": "cqlx_matcher"}
     exec(compile(source, "<cqlx matcher>", "exec"), namespace)

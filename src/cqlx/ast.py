@@ -121,7 +121,7 @@ class Call(Node):
     args: tuple[Argument, ...]
 
 
-Expr = Number | StringLit | FieldRef | Binary | Unary | Call | Array | SubQuery | RegexLit | Star
+Expr = Number | StringLit | FieldRef | Binary | Unary | Call | Array | SubQuery | RegexLit | Star | BareValue
 
 
 # ---------------------------------------------------------------- filters and stages

@@ -65,8 +65,7 @@ def convert_query(query: ir.Query, target: str, profile: str | None = None, meta
     return Conversion(target, chosen.name, sigma.generate(), tuple(sigma.diagnostics))
 
 
-def apply_policy(conversion: Conversion, policy: str = "error", source: str | None = None,
-                 filename: str | None = None) -> Conversion:
+def apply_policy(conversion: Conversion, policy: str = "error", source: str | None = None) -> Conversion:
     """Refuse a conversion that loses detection logic (``error``), or let it through."""
     if policy not in POLICIES:
         raise CqlError(f"unknown lossy-conversion policy {policy!r}; accepted: " + ", ".join(POLICIES))
@@ -76,7 +75,7 @@ def apply_policy(conversion: Conversion, policy: str = "error", source: str | No
         lines = "\n".join(f"  - {d}" for d in lost)
         message = (f"cannot convert to {first.target} without changing which events match "
                    f"(--on-lossy warn writes it anyway):\n{lines}")
-        raise UnsupportedError(message, first.span, source, filename)
+        raise UnsupportedError(message, first.span, source)
     return conversion
 
 

@@ -29,10 +29,10 @@ class CqlError(Exception):
         return self
 
     def __str__(self) -> str:
-        where = self.filename or "<query>"
+        where = self.filename or ("<query>" if self.span.line else "")
         if self.span.line:
             where += f":{self.span.line}:{self.span.column}"
-        text = f"{where}: {self.message}"
+        text = f"{where}: {self.message}" if where else self.message
         context = caret_context(self.source, self.span)
         return f"{text}\n{context}" if context else text
 

@@ -328,6 +328,7 @@ class _Lowering:
     def if_call(self, call: A.Call) -> ir.Cond:
         """Both dialects: ``if(c, then=a, else=b)`` and ``if(field = /re/, a, b)``."""
         named: dict[str, A.Expr] = {}
+        dialect: list[str] = []
         condition: ir.Pred | None = None
         positional: list[A.Argument] = []
         for arg in call.args:
@@ -339,8 +340,7 @@ class _Lowering:
                     raise CqlValueError("if() takes one condition", arg.span)
                 # Dialect 2: a filter as the condition (`CommandLine = /re/i`).
                 condition = self.comparison(arg.name, "=", arg.value, arg.span)
-                self.notes.append((arg.span, "if() with a filter as its condition is not LogScale "
-                                   "syntax; LogScale writes test() or case { }"))
+                dialect.append("a filter as its condition")
             else:
                 positional.append(arg)
         if condition is None:
@@ -353,10 +353,14 @@ class _Lowering:
             raise CqlValueError("if() takes a condition, then and else", positional[len(slots)].span)
         for slot, arg in zip(slots, positional, strict=False):
             named[slot] = arg.value
-            self.notes.append((arg.span, f"positional {slot} in if() is not LogScale syntax; "
-                               f"LogScale writes {slot}=..."))
+        if positional:
+            dialect.append("positional " + " and ".join(slots[:len(positional)]))
         if "then" not in named or "else" not in named:
             raise CqlValueError("if() needs both then= and else=", call.span)
+        if dialect:
+            self.notes.append((call.span, "if() with " + ", ".join(dialect) + " is the detection-library "
+                               "dialect, not LogScale syntax (LogScale: if(test(...), then=..., else=...) "
+                               "or case { })"))
         return ir.Cond(condition, self.expr(named["then"]), self.expr(named["else"]), call.span)
 
     def condition(self, node: A.Expr) -> ir.Pred:

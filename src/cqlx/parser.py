@@ -130,8 +130,10 @@ def _leaf(item: Any) -> A.Expr:
     if isinstance(item, Token):
         if item.type == "REGEX":
             return _regex(item)
-        if item.type == "STAR":
+        if item.type == "STAR" or (item.type == "GLOB" and str(item) == "*"):
             return A.Star(_token_span(item))
+        if item.type == "GLOB":
+            return A.BareValue(_token_span(item), str(item))
         raise AssertionError(f"unexpected token {item.type}")  # the grammar allows no other
     result: A.Expr = item
     return result
@@ -257,6 +259,7 @@ _WORDS: dict[str, str] = {
     "SEMICOLON": "';'",
     "PIPE": "'|'",
     "STAR": "'*'",
+    "GLOB": "a glob such as *.exe",
     "MINUS": "'-'",
     "BANG": "'!'",
     "NOT": "'not'",

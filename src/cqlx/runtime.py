@@ -244,5 +244,12 @@ def top(rows, keys, limit):
     return heapq.nsmallest(limit, rows, key=lambda row: sort_key(row, keys))
 
 
+def counted(rows, counts):
+    """Pass rows through, counting them in counts["matched"]."""
+    for row in rows:
+        counts["matched"] = counts.get("matched", 0) + 1
+        yield row
+
+
 def compile_regex(pattern, flags):
     return re.compile(pattern, flags)

@@ -26,10 +26,13 @@ class Diagnostic:
     message: str
     span: Span = NO_SPAN
 
+    def describe(self) -> str:
+        label = "detection loss" if self.kind == DETECTION else "presentation loss"
+        return f"{label} on {self.target}: {self.message}"
+
     def __str__(self) -> str:
         where = f"line {self.span.line}, column {self.span.column}: " if self.span.line else ""
-        label = "detection loss" if self.kind == DETECTION else "presentation loss"
-        return f"{where}{label} on {self.target}: {self.message}"
+        return where + self.describe()
 
 
 @dataclass(frozen=True)

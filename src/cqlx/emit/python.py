@@ -126,8 +126,7 @@ class _Segment:
                 segment.step(inner)
             self.module.functions.append(segment.source())
             names.append(segment.name)
-        branches = self.module.constant("(" + "".join(f"{n}, " for n in names) + ")", "B")
-        self.emit(f"for _branch in {branches}:")
+        self.emit("for _branch in (" + "".join(f"{n}, " for n in names) + "):")
         self.emit("_out = _branch(rec)", 2)
         self.emit("if _out is not None:", 2)
         self.emit("rec = _out", 3)
@@ -258,9 +257,12 @@ def emit_python(query: ir.Query, title: str = "", query_text: str = "") -> str:
         "    return rec",
         "",
         "",
-        "def run(events):",
-        '    """Every output row, ordered and limited as the rule\'s sort() and table() say."""',
+        "def run(events, counts=None):",
+        '    """Every output row, ordered and limited as the rule\'s sort() and table() say.',
+        "    With a dict ``counts``, counts['matched'] is the number of events the filters keep.\"\"\"",
         "    rows = (row for row in map(SEGMENTS[0], events) if row is not None)",
+        "    if counts is not None:",
+        "        rows = counted(rows, counts)",
         "    for (keys, limit), segment in zip(ORDERS, SEGMENTS[1:]):",
         "        rows = (row for row in map(segment, top(rows, keys, limit)) if row is not None)",
         "    return list(rows)",

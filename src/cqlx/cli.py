@@ -1,0 +1,266 @@
+"""The ``cqlx`` command line: thin, all logic lives in the library.
+
+Exit codes: 0 success, 1 findings (a lossy conversion refused, a check that fails), 2 bad input
+(syntax error, unknown option, unreadable file). Errors are printed with their position and the
+source line; no traceback ever reaches the user (an unexpected one is reported as an internal
+error, exit 3).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from cqlx.errors import CqlError, UnsupportedError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Convert CrowdStrike Falcon LogScale (CQL) detections to Splunk SPL, Microsoft KQL, Sigma and "
+         "Python matchers, and run them over events.\n\n"
+         "Examples:\n\n"
+         "  cqlx convert rule.yml --to kql\n\n"
+         "  cqlx convert samples/rules --to all --output out/\n\n"
+         "  cqlx run rule.yml events.ndjson --format table\n\n"
+         "  cqlx explain rule.yml",
+)
+
+TARGET_CHOICES = ("spl", "kql", "sigma", "python", "all")
+COMMENT = {"spl": "```{}```", "kql": "// {}", "sigma": "# {}", "python": "# {}"}
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _fail(code: int) -> typer.Exit:
+    return typer.Exit(code)
+
+
+@app.command()
+def convert(
+    rules: Annotated[list[str], typer.Argument(help="Rule files (.cql, rule cards .yml, LogScale package "
+                                                    "YAML) or directories.", show_default=False)],
+    to: Annotated[str, typer.Option("--to", "-t", help="Target: spl, kql, sigma, python or all.")] = "kql",
+    profile: Annotated[str | None, typer.Option(help="Target profile name or YAML file (default: the "
+                                                     "target's own: splunk, mde, sigma, falcon).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write one file per rule and target "
+                                                                        "into this directory.")] = None,
+    on_lossy: Annotated[str, typer.Option(help="When a target cannot express the rule exactly: error "
+                                               "(refuse detection loss), warn, or ignore.")] = "error",
+) -> None:
+    """Convert rules to other platforms. Output goes to stdout unless --output.
+
+    Example: cqlx convert samples/rules/container_cli_api.yml --to spl
+    """
+    from cqlx.convert import POLICIES, apply_policy, convert_query
+    from cqlx.rules import find_rules, load_rule
+
+    if to not in TARGET_CHOICES:
+        raise click.BadParameter(f"{to!r} is not a target; choose from {', '.join(TARGET_CHOICES)}",
+                                 param_hint="--to")
+    if on_lossy not in POLICIES:
+        raise click.BadParameter(f"{on_lossy!r}; choose from {', '.join(POLICIES)}", param_hint="--on-lossy")
+    targets = ["spl", "kql", "sigma", "python"] if to == "all" else [to]
+    if profile and len(targets) > 1:
+        raise click.BadParameter("a profile belongs to one target language; use it with a single --to",
+                                 param_hint="--profile")
+    paths = find_rules(rules)
+    if not paths:
+        _err("cqlx: no rule files found")
+        raise _fail(2)
+    several = len(paths) * len(targets) > 1
+    status = 0
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        try:
+            rule = load_rule(path)
+            query = rule.parse()
+        except CqlError as error:
+            _err(str(error))
+            status = max(status, 2)
+            continue
+        for target in targets:
+            try:
+                conversion = apply_policy(convert_query(query, target, profile, rule.meta, rule.text), on_lossy)
+            except UnsupportedError as error:
+                _err(str(rule.relocate(error)))
+                status = max(status, 1)
+                continue
+            if on_lossy != "ignore":
+                for diagnostic in conversion.diagnostics:
+                    _err(f"{rule.location(diagnostic.span)}: warning: {diagnostic.describe()}")
+            if output is not None:
+                destination = output / f"{Path(rule.path).stem}{conversion.extension}"
+                destination.write_text(conversion.output, encoding="utf-8")
+                _err(f"wrote {destination}")
+            else:
+                if several:
+                    typer.echo(COMMENT[target].format(f"{rule.path} -> {target} ({conversion.profile})"))
+                typer.echo(conversion.output, nl=False)
+                if several:
+                    typer.echo()
+    if status:
+        raise _fail(status)
+
+
+@app.command()
+def run(
+    rule: Annotated[str, typer.Argument(help="The rule file.", show_default=False)],
+    events: Annotated[list[str], typer.Argument(help="NDJSON event files (.gz too), or - for stdin.",
+                                                show_default=False)],
+    fmt: Annotated[str | None, typer.Option("--format", "-f", help="jsonl, table or csv (default: table on a "
+                                                                   "terminal, jsonl otherwise).")] = None,
+    strict: Annotated[bool, typer.Option(help="Stop at the first malformed event line.")] = False,
+) -> None:
+    """Run a rule over events with the Python matcher; print the rule's output rows.
+
+    Example: cqlx run samples/rules/container_cli_api.yml samples/events/container_cli_api.ndjson
+    """
+    from cqlx.api import compile_query
+    from cqlx.events import EventStats, read_events
+    from cqlx.passes import pred_fields
+    from cqlx.rules import load_rule
+    from cqlx.runtime import get
+
+    chosen = fmt or ("table" if sys.stdout.isatty() else "jsonl")
+    if chosen not in ("jsonl", "table", "csv"):
+        raise click.BadParameter(f"{chosen!r}; choose from jsonl, table, csv", param_hint="--format")
+    loaded = load_rule(rule)
+    query = loaded.parse()
+    matcher = compile_query(query, loaded.text, loaded.meta.title)
+    stats = EventStats()
+    tested = sorted({f for s in query.steps if hasattr(s, "pred") for f in pred_fields(s.pred)} - {"*"})
+
+    def counted(stream: Any) -> Any:
+        for event in stream:
+            if any(get(event, name) is None for name in tested):
+                stats.missing_fields += 1
+            yield event
+
+    counts: dict[str, int] = {}
+    rows = matcher.run(counted(read_events(events, stats, strict)), counts)
+    stats.matched = counts.get("matched", 0)
+    _write_rows(rows, matcher.fields, chosen)
+    _err(stats.summary())
+    for example in stats.examples:
+        _err(f"  malformed: {example}")
+    if stats.matched > len(rows):
+        _err(f"  {len(rows)} rows shown: the rule's sort()/table() keeps that many")
+
+
+def _cell(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _write_rows(rows: list[dict[str, Any]], fields: tuple[str, ...] | None, fmt: str) -> None:
+    columns = list(fields) if fields else list(dict.fromkeys(k for row in rows for k in row))
+    if fmt == "jsonl":
+        for row in rows:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["" if row.get(c) is None else _cell(row[c]) for c in columns])
+        typer.echo(buffer.getvalue(), nl=False)
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(show_lines=False)
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*("" if row.get(c) is None else _cell(row[c]) for c in columns))
+        Console().print(table)
+
+
+@app.command()
+def explain(rule: Annotated[str, typer.Argument(help="The rule file.", show_default=False)]) -> None:
+    """Show what a rule means: source, filter, signals with weights, score, ladder, output, order.
+
+    Example: cqlx explain samples/rules/container_cli_api.yml
+    """
+    from cqlx.explain import explain as describe
+    from cqlx.rules import load_rule
+
+    loaded = load_rule(rule)
+    typer.echo(describe(loaded.parse(), loaded.meta.title, loaded.path, loaded.line_offset))
+
+
+@app.command()
+def check(
+    rules: Annotated[list[str], typer.Argument(help="Rule files or directories.", show_default=False)],
+    on_lossy: Annotated[str, typer.Option(help="The policy a conversion would run under.")] = "error",
+) -> None:
+    """Parse and lint rules: portability notes, and what each target could not express.
+
+    Exits 1 when a conversion would be refused under --on-lossy. Example: cqlx check samples/rules
+    """
+    from cqlx.convert import apply_policy, convert_query
+    from cqlx.rules import find_rules, load_rule
+
+    status = 0
+    for path in find_rules(rules):
+        try:
+            rule = load_rule(path)
+            query = rule.parse()
+        except CqlError as error:
+            _err(str(error))
+            status = 2
+            continue
+        problems = 0
+        for span, note in query.notes:
+            _err(f"{rule.location(span)}: portability: {note}")
+        for target in ("spl", "kql", "sigma"):
+            conversion = convert_query(query, target, None, rule.meta, rule.text)
+            for diagnostic in conversion.diagnostics:
+                _err(f"{rule.location(diagnostic.span)}: {diagnostic.describe()}")
+            try:
+                apply_policy(conversion, on_lossy)
+            except CqlError:
+                problems += 1
+        typer.echo(f"{rule.path}: {'ok' if not problems else f'{problems} target(s) would refuse it'}")
+        if problems:
+            status = max(status, 1)
+    if status:
+        raise _fail(status)
+
+
+def main() -> None:
+    """Console entry point: every error becomes a message and an exit code, never a traceback."""
+    try:
+        code = app(standalone_mode=False)
+    except CqlError as error:
+        _err(str(error))
+        code = 2
+    except click.exceptions.Abort:
+        _err("aborted")
+        code = 130
+    except click.exceptions.ClickException as error:
+        error.show()
+        code = 2
+    except BrokenPipeError:
+        code = 0
+    except KeyboardInterrupt:
+        code = 130
+    except Exception as error:  # the last line of defence: a bug, reported without a traceback
+        _err(f"cqlx: internal error: {type(error).__name__}: {error} (please report it with the rule)")
+        code = 3
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Event files: NDJSON (plain or ``.gz``, or ``-`` for stdin), read as a stream.
+
+Every line is accounted for: it is an event (a JSON object), blank, or malformed (not UTF-8, not
+JSON, or JSON that is not an object). Malformed lines are skipped and counted, with the first few
+kept for the summary; ``strict`` stops at the first one with its file and line number.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from cqlx.ast import Span
+from cqlx.errors import RuleFileError
+
+KEEP_EXAMPLES = 5
+
+
+class EventFileError(RuleFileError):
+    """An event file that cannot be read, or a malformed line under ``--strict``."""
+
+
+@dataclass
+class EventStats:
+    lines: int = 0
+    events: int = 0
+    blank: int = 0
+    malformed: int = 0
+    matched: int = 0
+    missing_fields: int = 0  # events without a field the rule's filters test
+    examples: list[str] = field(default_factory=list)
+
+    @property
+    def not_matched(self) -> int:
+        return self.events - self.matched
+
+    def summary(self) -> str:
+        text = (f"{self.lines} lines read: {self.events} events ({self.matched} matched, "
+                f"{self.not_matched} not matched), {self.blank} blank, {self.malformed} malformed")
+        if self.missing_fields:
+            text += f"; {self.missing_fields} events lack a field the rule tests"
+        return text
+
+
+def _open(name: str) -> IO[bytes]:
+    if name == "-":
+        return sys.stdin.buffer
+    path = Path(name)
+    try:
+        if path.suffix == ".gz":
+            return gzip.open(path, "rb")
+        return path.open("rb")
+    except FileNotFoundError:
+        raise EventFileError(f"{name}: no such event file") from None
+    except OSError as error:
+        raise EventFileError(f"{name}: cannot read ({error.strerror or error})") from None
+
+
+def _classify(raw: bytes) -> tuple[str, Any]:
+    """('event', dict) | ('blank', None) | ('malformed', reason)."""
+    if not raw.strip():
+        return "blank", None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return "malformed", f"not UTF-8 (byte {error.start})"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        return "malformed", f"not JSON ({error.msg} at column {error.colno})"
+    except RecursionError:
+        return "malformed", "JSON nested too deeply"
+    if not isinstance(value, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+        return "malformed", f"JSON {kind}, not an object"
+    return "event", value
+
+
+def read_events(names: list[str], stats: EventStats, strict: bool = False) -> Iterator[dict[str, Any]]:
+    """The events of the named files in order, counting every line into ``stats``."""
+    for name in names:
+        stream = _open(name)
+        try:
+            for number, raw in enumerate(stream, start=1):
+                stats.lines += 1
+                kind, value = _classify(raw)
+                if kind == "event":
+                    stats.events += 1
+                    yield value
+                elif kind == "blank":
+                    stats.blank += 1
+                else:
+                    stats.malformed += 1
+                    where = f"{'<stdin>' if name == '-' else name}:{number}"
+                    if strict:
+                        raise EventFileError(f"{where}: malformed event line: {value}", Span(number, 1, number, 2),
+                                             filename=None)
+                    if len(stats.examples) < KEEP_EXAMPLES:
+                        stats.examples.append(f"{where}: {value}")
+        except OSError as error:  # a corrupt .gz stream, for example
+            raise EventFileError(f"{name}: cannot read ({error})") from None
+        finally:
+            if stream is not sys.stdin.buffer:
+                stream.close()

@@ -1,0 +1,142 @@
+"""``cqlx explain``: the IR as a person reads it — source, filter, signals, score, ladder, output."""
+
+from __future__ import annotations
+
+from cqlx import ir
+from cqlx.regexes import features
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _regex(pattern: str, flags: str) -> str:
+    return "/" + pattern.replace("/", "\\/") + "/" + flags
+
+
+def pred(p: ir.Pred) -> str:
+    """A predicate in CQL notation (parenthesised where precedence would surprise)."""
+    if isinstance(p, ir.And):
+        return " and ".join(f"({pred(i)})" if isinstance(i, ir.Or) else pred(i) for i in p.items)
+    if isinstance(p, ir.Or):
+        return " or ".join(f"({pred(i)})" if isinstance(i, ir.And) else pred(i) for i in p.items)
+    if isinstance(p, ir.Not):
+        inner = pred(p.item)
+        return f"not ({inner})" if isinstance(p.item, ir.And | ir.Or) else f"not {inner}"
+    if isinstance(p, ir.Eq):
+        return f"{p.field} = {_quote(p.value)}" + (" (ignoring case)" if p.ignore_case else "")
+    if isinstance(p, ir.Glob):
+        return f"{p.field} = {_quote(p.pattern)} (glob)" + (" (ignoring case)" if p.ignore_case else "")
+    if isinstance(p, ir.Regex):
+        return f"{p.field} = {_regex(p.pattern, p.flags)}"
+    if isinstance(p, ir.Cmp):
+        return f"{p.field} {p.op} {p.number}"
+    if isinstance(p, ir.Exists):
+        return f"{p.field} = *"
+    if isinstance(p, ir.In):
+        return f"in({p.field}, values=[{', '.join(_quote(v) for v in p.values)}]" \
+               + (", ignoreCase=true)" if p.ignore_case else ")")
+    if isinstance(p, ir.FreeText):
+        return _regex(p.value, p.flags) if p.regex else _quote(p.value)
+    if isinstance(p, ir.ExprTest):
+        return f"test({expr(p.left)} {p.op} {expr(p.right)})"
+    return "*"
+
+
+def expr(e: ir.Expr) -> str:
+    if isinstance(e, ir.Lit):
+        return _quote(e.value) if isinstance(e.value, str) else str(e.value)
+    if isinstance(e, ir.Ref):
+        return e.field
+    if isinstance(e, ir.Cond):
+        return f"if({pred(e.test)}, then={expr(e.then)}, else={expr(e.otherwise)})"
+    if isinstance(e, ir.Arith):
+        return f"({expr(e.left)} {e.op} {expr(e.right)})"
+    return f"{e.name}({', '.join(expr(a) for a in e.args)})"
+
+
+def _case_sensitivity(p: ir.Pred) -> str:
+    if isinstance(p, ir.Regex):
+        return "case-insensitive" if "i" in p.flags else "case-sensitive"
+    if isinstance(p, ir.Eq | ir.Glob | ir.In):
+        return "case-insensitive" if p.ignore_case else "case-sensitive"
+    return ""
+
+
+def explain(query: ir.Query, title: str = "", path: str = "", line_offset: int = 0) -> str:
+    """A readable account of the rule's meaning."""
+    out: list[str] = []
+    if title or path:
+        out.append(f"Rule: {title}" + (f"  ({path})" if path else ""))
+    types = ", ".join(query.source.event_types) or "any"
+    platforms = ", ".join(query.source.platforms) or "any"
+    out.append(f"Source: event types {types}; platforms {platforms}")
+    signals = [s for s in query.steps if isinstance(s, ir.Signal)]
+    filters = [s for s in query.steps if isinstance(s, ir.Filter)]
+    if filters:
+        out.append("Filter (every test must hold):")
+        for number, step in enumerate(filters, start=1):
+            note = _case_sensitivity(step.pred)
+            out.append(f"  {number}. {pred(step.pred)}" + (f"   [{note}]" if note else ""))
+    if signals:
+        out.append("Signals:")
+        width = max(len(s.name) for s in signals)
+        for s in signals:
+            outputs = []
+            if s.flag_field:
+                outputs.append(f"{s.flag_field} {s.flag_values[0]}/{s.flag_values[1]}")
+            if s.score_field:
+                outputs.append(f"{s.score_field} {s.weight}/0")
+            note = _case_sensitivity(s.condition)
+            out.append(f"  {s.name:<{width}}  weight {s.weight:<3} when {pred(s.condition)}"
+                       + (f"   [{note}]" if note else ""))
+            out.append(f"  {'':<{width}}  sets {', '.join(outputs)}")
+    by_name = {s.name: s for s in signals}
+    for step in query.steps:
+        if isinstance(step, ir.Score):
+            terms = " + ".join(f"{n}({by_name[n].weight})" if n in by_name else n for n in step.signals)
+            top = sum(by_name[n].weight for n in step.signals if n in by_name)
+            out.append(f"Score: {step.field} = {terms}   (0 to {top})")
+        elif isinstance(step, ir.Ladder):
+            arms = "; ".join(f"{t.label} if {step.score_field} >= {t.minimum}" for t in step.tiers)
+            out.append(f"Ladder: {step.field} = {arms}; else {step.default}")
+        elif isinstance(step, ir.Eval):
+            out.append(f"Assign: {step.field} := {expr(step.expr)}")
+        elif isinstance(step, ir.Case):
+            out.append(f"Case: {len(step.branches)} branches (the first that keeps the event wins; "
+                       "no match drops it)")
+        elif isinstance(step, ir.Project):
+            out.append(f"Output fields: {', '.join(step.fields)}")
+        elif isinstance(step, ir.Order):
+            keys = ", ".join(f"{k.field} {'desc' if k.descending else 'asc'} ({k.type})" for k in step.keys)
+            out.append(f"Order: {keys}; keep {step.limit} rows")
+    regexes = [p for s in query.steps for p in _regexes(s)]
+    portability = sorted({f for p in regexes for f in features(p.pattern)})
+    if portability:
+        out.append("Regex features used: " + ", ".join(portability))
+    grouped: dict[str, list[int]] = {}
+    for span, note in query.notes:
+        grouped.setdefault(note, []).append(span.line + line_offset)
+    for note, lines in grouped.items():
+        unique = list(dict.fromkeys(lines))
+        out.append(f"Note: {note}; line{'s' if len(unique) > 1 else ''} {', '.join(map(str, unique))}")
+    return "\n".join(out)
+
+
+def _regexes(step: ir.Step) -> list[ir.Regex]:
+    found: list[ir.Regex] = []
+
+    def walk(p: ir.Pred) -> None:
+        if isinstance(p, ir.Regex):
+            found.append(p)
+        elif isinstance(p, ir.And | ir.Or):
+            for item in p.items:
+                walk(item)
+        elif isinstance(p, ir.Not):
+            walk(p.item)
+
+    if isinstance(step, ir.Filter):
+        walk(step.pred)
+    elif isinstance(step, ir.Signal):
+        walk(step.condition)
+    return found

@@ -1,0 +1,70 @@
+"""Errors say where and what, in words: line, column, the source line with a caret, the expectation."""
+
+from __future__ import annotations
+
+import pytest
+
+from cqlx import CqlError, parse
+from cqlx.errors import CqlSyntaxError, CqlValueError, UnknownFunctionError
+
+MESSAGES = [
+    ("a = ", 1, 5, "expected a value after '='"),
+    ("a = | b", 1, 5, "expected a value after '='"),
+    ("x := (a + b", 1, 12, "expected a closing ')'"),
+    ("select([a, b)", 1, 13, "expected a closing ']'"),
+    ("a = 1)", 1, 6, "nothing is open for it to close"),
+    ('f = "abc', 1, 5, "unterminated string"),
+    ("f = /abc", 1, 5, "unterminated regex"),
+    ("case { a=1 | x:=1 ", 1, 19, "expected a closing '}'"),
+    ("sort(x, order=)", 1, 15, "expected a value after '='"),
+    ("x := ", 1, 6, "an expression after ':='"),
+    ("f = /x/s", 1, 5, "unknown regex flag 's'"),
+    ("#event_simpleName=ProcessRollup2\n| CommandLine = ", 2, 17, "expected a value after '='"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "column", "words"), MESSAGES)
+def test_syntax_error_messages(text: str, line: int, column: int, words: str) -> None:
+    with pytest.raises(CqlSyntaxError) as caught:
+        parse(text)
+    error = caught.value
+    assert (error.span.line, error.span.column) == (line, column)
+    assert words in error.message
+    rendered = str(error).splitlines()
+    assert rendered[0].startswith(f"<query>:{line}:{column}: ")
+    assert rendered[1].rstrip().endswith(text.splitlines()[line - 1].rstrip())
+    caret = rendered[2]
+    assert caret.index("^") == rendered[1].index("| ") + 2 + column - 1
+
+
+def test_no_raw_token_names_in_messages() -> None:
+    for text, *_ in MESSAGES:
+        with pytest.raises(CqlError) as caught:
+            parse(text)
+        for raw in ("RPAR", "RSQB", "COMPARE_OP", "$END", "VALUE", "NAME"):
+            assert raw not in caught.value.message
+
+
+def test_unknown_function_names_it_and_its_position() -> None:
+    with pytest.raises(UnknownFunctionError) as caught:
+        parse("#event_simpleName=ProcessRollup2\n| frobnicate(x)")
+    assert "frobnicate" in caught.value.message
+    assert (caught.value.span.line, caught.value.span.column) == (2, 3)
+
+
+def test_known_but_unsupported_function_says_so() -> None:
+    with pytest.raises(UnknownFunctionError, match="not supported by cqlx yet"):
+        parse("groupBy([ComputerName])")
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("sort(x, order=sideways)", "accepted: asc, desc"),
+    ("sort(x, type=weird)", "accepted: number, string, hex"),
+    ("sort(x, limit=0)", "from 1 to 20000"),
+    ("sort(x, colour=red)", "no parameter 'colour'"),
+    ("x := if(a == 1)", "then"),
+    ("f > abc", "expected a number after '>'"),
+])
+def test_wrong_arguments_name_accepted_values(text: str, words: str) -> None:
+    with pytest.raises(CqlValueError, match=words):
+        parse(text)

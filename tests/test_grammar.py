@@ -1,0 +1,154 @@
+"""The grammar: what it accepts, and how it shapes precedence (NOT > OR > AND, implicit AND)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cqlx import ast as A
+from cqlx.errors import CqlSyntaxError
+from cqlx.parser import parse
+
+ACCEPT = [
+    "#event_simpleName=ProcessRollup2",
+    "@timestamp > 5",
+    'host.name = "x" // a comment',
+    "/* block\ncomment */ a = 1",
+    '"host name" = "web 01"',
+    "a.b[0] = x",
+    "f = *abc*",
+    "f = C:\\Windows\\*",
+    "url = https://x.example/path",
+    "f = *",
+    "f != *",
+    'f != "v"',
+    "f = /a\\/b/imdgF",
+    "f < 1 g <= 2 h > 3 i >= 4",
+    "a=1 AND b=2 Or c=3 NOT d=4",
+    "a=1 and not b=2",
+    "!a=1",
+    "(a=1 or b=2) c=3",
+    "a=1 | b=2 | c := d + e * 2 - f / 3",
+    "x := a // trailing comment",
+    "x := (a + b) % 3",
+    "x := -a",
+    'x := lower(CommandLine)',
+    'x := if(a >= 6, then="A", else="B")',
+    'x := if(CommandLine = /re/i, "YES", "NO")',
+    'x := if(s >= 6, "C", if(s >= 3, "H", "M"))',
+    "select([a, b, c])",
+    "table([a, b], limit=10)",
+    "sort(x, order=desc, limit=200, type=number)",
+    "sort([a, b], order=[asc, desc])",
+    'in(f, values=["a", "b"], ignoreCase=true)',
+    "!in(f, values=[a, b])",
+    "f =~ in(values=[a, b])",
+    "test(a == b)",
+    "case { a=1 | x := 1 ; b=/x/ | x := 2 ; * | x := 0 }",
+    "case { a=1 | x := 1 ; }",
+    "text:contains(string=f, substring=\"x\")",
+    "free text words",
+    '"quoted free text"',
+    "/free regex/i",
+    "",
+]
+
+REJECT = [
+    "a = ",
+    "a = | b",
+    "(a = 1",
+    "a = 1)",
+    'f = "unterminated',
+    "f = /unterminated",
+    "f = /x/s",  # LogScale has no s flag
+    "x := ",
+    "x := (a + b",
+    "select([a, b)",
+    "case { a=1 | x:=1",
+    "sort(x, order=)",
+    "a | | b",
+    "f = a b := ",
+]
+
+
+@pytest.mark.parametrize("text", ACCEPT)
+def test_accepts(text: str) -> None:
+    assert isinstance(parse(text), A.Pipeline)
+
+
+@pytest.mark.parametrize("text", REJECT)
+def test_rejects_with_position(text: str) -> None:
+    with pytest.raises(CqlSyntaxError) as caught:
+        parse(text)
+    assert caught.value.span.line >= 1 and caught.value.span.column >= 1
+
+
+def _filter(text: str) -> A.Filter:
+    stage = parse(text).stages[0]
+    assert not isinstance(stage, A.Assignment | A.CaseStmt)
+    return stage
+
+
+def test_or_binds_tighter_than_implicit_and() -> None:
+    tree = _filter("a=1 b=2 or c=3")
+    assert isinstance(tree, A.AndFilter)
+    assert isinstance(tree.right, A.OrFilter)
+
+
+def test_or_binds_tighter_than_explicit_and() -> None:
+    tree = _filter("a=1 and b=2 or c=3")
+    assert isinstance(tree, A.AndFilter) and isinstance(tree.right, A.OrFilter)
+
+
+def test_not_binds_tightest() -> None:
+    tree = _filter("not a=1 or b=2")
+    assert isinstance(tree, A.OrFilter) and isinstance(tree.left, A.NotFilter)
+
+
+@pytest.mark.parametrize("keyword", ["and", "AND", "And", "aNd"])
+def test_keywords_in_any_case(keyword: str) -> None:
+    assert isinstance(_filter(f"a=1 {keyword} b=2"), A.AndFilter)
+
+
+def test_keyword_prefix_is_a_field_name() -> None:
+    tree = _filter("android=1 order=2 notes=3")
+    assert isinstance(tree, A.AndFilter)
+    names = {tree.left.left.field.name, tree.left.right.field.name, tree.right.field.name} \
+        if isinstance(tree.left, A.AndFilter) else set()
+    assert names == {"android", "order", "notes"}
+
+
+def test_slash_is_division_after_an_operand_and_regex_where_a_value_starts() -> None:
+    assign = parse("x := a / b").stages[0]
+    assert isinstance(assign, A.Assignment) and isinstance(assign.value, A.Binary)
+    assert assign.value.op == "/"
+    comparison = _filter("f = /a\\/b/i")
+    assert isinstance(comparison, A.Comparison) and isinstance(comparison.value, A.RegexLit)
+    assert comparison.value.pattern == "a\\/b" and comparison.value.flags == "i"
+
+
+def test_string_escapes() -> None:
+    comparison = _filter(r'f = "a\"b\\c\nd\te"')
+    assert isinstance(comparison, A.Comparison) and isinstance(comparison.value, A.StringLit)
+    assert comparison.value.value == 'a"b\\c\nd\\te'  # \t is not an escape in CQL: it stays
+
+
+def test_spans_point_at_the_source() -> None:
+    tree = parse("a=1\n| CommandLine = /x/")
+    stage = tree.stages[1]
+    assert isinstance(stage, A.Comparison)
+    assert (stage.span.line, stage.span.column) == (2, 3)
+    assert (stage.value.span.line, stage.value.span.column) == (2, 17)
+
+
+def test_both_if_dialects_parse_to_calls() -> None:
+    official = parse('x := if(CommandLine == "a", then="Y", else="N")').stages[0]
+    seed = parse('x := if(CommandLine = /a/, "Y", "N")').stages[0]
+    assert isinstance(official, A.Assignment) and isinstance(official.value, A.Call)
+    assert isinstance(seed, A.Assignment) and isinstance(seed.value, A.Call)
+    assert [a.name for a in official.value.args] == [None, "then", "else"]
+    assert [a.name for a in seed.value.args] == ["CommandLine", None, None]
+
+
+def test_deep_nesting_is_refused_cleanly() -> None:
+    with pytest.raises(CqlSyntaxError, match="nesting deeper"):
+        parse("(" * 500 + "a=1" + ")" * 500)

@@ -1,0 +1,128 @@
+"""IR passes, each with input/expected pairs: lowering, normalisation, source, signals, score, ladder."""
+
+from __future__ import annotations
+
+from cqlx import ir, parse
+from cqlx.lower import lower, unescape_regex
+from cqlx.parser import parse as parse_tree
+from cqlx.passes import extract_source, normalize, normalize_pred, recognize_ladder, recognize_score, recognize_signals
+
+
+def lowered(text: str) -> ir.Query:
+    return lower(parse_tree(text))
+
+
+def test_unescape_regex_removes_only_the_slash_escape() -> None:
+    assert unescape_regex(r"\/usr\/bin\.x\\/") == r"/usr/bin\.x\\/"
+
+
+def test_values_lower_to_their_predicates() -> None:
+    steps = lowered('a = x | b = *x* | c = * | d != * | e = /r/i | f != "v" | g >= 5').steps
+    preds = [s.pred for s in steps if isinstance(s, ir.Filter)]
+    assert preds == [
+        ir.Eq("a", "x"), ir.Glob("b", "*x*"), ir.Exists("c"), ir.Not(ir.Exists("d")),
+        ir.Regex("e", "r", "i"), ir.Not(ir.Eq("f", "v")), ir.Cmp("g", ">=", 5),
+    ]
+
+
+def test_quoted_star_is_a_glob() -> None:
+    (step,) = lowered('f = "*whoami*"').steps
+    assert isinstance(step, ir.Filter) and step.pred == ir.Glob("f", "*whoami*")
+
+
+def test_both_if_dialects_give_the_same_ir() -> None:
+    official = lowered('x := if(test(CommandLine == "a"), then="Y", else="N")').steps
+    seed = lowered('x := if(CommandLine = "a", "Y", "N")').steps
+    assert official == seed
+
+
+def test_normalize_flattens_dedupes_and_cancels_double_negation() -> None:
+    a, b, c = ir.Eq("a", "1"), ir.Eq("b", "2"), ir.Eq("c", "3")
+    assert normalize_pred(ir.And((a, ir.And((b, a)), ir.TrueP()))) == ir.And((a, b))
+    assert normalize_pred(ir.Or((a, ir.Or((b, c))))) == ir.Or((a, b, c))
+    assert normalize_pred(ir.Not(ir.Not(a))) == a
+    assert normalize_pred(ir.Or((a, ir.TrueP()))) == ir.TrueP()
+
+
+def test_extract_source_takes_event_type_and_platform() -> None:
+    query = extract_source(normalize(lowered("#event_simpleName=ProcessRollup2 event_platform=Lin CommandLine=/x/")))
+    assert query.source == ir.Source(("ProcessRollup2",), ("Lin",))
+    assert [s.pred for s in query.steps if isinstance(s, ir.Filter)] == [ir.Regex("CommandLine", "x")]
+
+
+def test_extract_source_keeps_a_case_insensitive_event_type_filter() -> None:
+    query = extract_source(normalize(lowered("#event_simpleName=/^ProcessRollup2$/i")))
+    assert query.source.event_types == ()
+
+
+def test_extract_source_alternatives() -> None:
+    query = extract_source(normalize(lowered("#event_simpleName=ProcessRollup2 or #event_simpleName=SyntheticProcessRollup2")))
+    assert query.source.event_types == ("ProcessRollup2", "SyntheticProcessRollup2")
+
+
+SCORED = """
+F := if(CommandLine = /x/i, "YES", "NO")
+| FScore := if(CommandLine = /x/i, 3, 0)
+| GScore := if(CommandLine = /y/, 2, 0)
+| S := FScore + GScore
+| Sev := if(S >= 5, "HIGH", if(S >= 2, "MED", "LOW"))
+"""
+
+
+def test_flag_and_score_testing_one_condition_become_one_signal() -> None:
+    steps = recognize_signals(lowered(SCORED)).steps
+    signals = [s for s in steps if isinstance(s, ir.Signal)]
+    assert signals == [
+        ir.Signal("F", ir.Regex("CommandLine", "x", "i"), 3, "F", ("YES", "NO"), "FScore"),
+        ir.Signal("GScore", ir.Regex("CommandLine", "y", ""), 2, None, ("YES", "NO"), "GScore"),
+    ]
+
+
+def test_different_case_flags_are_different_conditions() -> None:
+    text = 'F := if(CommandLine = /x/i, "YES", "NO") | FScore := if(CommandLine = /x/, 3, 0)'
+    signals = [s for s in recognize_signals(lowered(text)).steps if isinstance(s, ir.Signal)]
+    assert [(s.flag_field, s.score_field) for s in signals] == [(None, "FScore")]
+
+
+def test_signal_not_merged_across_a_write_to_its_field() -> None:
+    text = ('F := if(CommandLine = /x/, "YES", "NO") | CommandLine := "changed" '
+            "| FScore := if(CommandLine = /x/, 3, 0)")
+    signals = [s for s in recognize_signals(lowered(text)).steps if isinstance(s, ir.Signal)]
+    assert [(s.flag_field, s.score_field) for s in signals] == [(None, "FScore")]
+
+
+def test_score_and_ladder() -> None:
+    query = recognize_ladder(recognize_score(recognize_signals(lowered(SCORED))))
+    assert ir.Score("S", ("F", "GScore")) in query.steps
+    assert ir.Ladder("Sev", "S", (ir.Tier(5, "HIGH"), ir.Tier(2, "MED")), "LOW") in query.steps
+
+
+def test_ladder_with_ascending_thresholds_stays_an_eval() -> None:
+    text = SCORED.replace("S >= 5", "S >= 1")
+    query = recognize_ladder(recognize_score(recognize_signals(lowered(text))))
+    assert not any(isinstance(s, ir.Ladder) for s in query.steps)
+
+
+def test_a_query_outside_the_pattern_stays_plain() -> None:
+    query = parse('x := if(CommandLine = /a/, "Y", "N") | y := x')
+    assert [type(s) for s in query.steps] == [ir.Eval, ir.Eval]
+
+
+def test_seed_ir(seed_text: str) -> None:
+    query = parse(seed_text)
+    assert query.source.event_types == ("ProcessRollup2",)
+    kinds = [type(s).__name__ for s in query.steps]
+    assert kinds == ["Filter", "Filter"] + ["Signal"] * 5 + ["Score", "Ladder", "Project", "Order"]
+    signals = {s.name: (s.weight, s.flag_field, s.score_field, s.condition.flags)
+               for s in query.steps if isinstance(s, ir.Signal) and isinstance(s.condition, ir.Regex)}
+    assert signals == {
+        "PrivilegedContainer": (3, "PrivilegedContainer", "PrivScore", "i"),
+        "HostMount": (3, "HostMount", "MountScore", ""),
+        "ContainerExec": (1, "ContainerExec", "ExecScore", "i"),
+        "SecretsAccess": (2, "SecretsAccess", "SecretsScore", "i"),
+        "ContainerEscape": (3, "ContainerEscape", "EscapeScore", "i"),
+    }
+    ladder = next(s for s in query.steps if isinstance(s, ir.Ladder))
+    assert ladder.tiers == (ir.Tier(6, "CRITICAL"), ir.Tier(3, "HIGH")) and ladder.default == "MEDIUM"
+    order = next(s for s in query.steps if isinstance(s, ir.Order))
+    assert order.keys == (ir.SortKey("SuspicionScore", True, "number"),) and order.limit == 200
