@@ -56,7 +56,8 @@ def test_extract_source_keeps_a_case_insensitive_event_type_filter() -> None:
 
 
 def test_extract_source_alternatives() -> None:
-    query = extract_source(normalize(lowered("#event_simpleName=ProcessRollup2 or #event_simpleName=SyntheticProcessRollup2")))
+    text = "#event_simpleName=ProcessRollup2 or #event_simpleName=SyntheticProcessRollup2"
+    query = extract_source(normalize(lowered(text)))
     assert query.source.event_types == ("ProcessRollup2", "SyntheticProcessRollup2")
 
 

@@ -16,6 +16,6 @@ __version__ = "0.1.0"
 
 def convert(text: str, to: str = "kql", profile: str | None = None) -> str:
     """Convert a CQL query to ``to`` (spl, kql, sigma, python, cql) with a target profile."""
-    from cqlx.convert import convert_text
+    from cqlx.conversion import convert_text
 
     return convert_text(text, to, profile).output

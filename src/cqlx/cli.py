@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from cqlx.errors import CqlError, UnsupportedError
@@ -62,17 +61,17 @@ def convert(
 
     Example: cqlx convert samples/rules/container_cli_api.yml --to spl
     """
-    from cqlx.convert import POLICIES, apply_policy, convert_query
+    from cqlx.conversion import POLICIES, apply_policy, convert_query
     from cqlx.rules import find_rules, load_rule
 
     if to not in TARGET_CHOICES:
-        raise click.BadParameter(f"{to!r} is not a target; choose from {', '.join(TARGET_CHOICES)}",
+        raise typer.BadParameter(f"{to!r} is not a target; choose from {', '.join(TARGET_CHOICES)}",
                                  param_hint="--to")
     if on_lossy not in POLICIES:
-        raise click.BadParameter(f"{on_lossy!r}; choose from {', '.join(POLICIES)}", param_hint="--on-lossy")
+        raise typer.BadParameter(f"{on_lossy!r}; choose from {', '.join(POLICIES)}", param_hint="--on-lossy")
     targets = ["spl", "kql", "sigma", "python"] if to == "all" else [to]
     if profile and len(targets) > 1:
-        raise click.BadParameter("a profile belongs to one target language; use it with a single --to",
+        raise typer.BadParameter("a profile belongs to one target language; use it with a single --to",
                                  param_hint="--profile")
     paths = find_rules(rules)
     if not paths:
@@ -135,7 +134,7 @@ def run(
 
     chosen = fmt or ("table" if sys.stdout.isatty() else "jsonl")
     if chosen not in ("jsonl", "table", "csv"):
-        raise click.BadParameter(f"{chosen!r}; choose from jsonl, table, csv", param_hint="--format")
+        raise typer.BadParameter(f"{chosen!r}; choose from jsonl, table, csv", param_hint="--format")
     loaded = load_rule(rule)
     query = loaded.parse()
     matcher = compile_query(query, loaded.text, loaded.meta.title)
@@ -209,7 +208,7 @@ def check(
 
     Exits 1 when a conversion would be refused under --on-lossy. Example: cqlx check samples/rules
     """
-    from cqlx.convert import apply_policy, convert_query
+    from cqlx.conversion import apply_policy, convert_query
     from cqlx.rules import find_rules, load_rule
 
     status = 0
@@ -246,19 +245,21 @@ def main() -> None:
     except CqlError as error:
         _err(str(error))
         code = 2
-    except click.exceptions.Abort:
+    except typer.Abort:
         _err("aborted")
         code = 130
-    except click.exceptions.ClickException as error:
-        error.show()
-        code = 2
     except BrokenPipeError:
         code = 0
     except KeyboardInterrupt:
         code = 130
-    except Exception as error:  # the last line of defence: a bug, reported without a traceback
-        _err(f"cqlx: internal error: {type(error).__name__}: {error} (please report it with the rule)")
-        code = 3
+    except Exception as error:
+        show = getattr(error, "show", None)
+        if callable(show) and isinstance(getattr(error, "exit_code", None), int):
+            show()  # a usage error from typer's click (bad option, missing argument): already worded
+            code = 2
+        else:  # the last line of defence: a bug, reported without a traceback
+            _err(f"cqlx: internal error: {type(error).__name__}: {error} (please report it with the rule)")
+            code = 3
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -53,7 +53,7 @@ def _open(name: str) -> IO[bytes]:
     path = Path(name)
     try:
         if path.suffix == ".gz":
-            return gzip.open(path, "rb")
+            return gzip.GzipFile(path, "rb")  # type: ignore[return-value]  # a binary stream of lines
         return path.open("rb")
     except FileNotFoundError:
         raise EventFileError(f"{name}: no such event file") from None

@@ -75,9 +75,9 @@ def explain(query: ir.Query, title: str = "", path: str = "", line_offset: int =
     filters = [s for s in query.steps if isinstance(s, ir.Filter)]
     if filters:
         out.append("Filter (every test must hold):")
-        for number, step in enumerate(filters, start=1):
-            note = _case_sensitivity(step.pred)
-            out.append(f"  {number}. {pred(step.pred)}" + (f"   [{note}]" if note else ""))
+        for number, kept in enumerate(filters, start=1):
+            note = _case_sensitivity(kept.pred)
+            out.append(f"  {number}. {pred(kept.pred)}" + (f"   [{note}]" if note else ""))
     if signals:
         out.append("Signals:")
         width = max(len(s.name) for s in signals)

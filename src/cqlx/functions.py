@@ -40,17 +40,15 @@ FUNCTIONS: dict[str, FunctionSpec] = {
 
 # Functions LogScale has that cqlx does not convert yet: a clear "not supported" instead of the
 # "unknown function" a typo gets (CQL.md, the frequency list of real detection content).
-KNOWN_UNSUPPORTED = frozenset(
-    name.lower()
-    for name in (
-        "groupBy count format collect formatTime rename regex drop selectLast match join top "
-        "ipLocation selfJoinFilter replace selectFromMax sum round wildcard ioc:lookup timeChart "
-        "min cidr max now splitString formatDuration split bucket concat length stats asn "
-        "parseTimestamp readFile concatArray base64Decode urlDecode kvParse rdns parseJson "
-        "defineTable correlate shannonEntropy tail eval head coalesce default avg like "
-        "text:contains array:contains bitfield:extractFlags lookup"
-    ).split()
-)
+KNOWN_UNSUPPORTED = frozenset(name.lower() for name in (
+    "groupBy", "count", "format", "collect", "formatTime", "rename", "regex", "drop", "selectLast", "match",
+    "join", "top", "ipLocation", "selfJoinFilter", "replace", "selectFromMax", "sum", "round", "wildcard",
+    "ioc:lookup", "timeChart", "min", "cidr", "max", "now", "splitString", "formatDuration", "split", "bucket",
+    "concat", "length", "stats", "asn", "parseTimestamp", "readFile", "concatArray", "base64Decode",
+    "urlDecode", "kvParse", "rdns", "parseJson", "defineTable", "correlate", "shannonEntropy", "tail", "eval",
+    "head", "coalesce", "default", "avg", "like", "text:contains", "array:contains", "bitfield:extractFlags",
+    "lookup",
+))
 
 SORT_ORDERS = ("asc", "desc")
 SORT_TYPES = ("number", "string", "hex")

@@ -336,7 +336,8 @@ def _syntax_error(error: lark.exceptions.UnexpectedInput, text: str) -> CqlSynta
     if isinstance(error, lark.exceptions.UnexpectedCharacters):
         line, column = error.line, error.column
         span = Span(line, column, line, column + 1)
-        char = text[error.pos_in_stream] if error.pos_in_stream < len(text) else ""
+        position = error.pos_in_stream or 0
+        char = text[position] if position < len(text) else ""
         if char == '"':
             message = "unterminated string: the closing '\"' is missing"
         elif char == "/":

@@ -193,7 +193,7 @@ def parse_profile(text: str, path: str, base: Profile | None = None) -> Profile:
     """Validate and build a profile from YAML text; ``base`` is the profile it ``extends``."""
     reader = _Reader(path)
     try:
-        raw = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        raw = yaml.load(text, Loader=_LineLoader)
     except ProfileError as error:
         error.filename = path
         raise
@@ -232,11 +232,11 @@ def parse_profile(text: str, path: str, base: Profile | None = None) -> Profile:
         inherited = events.get(event_name)
         fields = {**(inherited.fields if inherited else {}), **shared,
                   **_fields(reader, reader.mapping(spec, "fields", ew), ew)}
-        table = spec.get("table", inherited.table if inherited else None)
-        if table is not None and tables and table not in tables:
-            raise reader.fail(f"{ew} names table {table!r}, which is not under tables:", spec, "table")
+        table_name: str | None = spec.get("table", inherited.table if inherited else None)
+        if table_name is not None and tables and table_name not in tables:
+            raise reader.fail(f"{ew} names table {table_name!r}, which is not under tables:", spec, "table")
         events[event_name] = EventType(
-            str(event_name), table,
+            str(event_name), table_name,
             _pairs(reader, spec, "search", ew) or (inherited.search if inherited else ()),
             _pairs(reader, spec, "logsource", ew) or (inherited.logsource if inherited else ()),
             fields, str(spec.get("note", "")))
@@ -254,8 +254,13 @@ def parse_profile(text: str, path: str, base: Profile | None = None) -> Profile:
             names = {c for c, _ in tables[event.table]}
             for falcon, mapped in event.fields.items():
                 if mapped.name not in names:
+                    raw_spec = events_raw.get(event.name)
+                    spec_map: dict[str, Any] = raw_spec if isinstance(raw_spec, dict) else {}
+                    raw_fields = spec_map.get("fields") if isinstance(spec_map.get("fields"), dict) else None
+                    where_map, where_key = (raw_fields, falcon) if raw_fields and falcon in raw_fields \
+                        else (events_raw, event.name)
                     raise reader.fail(f"field {falcon!r} of event type {event.name!r} maps to {mapped.name!r}, "
-                                      f"which is not a column of {event.table}", events_raw, event.name)
+                                      f"which is not a column of {event.table}", where_map, where_key)
     platforms = {**(base.platforms if base else {}), **dict(_pairs(reader, raw, "platforms", where))}
     default_event = raw.get("default_event_type", base.default_event_type if base else None)
     return Profile(

@@ -103,7 +103,7 @@ def features(pattern: str) -> frozenset[str]:
             found.add(POSSESSIVE if text[-1] == "+" else LAZY)
         elif token.kind == "escape":
             letter = text[1:2]
-            if letter.isdigit() and letter != "0" or letter == "k":
+            if (letter.isdigit() and letter != "0") or letter == "k":
                 found.add(BACKREFERENCE)
             elif letter == "Z":
                 found.add(ANCHOR_Z)

@@ -40,6 +40,9 @@ def _epoch_ms(value: Any) -> dt.datetime | None:
 def _convert(value: Any, kind: str, transform: str | None) -> Any:
     if transform == "epoch_ms":
         return _epoch_ms(value)
+    if transform == "basename" and isinstance(value, str):
+        # Falcon has only the file name; the target holds a full path ending in it.
+        return value if "/" in value or "\\" in value else "/" + value
     if kind in ("long", "int"):
         try:
             return int(str(value).strip())

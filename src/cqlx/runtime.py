@@ -10,11 +10,13 @@ tests on them are false. ``#tag`` fields are read as ``#tag``, then ``tag``.
 
 import heapq
 import re
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 _MISSING = None
 
 
-def get(record, name):
+def get(record: dict[str, Any], name: str) -> Any:
     """The value of field ``name``: ``#name`` falls back to ``name``; ``a.b`` to nested objects."""
     value = record.get(name)
     if value is not None:
@@ -22,7 +24,7 @@ def get(record, name):
     if name[:1] == "#":
         return record.get(name[1:])
     if "." in name and name not in record:
-        node = record
+        node: Any = record
         for part in name.split("."):
             if not isinstance(node, dict):
                 return None
@@ -31,7 +33,7 @@ def get(record, name):
     return None
 
 
-def text(value):
+def text(value: Any) -> str | None:
     """The string a string test sees, or None when there is none to test."""
     if isinstance(value, str):
         return value
@@ -44,7 +46,7 @@ def text(value):
     return None
 
 
-def number(value):
+def number(value: Any) -> int | float | None:
     """The number a numeric test or arithmetic sees, or None."""
     if isinstance(value, bool):
         return None
@@ -64,30 +66,30 @@ def number(value):
     return None
 
 
-def search(regex, value):
+def search(regex: re.Pattern[str], value: Any) -> bool:
     string = text(value)
     return string is not None and regex.search(string) is not None
 
 
-def fullmatch(regex, value):
+def fullmatch(regex: re.Pattern[str], value: Any) -> bool:
     string = text(value)
     return string is not None and regex.fullmatch(string) is not None
 
 
-def equals(value, expected):
+def equals(value: Any, expected: str) -> bool:
     return text(value) == expected
 
 
-def equals_folded(value, expected_folded):
+def equals_folded(value: Any, expected_folded: str) -> bool:
     string = text(value)
     return string is not None and string.lower() == expected_folded
 
 
-def member(value, values):
+def member(value: Any, values: frozenset[str]) -> bool:
     return text(value) in values
 
 
-def compare(value, op, constant):
+def compare(value: Any, op: str, constant: int | float) -> bool:
     left = number(value)
     if left is None:
         return False
@@ -104,29 +106,30 @@ def compare(value, op, constant):
     return left != constant
 
 
-def compare_values(op, left, right):
+def compare_values(op: str, left: Any, right: Any) -> bool:
     """``test(a OP b)``: numeric when both sides are numbers, else string comparison."""
     if left is None or right is None:
         return False
-    a, b = number(left), number(right)
+    a: Any = number(left)
+    b: Any = number(right)
     if a is None or b is None:
         a, b = text(left), text(right)
         if a is None or b is None:
             return False
     if op == "==":
-        return a == b
+        return bool(a == b)
     if op == "!=":
-        return a != b
+        return bool(a != b)
     if op == ">=":
-        return a >= b
+        return bool(a >= b)
     if op == ">":
-        return a > b
+        return bool(a > b)
     if op == "<=":
-        return a <= b
-    return a < b
+        return bool(a <= b)
+    return bool(a < b)
 
 
-def _strings(node):
+def _strings(node: Any) -> Iterator[str]:
     if isinstance(node, dict):
         for value in node.values():
             yield from _strings(value)
@@ -139,7 +142,7 @@ def _strings(node):
             yield string
 
 
-def free_text(record, needle):
+def free_text(record: dict[str, Any], needle: str) -> bool:
     """Free-text search: in ``@rawstring`` when the event has it, else in every field's value."""
     raw = record.get("@rawstring")
     if isinstance(raw, str):
@@ -147,14 +150,14 @@ def free_text(record, needle):
     return any(needle in string for string in _strings(record))
 
 
-def free_regex(record, regex):
+def free_regex(record: dict[str, Any], regex: re.Pattern[str]) -> bool:
     raw = record.get("@rawstring")
     if isinstance(raw, str):
         return regex.search(raw) is not None
     return any(regex.search(string) is not None for string in _strings(record))
 
 
-def arith(op, left, right):
+def arith(op: str, left: Any, right: Any) -> int | float | None:
     """CQL arithmetic: null when either side is missing or not a number (so ``:=`` sets nothing)."""
     a, b = number(left), number(right)
     if a is None or b is None:
@@ -173,17 +176,17 @@ def arith(op, left, right):
     return a % b
 
 
-def lower(value):
+def lower(value: Any) -> str | None:
     string = text(value)
     return None if string is None else string.lower()
 
 
-def upper(value):
+def upper(value: Any) -> str | None:
     string = text(value)
     return None if string is None else string.upper()
 
 
-def assign(record, name, value):
+def assign(record: dict[str, Any], name: str, value: Any) -> dict[str, Any]:
     """``name := value`` on a copy-on-write record; a null value leaves the field as it was."""
     if value is None:
         return record
@@ -191,7 +194,7 @@ def assign(record, name, value):
     return record
 
 
-def project(record, names):
+def project(record: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     """``select()``: the named fields in order; missing ones are left out of the row."""
     row = {}
     for name in names:
@@ -204,21 +207,25 @@ def project(record, names):
 class _Descending:
     __slots__ = ("value",)
 
-    def __init__(self, value):
+    def __init__(self, value: Any) -> None:
         self.value = value
 
-    def __lt__(self, other):
-        return other.value < self.value
+    def __lt__(self, other: "_Descending") -> bool:
+        result: bool = other.value < self.value
+        return result
 
-    def __eq__(self, other):
-        return self.value == other.value
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Descending) and bool(self.value == other.value)
+
+    __hash__ = None  # type: ignore[assignment]  # compared only, never hashed
 
 
-def sort_key(record, keys):
+def sort_key(record: dict[str, Any], keys: tuple[tuple[str, bool, str], ...]) -> tuple[Any, ...]:
     """The key that orders rows as ``sort()``: missing or unparsable values go last, either way."""
-    parts = []
+    parts: list[tuple[int, Any]] = []
     for name, descending, kind in keys:
         raw = get(record, name)
+        value: Any
         if kind == "number":
             value = number(raw)
         elif kind == "hex":
@@ -238,18 +245,18 @@ def sort_key(record, keys):
     return tuple(parts)
 
 
-def top(rows, keys, limit):
+def top(rows: Iterable[dict[str, Any]], keys: tuple[tuple[str, bool, str], ...], limit: int) -> list[dict[str, Any]]:
     """The first ``limit`` rows in ``sort()`` order; ties keep their input order. Holds only
     ``limit`` rows at a time."""
     return heapq.nsmallest(limit, rows, key=lambda row: sort_key(row, keys))
 
 
-def counted(rows, counts):
+def counted(rows: Iterable[dict[str, Any]], counts: dict[str, int]) -> Iterator[dict[str, Any]]:
     """Pass rows through, counting them in counts["matched"]."""
     for row in rows:
         counts["matched"] = counts.get("matched", 0) + 1
         yield row
 
 
-def compile_regex(pattern, flags):
+def compile_regex(pattern: str, flags: int) -> re.Pattern[str]:
     return re.compile(pattern, flags)

@@ -117,7 +117,7 @@ class _Segment:
             self.emit(f"rec[{step.score_field!r}] = {step.weight!r} if {var} else 0")
 
     def case(self, step: ir.Case) -> None:
-        names = []
+        names: list[str] = []
         for branch in step.branches:
             segment = _Segment(self.module, f"_branch{len(self.module.functions)}_{len(names)}")
             for inner in branch.steps:
@@ -194,9 +194,8 @@ class _Segment:
             return f"({self.expr(expr.then)} if {self.pred(expr.test)} else {self.expr(expr.otherwise)})"
         if isinstance(expr, ir.Arith):
             return f"arith({expr.op!r}, {self.expr(expr.left)}, {self.expr(expr.right)})"
-        if isinstance(expr, ir.Func):
-            if expr.name in ("lower", "upper"):
-                return f"{expr.name}({self.expr(expr.args[0])})"
+        if isinstance(expr, ir.Func) and expr.name in ("lower", "upper"):
+            return f"{expr.name}({self.expr(expr.args[0])})"
         raise AssertionError(f"unexpected expression {expr!r}")
 
 

@@ -1,0 +1,139 @@
+"""The command line, run as a user runs it: exit codes, stdout/stderr, and never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.conftest import SAMPLES, SEED_CARD, SEED_EVENTS, read_ndjson
+
+
+def cqlx(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "cqlx", *args], capture_output=True, text=True,
+                            input=stdin, timeout=120)
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    return result
+
+
+@pytest.mark.parametrize("target", ["spl", "kql", "sigma", "python"])
+def test_convert_each_target(target: str) -> None:
+    result = cqlx("convert", str(SEED_CARD), "--to", target)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+
+
+def test_convert_all_to_a_directory(tmp_path: Path) -> None:
+    result = cqlx("convert", str(SAMPLES / "rules"), "--to", "all", "--output", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "container_cli_api.kql", "container_cli_api.py", "container_cli_api.spl", "container_cli_api.yml"]
+
+
+def test_run_jsonl_rows_sorted_by_score(tmp_path: Path) -> None:
+    result = cqlx("run", str(SEED_CARD), str(SEED_EVENTS), "--format", "jsonl")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    expected = {x["ComputerName"]: (x["SuspicionScore"], x["Severity"])
+                for x in read_ndjson(SAMPLES / "events" / "container_cli_api.expected.ndjson") if x["match"]}
+    assert {r["ComputerName"]: (r["SuspicionScore"], r["Severity"]) for r in rows} == expected
+    assert [r["SuspicionScore"] for r in rows] == sorted((r["SuspicionScore"] for r in rows), reverse=True)
+    assert list(rows[0]) == ["timestamp", "ComputerName", "UserName", "ImageFileName", "CommandLine",
+                             "ParentBaseFileName", "PrivilegedContainer", "HostMount", "ContainerExec",
+                             "SecretsAccess", "ContainerEscape", "SuspicionScore", "Severity"]
+    assert "60 lines read: 60 events (35 matched, 25 not matched), 0 blank, 0 malformed" in result.stderr
+
+
+def test_run_defaults_to_jsonl_when_piped_and_reads_stdin_and_gzip(tmp_path: Path) -> None:
+    import gzip
+
+    packed = tmp_path / "events.ndjson.gz"
+    packed.write_bytes(gzip.compress(SEED_EVENTS.read_bytes()))
+    from_gzip = cqlx("run", str(SEED_CARD), str(packed))
+    from_stdin = cqlx("run", str(SEED_CARD), "-", stdin=SEED_EVENTS.read_text(encoding="utf-8"))
+    assert from_gzip.returncode == from_stdin.returncode == 0
+    assert from_gzip.stdout == from_stdin.stdout and from_gzip.stdout.startswith("{")
+
+
+def test_run_csv_has_the_selected_columns() -> None:
+    result = cqlx("run", str(SEED_CARD), str(SEED_EVENTS), "--format", "csv")
+    header = result.stdout.splitlines()[0]
+    assert header.startswith("timestamp,ComputerName,UserName") and header.endswith("SuspicionScore,Severity")
+    assert len(result.stdout.splitlines()) == 36
+
+
+def test_malformed_lines_are_accounted_for() -> None:
+    expected = json.loads((SAMPLES / "events" / "malformed.expected.json").read_text(encoding="utf-8"))
+    result = cqlx("run", str(SEED_CARD), str(SAMPLES / "events" / "malformed.ndjson"))
+    assert result.returncode == 0
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {r["ComputerName"]: {"SuspicionScore": r["SuspicionScore"], "Severity": r["Severity"]}
+            for r in rows} == expected["matched_hosts"]
+    events = expected["lines"] - expected["blank"] - expected["malformed"]
+    assert (f"{expected['lines']} lines read: {events} events ({len(rows)} matched, {events - len(rows)} not "
+            f"matched), {expected['blank']} blank, {expected['malformed']} malformed") in result.stderr
+
+
+def test_strict_stops_at_the_first_malformed_line() -> None:
+    result = cqlx("run", str(SEED_CARD), str(SAMPLES / "events" / "malformed.ndjson"), "--strict")
+    assert result.returncode == 2
+    assert "malformed.ndjson:2: malformed event line" in result.stderr
+
+
+def test_syntax_error_exit_2_with_position_and_caret(tmp_path: Path) -> None:
+    rule = tmp_path / "bad.cql"
+    rule.write_text("#event_simpleName=ProcessRollup2\n| CommandLine = \n", encoding="utf-8")
+    result = cqlx("convert", str(rule), "--to", "kql")
+    assert result.returncode == 2
+    assert f"{rule}:2:" in result.stderr and "expected a value after '='" in result.stderr
+    assert "^" in result.stderr
+
+
+def test_error_in_a_rule_card_points_into_the_file(tmp_path: Path) -> None:
+    rule = tmp_path / "bad.yml"
+    rule.write_text("title: x\nquery: |\n  #event_simpleName=ProcessRollup2\n  | frobnicate(x)\n", encoding="utf-8")
+    result = cqlx("convert", str(rule))
+    assert result.returncode == 2
+    assert f"{rule}:4:5: unknown function frobnicate()" in result.stderr
+    assert "|   | frobnicate(x)" in result.stderr
+
+
+def test_detection_loss_is_refused_with_exit_1_unless_warned(tmp_path: Path) -> None:
+    rule = tmp_path / "lossy.cql"
+    rule.write_text("#event_simpleName=ProcessRollup2 | CommandLine = /(?<=x)y/\n", encoding="utf-8")
+    refused = cqlx("convert", str(rule), "--to", "kql")
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "lookbehind" in refused.stderr and ":1:" in refused.stderr
+    warned = cqlx("convert", str(rule), "--to", "kql", "--on-lossy", "warn")
+    assert warned.returncode == 0 and "matches regex" in warned.stdout and "warning" in warned.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("convert",), ("convert", "x.cql", "--to", "cobol"), ("run",), ("explain", "nosuch.yml"),
+    ("convert", "nosuch.cql"), ("frobnicate",), ("run", str(SEED_CARD), "nosuch.ndjson"),
+])
+def test_bad_invocations_exit_2_without_traceback(args: tuple[str, ...]) -> None:
+    assert cqlx(*args).returncode == 2
+
+
+def test_explain_shows_the_ir() -> None:
+    result = cqlx("explain", str(SEED_CARD))
+    assert result.returncode == 0
+    for words in ("Source: event types ProcessRollup2", "Signals:", "weight 3", "Score: SuspicionScore",
+                  "Ladder: Severity = CRITICAL if SuspicionScore >= 6; HIGH if SuspicionScore >= 3; else MEDIUM",
+                  "Output fields: timestamp", "Order: SuspicionScore desc (number); keep 200 rows"):
+        assert words in result.stdout
+
+
+def test_check_reports_dialect_and_passes() -> None:
+    result = cqlx("check", str(SEED_CARD))
+    assert result.returncode == 0
+    assert "portability: if() with a filter as its condition" in result.stderr
+    assert result.stdout.strip().endswith("ok")
+
+
+def test_help_has_examples() -> None:
+    result = cqlx("--help")
+    assert result.returncode == 0 and "cqlx convert rule.yml --to kql" in result.stdout

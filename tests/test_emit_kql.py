@@ -1,0 +1,103 @@
+"""KQL: a table of CQL → KQL, the seed's golden output, Microsoft's parser, and duckdb-kql execution."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from tests.conftest import require_kusto
+from tests.golden import check_golden
+
+from cqlx import convert
+from cqlx.conversion import convert_text
+from cqlx.engines.duckdb_kql import run_kql
+from cqlx.engines.kusto_language import analyze
+from cqlx.errors import UnsupportedError
+from cqlx.profiles import load_profile
+from cqlx.reshape import to_tables
+
+P = "#event_simpleName=ProcessRollup2 | "
+
+# CQL → the KQL line it becomes (after the table line)
+TABLE = [
+    ("CommandLine = whoami", '| where ProcessCommandLine == "whoami"'),
+    ("CommandLine = *whoami*", '| where ProcessCommandLine contains_cs "whoami"'),
+    ("CommandLine = whoami*", '| where ProcessCommandLine startswith_cs "whoami"'),
+    ("CommandLine = *whoami", '| where ProcessCommandLine endswith_cs "whoami"'),
+    ("CommandLine = a*b", '| where ProcessCommandLine matches regex @"(?s)^a.*b\\z"'),
+    ("CommandLine = /who/i", '| where ProcessCommandLine matches regex "(?i)who"'),
+    ("CommandLine = /who/", '| where ProcessCommandLine matches regex "who"'),
+    ("CommandLine = /a\\.b/", '| where ProcessCommandLine matches regex @"a\\.b"'),
+    ("ImageFileName = /\\/usr\\/bin\\//", '| where FolderPath matches regex "/usr/bin/"'),
+    ("CommandLine = /x*/", '| where (isnotempty(ProcessCommandLine) and ProcessCommandLine matches regex "x*")'),
+    ("CommandLine != /who/", '| where not(ProcessCommandLine matches regex "who")'),
+    ("CommandLine = *", "| where isnotempty(ProcessCommandLine)"),
+    ("CommandLine != *", "| where not(isnotempty(ProcessCommandLine))"),
+    ('in(UserName, values=["root", "admin"])', '| where AccountName in ("root", "admin")'),
+    ('in(UserName, values=["root"], ignoreCase=true)', '| where AccountName in~ ("root")'),
+    ("RawProcessId > 100", "| where ProcessId > 100"),
+    ("a = 1 | x := 1", None),  # strict profile: unmapped field `a` is refused
+    ('CommandLine = "say \\"hi\\""', '| where ProcessCommandLine == "say \\"hi\\""'),
+    ("UserName = root or UserName = admin", '| where (AccountName == "root" or AccountName == "admin")'),
+    ("sort(RawProcessId, order=asc, limit=5)", "| sort by ProcessId asc nulls last\n| take 5"),
+]
+
+
+@pytest.mark.parametrize(("cql", "kql"), TABLE)
+def test_kql_table(cql: str, kql: str | None) -> None:
+    if kql is None:
+        with pytest.raises(UnsupportedError, match="has no mapping in profile mde"):
+            convert(P + cql, to="kql")
+        return
+    out = convert(P + cql, to="kql")
+    assert out == "DeviceProcessEvents\n" + kql + "\n"
+
+
+def test_seed_golden(seed_text: str) -> None:
+    check_golden("seed.kql", convert(seed_text, to="kql"))
+
+
+def test_seed_regex_case_flags_kept(seed_text: str) -> None:
+    out = convert(seed_text, to="kql")
+    assert 'HostMount = iff(ProcessCommandLine matches regex @"(-v /:/host' in out  # no (?i): case-sensitive
+    assert out.count("(?i)") == 6
+    assert "\\/" not in out  # LogScale's \/ escape is gone
+
+
+def _mde_schema() -> dict[str, list[tuple[str, str]]]:
+    return {name: list(columns) for name, columns in load_profile("mde").tables.items()}
+
+
+def test_kql_passes_kusto_language(seed_text: str) -> None:
+    require_kusto()
+    queries = [convert(seed_text, to="kql")] + [convert(P + c, to="kql") for c, k in TABLE if k]
+    for query, diagnostics in zip(queries, analyze(queries, _mde_schema()), strict=True):
+        assert [d for d in diagnostics if d.severity == "Error"] == [], query
+
+
+def test_kusto_language_catches_a_wrong_column() -> None:
+    require_kusto()
+    (diagnostics,) = analyze(["DeviceProcessEvents | where CommandLine == 'x'"], _mde_schema())
+    assert any(d.severity == "Error" for d in diagnostics)
+
+
+def test_seed_on_duckdb_kql_matches_the_expected_rows(seed_text: str, seed_events: list[dict[str, Any]],
+                                                     expected_by_host: dict[str, tuple[int, str]]) -> None:
+    rows = run_kql(convert(seed_text, to="kql"), to_tables(seed_events, load_profile("mde")))
+    assert {r["DeviceName"]: (r["SuspicionScore"], r["Severity"]) for r in rows} == expected_by_host
+    scores = [r["SuspicionScore"] for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert list(rows[0])[:3] == ["Timestamp", "DeviceName", "AccountName"]
+
+
+def test_regex_the_target_lacks_is_refused_with_position() -> None:
+    with pytest.raises(UnsupportedError) as caught:
+        convert_text(P + "CommandLine = /(?<=a)b/", "kql")
+    assert "lookbehind" in caught.value.message and "RE2" in caught.value.message
+    assert caught.value.span.line == 1
+
+
+def test_seed_profile_fields_are_mapped(seed_text: str) -> None:
+    out = convert(seed_text, to="kql")
+    for falcon in ("ImageFileName", "CommandLine", "ParentBaseFileName", "ComputerName", "UserName"):
+        assert falcon not in out.replace("ProcessCommandLine", "")

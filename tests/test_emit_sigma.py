@@ -1,0 +1,131 @@
+"""Sigma: pySigma loads it, `sigma check` passes it, and pySigma's sqlite backend selects per tier
+exactly the events of that severity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from tests.conftest import SEED_CARD
+from tests.golden import check_golden
+
+from cqlx import convert
+from cqlx.conversion import convert_query
+from cqlx.emit.sigma import minimal_sets, sigma_string
+from cqlx.engines.sigma_sqlite import run_sigma, sigma_check
+from cqlx.profiles import load_profile
+from cqlx.reshape import to_records
+from cqlx.rules import load_rule
+
+P = "#event_simpleName=ProcessRollup2 | "
+
+
+def detection(cql: str) -> dict[str, Any]:
+    rule = yaml.safe_load(convert(P + cql, to="sigma").split("---")[0])
+    result: dict[str, Any] = rule["detection"]
+    return result
+
+
+TABLE = [
+    ("CommandLine = whoami", {"selection": {"CommandLine|cased": "whoami"}, "condition": "selection"}),
+    ("CommandLine = *who*", {"selection": {"CommandLine|cased": "*who*"}, "condition": "selection"}),
+    ("CommandLine = /who/i", {"selection": {"CommandLine|re|i": "who"}, "condition": "selection"}),
+    ("CommandLine = /who/", {"selection": {"CommandLine|re": "who"}, "condition": "selection"}),
+    ("CommandLine = /a.b/md", {"selection": {"CommandLine|re|m|s": "a.b"}, "condition": "selection"}),
+    ("CommandLine != whoami", {"selection_not": {"CommandLine|cased": "whoami"}, "condition": "not selection_not"}),
+    ("CommandLine = *", {"selection": {"CommandLine|exists": True}, "condition": "selection"}),
+    ("RawProcessId >= 4", {"selection": {"ProcessId|gte": 4}, "condition": "selection"}),
+    ("ParentBaseFileName = bash", {"selection": {"ParentImage|endswith|cased": ["\\bash", "/bash"]},
+                                   "condition": "selection"}),
+    ("CommandLine = a or ImageFileName = b",
+     {"selection": {"CommandLine|cased": "a"}, "selection_2": {"Image|cased": "b"},
+      "condition": "(selection or selection_2)"}),
+]
+
+
+@pytest.mark.parametrize(("cql", "expected"), TABLE)
+def test_sigma_table(cql: str, expected: dict[str, Any]) -> None:
+    assert detection(cql) == expected
+
+
+@pytest.mark.parametrize(("text", "glob", "expected"), [
+    ("a*b", False, "a\\*b"),
+    ("a*b", True, "a*b"),
+    ("what?", False, "what\\?"),
+    ("C:\\Windows\\*", True, "C:\\Windows\\\\*"),
+    ("C:\\Windows\\x", True, "C:\\Windows\\x"),
+    ("a\\\\b", False, "a\\\\\\b"),
+])
+def test_sigma_string_escaping(text: str, glob: bool, expected: str) -> None:
+    assert sigma_string(text, glob) == expected
+
+
+def test_minimal_sets() -> None:
+    weights = {"p": 3, "m": 3, "e": 1, "s": 2, "x": 3}
+    assert sorted(minimal_sets(weights, 3) or []) == [("e", "s"), ("m",), ("p",), ("x",)]
+    six = minimal_sets(weights, 6) or []
+    assert len(six) == 6 and ("e", "p", "s") in six and ("m", "p") in six
+    assert minimal_sets(weights, 13) == []
+    assert minimal_sets(weights, 0) is None
+
+
+def _seed_sigma() -> str:
+    rule = load_rule(SEED_CARD)
+    return convert_query(rule.parse(), "sigma", None, rule.meta, rule.text).output
+
+
+def test_seed_golden() -> None:
+    check_golden("seed.sigma.yml", _seed_sigma())
+
+
+def test_seed_loads_in_pysigma() -> None:
+    from sigma.collection import SigmaCollection
+
+    collection = SigmaCollection.from_yaml(_seed_sigma())
+    assert [r.level.name.lower() if r.level else None for r in collection] == ["medium", "critical", "high",
+                                                                                "medium"]
+    for rule in collection:
+        assert str(rule.logsource.category) == "process_creation" and rule.logsource.product is None
+        assert "attack.t1059.013" in [str(t) for t in rule.tags]
+
+
+def test_seed_passes_sigma_check(tmp_path: Path) -> None:
+    path = tmp_path / "container_cli_api.yml"
+    path.write_text(_seed_sigma(), encoding="utf-8")
+    ok, output = sigma_check(str(path))
+    assert ok, output
+
+
+def test_seed_tiers_select_exactly_their_severity(seed_events: list[dict[str, Any]],
+                                                  seed_expected: list[dict[str, Any]]) -> None:
+    records = to_records(seed_events, load_profile("sigma"))
+    kept = [i for i, r in enumerate(records) if r is not None]
+    results = run_sigma(_seed_sigma(), [records[i] for i in kept])
+    selected = {title: {seed_events[kept[h]]["ComputerName"] for h in hits} for title, hits in results}
+    title = load_rule(SEED_CARD).meta.title
+    expected: dict[str, set[str]] = {"": set()}
+    for x in seed_expected:
+        if x["match"]:
+            expected[""].add(x["ComputerName"])
+            expected.setdefault(x["Severity"], set()).add(x["ComputerName"])
+    assert selected[title] == expected[""]  # the widest rule: exactly the CQL filter's events
+    for tier in ("CRITICAL", "HIGH", "MEDIUM"):
+        assert selected[f"{title} - {tier}"] == expected[tier], tier
+
+
+def test_seed_sigma_keeps_case_sensitivity() -> None:
+    rules = list(yaml.safe_load_all(_seed_sigma()))
+    selections = rules[1]["detection"]
+    assert "CommandLine|re" in selections["sig_host_mount"]
+    assert "CommandLine|re|i" in selections["sig_privileged_container"]
+
+
+def test_seed_sigma_carries_card_metadata() -> None:
+    base = next(yaml.safe_load_all(_seed_sigma()))
+    meta = load_rule(SEED_CARD).meta
+    assert base["id"] == meta.id and base["title"] == meta.title
+    assert base["references"] == list(meta.references) and base["falsepositives"] == list(meta.falsepositives)
+    assert base["fields"][:2] == ["timestamp", "Computer"]
+    assert "Not expressible in Sigma" in base["description"]
