@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import SAMPLES, SEED_CARD, SEED_EVENTS, read_ndjson
 
 

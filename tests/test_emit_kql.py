@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.conftest import require_kusto
-from tests.golden import check_golden
 
 from cqlx import convert
 from cqlx.conversion import convert_text
@@ -15,6 +13,8 @@ from cqlx.engines.kusto_language import analyze
 from cqlx.errors import UnsupportedError
 from cqlx.profiles import load_profile
 from cqlx.reshape import to_tables
+from tests.conftest import require_kusto
+from tests.golden import check_golden
 
 P = "#event_simpleName=ProcessRollup2 | "
 

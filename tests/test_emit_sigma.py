@@ -8,8 +8,6 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import SEED_CARD
-from tests.golden import check_golden
 
 from cqlx import convert
 from cqlx.conversion import convert_query
@@ -18,6 +16,8 @@ from cqlx.engines.sigma_sqlite import run_sigma, sigma_check
 from cqlx.profiles import load_profile
 from cqlx.reshape import to_records
 from cqlx.rules import load_rule
+from tests.conftest import SEED_CARD
+from tests.golden import check_golden
 
 P = "#event_simpleName=ProcessRollup2 | "
 

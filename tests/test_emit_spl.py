@@ -4,10 +4,10 @@ semantics (no offline Splunk exists to run it)."""
 from __future__ import annotations
 
 import pytest
-from tests.golden import check_golden
 
 from cqlx import convert
 from cqlx.errors import UnsupportedError
+from tests.golden import check_golden
 
 P = "#event_simpleName=ProcessRollup2 | "
 HEAD = 'sourcetype="crowdstrike:events:sensor" event_simpleName=CASE(ProcessRollup2)\n'

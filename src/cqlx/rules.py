@@ -122,7 +122,7 @@ def load_rule(path: str | Path) -> Rule:
         raise RuleFileError(f"{path}: no such rule file") from None
     except (OSError, UnicodeDecodeError) as error:
         raise RuleFileError(f"{path}: cannot read the rule file ({error})") from None
-    if path.suffix == ".cql":
+    if path.suffix not in (".yml", ".yaml"):  # .cql, .txt, no suffix: the file is the query
         return Rule(str(path), text, RuleMeta(title=path.stem))
     try:
         card = yaml.safe_load(text)
