@@ -138,3 +138,35 @@ def test_check_reports_dialect_and_passes() -> None:
 def test_help_has_examples() -> None:
     result = cqlx("--help")
     assert result.returncode == 0 and "cqlx convert rule.yml --to kql" in result.stdout
+
+
+def test_profiles_lists_each_with_language_and_event_types() -> None:
+    result = cqlx("profiles")
+    assert result.returncode == 0
+    for name in ("mde", "splunk", "sigma", "falcon"):
+        assert any(line.startswith(name + " ") for line in result.stdout.splitlines())
+    assert "event types: ProcessRollup2" in result.stdout
+
+
+def test_profiles_show() -> None:
+    result = cqlx("profiles", "show", "mde")
+    assert result.returncode == 0
+    assert "ProcessRollup2: table DeviceProcessEvents" in result.stdout
+    assert "CommandLine            -> ProcessCommandLine" in result.stdout
+    assert cqlx("profiles", "show", "nosuch").returncode == 2
+
+
+def test_sigma_through_a_pysigma_backend() -> None:
+    from cqlx.conversion import sigma_backends
+
+    if "kusto" not in sigma_backends():
+        pytest.skip("pySigma's Kusto backend is not installed (pip install pysigma-backend-kusto)")
+    result = cqlx("convert", str(SEED_CARD), "--to", "sigma:kusto")
+    assert result.returncode == 0, result.stderr
+    assert 'CommandLine matches regex "(-v /:/host' in result.stdout  # still case-sensitive
+
+
+def test_sigma_backend_missing_is_a_clear_message() -> None:
+    result = cqlx("convert", str(SEED_CARD), "--to", "sigma:nosuchbackend")
+    assert result.returncode == 2
+    assert "no pySigma backend 'nosuchbackend' is installed" in result.stderr

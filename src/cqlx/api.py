@@ -60,16 +60,22 @@ class Matcher:
         return projections[-1].fields if projections else None
 
 
-def compile_matcher(text: str, title: str = "") -> Matcher:
-    """Compile a CQL query into an in-process matcher (the same code ``--to python`` writes)."""
-    return compile_query(parse(text), text, title)
+def compile_matcher(text: str, title: str = "", profile: str | None = None) -> Matcher:
+    """Compile a CQL query into an in-process matcher (the same code ``--to python`` writes).
+    ``profile`` names the shape of the events (default ``falcon``; ``ecs`` for Elastic events)."""
+    return compile_query(parse(text), text, title, profile)
 
 
-def compile_query(query: ir.Query, text: str = "", title: str = "") -> Matcher:
+def compile_query(query: ir.Query, text: str = "", title: str = "", profile: str | None = None) -> Matcher:
     """Compile an already-parsed query into a :class:`Matcher`."""
     from cqlx.emit.python import emit_python
+    from cqlx.profiles import load_profile
 
-    source = emit_python(query, title, text)
+    chosen = load_profile(profile) if profile else None
+    if chosen is not None and chosen.language != "python":
+        raise CqlError(f"profile {chosen.name} is for {chosen.language}; the matcher needs a python profile "
+                       "(falcon, ecs, or your own)")
+    source = emit_python(query, title, text, chosen)
     namespace: dict[str, Any] = {"__name__": "cqlx_matcher"}
     exec(compile(source, "<cqlx matcher>", "exec"), namespace)
     return Matcher(query, source, namespace)

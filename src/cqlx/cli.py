@@ -49,24 +49,31 @@ def _fail(code: int) -> typer.Exit:
 def convert(
     rules: Annotated[list[str], typer.Argument(help="Rule files (.cql, rule cards .yml, LogScale package "
                                                     "YAML) or directories.", show_default=False)],
-    to: Annotated[str, typer.Option("--to", "-t", help="Target: spl, kql, sigma, python or all.")] = "kql",
+    to: Annotated[str, typer.Option("--to", "-t", help="Target: spl, kql, sigma, python, all, or "
+                                                      "sigma:BACKEND (an installed pySigma backend).")] = "kql",
     profile: Annotated[str | None, typer.Option(help="Target profile name or YAML file (default: the "
                                                      "target's own: splunk, mde, sigma, falcon).")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write one file per rule and target "
                                                                         "into this directory.")] = None,
     on_lossy: Annotated[str, typer.Option(help="When a target cannot express the rule exactly: error "
                                                "(refuse detection loss), warn, or ignore.")] = "error",
+    sigma_pipeline: Annotated[list[str] | None, typer.Option(
+        help="With --to sigma:BACKEND: a pySigma processing pipeline to apply (repeatable).")] = None,
 ) -> None:
     """Convert rules to other platforms. Output goes to stdout unless --output.
 
-    Example: cqlx convert samples/rules/container_cli_api.yml --to spl
+    Examples: cqlx convert samples/rules/container_cli_api.yml --to spl;
+    cqlx convert rule.yml --to sigma:splunk (through pySigma's Splunk backend)
     """
-    from cqlx.conversion import POLICIES, apply_policy, convert_query
+    from cqlx.conversion import POLICIES, apply_policy, convert_query, through_sigma_backend
     from cqlx.rules import find_rules, load_rule
 
-    if to not in TARGET_CHOICES:
-        raise typer.BadParameter(f"{to!r} is not a target; choose from {', '.join(TARGET_CHOICES)}",
-                                 param_hint="--to")
+    backend = to.split(":", 1)[1] if to.startswith("sigma:") else None
+    if backend is not None:
+        to = "sigma"
+    if to not in TARGET_CHOICES or backend == "":
+        raise typer.BadParameter(f"{to!r} is not a target; choose from {', '.join(TARGET_CHOICES)} or "
+                                 "sigma:BACKEND", param_hint="--to")
     if on_lossy not in POLICIES:
         raise typer.BadParameter(f"{on_lossy!r}; choose from {', '.join(POLICIES)}", param_hint="--on-lossy")
     targets = ["spl", "kql", "sigma", "python"] if to == "all" else [to]
@@ -92,6 +99,8 @@ def convert(
         for target in targets:
             try:
                 conversion = apply_policy(convert_query(query, target, profile, rule.meta, rule.text), on_lossy)
+                if backend is not None:
+                    conversion = through_sigma_backend(conversion, backend, tuple(sigma_pipeline or ()))
             except UnsupportedError as error:
                 _err(str(rule.relocate(error)))
                 status = max(status, 1)
@@ -121,6 +130,8 @@ def run(
     fmt: Annotated[str | None, typer.Option("--format", "-f", help="jsonl, table or csv (default: table on a "
                                                                    "terminal, jsonl otherwise).")] = None,
     strict: Annotated[bool, typer.Option(help="Stop at the first malformed event line.")] = False,
+    profile: Annotated[str | None, typer.Option(help="The shape of the events: falcon (default), ecs, or a "
+                                                     "python profile file.")] = None,
 ) -> None:
     """Run a rule over events with the Python matcher; print the rule's output rows.
 
@@ -137,7 +148,7 @@ def run(
         raise typer.BadParameter(f"{chosen!r}; choose from jsonl, table, csv", param_hint="--format")
     loaded = load_rule(rule)
     query = loaded.parse()
-    matcher = compile_query(query, loaded.text, loaded.meta.title)
+    matcher = compile_query(query, loaded.text, loaded.meta.title, profile)
     stats = EventStats()
     tested = sorted({f for s in query.steps if hasattr(s, "pred") for f in pred_fields(s.pred)} - {"*"})
 
@@ -236,6 +247,49 @@ def check(
             status = max(status, 1)
     if status:
         raise _fail(status)
+
+
+profiles_app = typer.Typer(help="Target profiles: the data models cqlx converts to.", no_args_is_help=False)
+app.add_typer(profiles_app, name="profiles")
+
+
+@profiles_app.callback(invoke_without_command=True)
+def profiles_list(ctx: typer.Context) -> None:
+    """List the shipped profiles with their language and event types. Example: cqlx profiles"""
+    if ctx.invoked_subcommand is not None:
+        return
+    from cqlx.profiles import load_profile, shipped_profiles
+
+    for name in shipped_profiles():
+        profile = load_profile(name)
+        typer.echo(f"{name:<16} {profile.language:<7} {profile.title}")
+        typer.echo(f"{'':<24} event types: {', '.join(profile.event_types)}")
+
+
+@profiles_app.command("show")
+def profiles_show(name: Annotated[str, typer.Argument(help="A shipped profile name or a profile file.",
+                                                      show_default=False)]) -> None:
+    """Show a profile: where each event type goes and how each Falcon field is named there.
+
+    Example: cqlx profiles show mde
+    """
+    from cqlx.profiles import load_profile
+
+    profile = load_profile(name)
+    typer.echo(f"{profile.name}: {profile.title}  ({profile.path})")
+    typer.echo(f"language {profile.language}; regex {profile.regex}; unmapped fields {profile.unmapped}; "
+               f"absent strings are {profile.missing}")
+    for event in profile.event_types.values():
+        where = [f"table {event.table}"] if event.table else []
+        where += [f"datamodel {event.datamodel}"] if event.datamodel else []
+        where += [" ".join(f"{k}={v}" for k, v in event.search)] if event.search else []
+        where += ["logsource " + ", ".join(f"{k}: {v}" for k, v in event.logsource)] if event.logsource else []
+        where += ["records with " + ", ".join(f"{k}={'|'.join(v)}" for k, v in event.match)] if event.match else []
+        typer.echo(f"\n{event.name}: {'; '.join(where) or '(Falcon names)'}")
+        for falcon, mapped in event.fields.items():
+            extra = [x for x in (mapped.type if mapped.type != "string" else "", mapped.transform or "",
+                                 "not exact" if not mapped.exact else "", mapped.note) if x]
+            typer.echo(f"  {falcon:<22} -> {event.prefix}{mapped.name}" + (f"  ({'; '.join(extra)})" if extra else ""))
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ column, the target and the reason; presentation loss is always a warning.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from cqlx import ir
 from cqlx.emit.base import DETECTION, Diagnostic, RuleMeta
@@ -33,7 +34,7 @@ class Conversion:
 
     @property
     def extension(self) -> str:
-        return EXTENSIONS[self.target]
+        return EXTENSIONS.get(self.target, "." + self.target.replace(":", "-") + ".txt")
 
 
 def convert_query(query: ir.Query, target: str, profile: str | None = None, meta: RuleMeta | None = None,
@@ -48,7 +49,8 @@ def convert_query(query: ir.Query, target: str, profile: str | None = None, meta
     if target == "python":
         from cqlx.emit.python import emit_python
 
-        return Conversion(target, chosen.name, emit_python(query, meta.title, query_text), ())
+        source = emit_python(query, meta.title, query_text, chosen)
+        return Conversion(target, chosen.name, source, ())
     if target == "kql":
         from cqlx.emit.kql import KqlGenerator
 
@@ -63,6 +65,52 @@ def convert_query(query: ir.Query, target: str, profile: str | None = None, meta
 
     sigma = SigmaGenerator(query, chosen, meta)
     return Conversion(target, chosen.name, sigma.generate(), tuple(sigma.diagnostics))
+
+
+# Backends whose plugin package is not named after them.
+_BACKEND_PACKAGES = {"lucene": "pysigma-backend-elasticsearch", "eql": "pysigma-backend-elasticsearch",
+                     "esql": "pysigma-backend-elasticsearch", "elasticsearch": "pysigma-backend-elasticsearch",
+                     "log_scale": "pysigma-backend-crowdstrike", "splunk_spl2": "pysigma-backend-splunk"}
+
+
+def sigma_backends() -> dict[str, Any]:
+    """The pySigma backend plugins installed here, by name (splunk, kusto, lucene, ...)."""
+    from sigma.plugins import InstalledSigmaPlugins
+
+    backends: dict[str, Any] = dict(InstalledSigmaPlugins.autodiscover().backends)
+    return backends
+
+
+def through_sigma_backend(conversion: Conversion, backend: str, pipelines: tuple[str, ...] = ()) -> Conversion:
+    """Convert cqlx's Sigma output with an installed pySigma backend (``--to sigma:BACKEND``), so
+    every platform pySigma supports is one flag away."""
+    from sigma.collection import SigmaCollection
+    from sigma.exceptions import SigmaError
+    from sigma.plugins import InstalledSigmaPlugins
+
+    plugins = InstalledSigmaPlugins.autodiscover()
+    backend_class = plugins.backends.get(backend)
+    if backend_class is None:
+        installed = ", ".join(sorted(plugins.backends)) or "none"
+        package = _BACKEND_PACKAGES.get(backend, f"pysigma-backend-{backend}")
+        raise CqlError(f"no pySigma backend {backend!r} is installed (installed: {installed}); "
+                       f"its plugin is probably: pip install {package}")
+    chosen = []
+    for name in pipelines:
+        pipeline = plugins.pipelines.get(name)
+        if pipeline is None:
+            raise CqlError(f"no pySigma pipeline {name!r}; installed: " + ", ".join(sorted(plugins.pipelines)))
+        chosen.append(pipeline() if callable(pipeline) else pipeline)
+    try:
+        from sigma.processing.pipeline import ProcessingPipeline
+
+        combined = sum(chosen, ProcessingPipeline()) if chosen else None
+        engine = backend_class(processing_pipeline=combined) if combined is not None else backend_class()
+        queries = engine.convert(SigmaCollection.from_yaml(conversion.output))
+    except SigmaError as error:
+        raise CqlError(f"pySigma backend {backend} cannot convert the rule: {error}") from None
+    text = "\n\n".join(str(q) for q in queries) + "\n"
+    return Conversion(f"sigma:{backend}", conversion.profile, text, conversion.diagnostics)
 
 
 def apply_policy(conversion: Conversion, policy: str = "error", source: str | None = None) -> Conversion:

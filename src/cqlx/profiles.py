@@ -8,7 +8,7 @@ the file, the line and the key. The format is documented in ``backends/README.md
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ KQL_TYPES = frozenset({"string", "long", "int", "real", "double", "bool", "boole
 
 _TOP_KEYS = {"name", "language", "title", "description", "regex", "unmapped", "missing", "tables",
              "fields", "event_types", "platforms", "extends", "default_event_type"}
-_EVENT_KEYS = {"table", "search", "logsource", "fields", "note"}
+_EVENT_KEYS = {"table", "search", "logsource", "datamodel", "prefix", "match", "fields", "note"}
 _FIELD_KEYS = {"name", "type", "transform", "exact", "note"}
 
 
@@ -57,6 +57,11 @@ class EventType:
     logsource: tuple[tuple[str, str], ...] = ()
     fields: dict[str, FieldMap] = field(default_factory=dict)
     note: str = ""
+    datamodel: str | None = None  # SPL: a CIM data model and dataset, "Endpoint.Processes"
+    prefix: str = ""  # SPL: what datamodel searches put before each field ("Processes.")
+    # Records (python profiles): the field values that select this event type's records, each
+    # field with the values any of which it may hold (ECS: event.category process, event.type start).
+    match: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -189,6 +194,19 @@ def _pairs(reader: _Reader, parent: dict[str, Any], key: str, where: str) -> tup
     return tuple((str(k), str(v)) for k, v in raw.items() if k != "__lines__")
 
 
+def _match(reader: _Reader, spec: dict[str, Any], where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    raw = reader.mapping(spec, "match", where)
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for key, value in raw.items():
+        if key == "__lines__":
+            continue
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in values):
+            raise reader.fail(f"match: {key} of {where} must be a value or a list of values", raw, key)
+        out.append((str(key), tuple(str(v) for v in values)))
+    return tuple(out)
+
+
 def parse_profile(text: str, path: str, base: Profile | None = None) -> Profile:
     """Validate and build a profile from YAML text; ``base`` is the profile it ``extends``."""
     reader = _Reader(path)
@@ -235,16 +253,21 @@ def parse_profile(text: str, path: str, base: Profile | None = None) -> Profile:
         table_name: str | None = spec.get("table", inherited.table if inherited else None)
         if table_name is not None and tables and table_name not in tables:
             raise reader.fail(f"{ew} names table {table_name!r}, which is not under tables:", spec, "table")
+        datamodel = spec.get("datamodel", inherited.datamodel if inherited else None)
+        if datamodel is not None and (not isinstance(datamodel, str) or datamodel.count(".") != 1):
+            raise reader.fail(f"{ew}: datamodel must be written Model.Dataset (Endpoint.Processes)", spec,
+                              "datamodel")
         events[event_name] = EventType(
             str(event_name), table_name,
             _pairs(reader, spec, "search", ew) or (inherited.search if inherited else ()),
             _pairs(reader, spec, "logsource", ew) or (inherited.logsource if inherited else ()),
-            fields, str(spec.get("note", "")))
+            fields, str(spec.get("note", inherited.note if inherited else "")),
+            datamodel, str(spec.get("prefix", inherited.prefix if inherited else "")),
+            _match(reader, spec, ew) or (inherited.match if inherited else ()))
     if shared and base is not None:
         for event_name, event in list(events.items()):
             if event_name not in events_raw:
-                events[event_name] = EventType(event.name, event.table, event.search, event.logsource,
-                                               {**event.fields, **shared}, event.note)
+                events[event_name] = replace(event, fields={**event.fields, **shared})
     if not events:
         raise reader.fail("a profile needs at least one entry under event_types:", raw, "event_types")
     for event in events.values():

@@ -86,6 +86,9 @@ def equals_folded(value: Any, expected_folded: str) -> bool:
 
 
 def member(value: Any, values: frozenset[str]) -> bool:
+    """Exact membership; a list matches when one of its items does (ECS keyword arrays)."""
+    if isinstance(value, list):
+        return any(text(item) in values for item in value)
     return text(value) in values
 
 
@@ -199,6 +202,16 @@ def project(record: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     row = {}
     for name in names:
         value = get(record, name)
+        if value is not None:
+            row[name] = value
+    return row
+
+
+def project_as(record: dict[str, Any], pairs: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """``select()`` under a profile: each output field read from its name in the events."""
+    row = {}
+    for name, source in pairs:
+        value = get(record, source)
         if value is not None:
             row[name] = value
     return row

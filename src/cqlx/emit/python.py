@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cqlx import ir
+from cqlx.passes import step_writes
+from cqlx.profiles import Profile
 from cqlx.regexes import glob_to_regex, python_flags, to_python
 
 _RUNTIME = Path(__file__).resolve().parent.parent / "runtime.py"
@@ -32,6 +34,13 @@ class _Module:
 
     constants: dict[str, str] = field(default_factory=dict)  # code → name
     functions: list[str] = field(default_factory=list)
+    # Falcon field → the name events carry under the target profile (ECS: process.command_line).
+    # Empty once the rule has projected: rows then hold the rule's own field names.
+    names: dict[str, str] = field(default_factory=dict)
+    computed: set[str] = field(default_factory=set)
+
+    def field(self, name: str) -> str:
+        return name if name in self.computed else self.names.get(name, name)
 
     def constant(self, code: str, prefix: str) -> str:
         if code not in self.constants:
@@ -99,8 +108,12 @@ class _Segment:
         elif isinstance(step, ir.Case):
             self.case(step)
         elif isinstance(step, ir.Project):
-            names = self.module.constant(repr(step.fields), "F")
-            self.emit(f"rec = project(rec, {names})")
+            pairs = tuple((f, self.module.field(f)) for f in step.fields)
+            if all(a == b for a, b in pairs):
+                self.emit(f"rec = project(rec, {self.module.constant(repr(step.fields), 'F')})")
+            else:
+                self.emit(f"rec = project_as(rec, {self.module.constant(repr(pairs), 'F')})")
+            self.module.names = {}
             self.owned = True
         else:  # pragma: no cover - Order is a barrier, handled by the caller
             raise AssertionError(f"unexpected step {type(step).__name__}")
@@ -138,7 +151,7 @@ class _Segment:
     # ------------------------------------------------------------ predicates and values
 
     def value(self, name: str) -> str:
-        return f"get(rec, {name!r})"
+        return f"get(rec, {self.module.field(name)!r})"
 
     def pred(self, pred: ir.Pred) -> str:
         m = self.module
@@ -199,30 +212,47 @@ class _Segment:
         raise AssertionError(f"unexpected expression {expr!r}")
 
 
-def _source_filter(query: ir.Query) -> list[ir.Step]:
-    """The event-type and platform tests, which other targets turn into tables or logsources."""
+def _source_filter(query: ir.Query, profile: Profile | None) -> list[ir.Step]:
+    """The event-type and platform tests, which other targets turn into tables or logsources.
+    Under a profile whose event types say which records they are (``match:``), those tests."""
     steps: list[ir.Step] = []
-    if query.source.event_types:
-        steps.append(ir.Filter(ir.In("#event_simpleName", query.source.event_types)))
+    types = query.source.event_types
+    events = [profile.event_type(t) for t in types] if profile is not None else []
+    if types and events and all(e is not None and e.match for e in events):
+        alternatives: list[ir.Pred] = []
+        for event in events:
+            assert event is not None
+            tests = tuple(ir.In(f, values) for f, values in event.match)
+            alternatives.append(tests[0] if len(tests) == 1 else ir.And(tests))
+        steps.append(ir.Filter(alternatives[0] if len(alternatives) == 1 else ir.Or(tuple(alternatives))))
+    elif types:
+        steps.append(ir.Filter(ir.In("#event_simpleName", types)))
     if query.source.platforms:
         steps.append(ir.Filter(ir.In("event_platform", query.source.platforms)))
     return steps
 
 
-def emit_python(query: ir.Query, title: str = "", query_text: str = "") -> str:
-    """The standalone matcher module for ``query``."""
-    module = _Module()
+def _field_names(query: ir.Query, profile: Profile | None) -> dict[str, str]:
+    if profile is None or not query.source.event_types:
+        return {}
+    event = profile.event_type(query.source.event_types[0])
+    return {falcon: mapped.name for falcon, mapped in event.fields.items()} if event else {}
+
+
+def emit_python(query: ir.Query, title: str = "", query_text: str = "", profile: Profile | None = None) -> str:
+    """The standalone matcher module for ``query``; with a ``profile`` (ECS, say) the module reads
+    that profile's field names and selects its records, and its rows keep the rule's field names."""
+    module = _Module(names=_field_names(query, profile))
     segments: list[_Segment] = [_Segment(module, "_segment0")]
-    orders: list[ir.Order] = []
-    for step in [*_source_filter(query), *query.steps]:
+    order_specs: list[str] = []
+    for step in [*_source_filter(query, profile), *query.steps]:
         if isinstance(step, ir.Order):
-            orders.append(step)
+            keys = tuple((module.field(k.field), k.descending, k.type) for k in step.keys)
+            order_specs.append(f"({keys!r}, {step.limit!r})")
             segments.append(_Segment(module, f"_segment{len(segments)}"))
         else:
             segments[-1].step(step)
-    order_specs = [
-        "(" + repr(tuple((k.field, k.descending, k.type) for k in o.keys)) + f", {o.limit!r})" for o in orders
-    ]
+        module.computed |= step_writes(step)
     out = [
         f'"""cqlx matcher{": " + title if title else ""}.',
         "",

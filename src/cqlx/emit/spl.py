@@ -20,7 +20,8 @@ from cqlx.emit.base import PRESENTATION, Generator
 from cqlx.passes import pred_fields
 from cqlx.regexes import flag_prefix, glob_to_regex, to_pcre
 
-_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # in eval, `.` concatenates: a.b must be quoted
+_PLAIN_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _SEARCH_WORD = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _CMP = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
@@ -36,7 +37,7 @@ def field_ref(name: str) -> str:
 
 
 def table_name(name: str) -> str:
-    return name if _PLAIN.match(name) else string(name)
+    return name if _PLAIN_TABLE.match(name) else string(name)
 
 
 def _number(value: int | float) -> str:
@@ -79,8 +80,20 @@ class SplGenerator(Generator):
                 self.present |= _required(step.pred)
         return "\n".join(lines) + "\n"
 
+    def column(self, name: str, span: ir.Span = ir.NO_SPAN, output: bool = False) -> str | None:
+        mapped = super().column(name, span, output)
+        if mapped is not None and self.event is not None and self.event.prefix and name not in self.computed:
+            return self.event.prefix + mapped
+        return mapped
+
     def base_search(self) -> str:
         event = self.event
+        if event is not None and event.datamodel:
+            # A CIM data model search (datamodel command): its fields carry the dataset's prefix.
+            model, dataset = event.datamodel.split(".")
+            head = f"| datamodel {model} {dataset} search"
+            extra = " ".join(f"{k}={self.search_value(v)}" for k, v in event.search)
+            return head + (f"\n| search {extra}" if extra else "")
         if event is None or not event.search:
             return "search *"
         terms: list[str] = []
