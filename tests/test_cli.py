@@ -34,7 +34,7 @@ def test_convert_all_to_a_directory(tmp_path: Path) -> None:
 
 
 def test_run_jsonl_rows_sorted_by_score(tmp_path: Path) -> None:
-    result = cqlx("run", str(SEED_CARD), str(SEED_EVENTS), "--format", "jsonl")
+    result = cqlx("run", str(SEED_CARD), str(SEED_EVENTS), "--format", "jsonl", "--no-prefilter")
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     expected = {x["ComputerName"]: (x["SuspicionScore"], x["Severity"])
@@ -67,7 +67,7 @@ def test_run_csv_has_the_selected_columns() -> None:
 
 def test_malformed_lines_are_accounted_for() -> None:
     expected = json.loads((SAMPLES / "events" / "malformed.expected.json").read_text(encoding="utf-8"))
-    result = cqlx("run", str(SEED_CARD), str(SAMPLES / "events" / "malformed.ndjson"))
+    result = cqlx("run", str(SEED_CARD), str(SAMPLES / "events" / "malformed.ndjson"), "--no-prefilter")
     assert result.returncode == 0
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert {r["ComputerName"]: {"SuspicionScore": r["SuspicionScore"], "Severity": r["Severity"]}
@@ -170,3 +170,19 @@ def test_sigma_backend_missing_is_a_clear_message() -> None:
     result = cqlx("convert", str(SEED_CARD), "--to", "sigma:nosuchbackend")
     assert result.returncode == 2
     assert "no pySigma backend 'nosuchbackend' is installed" in result.stderr
+
+
+def test_prefilter_gives_the_same_rows_and_accounts_for_every_line() -> None:
+    files = [str(SEED_EVENTS), str(SAMPLES / "events" / "malformed.ndjson")]
+    fast = cqlx("run", str(SEED_CARD), *files)
+    full = cqlx("run", str(SEED_CARD), *files, "--no-prefilter")
+    assert fast.returncode == full.returncode == 0
+    assert fast.stdout == full.stdout
+    import re
+
+    numbers = re.search(r"(\d+) lines read: (\d+) events \((\d+) matched, (\d+) not matched\), (\d+) blank, "
+                        r"(\d+) malformed, (\d+) skipped", fast.stderr)
+    assert numbers is not None, fast.stderr
+    lines, events, matched, not_matched, blank, malformed, skipped = map(int, numbers.groups())
+    assert lines == 74 and skipped > 0
+    assert lines == events + blank + malformed + skipped and events == matched + not_matched

@@ -132,6 +132,8 @@ def run(
     strict: Annotated[bool, typer.Option(help="Stop at the first malformed event line.")] = False,
     profile: Annotated[str | None, typer.Option(help="The shape of the events: falcon (default), ecs, or a "
                                                      "python profile file.")] = None,
+    prefilter: Annotated[bool, typer.Option(help="Skip, unparsed, lines that hold none of the text a match "
+                                                 "needs (off with --strict, which checks every line).")] = True,
 ) -> None:
     """Run a rule over events with the Python matcher; print the rule's output rows.
 
@@ -159,7 +161,14 @@ def run(
             yield event
 
     counts: dict[str, int] = {}
-    rows = matcher.run(counted(read_events(events, stats, strict)), counts)
+    if prefilter and not strict and profile is None:
+        from cqlx.prefilter import build
+        from cqlx.scan import scan_events
+
+        stream = scan_events(events, stats, build(query))
+    else:
+        stream = read_events(events, stats, strict)
+    rows = matcher.run(counted(stream), counts)
     stats.matched = counts.get("matched", 0)
     _write_rows(rows, matcher.fields, chosen)
     _err(stats.summary())

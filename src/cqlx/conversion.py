@@ -89,7 +89,7 @@ def through_sigma_backend(conversion: Conversion, backend: str, pipelines: tuple
     from sigma.plugins import InstalledSigmaPlugins
 
     plugins = InstalledSigmaPlugins.autodiscover()
-    backend_class = plugins.backends.get(backend)
+    backend_class: Any = plugins.backends.get(backend)
     if backend_class is None:
         installed = ", ".join(sorted(plugins.backends)) or "none"
         package = _BACKEND_PACKAGES.get(backend, f"pysigma-backend-{backend}")

@@ -8,9 +8,8 @@ kept for the summary; ``strict`` stops at the first one with its file and line n
 from __future__ import annotations
 
 import gzip
-import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -19,6 +18,17 @@ from cqlx.ast import Span
 from cqlx.errors import RuleFileError
 
 KEEP_EXAMPLES = 5
+
+try:  # the fastest well-kept JSON parser when installed; the standard library otherwise
+    import orjson
+
+    _loads: Callable[[bytes], Any] = orjson.loads
+    _JSONError: type[Exception] = orjson.JSONDecodeError
+except ImportError:  # pragma: no cover - orjson is a dependency
+    import json
+
+    _loads = json.loads
+    _JSONError = ValueError
 
 
 class EventFileError(RuleFileError):
@@ -33,6 +43,7 @@ class EventStats:
     malformed: int = 0
     matched: int = 0
     missing_fields: int = 0  # events without a field the rule's filters test
+    skipped: int = 0  # lines the literal prefilter passed over unparsed: they cannot match
     examples: list[str] = field(default_factory=list)
 
     @property
@@ -42,6 +53,9 @@ class EventStats:
     def summary(self) -> str:
         text = (f"{self.lines} lines read: {self.events} events ({self.matched} matched, "
                 f"{self.not_matched} not matched), {self.blank} blank, {self.malformed} malformed")
+        if self.skipped:
+            text += (f", {self.skipped} skipped unparsed by the literal prefilter (they hold none of the "
+                     "text a match needs)")
         if self.missing_fields:
             text += f"; {self.missing_fields} events lack a field the rule tests"
         return text
@@ -61,18 +75,18 @@ def _open(name: str) -> IO[bytes]:
         raise EventFileError(f"{name}: cannot read ({error.strerror or error})") from None
 
 
-def _classify(raw: bytes) -> tuple[str, Any]:
-    """('event', dict) | ('blank', None) | ('malformed', reason)."""
+def classify(raw: bytes) -> tuple[str, Any]:
+    """('event', dict) | ('blank', None) | ('malformed', reason) for one raw line."""
     if not raw.strip():
         return "blank", None
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        return "malformed", f"not UTF-8 (byte {error.start})"
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        return "malformed", f"not JSON ({error.msg} at column {error.colno})"
+        value = _loads(raw)
+    except _JSONError as error:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return "malformed", f"not UTF-8 (byte {bad.start})"
+        return "malformed", f"not JSON ({error})"
     except RecursionError:
         return "malformed", "JSON nested too deeply"
     if not isinstance(value, dict):
@@ -88,7 +102,7 @@ def read_events(names: list[str], stats: EventStats, strict: bool = False) -> It
         try:
             for number, raw in enumerate(stream, start=1):
                 stats.lines += 1
-                kind, value = _classify(raw)
+                kind, value = classify(raw)
                 if kind == "event":
                     stats.events += 1
                     yield value
