@@ -8,6 +8,7 @@ events, blank or malformed as in :mod:`cqlx.events`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,57 +23,79 @@ def _holds(line: bytes, need: Need) -> bool:
     return any(literal in hay for literal in need.literals)
 
 
-def _candidates(chunk: bytes, scan: Need) -> list[int]:
-    """Start offsets of the lines of ``chunk`` that hold one of the scanned literals, or a ``\\u``
-    escape (which could spell one), in order."""
-    hay = chunk.lower() if scan.folded else chunk
-    starts: set[int] = set()
-    for literal, haystack in [*((x, hay) for x in scan.literals), (_ESCAPE, chunk)]:
-        index = haystack.find(literal)
-        while index != -1:
-            start = chunk.rfind(b"\n", 0, index) + 1
-            starts.add(start)
-            end = chunk.find(b"\n", index)
-            if end == -1:
-                break
-            index = haystack.find(literal, end)
-    return sorted(starts)
+def _scanner(scan: Need) -> Any:
+    """One RE2 pattern for all the scanned literals and the ``\\u`` escape: RE2 finds them in a
+    single linear pass (several hundred MB/s), which ``bytes.lower`` plus one ``find`` per literal
+    cannot match in Python."""
+    import re2
+
+    alternatives = [re.escape(x.decode("ascii")) for x in scan.literals] + [re.escape("\\u")]
+    flags = "(?i)" if scan.folded else ""
+    return re2.compile((flags + "|".join(alternatives)).encode("ascii"))
 
 
-def _chunks(stream: Any) -> Iterator[bytes]:
-    """The stream in chunks that end at a line boundary."""
+def _candidates(chunk: bytes, begin: int, end: int, scanner: Any) -> list[int]:
+    """Start offsets of the lines in ``chunk[begin:end]`` that hold a scanned literal or a ``\\u``
+    escape. Works on offsets into the read buffer: no copy of the data is made."""
+    starts: list[int] = []
+    position = begin
+    search = scanner.search
+    while position < end:
+        found = search(chunk, position, end)
+        if found is None:
+            break
+        index = found.start()
+        starts.append(chunk.rfind(b"\n", begin, index) + 1 if index > begin else begin)
+        newline = chunk.find(b"\n", index, end)
+        if newline == -1:
+            break
+        position = newline + 1
+    return starts
+
+
+def _windows(stream: Any) -> Iterator[tuple[bytes, int, int]]:
+    """The stream as (buffer, begin, end) windows of whole lines, without copying the buffers:
+    the line cut by a read boundary is joined with the start of the next read (a small copy)."""
     rest = b""
     while True:
         block = stream.read(CHUNK)
         if not block:
             if rest:
-                yield rest
+                yield rest, 0, len(rest)
             return
-        block = rest + block
-        cut = block.rfind(b"\n")
-        if cut == -1:
-            rest = block
+        first = block.find(b"\n")
+        if first == -1:
+            rest += block
             continue
-        rest = block[cut + 1:]
-        yield block[:cut + 1]
+        if rest:
+            joined = rest + block[:first + 1]
+            yield joined, 0, len(joined)
+            begin = first + 1
+        else:
+            begin = 0
+        last = block.rfind(b"\n")
+        if last + 1 > begin:
+            yield block, begin, last + 1
+        rest = block[last + 1:]
 
 
 def scan_events(names: list[str], stats: EventStats, prefilter: Prefilter) -> Iterator[dict[str, Any]]:
     """The events of the named files that could match, in order; every line counted in ``stats``."""
     scan = prefilter.scan
     others = tuple(n for n in prefilter.needs if n is not scan)
+    scanner = _scanner(scan) if scan is not None else None
     for name in names:
         file_lines = 0
         stream = _open(name)
         try:
-            for chunk in _chunks(stream):
-                lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+            for chunk, begin, end in _windows(stream):
+                lines = chunk.count(b"\n", begin, end) + (0 if chunk[end - 1:end] == b"\n" else 1)
                 first_line = file_lines + 1
                 file_lines += lines
                 stats.lines += lines
-                starts = _candidates(chunk, scan) if scan is not None else None
+                starts = _candidates(chunk, begin, end, scanner) if scanner is not None else None
                 parsed = 0
-                for start, raw in _lines(chunk, starts):
+                for start, raw in _lines(chunk, begin, end, starts):
                     if others and not all(_holds(raw, n) for n in others) and _ESCAPE not in raw:
                         continue
                     parsed += 1
@@ -85,7 +108,7 @@ def scan_events(names: list[str], stats: EventStats, prefilter: Prefilter) -> It
                     else:
                         stats.malformed += 1
                         if len(stats.examples) < KEEP_EXAMPLES:
-                            number = first_line + chunk.count(b"\n", 0, start)
+                            number = first_line + chunk.count(b"\n", begin, start)
                             stats.examples.append(f"{'<stdin>' if name == '-' else name}:{number}: {value}")
                 stats.skipped += lines - parsed
         except OSError as error:
@@ -95,14 +118,16 @@ def scan_events(names: list[str], stats: EventStats, prefilter: Prefilter) -> It
                 stream.close()
 
 
-def _lines(chunk: bytes, starts: list[int] | None) -> Iterator[tuple[int, bytes]]:
-    """(offset, line) for the given line starts, or for every line."""
+def _lines(chunk: bytes, begin: int, end: int, starts: list[int] | None) -> Iterator[tuple[int, bytes]]:
+    """(offset, line) for the given line starts, or for every line of the window."""
     if starts is None:
-        offset = 0
-        for line in chunk.split(b"\n")[: chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)]:
-            yield offset, line
-            offset += len(line) + 1
+        offset = begin
+        while offset < end:
+            newline = chunk.find(b"\n", offset, end)
+            stop = newline if newline != -1 else end
+            yield offset, chunk[offset:stop]
+            offset = stop + 1
         return
     for start in starts:
-        end = chunk.find(b"\n", start)
-        yield start, chunk[start:end if end != -1 else len(chunk)]
+        newline = chunk.find(b"\n", start, end)
+        yield start, chunk[start:newline if newline != -1 else end]
