@@ -17,6 +17,7 @@ import re
 
 from cqlx import ir
 from cqlx.emit.base import PRESENTATION, Generator
+from cqlx.errors import UnsupportedError
 from cqlx.regexes import RE2_UNSUPPORTED, features, flag_prefix, glob_to_regex, matches_empty, to_re2
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -27,11 +28,15 @@ _COMPARE = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 def string(value: str) -> str:
     """A KQL string literal for ``value``: verbatim when it can be, escaped otherwise."""
-    if any(ord(c) < 0x20 or c == "\x7f" for c in value):
+    if any(ord(c) < 0x20 for c in value):
         escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") \
             .replace("\r", "\\r")
-        if any(ord(c) < 0x20 for c in escaped):
-            raise ValueError("a control character that KQL strings cannot hold")
+        bad = next((c for c in escaped if ord(c) < 0x20), None)
+        if bad is not None:
+            # KQL string literals escape only quotes, \t, \n, \r and \\ (Kusto reference: the string
+            # data type); there is no way to write other control characters in one.
+            raise UnsupportedError(f"the value holds control character U+{ord(bad):04X}, which a KQL string "
+                                   "literal cannot hold")
         return f'"{escaped}"'
     if "\\" in value:
         return '@"' + value.replace('"', '""') + '"'
