@@ -82,7 +82,7 @@ def _kql(cql: str) -> set[str]:
 
 
 def _sigma(cql: str) -> set[str]:
-    records = to_records(EVENTS, load_profile("sigma"))
+    records = to_records(EVENTS, load_profile("sigma"), ["ProcessRollup2"])
     kept = [i for i, r in enumerate(records) if r is not None]
     (_, hits), *_ = run_sigma(convert(P + cql, to="sigma"), [records[i] for i in kept])
     return {EVENTS[kept[h]]["ComputerName"] for h in hits}

@@ -30,7 +30,7 @@ TABLE = [
     ("UserName = root", None),  # raw FDR has only the user's SID: refused, not silently wrong
     ("a = 1 or b = 2", '| where (a=="1" OR b=="2")'),
     ("not (a = 1 or b = 2)", '| where ((isnull(a) OR NOT a=="1") AND (isnull(b) OR NOT b=="2"))'),
-    ("x := lower(CommandLine)", "| eval x=lower(CommandLine)"),
+    ("x := lower(CommandLine)", "| eval x=coalesce(lower(CommandLine), x)"),  # := keeps x when null
     ("sort(x, limit=5)", "| sort 5 -num(x)"),
     ("sort(x, order=asc, type=string)", "| sort 200 +str(x)"),
     ("select([timestamp, ComputerName])", "| table _time aid_computer_name"),

@@ -258,6 +258,103 @@ def check(
         raise _fail(status)
 
 
+@app.command("test")
+def test_command(
+    rules: Annotated[list[str], typer.Argument(help="Rule files or directories.", show_default=False)],
+    generate: Annotated[bool, typer.Option("--generate", help="Also run witness events derived from each rule "
+                                                              "(positive and just-missing events).")] = False,
+    seed: Annotated[int, typer.Option(help="Seed for --generate.")] = 0,
+    write_witnesses: Annotated[Path | None, typer.Option(help="Save the generated witnesses here, one NDJSON "
+                                                              "file per rule.")] = None,
+    junit: Annotated[Path | None, typer.Option(
+        help="Write a JUnit XML report (a testcase per rule and target).")] = None,
+    json_report: Annotated[Path | None, typer.Option("--json", help="Write a JSON report.")] = None,
+    sarif: Annotated[Path | None, typer.Option(help="Write a SARIF 2.1.0 report.")] = None,
+) -> None:
+    """Run each rule's tests on the Python matcher and compare every target on a real engine:
+    the KQL on duckdb-kql and Kusto.Language, the Sigma on pySigma's sqlite backend, the saved
+    Python module, the SPL on cqlx's SPL oracle. Exit 0 when all agree, 1 on any failure.
+
+    Example: cqlx test samples/rules --generate --junit report.xml
+    """
+    from cqlx import testing
+    from cqlx.rules import find_rules, load_rule
+    from cqlx.witness import generate as witnesses
+
+    report = testing.Report()
+    paths = find_rules(rules)
+    if not paths:
+        _err("cqlx: no rule files found")
+        raise _fail(2)
+    for path in paths:
+        rule = load_rule(path)
+        extra: list[testing.Case] = []
+        if generate:
+            found = witnesses(rule.parse(), seed)
+            extra = [testing.Case(f"witness: {w.name}", w.event) for w in found]
+            if write_witnesses is not None:
+                write_witnesses.mkdir(parents=True, exist_ok=True)
+                target = write_witnesses / f"{path.stem}.witnesses.ndjson"
+                target.write_text("".join(json.dumps(w.event, sort_keys=True) + "\n" for w in found), encoding="utf-8")
+        testing.test_rule(rule, report, extra)
+    typer.echo(testing.summary(report))
+    for destination, render in ((junit, testing.junit), (json_report, testing.as_json), (sarif, testing.sarif)):
+        if destination is not None:
+            destination.write_text(render(report), encoding="utf-8")
+    if not report.ok:
+        raise _fail(1)
+
+
+@app.command()
+def equiv(
+    rule: Annotated[str, typer.Argument(help="The CQL rule.", show_default=False)],
+    other: Annotated[Path, typer.Argument(help="The rule written for another platform.", show_default=False)],
+    kind: Annotated[str, typer.Option("--as", help="What OTHER is: kql, sigma, spl or python.")],
+    profile: Annotated[str | None, typer.Option(help="The data model OTHER is written for.")] = None,
+    events: Annotated[list[Path] | None, typer.Option("--events", help="More events (NDJSON) to compare on.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the witness events.")] = 0,
+) -> None:
+    """Is a rule written for another platform equivalent to the CQL rule? Both run over witness
+    events derived from the CQL (and --events); exit 0 when they agree on every event, 1 when not,
+    with the smallest disagreeing event. SPL runs on cqlx's SPL oracle, not on Splunk.
+
+    Example: cqlx equiv samples/rules/container_cli_api.yml mine.kql --as kql
+    """
+    from cqlx import testing
+    from cqlx.rules import load_rule
+    from cqlx.witness import generate as witnesses
+
+    if kind not in ("kql", "sigma", "spl", "python"):
+        raise typer.BadParameter(f"{kind!r}; choose from kql, sigma, spl, python", param_hint="--as")
+    loaded = load_rule(rule)
+    cases = [testing.Case(f"witness: {w.name}", w.event) for w in witnesses(loaded.parse(), seed)]
+    for path in events or []:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                value = json.loads(line)
+                if isinstance(value, dict):
+                    cases.append(testing.Case(f"{path}:{number}", value))
+    try:
+        text = other.read_text(encoding="utf-8")
+    except OSError as error:
+        raise CqlError(f"{other}: cannot read ({error.strerror or error})") from None
+    if kind == "spl":
+        _err("note: SPL is run on cqlx's SPL oracle (the subset cqlx emits, from Splunk's documented "
+             "behaviour), not on Splunk")
+    differences = testing.equivalence(loaded, text, kind, cases, profile)
+    if not differences:
+        typer.echo(f"equivalent on {len(cases)} events")
+        return
+    case, want, have, problem = differences[0]
+    typer.echo(f"NOT equivalent: {len(differences)} of {len(cases)} events differ")
+    typer.echo(f"smallest disagreeing event ({case.name}):")
+    typer.echo(f"  {json.dumps(case.event, sort_keys=True, default=str)}")
+    typer.echo(f"  CQL rule:   {want.show()}")
+    typer.echo(f"  {kind} rule: {have.show()}")
+    typer.echo(f"  {problem}")
+    raise _fail(1)
+
+
 profiles_app = typer.Typer(help="Target profiles: the data models cqlx converts to.", no_args_is_help=False)
 app.add_typer(profiles_app, name="profiles")
 

@@ -59,11 +59,18 @@ def _flags(flags: str) -> str:
     return "".join(f for f in _FLAG_ORDER if f in flags)
 
 
-def _number(text: str) -> int | float:
+MAX_DIGITS = 40  # longer numbers are not detection logic; Python refuses very long ones anyway
+
+
+def _number(text: str, span: Span = A.NO_SPAN) -> int | float:
+    if len(text) > MAX_DIGITS:
+        raise CqlValueError(f"the number {text[:12]}... is longer than {MAX_DIGITS} digits", span)
     return float(text) if "." in text else int(text)
 
 
 def _as_number(text: str) -> int | float | None:
+    if len(text) > MAX_DIGITS:
+        return None
     try:
         return _number(text.strip())
     except ValueError:
@@ -294,7 +301,7 @@ class _Lowering:
 
     def expr(self, node: A.Expr) -> ir.Expr:
         if isinstance(node, A.Number):
-            return ir.Lit(_number(node.text), node.span)
+            return ir.Lit(_number(node.text, node.span), node.span)
         if isinstance(node, A.StringLit):
             return ir.Lit(node.value, node.span)
         if isinstance(node, A.FieldRef):
@@ -368,10 +375,10 @@ class _Lowering:
         if isinstance(node, A.Binary) and node.op in _COMPARE:
             left, right = node.left, node.right
             if isinstance(left, A.FieldRef) and isinstance(right, A.Number):
-                return ir.Cmp(left.name, node.op, _number(right.text), node.span)
+                return ir.Cmp(left.name, node.op, _number(right.text, right.span), node.span)
             if isinstance(left, A.Number) and isinstance(right, A.FieldRef):
                 mirror = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
-                return ir.Cmp(right.name, mirror[node.op], _number(left.text), node.span)
+                return ir.Cmp(right.name, mirror[node.op], _number(left.text, left.span), node.span)
             if node.op == "==" and isinstance(left, A.FieldRef) and isinstance(right, A.StringLit):
                 return ir.Eq(left.name, right.value, False, node.span)
             return ir.ExprTest(node.op, self.expr(left), self.expr(right), node.span)

@@ -15,25 +15,15 @@ contains none of them cannot match and need not be parsed. Soundness rules:
 from __future__ import annotations
 
 import re
-
-# The regex parser `re` itself uses (Python 3.11+ keeps it in re._parser): it tells what a pattern
-# requires without our own regex parser.
-import re._parser as sre_parse  # type: ignore[import-not-found]
 from dataclasses import dataclass
-from re._constants import (  # type: ignore[import-not-found]
-    AT,
-    BRANCH,
-    IN,
-    LITERAL,
-    MAX_REPEAT,
-    MIN_REPEAT,
-    POSSESSIVE_REPEAT,
-    SUBPATTERN,
-)
 from typing import Any
 
 from cqlx import ir
-from cqlx.regexes import INLINE_FLAGS, features, to_python
+from cqlx.regexes import INLINE_FLAGS, features, sre_parse, to_python
+from cqlx.regexes import sre_constants as C
+
+AT, BRANCH, IN, LITERAL = C.AT, C.BRANCH, C.IN, C.LITERAL
+MAX_REPEAT, MIN_REPEAT, POSSESSIVE_REPEAT, SUBPATTERN = C.MAX_REPEAT, C.MIN_REPEAT, C.POSSESSIVE_REPEAT, C.SUBPATTERN
 
 _SAFE = re.compile(r"[A-Za-z0-9 !#$%&'()*+,\-.:;<=>?@\[\]^_`{|}~]+")
 MIN_LITERAL = 3  # shorter literals would keep nearly every line: no better than no prefilter

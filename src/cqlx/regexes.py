@@ -8,7 +8,11 @@ The patterns here already have LogScale's ``\\/`` escape removed (:func:`cqlx.lo
 from __future__ import annotations
 
 import re
+import re._constants as sre_constants  # type: ignore[import-not-found]  # the parser `re` uses (3.11+)
+import re._parser as sre_parse  # type: ignore[import-not-found]
 from dataclasses import dataclass
+
+__all__ = ["sre_constants", "sre_parse"]  # shared with the prefilter and the witness generator
 
 # Features by name, as found by :func:`features`.
 LOOKAHEAD = "lookahead"

@@ -40,6 +40,11 @@ def _epoch_ms(value: Any) -> dt.datetime | None:
 def _convert(value: Any, kind: str, transform: str | None) -> Any:
     if transform == "epoch_ms":
         return _epoch_ms(value)
+    if transform == "splunk_time":  # Splunk's _time is epoch seconds
+        try:
+            return int(str(value).strip()) / 1000
+        except ValueError:
+            return None
     if transform == "basename" and isinstance(value, str):
         # Falcon has only the file name; the target holds a full path ending in it.
         return value if "/" in value or "\\" in value else "/" + value
@@ -98,12 +103,31 @@ def to_tables(events: Iterable[Mapping[str, Any]], profile: Profile
     return tables
 
 
-def to_records(events: Iterable[Mapping[str, Any]], profile: Profile) -> list[dict[str, Any] | None]:
-    """The events under the profile's field names (Sigma, ECS), one per input event; None for an
-    event whose type the profile does not map (it belongs to no logsource)."""
+def _where(event_type: EventType) -> tuple[Any, ...]:
+    return (event_type.table, event_type.logsource, event_type.search, event_type.datamodel)
+
+
+def to_records(events: Iterable[Mapping[str, Any]], profile: Profile,
+               like: Iterable[str] = ()) -> list[dict[str, Any] | None]:
+    """The events under the profile's field names (Sigma, ECS, Splunk), one per input event; None
+    for an event whose type the profile does not map (it belongs to no logsource). Under
+    ``unmapped: identity`` (raw FDR in Splunk) every other field keeps its Falcon name, tags without
+    their ``#``. With ``like`` (event type names), only events that land where those do (the same
+    table, logsource or search) are kept: the others are not in the data the rule reads."""
+    targets = {_where(e) for e in (profile.event_type(n) for n in like) if e is not None}
     out: list[dict[str, Any] | None] = []
     for event in events:
         name = event_type_of(event)
         event_type = profile.event_type(name) if name else None
-        out.append(None if event_type is None else _reshape(event, event_type, {}))
+        if event_type is None or (targets and _where(event_type) not in targets):
+            out.append(None)
+            continue
+        record = _reshape(event, event_type, {})
+        if profile.unmapped == "identity":
+            mapped = set(event_type.fields)
+            for key, value in event.items():
+                bare = key[1:] if key.startswith("#") else key
+                if key not in mapped and bare not in mapped and bare not in record and value is not None:
+                    record[bare] = value
+        out.append(record)
     return out

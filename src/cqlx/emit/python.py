@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cqlx import ir
+from cqlx.errors import UnsupportedError
 from cqlx.passes import step_writes
 from cqlx.profiles import Profile
 from cqlx.regexes import glob_to_regex, python_flags, to_python
@@ -47,7 +48,11 @@ class _Module:
             self.constants[code] = f"_{prefix}{len(self.constants)}"
         return self.constants[code]
 
-    def regex(self, pattern: str, flags: int) -> str:
+    def regex(self, pattern: str, flags: int, span: ir.Span = ir.NO_SPAN) -> str:
+        try:
+            re.compile(pattern, flags)
+        except (re.error, OverflowError, RecursionError) as error:
+            raise UnsupportedError(f"Python's re cannot run the regex {pattern!r}: {error}", span) from None
         return self.constant(f"compile_regex({pattern!r}, {int(flags)!r})", "R")
 
 
@@ -172,7 +177,7 @@ class _Segment:
             regex = m.regex(glob_to_regex(pred.pattern, "\\Z"), flags)
             return f"search({regex}, {self.value(pred.field)})"
         if isinstance(pred, ir.Regex):
-            regex = m.regex(to_python(pred.pattern), python_flags(pred.flags))
+            regex = m.regex(to_python(pred.pattern), python_flags(pred.flags), pred.span)
             return f"search({regex}, {self.value(pred.field)})"
         if isinstance(pred, ir.Cmp):
             return f"compare({self.value(pred.field)}, {pred.op!r}, {pred.number!r})"
@@ -182,7 +187,7 @@ class _Segment:
             return self.member(pred)
         if isinstance(pred, ir.FreeText):
             if pred.regex:
-                regex = m.regex(to_python(pred.value), python_flags(pred.flags))
+                regex = m.regex(to_python(pred.value), python_flags(pred.flags), pred.span)
                 return f"free_regex(rec, {regex})"
             return f"free_text(rec, {pred.value!r})"
         if isinstance(pred, ir.ExprTest):

@@ -306,6 +306,10 @@ class SigmaGenerator(Generator):
             if lacking:
                 self.unsupported(f"the regex uses {', '.join(sorted(lacking))}, outside Sigma's portable "
                                  "regex subset; backends may read it differently", pred.span, PRESENTATION)
+            try:  # pySigma checks every |re value with Python's re (sigma/types.py)
+                re.compile(pred.pattern)
+            except (re.error, OverflowError, RecursionError) as error:
+                self.unsupported(f"pySigma cannot load the regex {pred.pattern!r} (Python's re: {error})", pred.span)
             modifiers = "".join(f"|{x}" for f, x in (("i", "i"), ("m", "m"), ("d", "s")) if f in pred.flags)
             return f"{column}|re{modifiers}", pred.pattern
         if isinstance(pred, ir.Cmp):

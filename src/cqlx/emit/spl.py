@@ -69,9 +69,11 @@ def _required(pred: ir.Pred) -> set[str]:
 
 class SplGenerator(Generator):
     present: set[str]
+    numeric: set[str]
 
     def generate(self) -> str:
         self.present = set()
+        self.numeric = set()  # computed fields known to hold numbers
         lines = [self.base_search()]
         for step in self.query.steps:
             lines.extend(f"| {op}" for op in self.step(step))
@@ -126,7 +128,14 @@ class SplGenerator(Generator):
                 return [f"regex {table_name(column)}={string(self.pattern(pred.pattern, pred.flags))}"]
             return [f"where {self.pred(pred)}"]
         if isinstance(step, ir.Eval):
-            return [f"eval {field_ref(step.field)}={self.expr(step.expr)}"]
+            value = self.expr(step.expr)
+            if _may_be_null(step.expr):  # eval would erase the field; CQL's := leaves it as it was
+                value = f"coalesce({value}, {field_ref(self.col(step.field, step.span))})"
+            if _numeric_expr(step.expr, self.numeric):
+                self.numeric.add(step.field)
+            else:
+                self.numeric.discard(step.field)
+            return [f"eval {field_ref(step.field)}={value}"]
         if isinstance(step, ir.Signal):
             out = []
             condition = self.condition(step.condition)
@@ -136,10 +145,12 @@ class SplGenerator(Generator):
                 condition = f"{field_ref(step.flag_field)}=={string(yes)}"
             if step.score_field:
                 out.append(f"eval {field_ref(step.score_field)}=if({condition}, {_number(step.weight)}, 0)")
+                self.numeric.add(step.score_field)
             return out
         if isinstance(step, ir.Score):
             signals = {s.name: s for s in self.query.steps if isinstance(s, ir.Signal)}
             terms = [field_ref(signals[n].score_field or n) for n in step.signals]
+            self.numeric.add(step.field)
             return [f"eval {field_ref(step.field)}={'+'.join(terms)}"]
         if isinstance(step, ir.Ladder):
             score = field_ref(step.score_field)
@@ -193,16 +204,29 @@ class SplGenerator(Generator):
             inner = pred.item
             if isinstance(inner, ir.And | ir.Or | ir.Not):
                 return self.pred(negate(inner))
-            fields = pred_fields(inner) - {"*"}
             test = self.atom(inner)
-            if len(fields) == 1 and not isinstance(inner, ir.Exists):
-                (only,) = fields
-                if only not in self.present:
-                    return f"(isnull({field_ref(self.col(only, inner.span))}) OR NOT {test})"
-            return f"NOT {test}"
+            if isinstance(inner, ir.Exists):
+                return f"NOT {test}"
+            # The test is null (not false) when a value it reads is missing, or, for a number, not
+            # a number; CQL's negation is true then, so say so before the NOT.
+            nulls = [f"isnull({value})" for value in self.null_sources(inner)]
+            return f"({' OR '.join(nulls)} OR NOT {test})" if nulls else f"NOT {test}"
         if isinstance(pred, ir.TrueP):
             return "true()"
         return self.atom(pred)
+
+    def null_sources(self, pred: ir.Pred) -> list[str]:
+        """The values whose null makes ``pred`` null in eval: its fields (as numbers for a numeric test)."""
+        if isinstance(pred, ir.Cmp):
+            return [self.numeric_value(pred.field, pred.span)]
+        if isinstance(pred, ir.ExprTest):
+            return [field_ref(self.col(f, pred.span)) for f in sorted(pred_fields(pred) - {"*"})]
+        fields = sorted(pred_fields(pred) - {"*"})
+        return [field_ref(self.col(f, pred.span)) for f in fields if f not in self.present]
+
+    def numeric_value(self, field: str, span: ir.Span) -> str:
+        column = field_ref(self.col(field, span))
+        return column if field in self.numeric else f"tonumber({column})"
 
     def atom(self, pred: ir.Pred) -> str:
         if isinstance(pred, ir.Eq):
@@ -218,9 +242,7 @@ class SplGenerator(Generator):
             column = field_ref(self.col(pred.field, pred.span))
             return f"match({column}, {string(self.pattern(pred.pattern, pred.flags))})"
         if isinstance(pred, ir.Cmp):
-            column = field_ref(self.col(pred.field, pred.span))
-            value = column if pred.field in self.computed else f"tonumber({column})"
-            return f"{value}{_CMP[pred.op]}{_number(pred.number)}"
+            return f"{self.numeric_value(pred.field, pred.span)}{_CMP[pred.op]}{_number(pred.number)}"
         if isinstance(pred, ir.Exists):
             return f"isnotnull({field_ref(self.col(pred.field, pred.span))})"
         if isinstance(pred, ir.In):
@@ -253,10 +275,38 @@ class SplGenerator(Generator):
         if isinstance(expr, ir.Cond):
             return f"if({self.condition(expr.test)}, {self.expr(expr.then)}, {self.expr(expr.otherwise)})"
         if isinstance(expr, ir.Arith):
-            return f"({self.expr(expr.left)}{expr.op}{self.expr(expr.right)})"
+            # In eval, + of two strings concatenates; CQL arithmetic is numeric (null otherwise).
+            return f"({self.operand(expr.left)}{expr.op}{self.operand(expr.right)})"
         if isinstance(expr, ir.Func) and expr.name in ("lower", "upper"):
             return f"{expr.name}({self.expr(expr.args[0])})"
         raise AssertionError(f"unexpected expression {expr!r}")
+
+
+    def operand(self, expr: ir.Expr) -> str:
+        if isinstance(expr, ir.Ref):
+            return self.numeric_value(expr.field, expr.span)
+        return self.expr(expr)
+
+
+def _numeric_expr(expr: ir.Expr, numeric: set[str]) -> bool:
+    if isinstance(expr, ir.Lit):
+        return not isinstance(expr.value, str)
+    if isinstance(expr, ir.Arith):
+        return True
+    if isinstance(expr, ir.Ref):
+        return expr.field in numeric
+    if isinstance(expr, ir.Cond):
+        return _numeric_expr(expr.then, numeric) and _numeric_expr(expr.otherwise, numeric)
+    return False
+
+
+def _may_be_null(expr: ir.Expr) -> bool:
+    """Whether an eval expression can be null: then CQL's := leaves the field as it was."""
+    if isinstance(expr, ir.Lit):
+        return False
+    if isinstance(expr, ir.Cond):
+        return _may_be_null(expr.then) or _may_be_null(expr.otherwise)
+    return True
 
 
 def step_reads_computed(generator: Generator, pred: ir.Pred) -> bool:

@@ -1,0 +1,1401 @@
+"""An SPL *oracle*: an interpreter for exactly the subset of Splunk SPL that cqlx's SPL emitter
+(:mod:`cqlx.emit.spl`) writes, so that emitted SPL can be run offline over events and compared with
+the Python matcher. It is **not Splunk**: it implements Splunk's *documented* behaviour for that
+subset and refuses (:class:`SplOracleError`, with the position) everything else, rather than guess.
+
+What it interprets (Splunk Search Reference and Search Manual, help.splunk.com):
+
+* the initial search line (``search`` implied or written, or a ``| datamodel M D search``
+  generating command): ``field=value``, ``field="quoted value"``, ``field=CASE(value)``,
+  ``field!=value``, ``*``, ``( )``, ``NOT``, ``OR``, ``AND`` and implicit AND;
+* the commands ``search``, ``regex``, ``where``, ``eval``, ``table``, ``sort`` and ``head``;
+* in ``where``/``eval``: literals, fields (bare or in single quotes), ``AND OR NOT``, comparisons,
+  ``+ - * / % .``, and the functions ``if case match like isnull isnotnull lower upper tonumber in
+  coalesce true false null``.
+
+Where Splunk's documentation is silent the oracle makes an explicit assumption, marked
+*assumption* below; each is covered by ``tests/test_spl_oracle.py`` so it is easy to change.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from cqlx.ast import Span
+from cqlx.errors import CqlError
+
+# An eval value: strings and numbers (what fields hold), booleans (only inside expressions), null.
+Value = str | int | float | bool | None
+Row = dict[str, object]
+Expr = Callable[[Mapping[str, object]], Value]
+
+__all__ = ["SplOracleError", "SplProgram", "compile_spl", "pcre_to_python", "run_spl"]
+
+
+class SplOracleError(CqlError):
+    """SPL the oracle does not interpret: outside cqlx's emitted subset, or malformed."""
+
+
+# ------------------------------------------------------------------ positions
+
+
+@dataclass(frozen=True)
+class _Source:
+    text: str
+
+    def span(self, start: int, end: int | None = None) -> Span:
+        end = start + 1 if end is None or end <= start else end
+        line, column = self._position(start)
+        end_line, end_column = self._position(end)
+        return Span(line, column, end_line, end_column)
+
+    def _position(self, offset: int) -> tuple[int, int]:
+        offset = max(0, min(offset, len(self.text)))
+        line = self.text.count("\n", 0, offset) + 1
+        column = offset - (self.text.rfind("\n", 0, offset) + 1) + 1
+        return line, column
+
+    def error(self, message: str, start: int, end: int | None = None) -> SplOracleError:
+        return SplOracleError(message, self.span(start, end), source=self.text)
+
+
+# ------------------------------------------------------------------ values
+
+
+# A number as Splunk shows it in a field: decimal, optional sign, fraction and exponent.
+# *Assumption*: no surrounding blanks, no hexadecimal (tonumber's default base is 10).
+_NUMERIC = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _parse_number(text: str) -> int | float | None:
+    if not _NUMERIC.fullmatch(text):
+        return None
+    if re.fullmatch(r"[+-]?\d+", text):
+        return int(text)
+    return _tidy(float(text))
+
+
+def _tidy(number: float) -> int | float:
+    """Splunk has one number type (a double, eval command, usage): integral results read as integers."""
+    if math.isfinite(number) and number.is_integer() and abs(number) < 2**53:
+        return int(number)
+    return number
+
+
+def _numeric(number: int | float) -> int | float:
+    return _tidy(number) if isinstance(number, float) else number
+
+
+def _number(value: Value) -> int | float | None:
+    """The number a value stands for: a number, or a string that is one; else None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return value
+    return _parse_number(value)
+
+
+def _text(value: Value) -> str | None:
+    """The string a value reads as (numbers in their decimal form); None for null."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return str(_tidy(value)) if value.is_integer() else repr(value)
+    return str(value)
+
+
+def _field_value(value: object) -> str | int | float | None:
+    """An event's value as a Splunk field holds it; multivalue and nested fields are not in the subset."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return value
+    raise SplOracleError(f"the oracle takes single-valued fields only, not {type(value).__name__} values "
+                         "(multivalue fields are outside the subset)")
+
+
+def _event_row(event: Mapping[str, object]) -> Row:
+    row: Row = {}
+    for key, value in event.items():
+        converted = _field_value(value)
+        if converted is not None:
+            row[str(key)] = converted
+    return row
+
+
+def _lookup(row: Mapping[str, object], name: str) -> Value:
+    value = row.get(name)
+    if value is None or isinstance(value, str | int | float):
+        return value
+    return _field_value(value)
+
+
+# ------------------------------------------------------------------ regular expressions
+
+# Splunk's regexes are PCRE (Search Manual, "SPL and regular expressions"; Knowledge Manager Manual,
+# "About Splunk regular expressions": "Splunk regular expressions are PCRE ... and use the PCRE C
+# library"). They run here on Python's `re` after rewriting the few PCRE constructs it spells
+# differently; PCRE constructs `re` has no equivalent for are refused. *Assumption*: `\w \d \s \b`
+# are ASCII (PCRE without UCP) and so is case folding (PCRE folds non-ASCII letters in UTF mode).
+
+_GROUP_NAME = re.compile(r"\(\?(?:<|P<|')([A-Za-z_]\w*)[>']")
+_INLINE_FLAGS = re.compile(r"\(\?([a-zA-Z]*)(?:-([a-zA-Z]*))?([:)])")
+_UNSUPPORTED_ESCAPES = {
+    "h": "\\h (horizontal space)", "H": "\\H", "v": "\\v (vertical space)", "V": "\\V", "R": "\\R",
+    "X": "\\X", "G": "\\G", "K": "\\K", "C": "\\C", "N": "\\N", "p": "\\p{..}", "P": "\\P{..}",
+    "c": "\\cX", "g": "\\g (back reference)", "o": "\\o{..}",
+}
+_PYTHON_FLAGS = set("imsx")
+
+
+class _RegexError(Exception):
+    def __init__(self, message: str, index: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.index = index
+
+
+def _escape(pattern: str, index: int, in_class: bool) -> tuple[str, int]:
+    """One PCRE escape at ``pattern[index] == '\\'``: its Python spelling and the next index."""
+    if index + 1 >= len(pattern):
+        raise _RegexError("the regex ends with a lone backslash", index)
+    letter = pattern[index + 1]
+    if letter in _UNSUPPORTED_ESCAPES:
+        raise _RegexError(f"the PCRE escape {_UNSUPPORTED_ESCAPES[letter]} is outside the oracle's regex subset",
+                          index)
+    if letter == "x" and pattern[index + 2:index + 3] == "{":
+        close = pattern.find("}", index + 3)
+        digits = pattern[index + 3:close] if close > 0 else ""
+        if not re.fullmatch(r"[0-9A-Fa-f]{1,8}", digits):
+            raise _RegexError("a \\x{..} escape needs hexadecimal digits", index)
+        return f"\\U{int(digits, 16):08x}", close + 1
+    if letter == "e":
+        return "\\x1b", index + 2
+    if not in_class:
+        if letter == "z":
+            return "\\Z", index + 2  # PCRE \z: the very end (Python's \Z)
+        if letter == "Z":
+            return "(?=\\n?\\Z)", index + 2  # PCRE \Z: the end, or before a final newline
+        if letter == "k":
+            match = re.match(r"\\k(?:<([A-Za-z_]\w*)>|\{([A-Za-z_]\w*)\}|'([A-Za-z_]\w*)')", pattern[index:])
+            if match is None:
+                raise _RegexError("a \\k back reference needs a group name", index)
+            name = next(g for g in match.groups() if g)
+            return f"(?P={name})", index + match.end()
+        if letter == "Q":
+            close = pattern.find("\\E", index + 2)
+            end = len(pattern) if close < 0 else close
+            return re.escape(pattern[index + 2:end]), (len(pattern) if close < 0 else close + 2)
+    return pattern[index:index + 2], index + 2
+
+
+def _class(pattern: str, index: int) -> tuple[str, int]:
+    """A character class starting at ``pattern[index] == '['``."""
+    out = ["["]
+    position = index + 1
+    if pattern[position:position + 1] == "^":
+        out.append("^")
+        position += 1
+    if pattern[position:position + 1] == "]":
+        out.append("\\]")
+        position += 1
+    while position < len(pattern):
+        char = pattern[position]
+        if char == "]":
+            out.append("]")
+            return "".join(out), position + 1
+        if char == "\\":
+            text, position = _escape(pattern, position, in_class=True)
+            out.append(text)
+            continue
+        if char == "[" and pattern[position + 1:position + 2] in (":", "=", "."):
+            raise _RegexError("POSIX bracket classes ([:alpha:]) are outside the oracle's regex subset", position)
+        if char == "[":
+            out.append("\\[")  # a literal [ inside a class (Python warns about a bare one)
+        else:
+            out.append(char)
+        position += 1
+    raise _RegexError("a character class is not closed", index)
+
+
+def pcre_to_python(pattern: str) -> str:
+    """A PCRE pattern in Python ``re`` syntax, same matches; raises ValueError for what ``re`` lacks.
+
+    PCRE's inline option setting ``(?i)`` changes the options for the rest of the enclosing group,
+    including its later alternatives (PCRE2 pattern syntax, "Internal option setting"); Python allows
+    global flags only at the very start, so each becomes a scoped group ``(?i:...)`` closed at the next
+    ``|`` (and reopened after it) and at the end of its group."""
+    try:
+        return _translate(pattern)
+    except _RegexError as error:
+        raise ValueError(f"{error.message} (at offset {error.index} of the regex)") from None
+
+
+def _translate(pattern: str) -> str:
+    out: list[str] = []
+    # For each open group, the inline option groups opened inside it (to close at | and at ")").
+    frames: list[list[str]] = [[]]
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            text, index = _escape(pattern, index, in_class=False)
+            out.append(text)
+        elif char == "[":
+            text, index = _class(pattern, index)
+            out.append(text)
+        elif char == "(":
+            rest = pattern[index:]
+            named = _GROUP_NAME.match(rest)
+            flags = _INLINE_FLAGS.match(rest)
+            if rest.startswith("(?#"):
+                close = pattern.find(")", index)
+                if close < 0:
+                    raise _RegexError("a (?# comment is not closed", index)
+                index = close + 1
+            elif rest.startswith("(?P="):
+                close = pattern.find(")", index)
+                if close < 0:
+                    raise _RegexError("a (?P= back reference is not closed", index)
+                out.append(pattern[index:close + 1])
+                index = close + 1
+            elif rest.startswith(("(?<=", "(?<!")):
+                out.append(rest[:4])
+                frames.append([])
+                index += 4
+            elif named is not None:
+                out.append(f"(?P<{named.group(1)}>")
+                frames.append([])
+                index += named.end()
+            elif rest.startswith(("(?:", "(?=", "(?!", "(?>")):
+                out.append(rest[:3])
+                frames.append([])
+                index += 3
+            elif flags is not None:
+                on, off, kind = flags.group(1), flags.group(2), flags.group(3)
+                written = on + ("-" + off if off is not None else "")
+                if not written or not set(on + (off or "")) <= _PYTHON_FLAGS:
+                    raise _RegexError(f"the PCRE option (?{written}) is outside the oracle's regex subset "
+                                      "(i, m, s, x)", index)
+                scoped = f"(?{written}:"
+                out.append(scoped)
+                if kind == ":":
+                    frames.append([])
+                else:
+                    frames[-1].append(scoped)
+                index += flags.end()
+            elif rest.startswith("(?"):
+                raise _RegexError(f"the PCRE group {rest[:4]!r}... is outside the oracle's regex subset", index)
+            else:
+                out.append("(")
+                frames.append([])
+                index += 1
+        elif char == ")":
+            if len(frames) == 1:
+                raise _RegexError("unbalanced parenthesis", index)
+            out.append(")" * len(frames.pop()))
+            out.append(")")
+            index += 1
+        elif char == "|":
+            scopes = frames[-1]
+            out.append(")" * len(scopes) + "|" + "".join(scopes))
+            index += 1
+        else:
+            out.append(char)
+            index += 1
+    if len(frames) != 1:
+        raise _RegexError("a group is not closed", len(pattern))
+    out.append(")" * len(frames[0]))
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=512)
+def _compile_pcre(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pcre_to_python(pattern), re.ASCII)
+    except re.error as error:
+        raise ValueError(f"the regex does not compile: {error}") from None
+
+
+@functools.lru_cache(maxsize=512)
+def _wildcard(value: str, case_sensitive: bool) -> re.Pattern[str]:
+    """A search-language value: whole-value match, ``*`` any run of characters (it cannot be escaped:
+    Search Manual, "Backslashes"), case-insensitive unless CASE() (Search Reference, search: CASE)."""
+    body = ".*".join(re.escape(part) for part in value.split("*"))
+    return re.compile(body, re.DOTALL if case_sensitive else re.DOTALL | re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=512)
+def _like(pattern: str) -> re.Pattern[str]:
+    """like(): ``%`` any run of characters, ``_`` exactly one; the whole value; case-sensitive."""
+    parts = []
+    for char in pattern:
+        parts.append(".*" if char == "%" else "." if char == "_" else re.escape(char))
+    return re.compile("".join(parts), re.DOTALL)
+
+
+# ------------------------------------------------------------------ string literals
+
+
+def _read_quoted(text: str, start: int, quote: str, source: _Source, base: int,
+                 eval_escapes: bool = False) -> tuple[str, int]:
+    """A quoted string at ``text[start] == quote``: (its value, the index after the closing quote).
+
+    Inside quotes a backslash escapes a backslash or the quote; any other backslash sequence is kept
+    as written, so ``"a\\\\.b"`` is the regex ``a\\.b`` (Search Manual, "Backslashes" and "SPL and
+    regular expressions"). In eval string literals ``\\t`` is a tab (Search Manual, "Types of
+    expressions": ``"C:\\\\windows\\temp"`` reads ``C:\\windows<tab>emp``)."""
+    out: list[str] = []
+    index = start + 1
+    while index < len(text):
+        char = text[index]
+        if char == "\\" and index + 1 < len(text):
+            following = text[index + 1]
+            if following in ("\\", quote):
+                out.append(following)
+            elif eval_escapes and following == "t":
+                out.append("\t")
+            else:
+                out.append(char + following)
+            index += 2
+            continue
+        if char == quote:
+            return "".join(out), index + 1
+        out.append(char)
+        index += 1
+    raise source.error(f"unterminated {quote}-quoted string", base + start, base + len(text))
+
+
+# ------------------------------------------------------------------ eval expressions
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # num | str | field | name | op | end
+    text: str
+    value: object
+    start: int  # absolute offsets in the SPL text
+    end: int
+
+
+_OPERATORS = ("==", "!=", "<=", ">=", "<>", "=", "<", ">", "+", "-", "*", "/", "%", ".", "(", ")", ",")
+_NUMBER_TOKEN = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_NAME_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _tokenize(text: str, base: int, source: _Source) -> list[_Token]:
+    tokens: list[_Token] = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char.isspace():
+            index += 1
+            continue
+        start = index
+        previous_is_operand = bool(tokens) and (tokens[-1].kind in ("num", "str", "field", "name")
+                                                or tokens[-1].text == ")")
+        if char == '"':
+            value, index = _read_quoted(text, index, '"', source, base, eval_escapes=True)
+            tokens.append(_Token("str", text[start:index], value, base + start, base + index))
+        elif char == "'":
+            value, index = _read_quoted(text, index, "'", source, base)
+            tokens.append(_Token("field", text[start:index], value, base + start, base + index))
+        elif char.isdigit() or (char == "." and text[index + 1:index + 2].isdigit() and not previous_is_operand):
+            match = _NUMBER_TOKEN.match(text, index)
+            assert match is not None
+            index = match.end()
+            if index < len(text) and (text[index].isalnum() or text[index] == "_"):
+                raise source.error("a field name that starts with a digit must be in single quotes "
+                                   "(Search Reference, where: field names)", base + start, base + index + 1)
+            number = _parse_number(match.group(0))
+            tokens.append(_Token("num", match.group(0), number, base + start, base + index))
+        elif char.isalpha() or char == "_":
+            match = _NAME_TOKEN.match(text, index)
+            assert match is not None
+            index = match.end()
+            tokens.append(_Token("name", match.group(0), match.group(0), base + start, base + index))
+        else:
+            for operator in _OPERATORS:
+                if text.startswith(operator, index):
+                    index += len(operator)
+                    tokens.append(_Token("op", operator, operator, base + start, base + index))
+                    break
+            else:
+                raise source.error(f"unexpected character {char!r} in an eval expression", base + index)
+    tokens.append(_Token("end", "", None, base + len(text), base + len(text)))
+    return tokens
+
+
+def _boolean(value: Value, what: str, span_start: int, span_end: int, source: _Source) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise source.error(f"{what} needs a Boolean, not the {type(value).__name__} {value!r} "
+                       "(eval type checking)", span_start, span_end)
+
+
+def _compare(op: str, left: Value, right: Value) -> bool | None:
+    """A comparison: null when either side is null; numeric when both sides are numbers (or strings
+    that are numbers: *assumption*), else the strings compared case-sensitively (where: "The
+    <eval-expression> is case-sensitive"), by code point (Search Manual, "Lexicographical order")."""
+    if left is None or right is None:
+        return None
+    if isinstance(left, bool) or isinstance(right, bool):
+        if isinstance(left, bool) and isinstance(right, bool) and op in ("==", "=", "!="):
+            return (left == right) == (op != "!=")
+        raise TypeError(f"{op} compares two numbers or two strings, not a Boolean")
+    a: int | float | str | None = _number(left)
+    b: int | float | str | None = _number(right)
+    if a is None or b is None:
+        a, b = _text(left), _text(right)
+        assert a is not None and b is not None
+    if op in ("==", "="):
+        return a == b
+    if op in ("!=", "<>"):
+        return a != b
+    if op == "<":
+        return a < b  # type: ignore[operator]  # both numbers or both strings
+    if op == "<=":
+        return a <= b  # type: ignore[operator]
+    if op == ">":
+        return a > b  # type: ignore[operator]
+    return a >= b  # type: ignore[operator]
+
+
+def _arith(op: str, left: Value, right: Value) -> Value:
+    """Arithmetic (eval: "Operators"): null in, null out; ``+`` adds two numbers and concatenates two
+    strings; ``-``, ``*``, ``/``, ``%`` need numbers (else null); division by zero is null (eval
+    usage: "Division by zero results in a null field"). ``.`` concatenates, numbers as text."""
+    if left is None or right is None:
+        return None
+    if isinstance(left, bool) or isinstance(right, bool):
+        raise TypeError(f"{op} does not take a Boolean")
+    if op == ".":
+        return (_text(left) or "") + (_text(right) or "")
+    a, b = _number(left), _number(right)
+    if a is None or b is None:
+        if op == "+" and isinstance(left, str) and isinstance(right, str):
+            return left + right
+        return None
+    if op == "+":
+        return _numeric(a + b)
+    if op == "-":
+        return _numeric(a - b)
+    if op == "*":
+        return _numeric(a * b)
+    if b == 0:
+        return None
+    if op == "/":
+        return _tidy(a / b)
+    return _tidy(math.fmod(a, b))  # *assumption*: the sign of the dividend, as C's fmod
+
+
+class _ExprParser:
+    """Recursive descent over eval's grammar. Precedence (Search Manual, "Boolean expressions with
+    logical operators": eval and where evaluate parentheses, then NOT, then AND, then OR), below NOT
+    the comparisons, then ``+ - .``, then ``* / %``, then unary minus."""
+
+    def __init__(self, tokens: list[_Token], source: _Source) -> None:
+        self.tokens = tokens
+        self.index = 0
+        self.source = source
+
+    @property
+    def token(self) -> _Token:
+        return self.tokens[self.index]
+
+    def advance(self) -> _Token:
+        token = self.tokens[self.index]
+        self.index += 1
+        return token
+
+    def error(self, message: str, token: _Token | None = None) -> SplOracleError:
+        token = token or self.token
+        return self.source.error(message, token.start, token.end)
+
+    def is_op(self, *texts: str) -> bool:
+        return self.token.kind == "op" and self.token.text in texts
+
+    def is_word(self, word: str) -> bool:
+        return self.token.kind == "name" and self.token.text == word
+
+    def expect_op(self, text: str) -> _Token:
+        if not self.is_op(text):
+            found = self.token.text or "the end"
+            raise self.error(f"expected '{text}', found {found!r}")
+        return self.advance()
+
+    def parse(self) -> tuple[Expr, int, int]:
+        start = self.token.start
+        expr = self.parse_or()
+        return expr, start, self.tokens[self.index - 1].end
+
+    def parse_or(self) -> Expr:
+        start = self.token.start
+        left = self.parse_and()
+        while self.is_word("OR") or self.is_word("XOR"):
+            if self.is_word("XOR"):
+                raise self.error("XOR is outside the oracle's subset")
+            self.advance()
+            right = self.parse_and()
+            left = self.logical("OR", left, right, start, self.tokens[self.index - 1].end)
+        return left
+
+    def parse_and(self) -> Expr:
+        start = self.token.start
+        left = self.parse_not()
+        while self.is_word("AND"):
+            self.advance()
+            right = self.parse_not()
+            left = self.logical("AND", left, right, start, self.tokens[self.index - 1].end)
+        return left
+
+    def logical(self, op: str, left: Expr, right: Expr, start: int, end: int) -> Expr:
+        source = self.source
+
+        def evaluate(row: Mapping[str, object]) -> Value:
+            # Three-valued (Kleene) logic. *Assumption*: Splunk documents that where keeps only
+            # true results, not how AND and OR treat null; this is SQL's rule.
+            a = _boolean(left(row), op, start, end, source)
+            b = _boolean(right(row), op, start, end, source)
+            if op == "AND":
+                if a is False or b is False:
+                    return False
+                return None if a is None or b is None else True
+            if a is True or b is True:
+                return True
+            return None if a is None or b is None else False
+
+        return evaluate
+
+    def parse_not(self) -> Expr:
+        if self.is_word("NOT"):
+            token = self.advance()
+            operand = self.parse_not()
+            end = self.tokens[self.index - 1].end
+            source = self.source
+
+            def negate(row: Mapping[str, object]) -> Value:
+                value = _boolean(operand(row), "NOT", token.start, end, source)
+                return None if value is None else not value
+
+            return negate
+        return self.parse_comparison()
+
+    def parse_comparison(self) -> Expr:
+        start = self.token.start
+        left = self.parse_additive()
+        if self.is_word("LIKE"):
+            raise self.error("the LIKE operator is outside the oracle's subset (like() is in it)")
+        if not self.is_op("==", "=", "!=", "<>", "<", "<=", ">", ">="):
+            return left
+        op = self.advance().text
+        right = self.parse_additive()
+        end = self.tokens[self.index - 1].end
+        if self.is_op("==", "=", "!=", "<>", "<", "<=", ">", ">="):
+            raise self.error("comparisons do not chain; add parentheses")
+        return self.wrap(lambda row: _compare(op, left(row), right(row)), start, end)
+
+    def parse_additive(self) -> Expr:
+        start = self.token.start
+        left = self.parse_multiplicative()
+        while self.is_op("+", "-", "."):
+            op = self.advance().text
+            right = self.parse_multiplicative()
+            left = self.binary(op, left, right, start)
+        return left
+
+    def parse_multiplicative(self) -> Expr:
+        start = self.token.start
+        left = self.parse_unary()
+        while self.is_op("*", "/", "%"):
+            op = self.advance().text
+            right = self.parse_unary()
+            left = self.binary(op, left, right, start)
+        return left
+
+    def binary(self, op: str, left: Expr, right: Expr, start: int) -> Expr:
+        end = self.tokens[self.index - 1].end
+        return self.wrap(lambda row: _arith(op, left(row), right(row)), start, end)
+
+    def wrap(self, function: Expr, start: int, end: int) -> Expr:
+        """Turn a TypeError while evaluating into an SplOracleError at the expression's position."""
+        source = self.source
+
+        def evaluate(row: Mapping[str, object]) -> Value:
+            try:
+                return function(row)
+            except TypeError as error:
+                raise source.error(f"{error} (eval type checking)", start, end) from None
+
+        return evaluate
+
+    def parse_unary(self) -> Expr:
+        if self.is_op("-"):
+            token = self.advance()
+            operand = self.parse_unary()
+            return self.binary("-", lambda row: 0, operand, token.start)
+        if self.is_op("+"):
+            raise self.error("a unary + is outside the oracle's subset")
+        return self.parse_primary()
+
+    def parse_primary(self) -> Expr:
+        token = self.token
+        if token.kind == "num":
+            self.advance()
+            number = token.value
+            assert isinstance(number, int | float)
+            return lambda row: number
+        if token.kind == "str":
+            self.advance()
+            string = str(token.value)
+            return lambda row: string
+        if token.kind == "field":
+            self.advance()
+            return self.field(str(token.value))
+        if self.is_op("("):
+            self.advance()
+            inner = self.parse_or()
+            self.expect_op(")")
+            return inner
+        if token.kind == "name":
+            if token.text in ("AND", "OR", "NOT", "XOR", "LIKE"):
+                raise self.error(f"{token.text} needs an operand before it")
+            self.advance()
+            if self.is_op("("):
+                return self.call(token)
+            if token.text in ("true", "false", "null", "TRUE", "FALSE", "NULL"):
+                raise self.error(f"bare {token.text} is outside the oracle's subset: write {token.text.lower()}()",
+                                 token)
+            return self.field(token.text)
+        raise self.error(f"expected a value, found {token.text or 'the end'!r}")
+
+    @staticmethod
+    def field(name: str) -> Expr:
+        return lambda row: _lookup(row, name)
+
+    def call(self, name: _Token) -> Expr:
+        self.expect_op("(")
+        args: list[tuple[Expr, int, int]] = []
+        if not self.is_op(")"):
+            while True:
+                start = self.token.start
+                arg = self.parse_or()
+                args.append((arg, start, self.tokens[self.index - 1].end))
+                if self.is_op(","):
+                    self.advance()
+                    continue
+                break
+        close = self.expect_op(")")
+        builder = _FUNCTIONS.get(name.text)
+        if builder is None:
+            raise self.error(f"the eval function {name.text}() is outside the oracle's subset", name)
+        low, high, make = builder
+        if len(args) < low or (high >= 0 and len(args) > high):
+            expected = str(low) if low == high else f"{low} or more" if high < 0 else f"{low} to {high}"
+            raise self.source.error(f"{name.text}() takes {expected} arguments, not {len(args)}",
+                                    name.start, close.end)
+        return make(args, self.source)
+
+
+_Args = list[tuple[Expr, int, int]]
+_Builder = Callable[[_Args, _Source], Expr]
+
+
+def _fn_if(args: _Args, source: _Source) -> Expr:
+    # if(<predicate>,<true_value>,<false_value>): "If <predicate> evaluates to TRUE, returns
+    # <true_value>, otherwise returns <false_value>" (Search Reference, comparison and conditional
+    # functions): a null predicate takes the false value.
+    (test, start, end), (then, _, _), (otherwise, _, _) = args
+
+    def evaluate(row: Mapping[str, object]) -> Value:
+        return then(row) if _boolean(test(row), "if()", start, end, source) is True else otherwise(row)
+
+    return evaluate
+
+
+def _fn_case(args: _Args, source: _Source) -> Expr:
+    # case(<condition>,<value>,...): the value of the first condition that is TRUE; "If no condition
+    # evaluates to TRUE, returns NULL" (comparison and conditional functions).
+    if len(args) % 2:
+        raise source.error("case() takes condition, value pairs", args[-1][1], args[-1][2])
+    pairs = [(args[i], args[i + 1][0]) for i in range(0, len(args), 2)]
+
+    def evaluate(row: Mapping[str, object]) -> Value:
+        for (test, start, end), value in pairs:
+            if _boolean(test(row), "case()", start, end, source) is True:
+                return value(row)
+        return None
+
+    return evaluate
+
+
+def _regex_argument(arg: tuple[Expr, int, int], source: _Source, row: Mapping[str, object]) -> str | None:
+    value = arg[0](row)
+    if value is None:
+        return None
+    text = _text(value)
+    if text is None:
+        raise source.error("a regex must be a string", arg[1], arg[2])
+    return text
+
+
+def _fn_match(args: _Args, source: _Source) -> Expr:
+    # match(<str>, <regex>): TRUE if the PCRE regex matches any part of the string; null with null.
+    subject, pattern = args
+
+    def evaluate(row: Mapping[str, object]) -> Value:
+        text = _text(_boolean_free(subject[0](row), "match()", subject, source))
+        regex = _regex_argument(pattern, source, row)
+        if text is None or regex is None:
+            return None
+        try:
+            return _compile_pcre(regex).search(text) is not None
+        except ValueError as error:
+            raise source.error(str(error), pattern[1], pattern[2]) from None
+
+    return evaluate
+
+
+def _fn_like(args: _Args, source: _Source) -> Expr:
+    subject, pattern = args
+
+    def evaluate(row: Mapping[str, object]) -> Value:
+        text = _text(_boolean_free(subject[0](row), "like()", subject, source))
+        wanted = _text(_boolean_free(pattern[0](row), "like()", pattern, source))
+        if text is None or wanted is None:
+            return None
+        return _like(wanted).fullmatch(text) is not None
+
+    return evaluate
+
+
+def _boolean_free(value: Value, what: str, arg: tuple[Expr, int, int], source: _Source) -> Value:
+    if isinstance(value, bool):
+        raise source.error(f"{what} takes a string here, not a Boolean", arg[1], arg[2])
+    return value
+
+
+def _fn_isnull(args: _Args, source: _Source) -> Expr:
+    [(value, _, _)] = args
+    return lambda row: value(row) is None
+
+
+def _fn_isnotnull(args: _Args, source: _Source) -> Expr:
+    [(value, _, _)] = args
+    return lambda row: value(row) is not None
+
+
+def _fn_case_change(upper: bool) -> _Builder:
+    def build(args: _Args, source: _Source) -> Expr:
+        (arg,) = args
+
+        def evaluate(row: Mapping[str, object]) -> Value:
+            text = _text(_boolean_free(arg[0](row), "upper()" if upper else "lower()", arg, source))
+            if text is None:
+                return None
+            return text.upper() if upper else text.lower()
+
+        return evaluate
+
+    return build
+
+
+def _fn_tonumber(args: _Args, source: _Source) -> Expr:
+    # tonumber(<str>[,<base>]): the number, base 10 unless told; null when it cannot be converted
+    # (conversion functions).
+    def evaluate(row: Mapping[str, object]) -> Value:
+        value = _boolean_free(args[0][0](row), "tonumber()", args[0], source)
+        base = 10
+        if len(args) == 2:
+            given = _number(args[1][0](row))
+            if not isinstance(given, int) or not 2 <= given <= 36:
+                raise source.error("tonumber()'s base is an integer from 2 to 36", args[1][1], args[1][2])
+            base = given
+        if value is None or isinstance(value, int | float):
+            return value
+        assert isinstance(value, str)
+        if base == 10:
+            return _parse_number(value)
+        try:
+            return int(value, base)
+        except ValueError:
+            return None
+
+    return evaluate
+
+
+def _fn_in(args: _Args, source: _Source) -> Expr:
+    # in(<value>,<list>): TRUE if the value equals one of the list's (comparison and conditional
+    # functions). *Assumption*: null for a null value, as a comparison.
+    subject, *values = args
+
+    def evaluate(row: Mapping[str, object]) -> Value:
+        value = _boolean_free(subject[0](row), "in()", subject, source)
+        if value is None:
+            return None
+        return any(_compare("==", value, _boolean_free(v[0](row), "in()", v, source)) is True for v in values)
+
+    return evaluate
+
+
+def _fn_coalesce(args: _Args, source: _Source) -> Expr:
+    def evaluate(row: Mapping[str, object]) -> Value:
+        for arg, _, _ in args:
+            value = arg(row)
+            if value is not None:
+                return value
+        return None
+
+    return evaluate
+
+
+def _constant(value: Value) -> _Builder:
+    return lambda args, source: (lambda row: value)
+
+
+_FUNCTIONS: dict[str, tuple[int, int, _Builder]] = {
+    "if": (3, 3, _fn_if),
+    "case": (2, -1, _fn_case),
+    "match": (2, 2, _fn_match),
+    "like": (2, 2, _fn_like),
+    "isnull": (1, 1, _fn_isnull),
+    "isnotnull": (1, 1, _fn_isnotnull),
+    "lower": (1, 1, _fn_case_change(upper=False)),
+    "upper": (1, 1, _fn_case_change(upper=True)),
+    "tonumber": (1, 2, _fn_tonumber),
+    "in": (2, -1, _fn_in),
+    "coalesce": (1, -1, _fn_coalesce),
+    "true": (0, 0, _constant(True)),
+    "false": (0, 0, _constant(False)),
+    "null": (0, 0, _constant(None)),
+}
+
+
+def _parse_expression(text: str, base: int, source: _Source) -> tuple[Expr, int, int]:
+    parser = _ExprParser(_tokenize(text, base, source), source)
+    if parser.token.kind == "end":
+        raise parser.error("expected an eval expression")
+    expr, start, end = parser.parse()
+    if parser.token.kind != "end":
+        raise parser.error(f"unexpected {parser.token.text!r} after the expression")
+    return expr, start, end
+
+
+# ------------------------------------------------------------------ the search language
+
+
+Predicate = Callable[[Mapping[str, object]], bool]
+
+
+class _SearchParser:
+    """The search command's terms. Its Boolean order differs from eval's: parentheses, NOT, OR, then
+    AND, implicit AND included (Search Manual, "Boolean expressions with logical operators": "The
+    search command evaluates OR before AND operators")."""
+
+    _FIELD = re.compile(r"[^\s=!<>()\"]+")
+
+    def __init__(self, text: str, base: int, source: _Source) -> None:
+        self.text = text
+        self.base = base
+        self.source = source
+        self.index = 0
+
+    def error(self, message: str, start: int | None = None, end: int | None = None) -> SplOracleError:
+        start = self.index if start is None else start
+        return self.source.error(message, self.base + start, self.base + (end if end is not None else start + 1))
+
+    def skip(self) -> None:
+        while self.index < len(self.text) and self.text[self.index].isspace():
+            self.index += 1
+
+    def at_end(self) -> bool:
+        self.skip()
+        return self.index >= len(self.text)
+
+    def peek_word(self, word: str) -> bool:
+        self.skip()
+        end = self.index + len(word)
+        return self.text.startswith(word, self.index) and (end >= len(self.text) or self.text[end].isspace()
+                                                           or self.text[end] == "(")
+
+    def parse(self) -> Predicate:
+        if self.at_end():
+            raise self.error("the search has no terms")
+        predicate = self.parse_and()
+        if not self.at_end():
+            raise self.error(f"unexpected {self.text[self.index]!r} in the search")
+        return predicate
+
+    def parse_and(self) -> Predicate:
+        items = [self.parse_or()]
+        while not self.at_end() and self.text[self.index] != ")":
+            if self.peek_word("AND"):
+                self.index += 3
+            items.append(self.parse_or())
+        if len(items) == 1:
+            return items[0]
+        return lambda row: all(item(row) for item in items)
+
+    def parse_or(self) -> Predicate:
+        items = [self.parse_not()]
+        while self.peek_word("OR"):
+            self.index += 2
+            items.append(self.parse_not())
+        if len(items) == 1:
+            return items[0]
+        return lambda row: any(item(row) for item in items)
+
+    def parse_not(self) -> Predicate:
+        if self.peek_word("NOT"):
+            self.index += 3
+            inner = self.parse_not()
+            return lambda row: not inner(row)
+        return self.parse_primary()
+
+    def parse_primary(self) -> Predicate:
+        self.skip()
+        if self.index >= len(self.text):
+            raise self.error("the search ends where a term was expected")
+        if self.text[self.index] == "(":
+            self.index += 1
+            inner = self.parse_and()
+            self.skip()
+            if self.index >= len(self.text) or self.text[self.index] != ")":
+                raise self.error("expected ')'")
+            self.index += 1
+            return inner
+        return self.parse_term()
+
+    def parse_term(self) -> Predicate:
+        start = self.index
+        if self.text[start] == "*" and (start + 1 >= len(self.text) or self.text[start + 1] in " \t\r\n)"):
+            self.index += 1
+            return lambda row: True
+        if self.text[start] == '"':
+            raise self.error("free-text (_raw) search terms are outside the oracle's subset", start)
+        match = self._FIELD.match(self.text, start)
+        if match is None:
+            raise self.error(f"unexpected {self.text[start]!r} in the search", start)
+        self.index = match.end()
+        field = match.group(0)
+        for word in ("AND", "OR", "NOT"):
+            if field == word:
+                raise self.error(f"{word} needs a term on each side", start, self.index)
+        operator = re.match(r"!=|<=|>=|=|<|>", self.text[self.index:])
+        if operator is None:
+            raise self.error(f"the free-text term {field!r} is outside the oracle's subset (only field=value "
+                             "terms are in it)", start, self.index)
+        if operator.group(0) not in ("=", "!="):
+            raise self.error(f"the search comparison {operator.group(0)} is outside the oracle's subset",
+                             self.index, self.index + len(operator.group(0)))
+        negated = operator.group(0) == "!="
+        self.index += len(operator.group(0))
+        value, case_sensitive = self.parse_value()
+        regex = _wildcard(value, case_sensitive)
+
+        def test(row: Mapping[str, object]) -> bool:
+            text = _text(_lookup(row, field))
+            if text is None:
+                return False  # field!=value also needs the field (SEMANTICS.md; search: field!=value)
+            return (regex.fullmatch(text) is None) if negated else (regex.fullmatch(text) is not None)
+
+        return test
+
+    def parse_value(self) -> tuple[str, bool]:
+        start = self.index
+        if self.index >= len(self.text) or self.text[self.index].isspace():
+            raise self.error("a value must follow '=' (write \"\" for the empty value)", start)
+        if self.text[self.index] == '"':
+            value, self.index = _read_quoted(self.text, self.index, '"', self.source, self.base)
+            return value, False
+        for directive in ("CASE(", "TERM("):
+            if self.text.startswith(directive, self.index):
+                if directive == "TERM(":
+                    raise self.error("TERM() is outside the oracle's subset", start, start + 4)
+                self.index += len(directive)
+                if self.index < len(self.text) and self.text[self.index] == '"':
+                    value, self.index = _read_quoted(self.text, self.index, '"', self.source, self.base)
+                else:
+                    close = self.text.find(")", self.index)
+                    if close < 0:
+                        raise self.error("CASE( is not closed", start, len(self.text))
+                    value = self.text[self.index:close]
+                    self.index = close
+                if self.index >= len(self.text) or self.text[self.index] != ")":
+                    raise self.error("expected ')' to close CASE(", self.index)
+                self.index += 1
+                return value, True
+        match = re.compile(r"[^\s()]+").match(self.text, self.index)
+        assert match is not None
+        self.index = match.end()
+        return match.group(0), False
+
+
+# ------------------------------------------------------------------ commands
+
+
+Stage = Callable[[list[Row]], list[Row]]
+
+
+def _filter(predicate: Predicate) -> Stage:
+    return lambda rows: [row for row in rows if predicate(row)]
+
+
+def _search_stage(text: str, base: int, source: _Source) -> Stage:
+    return _filter(_SearchParser(text, base, source).parse())
+
+
+def _regex_stage(text: str, base: int, source: _Source) -> Stage:
+    # regex (<field>=<regex-expression> | <field>!=<regex-expression> | <regex-expression>): keeps the
+    # results that match an unanchored PCRE regex, or with != those that do not; the field defaults
+    # to _raw; "Quotation marks are required" (Search Reference, regex).
+    index = len(text) - len(text.lstrip())
+    field = "_raw"
+    negated = False
+    if text.startswith('"', index):
+        value, after = _read_quoted(text, index, '"', source, base)
+        operator = re.compile(r"\s*(!=|=)\s*").match(text, after)
+        if operator is not None:  # a field name in double quotes, as the emitter writes odd names
+            field, negated, index = value, operator.group(1) == "!=", operator.end()
+    else:
+        match = re.compile(r"([^\s=!\"]+)\s*(!=|=)\s*").match(text, index)
+        if match is None:
+            raise source.error('regex needs field="regex" or field!="regex"', base + index, base + len(text))
+        field, negated, index = match.group(1), match.group(2) == "!=", match.end()
+    if not text.startswith('"', index):
+        raise source.error("the regex command's regex must be in double quotes (Search Reference, regex)",
+                           base + index, base + len(text))
+    start = index
+    pattern, index = _read_quoted(text, index, '"', source, base)
+    if text[index:].strip():
+        raise source.error(f"unexpected {text[index:].strip()!r} after the regex", base + index, base + len(text))
+    try:
+        regex = _compile_pcre(pattern)
+    except ValueError as error:
+        raise source.error(str(error), base + start, base + index) from None
+
+    def keep(row: Mapping[str, object]) -> bool:
+        value = _text(_lookup(row, field))
+        if value is None:
+            # A result without the field has nothing to match: = drops it. *Assumption*: != keeps it.
+            return negated
+        return (regex.search(value) is None) == negated
+
+    return _filter(keep)
+
+
+def _where_stage(text: str, base: int, source: _Source) -> Stage:
+    # where <eval-expression>: "returns only the results for which the eval expression returns
+    # true" (Search Reference, where): false and null both drop the result.
+    expr, start, end = _parse_expression(text, base, source)
+
+    def keep(row: Mapping[str, object]) -> bool:
+        return _boolean(expr(row), "where", start, end, source) is True
+
+    return _filter(keep)
+
+
+def _eval_stage(text: str, base: int, source: _Source) -> Stage:
+    # eval <field>=<expression>[, <field>=<expression>]...: left to right, each seeing the ones
+    # before; an existing field is overwritten; "The result of an eval expression cannot be a
+    # Boolean"; and an expression that cannot be evaluated for an event (null) erases the field
+    # (Search Reference, eval).
+    assignments: list[tuple[str, Expr, int, int]] = []
+    for piece, offset in _split_top_level(text, ",", base, source):
+        match = re.match(r"\s*(?:'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"|([A-Za-z_][A-Za-z0-9_.]*))\s*=(?!=)",
+                         piece)
+        if match is None:
+            raise source.error("eval needs field=expression", offset, offset + len(piece))
+        raw = match.group(1) if match.group(1) is not None else match.group(2)
+        name = re.sub(r"\\(.)", r"\1", raw) if raw is not None else match.group(3)
+        expr, start, end = _parse_expression(piece[match.end():], offset + match.end(), source)
+        assignments.append((name, expr, start, end))
+
+    def run(rows: list[Row]) -> list[Row]:
+        out = []
+        for row in rows:
+            row = dict(row)
+            for name, expr, start, end in assignments:
+                value = expr(row)
+                if isinstance(value, bool):
+                    raise source.error("an eval result cannot be a Boolean: wrap it in if() "
+                                       "(Search Reference, eval)", start, end)
+                if value is None:
+                    row.pop(name, None)
+                else:
+                    row[name] = value
+            out.append(row)
+        return out
+
+    return run
+
+
+def _split_top_level(text: str, separator: str, base: int, source: _Source) -> list[tuple[str, int]]:
+    """``text`` cut at ``separator`` outside quotes and parentheses: (piece, absolute offset)."""
+    pieces: list[tuple[str, int]] = []
+    depth = 0
+    start = 0
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char in "\"'":
+            index = _read_quoted(text, index, char, source, base)[1]
+            continue
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == separator and depth == 0:
+            pieces.append((text[start:index], base + start))
+            start = index + 1
+        index += 1
+    pieces.append((text[start:], base + start))
+    return pieces
+
+
+def _field_list(text: str, base: int, source: _Source) -> list[str]:
+    """Fields separated by blanks or commas, bare or in double quotes."""
+    names: list[str] = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char.isspace() or char == ",":
+            index += 1
+        elif char == '"':
+            name, index = _read_quoted(text, index, '"', source, base)
+            names.append(name)
+        else:
+            match = re.compile(r"[^\s,\"]+").match(text, index)
+            assert match is not None
+            names.append(match.group(0))
+            index = match.end()
+    return names
+
+
+def _table_stage(text: str, base: int, source: _Source) -> Stage:
+    # table <wc-field-list>: the results with only those fields, as columns in that order; a field a
+    # result lacks is left empty (Search Reference, table). `*` in a name is a wildcard.
+    names = _field_list(text, base, source)
+    if not names:
+        raise source.error("table needs at least one field", base, base + len(text))
+    patterns = [(name, re.compile(".*".join(re.escape(p) for p in name.split("*")), re.DOTALL) if "*" in name
+                 else None) for name in names]
+
+    def project(row: Row) -> Row:
+        out: Row = {}
+        for name, pattern in patterns:
+            if pattern is None:
+                if name in row and name not in out:
+                    out[name] = row[name]
+            else:
+                for key, value in row.items():
+                    if key not in out and pattern.fullmatch(key):
+                        out[key] = value
+        return out
+
+    return lambda rows: [project(row) for row in rows]
+
+
+@dataclass(frozen=True)
+class _SortKey:
+    field: str
+    kind: str  # num | str | auto
+    descending: bool
+
+    def value(self, row: Mapping[str, object]) -> Value:
+        raw = _lookup(row, self.field)
+        if raw is None:
+            return None
+        if self.kind == "num":
+            return _number(raw)  # *assumption*: a value num() cannot read sorts as a missing one
+        if self.kind == "str":
+            return _text(raw)
+        return raw
+
+    def compare(self, left: Value, right: Value) -> int:
+        # "Results missing a given field are treated as having the smallest or largest possible
+        # value of that field if the order is descending or ascending, respectively" (Search
+        # Reference, sort): last, either way.
+        if left is None or right is None:
+            return 0 if left is right else (1 if left is None else -1)
+        a: int | float | str | None
+        b: int | float | str | None
+        if self.kind == "num":
+            a, b = _number(left), _number(right)
+        elif self.kind == "str":
+            a, b = _text(left), _text(right)
+        else:
+            # auto: numerically when both are numbers, else lexicographically (sort usage; the
+            # "leading number" rule for alphanumeric strings is not modelled).
+            a, b = _number(left), _number(right)
+            if a is None or b is None:
+                a, b = _text(left), _text(right)
+        assert a is not None and b is not None
+        result = (a > b) - (a < b)  # type: ignore[operator]  # both numbers or both strings
+        return -result if self.descending else result
+
+
+_SORT_KEY = re.compile(r"\s*([+-]?)\s*(?:(num|str|auto|ip)\(\s*(\"(?:[^\"\\]|\\.)*\"|[^\s()\"]+)\s*\)"
+                       r"|(\"(?:[^\"\\]|\\.)*\"|[^\s,()\"]+))\s*")
+
+
+def _sort_stage(text: str, base: int, source: _Source) -> Stage:
+    # sort [<count>] <sort-by-clause>... [desc]: count 10,000 unless given, 0 for all; - descending,
+    # + (the default) ascending; num() str() auto() ip() (Search Reference, sort). The sort is
+    # stable (*assumption*: ties keep their input order).
+    index = 0
+    limit = 10000
+    count = re.compile(r"\s*(?:limit\s*=\s*)?(\d+)(?=\s|$)").match(text)
+    if count is not None:
+        limit = int(count.group(1))
+        index = count.end()
+    keys: list[_SortKey] = []
+    reverse = False
+    while index < len(text) and text[index:].strip():
+        rest = text[index:]
+        final = re.fullmatch(r"\s*(d|desc)\s*", rest)
+        if final is not None and keys:
+            reverse = True
+            break
+        match = _SORT_KEY.match(text, index)
+        if match is None:
+            raise source.error("expected a sort field", base + index, base + len(text))
+        sign, kind, inner, plain = match.groups()
+        if kind == "ip":
+            raise source.error("sort ip() is outside the oracle's subset", base + match.start(2), base + match.end(2))
+        name = inner if inner is not None else plain
+        assert name is not None
+        if name.startswith('"'):
+            name = _read_quoted(name, 0, '"', source, base + index)[0]
+        keys.append(_SortKey(name, kind or "auto", sign == "-"))
+        index = match.end()
+        if text[index:index + 1] == ",":
+            index += 1
+    if not keys:
+        raise source.error("sort needs a field", base, base + len(text))
+    if reverse:
+        keys = [_SortKey(k.field, k.kind, not k.descending) for k in keys]
+
+    def compare(left: tuple[list[Value], int], right: tuple[list[Value], int]) -> int:
+        for key, a, b in zip(keys, left[0], right[0], strict=True):
+            result = key.compare(a, b)
+            if result:
+                return result
+        return 0
+
+    def run(rows: list[Row]) -> list[Row]:
+        decorated = [([key.value(row) for key in keys], position) for position, row in enumerate(rows)]
+        ordered = sorted(decorated, key=functools.cmp_to_key(compare))
+        chosen = ordered if limit == 0 else ordered[:limit]
+        return [rows[position] for _, position in chosen]
+
+    return run
+
+
+def _head_stage(text: str, base: int, source: _Source) -> Stage:
+    # head [<N> | limit=<int>]: the first N results, 10 by default (Search Reference, head).
+    stripped = text.strip()
+    if not stripped:
+        return lambda rows: rows[:10]
+    match = re.fullmatch(r"(?:limit\s*=\s*)?(\d+)", stripped)
+    if match is None:
+        raise source.error("head takes a count only, in the oracle's subset", base, base + len(text))
+    count = int(match.group(1))
+    return lambda rows: rows[:count]
+
+
+_COMMANDS: dict[str, Callable[[str, int, _Source], Stage]] = {
+    "search": _search_stage,
+    "regex": _regex_stage,
+    "where": _where_stage,
+    "eval": _eval_stage,
+    "table": _table_stage,
+    "sort": _sort_stage,
+    "head": _head_stage,
+}
+
+
+# ------------------------------------------------------------------ the pipeline
+
+
+def _split_pipeline(text: str, source: _Source) -> list[tuple[str, int]]:
+    """The SPL cut at each ``|`` outside quotes: (segment, its offset in the SPL)."""
+    segments: list[tuple[str, int]] = []
+    start = 0
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char in "\"'":
+            # A single quote only quotes in eval expressions; elsewhere the emitter writes none.
+            index = _read_quoted(text, index, char, source, 0)[1]
+            continue
+        if char == "|":
+            segments.append((text[start:index], start))
+            start = index + 1
+        index += 1
+    segments.append((text[start:], start))
+    return segments
+
+
+@dataclass(frozen=True)
+class SplProgram:
+    """Compiled SPL: ``run(events)`` gives the result rows in order."""
+
+    stages: tuple[Stage, ...]
+
+    def run(self, events: Iterable[Mapping[str, object]]) -> list[dict[str, object]]:
+        rows = [_event_row(event) for event in events]
+        for stage in self.stages:
+            rows = stage(rows)
+        return rows
+
+
+def compile_spl(spl: str) -> SplProgram:
+    """Parse SPL of the oracle's subset; :class:`SplOracleError` (with the position) otherwise."""
+    source = _Source(spl)
+    segments = _split_pipeline(spl, source)
+    stages: list[Stage] = []
+    first_text, first_offset = segments[0]
+    if first_text.strip():
+        match = re.match(r"\s*search(?=\s|$)", first_text)
+        body_start = match.end() if match else 0
+        stages.append(_search_stage(first_text[body_start:], first_offset + body_start, source))
+        rest = segments[1:]
+    else:
+        if len(segments) < 2:
+            raise source.error("the SPL is empty", 0, len(spl))
+        text, offset = segments[1]
+        generating = re.fullmatch(r"\s*datamodel\s+([A-Za-z_]\w*)\s+([A-Za-z_]\w*)\s+search\s*", text)
+        if generating is None:
+            raise source.error("a search starting with '|' must start with the generating command "
+                               "'datamodel <model> <dataset> search' in the oracle's subset",
+                               offset, offset + len(text))
+        # | datamodel <model> <dataset> search: the dataset's events, fields named with the dataset's
+        # prefix (Search Reference, datamodel). *Assumption*: the events given are that dataset's.
+        rest = segments[2:]
+    for text, offset in rest:
+        match = re.match(r"\s*([A-Za-z_]\w*)", text)
+        if match is None:
+            raise source.error("expected a command after '|'", offset, offset + max(1, len(text)))
+        name = match.group(1)
+        builder = _COMMANDS.get(name)
+        if builder is None:
+            raise source.error(f"the command {name!r} is outside the oracle's subset", offset + match.start(1),
+                               offset + match.end(1))
+        stages.append(builder(text[match.end():], offset + match.end(), source))
+    return SplProgram(tuple(stages))
+
+
+def run_spl(spl: str, events: Iterable[Mapping[str, object]]) -> list[dict[str, object]]:
+    """Run SPL of cqlx's emitted subset over ``events`` (field → value; ``_time`` may be a number)
+    as Splunk documents it, and return the result rows in order."""
+    return compile_spl(spl).run(events)
+

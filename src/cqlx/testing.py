@@ -1,0 +1,515 @@
+"""``cqlx test``: run each rule's tests on the Python matcher (the reference semantics), then the same
+events through every executable form of the rule on a real engine, and compare per event.
+
+Engines: the standalone module written by ``--to python`` imported fresh; the KQL on duckdb-kql
+(events loaded as the profile's table rows) and through Microsoft's Kusto parser; the Sigma rules on
+pySigma's sqlite backend (events renamed to the Sigma taxonomy, each severity tier a rule); the
+SPL on cqlx's SPL oracle (no offline Splunk exists). A disagreement names the rule, the target, the
+event and both results. Output values are compared for the fields the rule computes (flags, score,
+severity), which keep their names on every target.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cqlx import ir
+from cqlx.api import compile_query
+from cqlx.ast import Span
+from cqlx.conversion import convert_query
+from cqlx.errors import CqlError, RuleFileError
+from cqlx.passes import step_writes
+from cqlx.rules import Rule
+
+TARGETS = ("python-module", "kql-duckdb", "kql-parser", "sigma-sqlite", "spl-oracle")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One event to run, with what the rule card expects of it (None: no expectation)."""
+
+    name: str
+    event: dict[str, Any]
+    match: bool | None = None
+    expect: dict[str, Any] = field(default_factory=dict)
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    matched: bool
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def show(self) -> str:
+        if not self.matched:
+            return "no match"
+        return "match " + json.dumps(self.fields, sort_keys=True, default=str) if self.fields else "match"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A failed expectation or a disagreement between an engine and the reference."""
+
+    rule: str
+    target: str
+    case: str
+    message: str
+    line: int = 0
+    event: dict[str, Any] | None = None
+
+
+@dataclass
+class Report:
+    rules: list[str] = field(default_factory=list)
+    # (rule, target) → number of events compared, or a reason the target was skipped
+    checked: dict[tuple[str, str], int | str] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+# ---------------------------------------------------------------- cases from rule cards
+
+
+def _lines_of_tests(text: str) -> list[int]:
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return []
+    if not isinstance(node, yaml.MappingNode):
+        return []
+    for key, value in node.value:
+        if getattr(key, "value", None) == "tests" and isinstance(value, yaml.SequenceNode):
+            return [item.start_mark.line + 1 for item in value.value]
+    return []
+
+
+def card_cases(rule: Rule, query: ir.Query) -> list[Case]:
+    """The ``tests:`` of a rule card, validated: file and line on every error."""
+    raw = rule.card.get("tests")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise RuleFileError("tests: must be a list", filename=rule.path)
+    lines = _lines_of_tests(Path(rule.path).read_text(encoding="utf-8")) if Path(rule.path).is_file() else []
+    outputs = output_fields(query)
+    cases: list[Case] = []
+    for index, item in enumerate(raw):
+        line = lines[index] if index < len(lines) else 0
+        where = Span(line, 1, line, 2)
+
+        def fail(message: str, where: Span = where) -> RuleFileError:
+            return RuleFileError(message, where, filename=rule.path)
+
+        if not isinstance(item, dict):
+            raise fail("each test is a mapping with name, event (or events) and match/expect")
+        name = str(item.get("name") or f"test {index + 1}")
+        expect = item.get("expect") or {}
+        if not isinstance(expect, dict):
+            raise fail(f"test {name!r}: expect must map output fields to values")
+        unknown = sorted(str(k) for k in expect if outputs is not None and k not in outputs)
+        if unknown:
+            raise fail(f"test {name!r} expects {', '.join(unknown)}, which the rule never outputs "
+                       f"(it outputs {', '.join(sorted(outputs or ()))})")
+        match = item.get("match")
+        if match is not None and not isinstance(match, bool):
+            raise fail(f"test {name!r}: match must be true or false")
+        if expect and match is None:
+            match = True
+        events: list[dict[str, Any]]
+        if "event" in item:
+            if not isinstance(item["event"], dict):
+                raise fail(f"test {name!r}: event must be a JSON/YAML object")
+            events = [item["event"]]
+        elif "events" in item:
+            path = Path(rule.path).parent / str(item["events"])
+            try:
+                events = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+            except (OSError, ValueError) as error:
+                raise fail(f"test {name!r}: cannot read events file {path}: {error}") from None
+            if not all(isinstance(e, dict) for e in events):
+                raise fail(f"test {name!r}: every line of {path} must be a JSON object")
+        else:
+            raise fail(f"test {name!r} has no event: or events:")
+        for number, event in enumerate(events, start=1):
+            label = name if len(events) == 1 else f"{name} #{number}"
+            cases.append(Case(label, event, match, dict(expect), line))
+    return cases
+
+
+def output_fields(query: ir.Query) -> frozenset[str] | None:
+    """The fields rows carry (the last projection), or None when the rule keeps every field."""
+    projections = [s for s in query.steps if isinstance(s, ir.Project)]
+    return frozenset(projections[-1].fields) if projections else None
+
+
+def computed_outputs(query: ir.Query) -> tuple[str, ...]:
+    """The fields the rule computes and outputs: compared on every target."""
+    written: list[str] = []
+    for step in query.steps:
+        written += [f for f in sorted(step_writes(step)) if f not in written]
+    outputs = output_fields(query)
+    return tuple(f for f in written if outputs is None or f in outputs)
+
+
+# ---------------------------------------------------------------- engines
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a == b:
+        return True
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return str(a) == str(b)
+
+
+def _verdict(row: Mapping[str, Any] | None, fields: tuple[str, ...]) -> Verdict:
+    if row is None:
+        return Verdict(False)
+    return Verdict(True, {f: row[f] for f in fields if f in row and row[f] is not None})
+
+
+def reference(query: ir.Query, text: str, cases: list[Case]) -> list[Verdict]:
+    matcher = compile_query(query, text)
+    fields = computed_outputs(query)
+    return [_verdict(matcher.match(dict(c.event)), fields) for c in cases]
+
+
+def python_module(query: ir.Query, rule: Rule, cases: list[Case]) -> list[Verdict]:
+    source = convert_query(query, "python", None, rule.meta, rule.text).output
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "cqlx_rule_under_test.py"
+        path.write_text(source, encoding="utf-8")
+        name = f"cqlx_rule_under_test_{abs(hash(source))}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules.pop(name, None)
+    fields = computed_outputs(query)
+    return [_verdict(module.match(dict(c.event)), fields) for c in cases]
+
+
+def kql_duckdb(query: ir.Query, rule: Rule, cases: list[Case], profile: str | None = None) -> list[Verdict]:
+    from cqlx.engines.duckdb_kql import run_kql
+    from cqlx.profiles import DEFAULT_PROFILE, load_profile
+    from cqlx.reshape import to_tables
+
+    kql = convert_query(query, "kql", profile, rule.meta, rule.text)
+    chosen = load_profile(profile or DEFAULT_PROFILE["kql"])
+    fields = computed_outputs(query)
+    verdicts: list[Verdict] = []
+    for case in cases:
+        rows = run_kql(kql.output, to_tables([case.event], chosen))
+        verdicts.append(_verdict(rows[0] if rows else None, fields))
+    return verdicts
+
+
+def kql_parser(query: ir.Query, rule: Rule, profile: str | None = None) -> list[str]:
+    from cqlx.engines.kusto_language import analyze
+    from cqlx.profiles import DEFAULT_PROFILE, load_profile
+
+    kql = convert_query(query, "kql", profile, rule.meta, rule.text).output
+    tables = {n: list(c) for n, c in load_profile(profile or DEFAULT_PROFILE["kql"]).tables.items()}
+    (diagnostics,) = analyze([kql], tables)
+    return [f"{d.code} at offset {d.start}: {d.message}" for d in diagnostics if d.severity == "Error"]
+
+
+def sigma_sqlite(query: ir.Query, rule: Rule, cases: list[Case]) -> list[Verdict]:
+    from cqlx.engines.sigma_sqlite import run_sigma
+    from cqlx.profiles import load_profile
+    from cqlx.reshape import to_records
+
+    conversion = convert_query(query, "sigma", None, rule.meta, rule.text)
+    records = to_records([c.event for c in cases], load_profile("sigma"), query.source.event_types)
+    kept = [i for i, r in enumerate(records) if r is not None]
+    present = [r for r in records if r is not None]
+    results = run_sigma(conversion.output, present) if kept else []
+    ladder = next((s for s in query.steps if isinstance(s, ir.Ladder)), None)
+    hits = {title: {kept[h] for h in found} for title, found in results}
+    titles = [title for title, _ in results]
+    base = titles[0] if titles else None
+    verdicts = []
+    for index in range(len(cases)):
+        matched = base is not None and index in hits.get(base, set())
+        fields: dict[str, Any] = {}
+        if matched and ladder is not None:
+            tiers = [t for t in titles[1:] if index in hits[t]]
+            if len(tiers) == 1:
+                fields[ladder.field] = tiers[0].rsplit(" - ", 1)[-1]
+            else:
+                fields[ladder.field] = f"<{len(tiers)} tier rules matched>"
+        verdicts.append(Verdict(matched, fields))
+    return verdicts
+
+
+def spl_oracle(query: ir.Query, rule: Rule, cases: list[Case]) -> list[Verdict]:
+    from cqlx.profiles import load_profile
+    from cqlx.reshape import to_records
+    from cqlx.spl_oracle import run_spl
+
+    conversion = convert_query(query, "spl", None, rule.meta, rule.text)
+    splunk = load_profile("splunk")
+    fields = computed_outputs(query)
+    verdicts = []
+    for record in to_records([c.event for c in cases], splunk):
+        if record is None:
+            verdicts.append(Verdict(False))
+            continue
+        # As Splunk's FDR add-on indexes it (profile splunk), with the sensor sourcetype.
+        event = {**record, "sourcetype": "crowdstrike:events:sensor"}
+        rows = run_spl(conversion.output, [event])
+        verdicts.append(_verdict(rows[0] if rows else None, fields))
+    return verdicts
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _compare(expected: Verdict, got: Verdict, only: Iterable[str] | None = None) -> str | None:
+    if expected.matched != got.matched:
+        return f"reference says {expected.show()}, target says {got.show()}"
+    if not expected.matched:
+        return None
+    keys = set(only) if only is not None else set(expected.fields) & set(got.fields)
+    for key in sorted(keys):
+        if key in expected.fields and key in got.fields and not _same(expected.fields[key], got.fields[key]):
+            return f"{key}: reference {expected.fields[key]!r}, target {got.fields[key]!r}"
+    return None
+
+
+Engine = Callable[[ir.Query, Rule, list[Case]], list[Verdict]]
+
+
+def _engines() -> dict[str, Engine]:
+    return {"python-module": python_module, "kql-duckdb": kql_duckdb, "sigma-sqlite": sigma_sqlite,
+            "spl-oracle": spl_oracle}
+
+
+def unavailable(target: str) -> str | None:
+    """Why a target cannot run here (None when it can)."""
+    if target == "kql-parser":
+        from cqlx.engines.kusto_language import kusto_unavailable_reason
+
+        return kusto_unavailable_reason()
+    if target == "kql-duckdb":
+        from cqlx.engines.duckdb_kql import duckdb_kql_unavailable_reason
+
+        return duckdb_kql_unavailable_reason()
+    if target == "sigma-sqlite":
+        try:
+            import sigma.backends.sqlite  # noqa: F401
+        except ImportError:
+            return "pySigma's sqlite backend is not installed: pip install pysigma-backend-sqlite"
+    return None
+
+
+def test_rule(rule: Rule, report: Report, extra: list[Case] | None = None) -> None:
+    """Run one rule's card tests (and ``extra`` cases, e.g. witnesses) everywhere; record findings."""
+    query = rule.parse()
+    cases = card_cases(rule, query) + list(extra or [])
+    report.rules.append(rule.path)
+    if not cases:
+        report.findings.append(Finding(rule.path, "python", "-", "the rule has no tests (add tests: to its card, "
+                                       "or run with --generate)"))
+        return
+    expected = reference(query, rule.text, cases)
+    for case, verdict in zip(cases, expected, strict=True):
+        if case.match is not None and verdict.matched != case.match:
+            wanted = "a match" if case.match else "no match"
+            report.findings.append(Finding(rule.path, "python", case.name, f"expected {wanted}, got {verdict.show()}",
+                                           case.line, case.event))
+        for key, value in case.expect.items():
+            if verdict.matched and not _same(verdict.fields.get(key), value):
+                got = verdict.fields.get(key)
+                report.findings.append(Finding(rule.path, "python", case.name,
+                                               f"expected {key}: {value!r}, got {got!r}", case.line, case.event))
+    report.checked[(rule.path, "python")] = len(cases)
+    for target in TARGETS:
+        reason = unavailable(target)
+        if reason is not None:
+            report.checked[(rule.path, target)] = f"skipped: {reason}"
+            continue
+        try:
+            if target == "kql-parser":
+                errors = kql_parser(query, rule)
+                for error in errors:
+                    report.findings.append(Finding(rule.path, target, "-",
+                                                   f"the KQL does not pass Kusto.Language: {error}"))
+                report.checked[(rule.path, target)] = 1
+                continue
+            verdicts = _engines()[target](query, rule, cases)
+        except CqlError as error:
+            report.findings.append(Finding(rule.path, target, "-", f"cannot convert: {error.message}"))
+            continue
+        # Sigma outputs no fields: what it says is which tier rule fired, i.e. the severity.
+        ladder = next((s for s in query.steps if isinstance(s, ir.Ladder)), None)
+        only = ([ladder.field] if ladder else []) if target == "sigma-sqlite" else None
+        for case, want, got in zip(cases, expected, verdicts, strict=True):
+            problem = _compare(want, got, only)
+            if problem:
+                report.findings.append(Finding(rule.path, target, case.name, problem, case.line, case.event))
+        report.checked[(rule.path, target)] = len(cases)
+
+
+# ---------------------------------------------------------------- reports
+
+
+def summary(report: Report) -> str:
+    lines = []
+    for (rule, target), value in sorted(report.checked.items()):
+        count = sum(1 for f in report.findings if f.rule == rule and f.target == target)
+        state = value if isinstance(value, str) else \
+            (f"{value} events, {count} failing" if count else f"{value} events ok")
+        lines.append(f"{rule}  {target:<14} {state}")
+    for finding in report.findings:
+        where = f"{finding.rule}:{finding.line}" if finding.line else finding.rule
+        lines.append(f"FAIL {where} [{finding.target}] {finding.case}: {finding.message}")
+        if finding.event is not None:
+            lines.append(f"     event: {json.dumps(finding.event, sort_keys=True, default=str)}")
+    compared = sum(v for v in report.checked.values() if isinstance(v, int))
+    lines.append(f"{len(report.rules)} rules, {compared} comparisons, {len(report.findings)} failures")
+    return "\n".join(lines)
+
+
+def junit(report: Report) -> str:
+    """JUnit XML: one testcase per rule and target."""
+    from xml.etree import ElementTree as ET
+
+    suite = ET.Element("testsuite", name="cqlx", tests=str(len(report.checked)),
+                       failures=str(len({(f.rule, f.target) for f in report.findings})))
+    for (rule, target), value in sorted(report.checked.items()):
+        case = ET.SubElement(suite, "testcase", classname=rule, name=target)
+        failing = [f for f in report.findings if f.rule == rule and f.target == target]
+        if isinstance(value, str):
+            ET.SubElement(case, "skipped", message=value)
+        elif failing:
+            failure = ET.SubElement(case, "failure", message=f"{len(failing)} failing events")
+            failure.text = "\n".join(f"{f.case}: {f.message}" for f in failing)
+    for finding in report.findings:
+        if (finding.rule, finding.target) not in report.checked:
+            case = ET.SubElement(suite, "testcase", classname=finding.rule, name=finding.target)
+            ET.SubElement(case, "failure", message=finding.message)
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True)
+
+
+def as_json(report: Report) -> str:
+    return json.dumps({
+        "rules": report.rules,
+        "targets": [{"rule": r, "target": t, "result": v} for (r, t), v in sorted(report.checked.items())],
+        "failures": [f.__dict__ for f in report.findings],
+        "ok": report.ok,
+    }, indent=2, default=str)
+
+
+def sarif(report: Report) -> str:
+    """SARIF 2.1.0: one result per failure, pointing at the rule file and line."""
+    results: list[dict[str, Any]] = []
+    for finding in report.findings:
+        location: dict[str, Any] = {"artifactLocation": {"uri": Path(finding.rule).as_posix()}}
+        if finding.line:
+            location["region"] = {"startLine": finding.line}
+        results.append({
+            "ruleId": f"cqlx/{finding.target}",
+            "level": "error",
+            "message": {"text": f"{finding.case}: {finding.message}"},
+            "locations": [{"physicalLocation": location}],
+        })
+    targets = sorted({f"cqlx/{t}" for _, t in report.checked} | {r["ruleId"] for r in results})
+    document = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{"tool": {"driver": {"name": "cqlx",
+                                      "rules": [{"id": t, "shortDescription": {"text": f"agreement on {t[5:]}"}}
+                                                for t in targets]}},
+                  "results": results}],
+    }
+    return json.dumps(document, indent=2)
+
+
+# ---------------------------------------------------------------- equivalence with a rule written elsewhere
+
+
+def other_verdicts(text: str, kind: str, cases: list[Case], fields: tuple[str, ...], query: ir.Query,
+                   profile: str | None = None) -> list[Verdict]:
+    """Run a rule written for another platform (``kind``: kql, sigma, spl, python) on the cases."""
+    from cqlx.profiles import DEFAULT_PROFILE, load_profile
+    from cqlx.reshape import to_records, to_tables
+
+    if kind == "kql":
+        from cqlx.engines.duckdb_kql import run_kql
+
+        chosen = load_profile(profile or DEFAULT_PROFILE["kql"])
+        out = []
+        for case in cases:
+            try:
+                rows = run_kql(text, to_tables([case.event], chosen))
+            except Exception as error:  # the engine's own error: the other rule does not run
+                raise CqlError(f"the KQL does not run on duckdb-kql: {error}") from None
+            out.append(_verdict(rows[0] if rows else None, fields))
+        return out
+    if kind == "sigma":
+        from cqlx.engines.sigma_sqlite import run_sigma
+
+        records = to_records([c.event for c in cases], load_profile(profile or "sigma"),
+                             query.source.event_types)
+        kept = [i for i, r in enumerate(records) if r is not None]
+        present = [r for r in records if r is not None]
+        try:
+            results = run_sigma(text, present) if kept else []
+        except Exception as error:
+            raise CqlError(f"the Sigma does not load or run in pySigma: {error}") from None
+        matched = {kept[h] for _, hits in results for h in hits}
+        return [Verdict(i in matched) for i in range(len(cases))]
+    if kind == "spl":
+        from cqlx.spl_oracle import run_spl
+
+        splunk = load_profile(profile or "splunk")
+        out = []
+        for record in to_records([c.event for c in cases], splunk):
+            if record is None:
+                out.append(Verdict(False))
+                continue
+            event = {**record, "sourcetype": "crowdstrike:events:sensor"}
+            rows = run_spl(text, [event])
+            out.append(_verdict(rows[0] if rows else None, fields))
+        return out
+    if kind == "python":
+        namespace: dict[str, Any] = {"__name__": "cqlx_other_rule"}
+        try:
+            exec(compile(text, "<other rule>", "exec"), namespace)
+        except Exception as error:
+            raise CqlError(f"the Python module does not load: {error}") from None
+        match = namespace.get("match")
+        if not callable(match):
+            raise CqlError("the Python module has no match(event) function")
+        return [_verdict(match(dict(c.event)), fields) for c in cases]
+    raise CqlError(f"--as {kind}: choose kql, sigma, spl or python")
+
+
+def equivalence(rule: Rule, text: str, kind: str, cases: list[Case], profile: str | None = None
+                ) -> list[tuple[Case, Verdict, Verdict, str]]:
+    """The cases on which the other rule and the CQL rule disagree, smallest event first."""
+    query = rule.parse()
+    fields = computed_outputs(query)
+    expected = reference(query, rule.text, cases)
+    got = other_verdicts(text, kind, cases, fields, query, profile)
+    only: list[str] | None = [] if kind == "sigma" else None
+    differences = []
+    for case, want, have in zip(cases, expected, got, strict=True):
+        problem = _compare(want, have, only)
+        if problem:
+            differences.append((case, want, have, problem))
+    return sorted(differences, key=lambda d: len(json.dumps(d[0].event, sort_keys=True, default=str)))

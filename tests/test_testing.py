@@ -1,0 +1,144 @@
+"""`cqlx test` and `cqlx equiv`: the differential test on real engines, witnesses, reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from cqlx import compile_matcher, parse
+from cqlx.rules import load_rule
+from cqlx.witness import generate, sample
+from tests.conftest import SEED_CARD
+from tests.test_cli import cqlx
+
+
+def test_sample_matches_its_pattern() -> None:
+    import random
+    import re
+
+    for pattern, flags in [(r"\/(docker|kubectl)$", "i"), (r"(-v \/:\/host|x{2,3})", ""), (r"[a-c]\d+\.exe", ""),
+                           (r"(?:ab|cd)+e?", "")]:
+        text = sample(pattern.replace("\\/", "/"), flags, random.Random(3))
+        assert text is not None and re.search(pattern.replace("\\/", "/"), text, re.I if flags else 0)
+
+
+def test_witnesses_are_deterministic_and_cover_every_signal_and_tier(seed_text: str) -> None:
+    query = parse(seed_text)
+    first, again = generate(query, 7), generate(query, 7)
+    assert [w.event for w in first] == [w.event for w in again]
+    names = " | ".join(w.name for w in first)
+    for signal in ("PrivilegedContainer", "HostMount", "ContainerExec", "SecretsAccess", "ContainerEscape"):
+        assert f"signal {signal}" in names and f"signal {signal}, other letter case" in names
+    assert "tier CRITICAL reached by" in names and "just missed" in names and "CommandLine missing" in names
+    matcher = compile_matcher(seed_text)
+    severities = {row["Severity"] for w in first if (row := matcher.match(w.event)) is not None}
+    assert severities == {"CRITICAL", "HIGH", "MEDIUM"}
+    assert any(matcher.match(w.event) is None for w in first)
+
+
+def test_cqlx_test_samples_compares_every_target(tmp_path: Path) -> None:
+    report = tmp_path / "report.xml"
+    result = cqlx("test", str(SEED_CARD), "--generate", "--junit", str(report), "--sarif", str(tmp_path / "r.sarif"),
+                  "--json", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    for target in ("python", "python-module", "kql-duckdb", "kql-parser", "sigma-sqlite", "spl-oracle"):
+        assert f"{target:<14} " in result.stdout
+    suite = ET.parse(report).getroot()
+    cases = suite.findall("testcase")
+    assert {c.get("name") for c in cases} >= {"python", "kql-duckdb", "sigma-sqlite", "spl-oracle", "python-module"}
+    assert all(c.get("classname") == str(SEED_CARD) for c in cases)
+    sarif = json.loads((tmp_path / "r.sarif").read_text(encoding="utf-8"))
+    assert sarif["version"] == "2.1.0" and sarif["runs"][0]["results"] == []
+
+
+def _card_copy(tmp_path: Path, old: str, new: str) -> Path:
+    text = SEED_CARD.read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "copy.yml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def test_a_flipped_expectation_fails_and_is_named(tmp_path: Path) -> None:
+    path = _card_copy(tmp_path, "expect: {Severity: HIGH, SuspicionScore: 3, PrivilegedContainer",
+                      "expect: {Severity: CRITICAL, SuspicionScore: 3, PrivilegedContainer")
+    result = cqlx("test", str(path), "--junit", str(tmp_path / "j.xml"))
+    assert result.returncode == 1
+    assert "privileged container with host networking" in result.stdout
+    assert "expected Severity: 'CRITICAL', got 'HIGH'" in result.stdout
+    failures = ET.parse(tmp_path / "j.xml").getroot().findall("testcase/failure")
+    assert failures
+
+
+@pytest.mark.parametrize(("old", "new", "words"), [
+    ("    event: {\"#event_simpleName\": ProcessRollup2, ComputerName: k8s-worker-01,",
+     "    event: [not, an, object]\n    x: {\"#event_simpleName\": ProcessRollup2, ComputerName: k8s-worker-01,",
+     "event must be a JSON/YAML object"),
+    ("expect: {Severity: MEDIUM, SuspicionScore: 0, PrivilegedContainer",
+     "expect: {Colour: MEDIUM, SuspicionScore: 0, PrivilegedContainer", "expects Colour, which the rule never outputs"),
+])
+def test_bad_tests_are_input_errors_with_file_and_line(tmp_path: Path, old: str, new: str, words: str) -> None:
+    result = cqlx("test", str(_card_copy(tmp_path, old, new)))
+    assert result.returncode == 2
+    assert words in result.stderr and "copy.yml:" in result.stderr
+
+
+HAND_WRITTEN_KQL = """
+DeviceProcessEvents
+| where FolderPath matches regex @"(?i)/(docker|kubectl|crictl|ctr|podman|nerdctl)$"
+| where ProcessCommandLine matches regex @"(?i)(docker exec|docker run|docker pull|docker build|docker cp|kubectl exec"
+    @"|kubectl run|kubectl apply|kubectl create|kubectl get secrets|kubectl get configmaps|kubectl port-forward"
+    @"|kubectl proxy|crictl exec|ctr run|--privileged|--cap-add=SYS_ADMIN|--net=host|--pid=host|-v /:/host|-v /etc:/"
+    @"|-v /var/run/docker\\.sock|nsenter|chroot /host)"
+| extend Priv = ProcessCommandLine matches regex @"(?i)(--privileged|--cap-add=SYS_ADMIN|--net=host|--pid=host)"
+| extend Mount = ProcessCommandLine matches regex @"(-v /:/host|-v /etc:/|-v /var/run/docker\\.sock)"
+| extend Exec = ProcessCommandLine matches regex @"(?i)(docker exec|kubectl exec|crictl exec)"
+| extend Secrets = ProcessCommandLine matches regex @"(?i)(get secrets|get configmaps)"
+| extend Escape = ProcessCommandLine matches regex @"(?i)(nsenter|chroot /host)"
+| extend SuspicionScore = iff(Priv, 3, 0) + iff(Mount, 3, 0) + iff(Exec, 1, 0) + iff(Secrets, 2, 0) + iff(Escape, 3, 0)
+| extend Severity = case(SuspicionScore >= 6, "CRITICAL", SuspicionScore >= 3, "HIGH", "MEDIUM")
+| project Timestamp, DeviceName, SuspicionScore, Severity
+| sort by SuspicionScore desc
+"""
+
+
+def test_equiv_accepts_a_correct_hand_written_kql_and_catches_one_case_slip(tmp_path: Path) -> None:
+    good = tmp_path / "good.kql"
+    good.write_text(HAND_WRITTEN_KQL, encoding="utf-8")
+    ok = cqlx("equiv", str(SEED_CARD), str(good), "--as", "kql")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    slip = tmp_path / "slip.kql"
+    slip.write_text(HAND_WRITTEN_KQL.replace('matches regex @"(-v /:/host', 'matches regex @"(?i)(-v /:/host'),
+                    encoding="utf-8")
+    bad = cqlx("equiv", str(SEED_CARD), str(slip), "--as", "kql")
+    assert bad.returncode == 1
+    assert "smallest disagreeing event" in bad.stdout and "-V /" in bad.stdout.upper()
+
+
+def test_equiv_on_python_and_spl(tmp_path: Path, seed_text: str) -> None:
+    from cqlx import convert
+
+    module = tmp_path / "rule.py"
+    module.write_text(convert(seed_text, to="python"), encoding="utf-8")
+    assert cqlx("equiv", str(SEED_CARD), str(module), "--as", "python").returncode == 0
+    spl = tmp_path / "rule.spl"
+    spl.write_text(convert(seed_text, to="spl").replace('"(-v /:/host', '"(?i)(-v /:/host'), encoding="utf-8")
+    result = cqlx("equiv", str(SEED_CARD), str(spl), "--as", "spl")
+    assert result.returncode == 1 and "SPL oracle" in result.stderr
+
+
+def test_witnesses_written(tmp_path: Path) -> None:
+    result = cqlx("test", str(SEED_CARD), "--generate", "--write-witnesses", str(tmp_path))
+    assert result.returncode == 0
+    lines = (tmp_path / "container_cli_api.witnesses.ndjson").read_text(encoding="utf-8").splitlines()
+    events: list[dict[str, Any]] = [json.loads(x) for x in lines]
+    assert len(events) > 15 and all(isinstance(e, dict) for e in events)
+
+
+def test_rule_cards_carry_their_tests() -> None:
+    rule = load_rule(SEED_CARD)
+    assert len(rule.card["tests"]) >= 8
