@@ -216,8 +216,6 @@ def test_asim_keeps_dns_out_of_network_sessions() -> None:
     assert _hosts_kql("sentinel-asim", cql, [*NETWORK_EVENTS, DNS_EVENT]) == {"h3"}
 
 
-@pytest.mark.xfail(strict=True, reason="DeviceNetworkEvents holds connections and DNS inspections alike; "
-                                       "the KQL emitter cannot narrow a table by ActionType yet")
 def test_defender_keeps_dns_out_of_connections() -> None:
     cql = "#event_simpleName=NetworkConnectIP4 | RemoteAddressIP4 != /^10\\./"
     assert _hosts_kql("mde", cql, [*NETWORK_EVENTS, DNS_EVENT]) == {"h3"}
@@ -318,8 +316,6 @@ def test_cim_event_types_name_only_their_dataset_fields() -> None:
         assert shown and shown <= fields, event.name
 
 
-@pytest.mark.xfail(strict=True, reason="the SPL emitter puts the dataset prefix on base fields too "
-                                       "(Processes._time); _time, host, source, sourcetype take none")
 def test_cim_base_fields_take_no_prefix(seed_text: str) -> None:
     out = convert(seed_text, to="spl", profile="splunk-cim")
     assert "Processes._time" not in out and re.search(r"\btable _time\b", out)

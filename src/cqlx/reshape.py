@@ -95,6 +95,8 @@ def to_tables(events: Iterable[Mapping[str, Any]], profile: Profile
         columns = profile.columns(event_type.table)
         types = dict(columns)
         row = _reshape(event, event_type, types)
+        for column, values in event_type.match:  # what marks this event type's rows in the table
+            row.setdefault(column, values[0])
         if profile.missing == "empty":
             for column, kind in columns:
                 if kind == "string":
@@ -123,6 +125,8 @@ def to_records(events: Iterable[Mapping[str, Any]], profile: Profile,
             out.append(None)
             continue
         record = _reshape(event, event_type, {})
+        for column, values in event_type.match:
+            record.setdefault(column, values[0])
         if profile.unmapped == "identity":
             mapped = set(event_type.fields)
             for key, value in event.items():

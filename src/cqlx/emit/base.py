@@ -99,6 +99,11 @@ class Generator:
                              f"{self.profile.name}; cqlx converts one at a time")
         return first
 
+    def record_tests(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The profile's tests that pick this event type's records out of a shared table or
+        logsource (``match:``), as (target field, values)."""
+        return list(self.event.match) if self.event is not None else []
+
     def track(self, step: ir.Step) -> None:
         """Note the fields a step writes: later references to them are the query's own fields."""
         self.computed |= step_writes(step)

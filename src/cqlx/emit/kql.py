@@ -58,6 +58,11 @@ class KqlGenerator(Generator):
     def generate(self) -> str:
         table = self.event.table if self.event and self.event.table else None
         lines = [name(table) if table else "<no table>"]
+        for column, values in self.record_tests():  # the event type's records in a shared table
+            if len(values) == 1:
+                lines.append(f"| where {name(column)} == {string(values[0])}")
+            else:
+                lines.append(f"| where {name(column)} in ({', '.join(string(v) for v in values)})")
         for step in self.query.steps:
             lines.extend(f"| {op}" for op in self.step(step))
             self.track(step)
@@ -148,7 +153,23 @@ class KqlGenerator(Generator):
     def pred_truep(self, pred: ir.TrueP) -> str:
         return "true"
 
+    def transformed_filter(self, name_: str, column: str, transform: str, span: ir.Span) -> None:
+        if transform != "basename":  # file-name equality is rewritten in pred_eq
+            super().transformed_filter(name_, column, transform, span)
+
+    def is_basename(self, field: str) -> bool:
+        mapped = self.profile.field(self.event, field)
+        return field not in self.computed and mapped is not None and mapped.transform == "basename"
+
     def pred_eq(self, pred: ir.Eq) -> str:
+        if self.is_basename(pred.field):
+            # Falcon holds the file name, the target the full path: the path ends in a separator
+            # and the name (or is the name).
+            column = self.col(pred.field, pred.span)
+            suffix = "" if pred.ignore_case else "_cs"
+            op = "=~" if pred.ignore_case else "=="
+            ends = " or ".join(f"{column} endswith{suffix} {string(sep + pred.value)}" for sep in ("\\", "/"))
+            return f"({column} {op} {string(pred.value)} or {ends})"
         column = self.col(pred.field, pred.span)
         op = "=~" if pred.ignore_case else "=="
         if pred.value == "" and self.profile.missing == "empty":
@@ -157,6 +178,9 @@ class KqlGenerator(Generator):
         return f"{column} {op} {string(pred.value)}"
 
     def pred_glob(self, pred: ir.Glob) -> str:
+        if self.is_basename(pred.field) and not pred.pattern.startswith("*"):
+            self.unsupported(f"a glob anchored at the start of {pred.field} (a file name) has no form on a "
+                             "full path", pred.span)
         column = self.col(pred.field, pred.span)
         suffix = "" if pred.ignore_case else "_cs"
         parts = pred.pattern.split("*")
@@ -174,6 +198,8 @@ class KqlGenerator(Generator):
         return self.empty_guard(column, test, all(not p for p in parts))
 
     def pred_regex(self, pred: ir.Regex) -> str:
+        if self.is_basename(pred.field):
+            self.unsupported(f"a regex on {pred.field} (a file name) has no exact form on a full path", pred.span)
         column = self.col(pred.field, pred.span)
         pattern = self.re2(pred.pattern, pred.flags, pred.span)
         test = f"{column} matches regex {string(pattern)}"

@@ -130,6 +130,10 @@ class SigmaGenerator(Generator):
             self.unsupported("the rule has no filter for Sigma's detection section")
         base = [self.condition(ir.And(tuple(filters)) if len(filters) > 1 else filters[0], "selection")] \
             if filters else [self.detection.add("selection", {"EventID|exists": True})]
+        tests = self.record_tests()
+        if tests:  # the event type's records within a shared logsource (network_connection: Initiated)
+            mapping = {f"{column}|cased": list(values) if len(values) > 1 else values[0] for column, values in tests}
+            base.insert(0, self.detection.add("source", mapping))
         rules = [self.rule("", " and ".join(base), self.lowest_level(ladder), fields)]
         if ladder is not None and score is not None and ladder.score_field == score.field:
             rules += self.tier_rules(base, ladder, score, signals, fields, rules[0]["id"])

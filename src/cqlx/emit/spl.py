@@ -23,6 +23,8 @@ from cqlx.regexes import flag_prefix, glob_to_regex, to_pcre
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # in eval, `.` concatenates: a.b must be quoted
 _PLAIN_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _SEARCH_WORD = re.compile(r"^[A-Za-z0-9_.\-]+$")
+# Fields every Splunk event has; a data model's dataset prefix does not apply to them.
+_BASE_FIELDS = frozenset({"host", "source", "sourcetype", "index", "splunk_server", "linecount"})
 _CMP = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
@@ -84,7 +86,8 @@ class SplGenerator(Generator):
 
     def column(self, name: str, span: ir.Span = ir.NO_SPAN, output: bool = False) -> str | None:
         mapped = super().column(name, span, output)
-        if mapped is not None and self.event is not None and self.event.prefix and name not in self.computed:
+        if mapped is not None and self.event is not None and self.event.prefix and name not in self.computed \
+                and not mapped.startswith("_") and mapped not in _BASE_FIELDS:
             return self.event.prefix + mapped
         return mapped
 
@@ -94,7 +97,7 @@ class SplGenerator(Generator):
             # A CIM data model search (datamodel command): its fields carry the dataset's prefix.
             model, dataset = event.datamodel.split(".")
             head = f"| datamodel {model} {dataset} search"
-            extra = " ".join(f"{k}={self.search_value(v)}" for k, v in event.search)
+            extra = " ".join([f"{k}={self.search_value(v)}" for k, v in event.search] + self.match_terms())
             return head + (f"\n| search {extra}" if extra else "")
         if event is None or not event.search:
             return "search *"
@@ -107,11 +110,21 @@ class SplGenerator(Generator):
                 terms.append(alts[0] if len(alts) == 1 else "(" + " OR ".join(alts) + ")")
             else:
                 terms.append(f"{key}={self.search_value(value)}")
+        terms += self.match_terms()
         if self.query.source.platforms:
             column = self.column("event_platform") or "event_platform"
             alts = [f"{column}=CASE({self.search_value(p)})" for p in self.query.source.platforms]
             terms.append(alts[0] if len(alts) == 1 else "(" + " OR ".join(alts) + ")")
         return " ".join(terms)
+
+    def match_terms(self) -> list[str]:
+        """The event type's records in a shared source, case-sensitive as CASE() makes them."""
+        terms = []
+        for column, values in self.record_tests():
+            prefixed = (self.event.prefix if self.event else "") + column
+            alts = [f"{table_name(prefixed)}=CASE({self.search_value(v)})" for v in values]
+            terms.append(alts[0] if len(alts) == 1 else "(" + " OR ".join(alts) + ")")
+        return terms
 
     @staticmethod
     def search_value(value: str) -> str:
