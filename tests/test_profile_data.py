@@ -349,3 +349,23 @@ def test_raw_fdr_searches_the_event_type_case_sensitively(event_type: str) -> No
 def test_raw_fdr_user_logon_keeps_user_name() -> None:
     # UserLogon carries UserName itself; only ProcessRollup2 has just the SID in raw FDR.
     assert "| where UserName==\"admin\"" in convert("#event_simpleName=UserLogon | UserName = admin", to="spl")
+
+
+def test_the_matcher_runs_on_sigma_named_records(seed_text: str, seed_events: list[dict[str, Any]],
+                                                 expected_by_host: dict[str, tuple[int, str]]) -> None:
+    """The mapping proven the other way: the Python matcher reads the Sigma taxonomy's names."""
+    from cqlx import compile_matcher
+    from cqlx.profiles import load_profile
+    from cqlx.reshape import to_records
+
+    records = [r for r in to_records(seed_events, load_profile("sigma"), ["ProcessRollup2"]) if r is not None]
+    rows = compile_matcher(seed_text, profile="sigma").run(records)
+    assert {r["ComputerName"]: (r["SuspicionScore"], r["Severity"]) for r in rows} == expected_by_host
+
+
+def test_the_matcher_refuses_a_test_it_cannot_run_in_the_profile_shape() -> None:
+    from cqlx import compile_matcher
+    from cqlx.errors import UnsupportedError
+
+    with pytest.raises(UnsupportedError, match="ParentBaseFileName"):
+        compile_matcher("#event_simpleName=ProcessRollup2 | ParentBaseFileName = bash", profile="sigma")

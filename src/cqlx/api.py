@@ -62,7 +62,8 @@ class Matcher:
 
 def compile_matcher(text: str, title: str = "", profile: str | None = None) -> Matcher:
     """Compile a CQL query into an in-process matcher (the same code ``--to python`` writes).
-    ``profile`` names the shape of the events (default ``falcon``; ``ecs`` for Elastic events)."""
+    ``profile`` names the shape of the events: ``falcon`` (the default), ``ecs`` for Elastic events,
+    or any profile whose field names the events carry (``sigma`` for Sigma-named records)."""
     return compile_query(parse(text), text, title, profile)
 
 
@@ -72,9 +73,6 @@ def compile_query(query: ir.Query, text: str = "", title: str = "", profile: str
     from cqlx.profiles import load_profile
 
     chosen = load_profile(profile) if profile else None
-    if chosen is not None and chosen.language != "python":
-        raise CqlError(f"profile {chosen.name} is for {chosen.language}; the matcher needs a python profile "
-                       "(falcon, ecs, or your own)")
     source = emit_python(query, title, text, chosen)
     namespace: dict[str, Any] = {"__name__": "cqlx_matcher"}
     exec(compile(source, "<cqlx matcher>", "exec"), namespace)

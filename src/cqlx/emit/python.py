@@ -39,6 +39,7 @@ class _Module:
     # Empty once the rule has projected: rows then hold the rule's own field names.
     names: dict[str, str] = field(default_factory=dict)
     computed: set[str] = field(default_factory=set)
+    reshaped: frozenset[str] = frozenset()
 
     def field(self, name: str) -> str:
         return name if name in self.computed else self.names.get(name, name)
@@ -158,6 +159,13 @@ class _Segment:
     def value(self, name: str) -> str:
         return f"get(rec, {self.module.field(name)!r})"
 
+    def tested(self, name: str, span: ir.Span) -> str:
+        """A field a predicate tests: refused when the profile gives its values another shape."""
+        if name in self.module.reshaped and name not in self.module.computed and self.module.names:
+            raise UnsupportedError(f"a test on {name} cannot run on events in this profile's shape: "
+                                   f"{self.module.names.get(name, name)} holds its value differently", span)
+        return self.value(name)
+
     def pred(self, pred: ir.Pred) -> str:
         m = self.module
         if isinstance(pred, ir.And):
@@ -170,17 +178,17 @@ class _Segment:
             return "True"
         if isinstance(pred, ir.Eq):
             if pred.ignore_case:
-                return f"equals_folded({self.value(pred.field)}, {pred.value.lower()!r})"
-            return f"equals({self.value(pred.field)}, {pred.value!r})"
+                return f"equals_folded({self.tested(pred.field, pred.span)}, {pred.value.lower()!r})"
+            return f"equals({self.tested(pred.field, pred.span)}, {pred.value!r})"
         if isinstance(pred, ir.Glob):
             flags = re.IGNORECASE if pred.ignore_case else 0
             regex = m.regex(glob_to_regex(pred.pattern, "\\Z"), flags)
-            return f"search({regex}, {self.value(pred.field)})"
+            return f"search({regex}, {self.tested(pred.field, pred.span)})"
         if isinstance(pred, ir.Regex):
             regex = m.regex(to_python(pred.pattern), python_flags(pred.flags), pred.span)
-            return f"search({regex}, {self.value(pred.field)})"
+            return f"search({regex}, {self.tested(pred.field, pred.span)})"
         if isinstance(pred, ir.Cmp):
-            return f"compare({self.value(pred.field)}, {pred.op!r}, {pred.number!r})"
+            return f"compare({self.tested(pred.field, pred.span)}, {pred.op!r}, {pred.number!r})"
         if isinstance(pred, ir.Exists):
             return f"({self.value(pred.field)} is not None)"
         if isinstance(pred, ir.In):
@@ -223,6 +231,8 @@ def _source_filter(query: ir.Query, profile: Profile | None) -> list[ir.Step]:
     steps: list[ir.Step] = []
     types = query.source.event_types
     events = [profile.event_type(t) for t in types] if profile is not None else []
+    if profile is not None and profile.language != "python" and not any(e and e.match for e in events):
+        types = ()  # records in another target's shape (Sigma names): the logsource is the data set
     if types and events and all(e is not None and e.match for e in events):
         alternatives: list[ir.Pred] = []
         for event in events:
@@ -244,10 +254,19 @@ def _field_names(query: ir.Query, profile: Profile | None) -> dict[str, str]:
     return {falcon: mapped.name for falcon, mapped in event.fields.items()} if event else {}
 
 
+def _reshaped(query: ir.Query, profile: Profile | None) -> frozenset[str]:
+    """Falcon fields whose values have another shape under the profile (a path for a file name,
+    a datetime for epoch milliseconds): the matcher cannot test them as CQL would."""
+    if profile is None or not query.source.event_types:
+        return frozenset()
+    event = profile.event_type(query.source.event_types[0])
+    return frozenset(f for f, m in event.fields.items() if m.transform or not m.exact) if event else frozenset()
+
+
 def emit_python(query: ir.Query, title: str = "", query_text: str = "", profile: Profile | None = None) -> str:
     """The standalone matcher module for ``query``; with a ``profile`` (ECS, say) the module reads
     that profile's field names and selects its records, and its rows keep the rule's field names."""
-    module = _Module(names=_field_names(query, profile))
+    module = _Module(names=_field_names(query, profile), reshaped=_reshaped(query, profile))
     segments: list[_Segment] = [_Segment(module, "_segment0")]
     order_specs: list[str] = []
     for step in [*_source_filter(query, profile), *query.steps]:
