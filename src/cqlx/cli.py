@@ -270,6 +270,8 @@ def test_command(
         help="Write a JUnit XML report (a testcase per rule and target).")] = None,
     json_report: Annotated[Path | None, typer.Option("--json", help="Write a JSON report.")] = None,
     sarif: Annotated[Path | None, typer.Option(help="Write a SARIF 2.1.0 report.")] = None,
+    profile: Annotated[list[str] | None, typer.Option(
+        help="A profile for its language's target, e.g. --profile sentinel-asim for the KQL (repeatable).")] = None,
 ) -> None:
     """Run each rule's tests on the Python matcher and compare every target on a real engine:
     the KQL on duckdb-kql and Kusto.Language, the Sigma on pySigma's sqlite backend, the saved
@@ -281,6 +283,9 @@ def test_command(
     from cqlx.rules import find_rules, load_rule
     from cqlx.witness import generate as witnesses
 
+    from cqlx.profiles import load_profile
+
+    chosen = {load_profile(p).language: p for p in profile or []}
     report = testing.Report()
     paths = find_rules(rules)
     if not paths:
@@ -296,7 +301,7 @@ def test_command(
                 write_witnesses.mkdir(parents=True, exist_ok=True)
                 target = write_witnesses / f"{path.stem}.witnesses.ndjson"
                 target.write_text("".join(json.dumps(w.event, sort_keys=True) + "\n" for w in found), encoding="utf-8")
-        testing.test_rule(rule, report, extra)
+        testing.test_rule(rule, report, extra, chosen)
     typer.echo(testing.summary(report))
     for destination, render in ((junit, testing.junit), (json_report, testing.as_json), (sarif, testing.sarif)):
         if destination is not None:

@@ -294,8 +294,7 @@ Engine = Callable[[ir.Query, Rule, list[Case]], list[Verdict]]
 
 
 def _engines() -> dict[str, Engine]:
-    return {"python-module": python_module, "kql-duckdb": kql_duckdb, "sigma-sqlite": sigma_sqlite,
-            "spl-oracle": spl_oracle}
+    return {"python-module": python_module, "sigma-sqlite": sigma_sqlite, "spl-oracle": spl_oracle}
 
 
 def unavailable(target: str) -> str | None:
@@ -316,8 +315,11 @@ def unavailable(target: str) -> str | None:
     return None
 
 
-def test_rule(rule: Rule, report: Report, extra: list[Case] | None = None) -> None:
-    """Run one rule's card tests (and ``extra`` cases, e.g. witnesses) everywhere; record findings."""
+def test_rule(rule: Rule, report: Report, extra: list[Case] | None = None,
+              profiles: Mapping[str, str] | None = None) -> None:
+    """Run one rule's card tests (and ``extra`` cases, e.g. witnesses) everywhere; record findings.
+    ``profiles`` maps a language to the profile its target uses (``{"kql": "sentinel-asim"}``)."""
+    kql_profile = (profiles or {}).get("kql")
     query = rule.parse()
     cases = card_cases(rule, query) + list(extra or [])
     report.rules.append(rule.path)
@@ -344,13 +346,16 @@ def test_rule(rule: Rule, report: Report, extra: list[Case] | None = None) -> No
             continue
         try:
             if target == "kql-parser":
-                errors = kql_parser(query, rule)
+                errors = kql_parser(query, rule, kql_profile)
                 for error in errors:
                     report.findings.append(Finding(rule.path, target, "-",
                                                    f"the KQL does not pass Kusto.Language: {error}"))
                 report.checked[(rule.path, target)] = 1
                 continue
-            verdicts = _engines()[target](query, rule, cases)
+            if target == "kql-duckdb":
+                verdicts = kql_duckdb(query, rule, cases, kql_profile)
+            else:
+                verdicts = _engines()[target](query, rule, cases)
         except CqlError as error:
             report.findings.append(Finding(rule.path, target, "-", f"cannot convert: {error.message}"))
             continue
