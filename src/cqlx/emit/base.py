@@ -97,6 +97,10 @@ class Generator:
                for r in known[1:]):
             self.unsupported("the rule's event types map to different tables or logsources in profile "
                              f"{self.profile.name}; cqlx converts one at a time")
+        elif any(r.fields != first.fields for r in known[1:]):
+            # e.g. outbound and inbound connections in one table, with the remote end in other columns
+            self.unsupported("the rule's event types share a table in profile "
+                             f"{self.profile.name} but name their fields differently there")
         return first
 
     def record_tests(self) -> list[tuple[str, tuple[str, ...]]]:

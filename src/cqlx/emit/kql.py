@@ -172,6 +172,9 @@ class KqlGenerator(Generator):
             return f"({column} {op} {string(pred.value)} or {ends})"
         column = self.col(pred.field, pred.span)
         op = "=~" if pred.ignore_case else "=="
+        if self.column_type(pred.field) in ("long", "int") and pred.field not in self.computed \
+                and re.fullmatch(r"-?\d{1,18}", pred.value):
+            return f"{column} == {pred.value}"  # a number column: compare as the number the text spells
         if pred.value == "" and self.profile.missing == "empty":
             self.unsupported(f"{pred.field}=\"\" (present and empty) cannot be told from a missing field in "
                              f"{self.profile.name}, which stores both as an empty string", pred.span)
