@@ -280,10 +280,9 @@ def test_command(
     Example: cqlx test samples/rules --generate --junit report.xml
     """
     from cqlx import testing
+    from cqlx.profiles import load_profile
     from cqlx.rules import find_rules, load_rule
     from cqlx.witness import generate as witnesses
-
-    from cqlx.profiles import load_profile
 
     chosen = {load_profile(p).language: p for p in profile or []}
     report = testing.Report()
