@@ -134,6 +134,8 @@ def run(
                                                      "python profile file.")] = None,
     prefilter: Annotated[bool, typer.Option(help="Skip, unparsed, lines that hold none of the text a match "
                                                  "needs (off with --strict, which checks every line).")] = True,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processes that scan each event file "
+                                                                  "(regular files; with the prefilter).")] = 1,
 ) -> None:
     """Run a rule over events with the Python matcher; print the rule's output rows.
 
@@ -165,7 +167,7 @@ def run(
         from cqlx.prefilter import build
         from cqlx.scan import scan_events
 
-        stream = scan_events(events, stats, build(query))
+        stream = scan_events(events, stats, build(query), jobs)
     else:
         stream = read_events(events, stats, strict)
     rows = matcher.run(counted(stream), counts)
