@@ -71,3 +71,15 @@ def test_seed_prefilter_skips_most_lines(seed_text: str, seed_events: list[dict[
     assert sorted(r["ComputerName"] for r in matcher.run(kept)) == sorted(
         r["ComputerName"] for r in matcher.run(seed_events))
     assert stats.skipped >= 200
+
+
+def test_jobs_split_the_file_and_give_the_same_rows(tmp_path: Path, seed_text: str,
+                                                     seed_events: list[dict[str, Any]]) -> None:
+    path = tmp_path / "events.ndjson"
+    path.write_text("".join(json.dumps(e) + "\n" for e in seed_events * 40), encoding="utf-8")
+    query = parse(seed_text)
+    one, two = EventStats(), EventStats()
+    serial = list(scan_events([str(path)], one, build(query)))
+    parallel = list(scan_events([str(path)], two, build(query), jobs=2))
+    assert parallel == serial
+    assert (one.lines, one.events, one.skipped) == (two.lines, two.events, two.skipped) == (2400, one.events, one.skipped)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,8 @@ def scan_events(names: list[str], stats: EventStats, prefilter: Prefilter, jobs:
                 first_line = file_lines + 1
                 file_lines += chunk.count(b"\n", begin, end) + (0 if chunk[end - 1:end] == b"\n" else 1)
 
-                def where(offset: int, chunk: bytes = chunk, begin: int = begin, first: int = first_line) -> str:
+                def where(offset: int, chunk: bytes = chunk, begin: int = begin, first: int = first_line,
+                          label: str = label) -> str:
                     return f"{label}:{first + chunk.count(NEWLINE, begin, offset)}"
 
                 yield from _scan_window(chunk, begin, end, scanner, others, stats, where)
@@ -172,7 +174,7 @@ def _scan_parallel(name: str, stats: EventStats, prefilter: Prefilter, jobs: int
     pieces = max(jobs * 4, 1)
     bounds = [size * i // pieces for i in range(pieces + 1)]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(_scan_range, name, a, b, prefilter) for a, b in zip(bounds, bounds[1:], strict=False)]
+        futures = [pool.submit(_scan_range, name, a, b, prefilter) for a, b in pairwise(bounds)]
         for future in futures:  # in file order: ties in a sort keep the input order
             events, part = future.result()
             for counter in ("lines", "events", "blank", "malformed", "skipped"):
