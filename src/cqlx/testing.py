@@ -202,19 +202,61 @@ def python_module(query: ir.Query, rule: Rule, cases: list[Case]) -> list[Verdic
     return [_verdict(module.match(dict(c.event)), fields) for c in cases]
 
 
-def kql_duckdb(query: ir.Query, rule: Rule, cases: list[Case], profile: str | None = None) -> list[Verdict]:
+def run_kql_text(kql: str, cases: list[Case], fields: tuple[str, ...], profile: str | None = None) -> list[Verdict]:
+    """KQL on duckdb-kql, one event at a time (loaded as a row of its table in the profile)."""
     from cqlx.engines.duckdb_kql import run_kql
     from cqlx.profiles import DEFAULT_PROFILE, load_profile
     from cqlx.reshape import to_tables
 
-    kql = convert_query(query, "kql", profile, rule.meta, rule.text)
     chosen = load_profile(profile or DEFAULT_PROFILE["kql"])
-    fields = computed_outputs(query)
-    verdicts: list[Verdict] = []
+    verdicts = []
     for case in cases:
-        rows = run_kql(kql.output, to_tables([case.event], chosen))
+        try:
+            rows = run_kql(kql, to_tables([case.event], chosen))
+        except CqlError:
+            raise
+        except Exception as error:  # the engine's own error: the KQL does not run
+            raise CqlError(f"the KQL does not run on duckdb-kql: {error}") from None
         verdicts.append(_verdict(rows[0] if rows else None, fields))
     return verdicts
+
+
+def run_sigma_text(sigma: str, cases: list[Case], event_types: tuple[str, ...], profile: str | None = None
+                   ) -> tuple[list[str], list[set[int]]]:
+    """Sigma rules on pySigma's sqlite backend: each rule's title and the cases it selects."""
+    from cqlx.engines.sigma_sqlite import run_sigma
+    from cqlx.profiles import load_profile
+    from cqlx.reshape import to_records
+
+    records = to_records([c.event for c in cases], load_profile(profile or "sigma"), event_types)
+    kept = [i for i, r in enumerate(records) if r is not None]
+    present = [r for r in records if r is not None]
+    try:
+        results = run_sigma(sigma, present) if kept else []
+    except Exception as error:
+        raise CqlError(f"the Sigma does not load or run in pySigma: {error}") from None
+    return [t for t, _ in results], [{kept[h] for h in hits} for _, hits in results]
+
+
+def run_spl_text(spl: str, cases: list[Case], fields: tuple[str, ...], profile: str | None = None) -> list[Verdict]:
+    """SPL on cqlx's SPL oracle, each event as Splunk's FDR add-on indexes it (profile splunk)."""
+    from cqlx.profiles import load_profile
+    from cqlx.reshape import to_records
+    from cqlx.spl_oracle import run_spl
+
+    verdicts = []
+    for record in to_records([c.event for c in cases], load_profile(profile or "splunk")):
+        if record is None:
+            verdicts.append(Verdict(False))
+            continue
+        rows = run_spl(spl, [{**record, "sourcetype": "crowdstrike:events:sensor"}])
+        verdicts.append(_verdict(rows[0] if rows else None, fields))
+    return verdicts
+
+
+def kql_duckdb(query: ir.Query, rule: Rule, cases: list[Case], profile: str | None = None) -> list[Verdict]:
+    kql = convert_query(query, "kql", profile, rule.meta, rule.text).output
+    return run_kql_text(kql, cases, computed_outputs(query), profile)
 
 
 def kql_parser(query: ir.Query, rule: Rule, profile: str | None = None) -> list[str]:
@@ -228,51 +270,25 @@ def kql_parser(query: ir.Query, rule: Rule, profile: str | None = None) -> list[
 
 
 def sigma_sqlite(query: ir.Query, rule: Rule, cases: list[Case]) -> list[Verdict]:
-    from cqlx.engines.sigma_sqlite import run_sigma
-    from cqlx.profiles import load_profile
-    from cqlx.reshape import to_records
-
-    conversion = convert_query(query, "sigma", None, rule.meta, rule.text)
-    records = to_records([c.event for c in cases], load_profile("sigma"), query.source.event_types)
-    kept = [i for i, r in enumerate(records) if r is not None]
-    present = [r for r in records if r is not None]
-    results = run_sigma(conversion.output, present) if kept else []
+    """The base rule says whether an event matches; the tier rule that fires says its severity."""
+    sigma = convert_query(query, "sigma", None, rule.meta, rule.text).output
+    titles, hits = run_sigma_text(sigma, cases, query.source.event_types)
     ladder = next((s for s in query.steps if isinstance(s, ir.Ladder)), None)
-    hits = {title: {kept[h] for h in found} for title, found in results}
-    titles = [title for title, _ in results]
-    base = titles[0] if titles else None
     verdicts = []
     for index in range(len(cases)):
-        matched = base is not None and index in hits.get(base, set())
+        matched = bool(hits) and index in hits[0]
         fields: dict[str, Any] = {}
         if matched and ladder is not None:
-            tiers = [t for t in titles[1:] if index in hits[t]]
-            if len(tiers) == 1:
-                fields[ladder.field] = tiers[0].rsplit(" - ", 1)[-1]
-            else:
-                fields[ladder.field] = f"<{len(tiers)} tier rules matched>"
+            tiers = [t for t, h in zip(titles[1:], hits[1:], strict=True) if index in h]
+            fields[ladder.field] = tiers[0].rsplit(" - ", 1)[-1] if len(tiers) == 1 else \
+                f"<{len(tiers)} tier rules matched>"
         verdicts.append(Verdict(matched, fields))
     return verdicts
 
 
 def spl_oracle(query: ir.Query, rule: Rule, cases: list[Case]) -> list[Verdict]:
-    from cqlx.profiles import load_profile
-    from cqlx.reshape import to_records
-    from cqlx.spl_oracle import run_spl
-
-    conversion = convert_query(query, "spl", None, rule.meta, rule.text)
-    splunk = load_profile("splunk")
-    fields = computed_outputs(query)
-    verdicts = []
-    for record in to_records([c.event for c in cases], splunk):
-        if record is None:
-            verdicts.append(Verdict(False))
-            continue
-        # As Splunk's FDR add-on indexes it (profile splunk), with the sensor sourcetype.
-        event = {**record, "sourcetype": "crowdstrike:events:sensor"}
-        rows = run_spl(conversion.output, [event])
-        verdicts.append(_verdict(rows[0] if rows else None, fields))
-    return verdicts
+    spl = convert_query(query, "spl", None, rule.meta, rule.text).output
+    return run_spl_text(spl, cases, computed_outputs(query))
 
 
 # ---------------------------------------------------------------- the run
@@ -450,47 +466,13 @@ def sarif(report: Report) -> str:
 def other_verdicts(text: str, kind: str, cases: list[Case], fields: tuple[str, ...], query: ir.Query,
                    profile: str | None = None) -> list[Verdict]:
     """Run a rule written for another platform (``kind``: kql, sigma, spl, python) on the cases."""
-    from cqlx.profiles import DEFAULT_PROFILE, load_profile
-    from cqlx.reshape import to_records, to_tables
-
     if kind == "kql":
-        from cqlx.engines.duckdb_kql import run_kql
-
-        chosen = load_profile(profile or DEFAULT_PROFILE["kql"])
-        out = []
-        for case in cases:
-            try:
-                rows = run_kql(text, to_tables([case.event], chosen))
-            except Exception as error:  # the engine's own error: the other rule does not run
-                raise CqlError(f"the KQL does not run on duckdb-kql: {error}") from None
-            out.append(_verdict(rows[0] if rows else None, fields))
-        return out
+        return run_kql_text(text, cases, fields, profile)
     if kind == "sigma":
-        from cqlx.engines.sigma_sqlite import run_sigma
-
-        records = to_records([c.event for c in cases], load_profile(profile or "sigma"),
-                             query.source.event_types)
-        kept = [i for i, r in enumerate(records) if r is not None]
-        present = [r for r in records if r is not None]
-        try:
-            results = run_sigma(text, present) if kept else []
-        except Exception as error:
-            raise CqlError(f"the Sigma does not load or run in pySigma: {error}") from None
-        matched = {kept[h] for _, hits in results for h in hits}
-        return [Verdict(i in matched) for i in range(len(cases))]
+        _, hits = run_sigma_text(text, cases, query.source.event_types, profile)
+        return [Verdict(any(i in h for h in hits)) for i in range(len(cases))]
     if kind == "spl":
-        from cqlx.spl_oracle import run_spl
-
-        splunk = load_profile(profile or "splunk")
-        out = []
-        for record in to_records([c.event for c in cases], splunk):
-            if record is None:
-                out.append(Verdict(False))
-                continue
-            event = {**record, "sourcetype": "crowdstrike:events:sensor"}
-            rows = run_spl(text, [event])
-            out.append(_verdict(rows[0] if rows else None, fields))
-        return out
+        return run_spl_text(text, cases, fields, profile)
     if kind == "python":
         namespace: dict[str, Any] = {"__name__": "cqlx_other_rule"}
         try:
