@@ -37,6 +37,13 @@ event_types:
     table: T
     fields:
       CommandLine: A
+  SyntheticProcessRollup2: {none: no counterpart}
+  NetworkConnectIP4: {none: no counterpart}
+  NetworkReceiveAcceptIP4: {none: no counterpart}
+  DnsRequest: {none: no counterpart}
+  ClassifiedModuleLoad: {none: no counterpart}
+  UserLogon: {none: no counterpart}
+  NewExecutableWritten: {none: no counterpart}
 """
 
 
@@ -60,6 +67,21 @@ def test_bad_profiles_name_file_line_and_key(change: tuple[str, str], line: int,
     assert words in caught.value.message
     assert caught.value.filename == "bad.yaml"
     assert caught.value.span.line == line
+
+
+def test_a_profile_missing_an_event_type_is_refused() -> None:
+    text = GOOD.replace("  DnsRequest: {none: no counterpart}\n", "")
+    with pytest.raises(ProfileError, match="event types DnsRequest are missing"):
+        parse_profile(text, "bad.yaml")
+
+
+def test_an_event_type_without_counterpart_is_reported_with_the_reason() -> None:
+    from cqlx import convert
+    from cqlx.errors import UnsupportedError
+
+    with pytest.raises(UnsupportedError, match="SyntheticProcessRollup2 has no counterpart in profile mde "
+                                               r"\(SyntheticProcessRollup2: Falcon's reconstruction"):
+        convert("#event_simpleName=SyntheticProcessRollup2 | CommandLine = x", to="kql")
 
 
 def test_user_profile_extends_a_shipped_one(tmp_path: Path) -> None:

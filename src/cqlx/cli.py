@@ -376,6 +376,8 @@ def profiles_list(ctx: typer.Context) -> None:
         profile = load_profile(name)
         typer.echo(f"{name:<16} {profile.language:<7} {profile.title}")
         typer.echo(f"{'':<24} event types: {', '.join(profile.event_types)}")
+        if profile.absent:
+            typer.echo(f"{'':<24} no counterpart: {', '.join(profile.absent)}")
 
 
 @profiles_app.command("show")
@@ -391,6 +393,8 @@ def profiles_show(name: Annotated[str, typer.Argument(help="A shipped profile na
     typer.echo(f"{profile.name}: {profile.title}  ({profile.path})")
     typer.echo(f"language {profile.language}; regex {profile.regex}; unmapped fields {profile.unmapped}; "
                f"absent strings are {profile.missing}")
+    for absent, reason in profile.absent.items():
+        typer.echo(f"\n{absent}: no counterpart ({reason})")
     for event in profile.event_types.values():
         where = [f"table {event.table}"] if event.table else []
         where += [f"datamodel {event.datamodel}"] if event.datamodel else []

@@ -34,7 +34,10 @@ KQL_TYPES = frozenset({"string", "long", "int", "real", "double", "bool", "boole
 
 _TOP_KEYS = {"name", "language", "title", "description", "regex", "unmapped", "missing", "tables",
              "fields", "event_types", "platforms", "extends", "default_event_type"}
-_EVENT_KEYS = {"table", "search", "logsource", "datamodel", "prefix", "match", "fields", "note"}
+_EVENT_KEYS = {"table", "search", "logsource", "datamodel", "prefix", "match", "fields", "note", "none"}
+# Every profile says what each of these becomes, or (none: reason) that it has no counterpart.
+CORE_EVENT_TYPES = ("ProcessRollup2", "SyntheticProcessRollup2", "NetworkConnectIP4", "NetworkReceiveAcceptIP4",
+                    "DnsRequest", "ClassifiedModuleLoad", "UserLogon", "NewExecutableWritten")
 _FIELD_KEYS = {"name", "type", "transform", "exact", "note"}
 
 
@@ -77,9 +80,15 @@ class Profile:
     platforms: dict[str, str]
     path: str
     default_event_type: str | None = None
+    absent: dict[str, str] = field(default_factory=dict)  # event types without counterpart: why
 
     def event_type(self, name: str) -> EventType | None:
+        """The mapping of a Falcon event type; None when the data model has no counterpart."""
         return self.event_types.get(name)
+
+    def absent_reason(self, name: str) -> str | None:
+        """Why the profile has no counterpart for an event type it declares with ``none:``."""
+        return self.absent.get(name)
 
     def field(self, event_type: EventType | None, name: str) -> FieldMap | None:
         """The mapping of Falcon field ``name`` (``#tag`` and ``tag`` alike) for ``event_type``."""
@@ -240,6 +249,7 @@ def parse_profile(text: str, path: str, base: Profile | None = None) -> Profile:
     shared = _fields(reader, reader.mapping(raw, "fields", where), "fields")
     events_raw = reader.mapping(raw, "event_types", where)
     events: dict[str, EventType] = dict(base.event_types) if base else {}
+    absent: dict[str, str] = dict(base.absent) if base else {}
     for event_name, spec in events_raw.items():
         if event_name == "__lines__":
             continue
@@ -247,6 +257,14 @@ def parse_profile(text: str, path: str, base: Profile | None = None) -> Profile:
         if not isinstance(spec, dict):
             raise reader.fail(f"{ew} must be a mapping", events_raw, event_name)
         reader.keys(spec, _EVENT_KEYS, ew)
+        if "none" in spec:
+            others = sorted(k for k in spec if k not in ("none", "note", "__lines__"))
+            if others or not isinstance(spec["none"], str) or not spec["none"]:
+                raise reader.fail(f"{ew}: none: gives the reason there is no counterpart, and nothing else "
+                                  f"goes with it" + (f" (found {', '.join(others)})" if others else ""), spec, "none")
+            absent[str(event_name)] = spec["none"]
+            events.pop(str(event_name), None)
+            continue
         inherited = events.get(event_name)
         fields = {**(inherited.fields if inherited else {}), **shared,
                   **_fields(reader, reader.mapping(spec, "fields", ew), ew)}
@@ -270,6 +288,10 @@ def parse_profile(text: str, path: str, base: Profile | None = None) -> Profile:
                 events[event_name] = replace(event, fields={**event.fields, **shared})
     if not events:
         raise reader.fail("a profile needs at least one entry under event_types:", raw, "event_types")
+    missing = [t for t in CORE_EVENT_TYPES if t not in events and t not in absent]
+    if missing:
+        raise reader.fail(f"event types {', '.join(missing)} are missing: say what each becomes, or that it "
+                          "has no counterpart with none: REASON", raw, "event_types")
     for event in events.values():
         if language == "kql" and event.table is None:
             raise reader.fail(f"event type {event.name!r} needs a table: for a KQL profile", raw, "event_types")
@@ -299,6 +321,7 @@ def parse_profile(text: str, path: str, base: Profile | None = None) -> Profile:
         platforms=platforms,
         path=path,
         default_event_type=str(default_event) if default_event else None,
+        absent=absent,
     )
 
 

@@ -88,8 +88,10 @@ class Generator:
         if missing:
             # With one of the rule's event types mapped, the rest only narrows which records of the
             # same activity are read; with none, the target has nothing to search.
-            self.unsupported(f"event type {', '.join(missing)} has no counterpart in profile {self.profile.name}",
-                             kind="presentation" if known else DETECTION)
+            reasons = [self.profile.absent_reason(t) for t in missing]
+            why = "; ".join(f"{t}: {r}" for t, r in zip(missing, reasons, strict=True) if r)
+            self.unsupported(f"event type {', '.join(missing)} has no counterpart in profile {self.profile.name}"
+                             + (f" ({why})" if why else ""), kind="presentation" if known else DETECTION)
         if not known:
             return None
         first = known[0]
