@@ -82,4 +82,5 @@ def test_jobs_split_the_file_and_give_the_same_rows(tmp_path: Path, seed_text: s
     serial = list(scan_events([str(path)], one, build(query)))
     parallel = list(scan_events([str(path)], two, build(query), jobs=2))
     assert parallel == serial
-    assert (one.lines, one.events, one.skipped) == (two.lines, two.events, two.skipped) == (2400, one.events, one.skipped)
+    assert (one.lines, one.events, one.skipped) == (two.lines, two.events, two.skipped)
+    assert one.lines == 2400
