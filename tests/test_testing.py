@@ -142,3 +142,14 @@ def test_witnesses_written(tmp_path: Path) -> None:
 def test_rule_cards_carry_their_tests() -> None:
     rule = load_rule(SEED_CARD)
     assert len(rule.card["tests"]) >= 8
+
+
+def test_equiv_other_kql_that_does_not_parse_is_bad_input(tmp_path: Path) -> None:
+    from tests.conftest import require_kusto
+
+    require_kusto()
+    bad = tmp_path / "bad.kql"
+    bad.write_text('DeviceProcessEvents\n| where CommandLine == "x"\n', encoding="utf-8")
+    result = cqlx("equiv", str(SEED_CARD), str(bad), "--as", "kql")
+    assert result.returncode == 2
+    assert f"{bad}:2:9:" in result.stderr and "KS142" in result.stderr

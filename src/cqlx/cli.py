@@ -347,7 +347,10 @@ def equiv(
     if kind == "spl":
         _err("note: SPL is run on cqlx's SPL oracle (the subset cqlx emits, from Splunk's documented "
              "behaviour), not on Splunk")
-    differences = testing.equivalence(loaded, text, kind, cases, profile)
+    try:
+        differences = testing.equivalence(loaded, text, kind, cases, profile)
+    except CqlError as error:
+        raise error.located(text, str(other)) from None
     if not differences:
         typer.echo(f"equivalent on {len(cases)} events")
         return

@@ -463,10 +463,29 @@ def sarif(report: Report) -> str:
 # ---------------------------------------------------------------- equivalence with a rule written elsewhere
 
 
+def check_kql(text: str, profile: str | None = None) -> None:
+    """A KQL query that Microsoft's parser rejects is bad input: raise with its line and column."""
+    from cqlx.engines.kusto_language import analyze, kusto_unavailable_reason
+    from cqlx.profiles import DEFAULT_PROFILE, load_profile
+
+    if kusto_unavailable_reason() is not None:
+        return  # duckdb-kql still reports what it cannot run
+    tables = {n: list(c) for n, c in load_profile(profile or DEFAULT_PROFILE["kql"]).tables.items()}
+    (diagnostics,) = analyze([text], tables)
+    errors = [d for d in diagnostics if d.severity == "Error"]
+    if errors:
+        first = errors[0]
+        line = text.count("\n", 0, first.start) + 1
+        column = first.start - (text.rfind("\n", 0, first.start) + 1) + 1
+        raise CqlError(f"the KQL does not pass Kusto.Language: {first.code} {first.message}",
+                       Span(line, column, line, column + max(1, first.length)), text)
+
+
 def other_verdicts(text: str, kind: str, cases: list[Case], fields: tuple[str, ...], query: ir.Query,
                    profile: str | None = None) -> list[Verdict]:
     """Run a rule written for another platform (``kind``: kql, sigma, spl, python) on the cases."""
     if kind == "kql":
+        check_kql(text, profile)
         return run_kql_text(text, cases, fields, profile)
     if kind == "sigma":
         _, hits = run_sigma_text(text, cases, query.source.event_types, profile)
