@@ -16,9 +16,14 @@ from cqlx.errors import CqlError
 
 def parse_tree(text: str) -> Pipeline:
     """The syntax tree of a CQL query."""
+    from cqlx.errors import CqlSyntaxError
     from cqlx.parser import parse as parse_text
 
-    return parse_text(text)
+    try:
+        return parse_text(text)
+    except RecursionError:
+        raise CqlSyntaxError("the query is nested too deeply (chains of hundreds of operators); split it into "
+                             "pipeline stages", source=text) from None
 
 
 def parse(text: str) -> ir.Query:
@@ -31,6 +36,9 @@ def parse(text: str) -> ir.Query:
         return run_passes(lower(tree))
     except CqlError as error:
         raise error.located(text) from None
+    except RecursionError:
+        raise CqlError("the query is nested too deeply to convert; split it into pipeline stages",
+                       source=text) from None
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,11 @@ def compile_query(query: ir.Query, text: str = "", title: str = "", profile: str
     from cqlx.profiles import load_profile
 
     chosen = load_profile(profile) if profile else None
-    source = emit_python(query, title, text, chosen)
-    namespace: dict[str, Any] = {"__name__": "cqlx_matcher"}
-    exec(compile(source, "<cqlx matcher>", "exec"), namespace)
+    try:
+        source = emit_python(query, title, text, chosen)
+        namespace: dict[str, Any] = {"__name__": "cqlx_matcher"}
+        exec(compile(source, "<cqlx matcher>", "exec"), namespace)
+    except (RecursionError, MemoryError, SyntaxError) as error:  # SyntaxError: too many nested parentheses
+        raise CqlError(f"the query is nested too deeply for a Python matcher ({type(error).__name__})",
+                       source=text) from None
     return Matcher(query, source, namespace)

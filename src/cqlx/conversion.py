@@ -40,6 +40,15 @@ class Conversion:
 def convert_query(query: ir.Query, target: str, profile: str | None = None, meta: RuleMeta | None = None,
                   query_text: str = "") -> Conversion:
     """Convert an IR query; the diagnostics say what the target could not express."""
+    try:
+        return _convert(query, target, profile, meta, query_text)
+    except RecursionError:
+        raise CqlError(f"the query is nested too deeply to convert to {target}; split it into pipeline stages",
+                       source=query_text or None) from None
+
+
+def _convert(query: ir.Query, target: str, profile: str | None, meta: RuleMeta | None,
+             query_text: str) -> Conversion:
     if target not in TARGETS:
         raise CqlError(f"unknown target {target!r}; accepted: " + ", ".join(TARGETS))
     chosen = load_profile(profile or DEFAULT_PROFILE[target])
@@ -50,6 +59,10 @@ def convert_query(query: ir.Query, target: str, profile: str | None = None, meta
         from cqlx.emit.python import emit_python
 
         source = emit_python(query, meta.title, query_text, chosen)
+        try:
+            compile(source, "<cqlx matcher>", "exec")
+        except SyntaxError:  # CPython's parser refuses ~200 nested parentheses
+            raise CqlError("the query is nested too deeply for a Python module", source=query_text or None) from None
         return Conversion(target, chosen.name, source, ())
     if target == "kql":
         from cqlx.emit.kql import KqlGenerator

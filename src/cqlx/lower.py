@@ -8,6 +8,8 @@ so ``cqlx check`` can point at it.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -65,7 +67,10 @@ MAX_DIGITS = 40  # longer numbers are not detection logic; Python refuses very l
 def _number(text: str, span: Span = A.NO_SPAN) -> int | float:
     if len(text) > MAX_DIGITS:
         raise CqlValueError(f"the number {text[:12]}... is longer than {MAX_DIGITS} digits", span)
-    return float(text) if "." in text else int(text)
+    value = float(text) if "." in text else int(text)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CqlValueError(f"{text} is not a finite number", span)
+    return value
 
 
 def _as_number(text: str) -> int | float | None:
@@ -73,11 +78,12 @@ def _as_number(text: str) -> int | float | None:
         return None
     try:
         return _number(text.strip())
-    except ValueError:
+    except (ValueError, CqlValueError):
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             return None
+        return value if math.isfinite(value) else None
 
 
 def _value_predicate(field: str, value: A.Node, span: Span) -> ir.Pred:
@@ -143,6 +149,8 @@ class _Lowering:
             raise CqlValueError(f"{spec.name}() needs the fields to keep, e.g. {spec.name}([a, b])",
                                 call.span)
         fields = self.field_list(args["fields"])
+        if not fields:
+            raise CqlValueError(f"{spec.name}() needs at least one field", call.span)
         if spec.name == "select":
             return [ir.Project(fields, call.span)]
         # table(): an aggregate that keeps `limit` rows sorted by `sortby` (functions-table).
@@ -192,7 +200,7 @@ class _Lowering:
         word = self.word(value)
         if word.lower() == "max":
             return ROW_LIMIT_MAX
-        if not word.isdigit() or not 1 <= int(word) <= ROW_LIMIT_MAX:
+        if not re.fullmatch(r"[0-9]+", word) or not 1 <= int(word) <= ROW_LIMIT_MAX:
             raise CqlValueError(f"limit={word} must be a whole number from 1 to {ROW_LIMIT_MAX} or max",
                                 value.span)
         return int(word)

@@ -143,9 +143,14 @@ def regex_need(pattern: str, flags: str) -> Need | None:
     return _need(alternatives, folded)
 
 
+_NUMBER_LIKE = re.compile(r"[0-9.eE+\-]+")
+
+
 def _need(alternatives: Alts, folded: bool) -> Need | None:
     if not alternatives:
         return None
+    if any(_NUMBER_LIKE.fullmatch(x) for x in alternatives):
+        return None  # a JSON number may spell the same value otherwise (1e16 for 10000000000000000)
     pieces = []
     for literal in alternatives:
         piece = _safe_piece(literal)

@@ -165,6 +165,13 @@ def arith(op: str, left: Any, right: Any) -> int | float | None:
     a, b = number(left), number(right)
     if a is None or b is None:
         return None
+    try:
+        return _arith(op, a, b)
+    except (OverflowError, ValueError):  # beyond a float: no value, as for text
+        return None
+
+
+def _arith(op: str, a: int | float, b: int | float) -> int | float | None:
     if op == "+":
         return a + b
     if op == "-":

@@ -135,6 +135,11 @@ class KqlGenerator(Generator):
         column = self.column(field, span)
         return name(column) if column else name(field)
 
+    def text_col(self, field: str, span: ir.Span) -> str:
+        """A column for a string test: numbers are tested as their text (CQL tests the decimal text)."""
+        column = self.col(field, span)
+        return column if self.column_type(field) == "string" else f"tostring({column})"
+
     def empty_guard(self, column: str, test: str, could_match_empty: bool) -> str:
         if could_match_empty and self.profile.missing == "empty":
             return f"(isnotempty({column}) and {test})"
@@ -184,7 +189,7 @@ class KqlGenerator(Generator):
         if self.is_basename(pred.field) and not pred.pattern.startswith("*"):
             self.unsupported(f"a glob anchored at the start of {pred.field} (a file name) has no form on a "
                              "full path", pred.span)
-        column = self.col(pred.field, pred.span)
+        column = self.text_col(pred.field, pred.span)
         suffix = "" if pred.ignore_case else "_cs"
         parts = pred.pattern.split("*")
         inner = parts[1:-1]
@@ -203,7 +208,7 @@ class KqlGenerator(Generator):
     def pred_regex(self, pred: ir.Regex) -> str:
         if self.is_basename(pred.field):
             self.unsupported(f"a regex on {pred.field} (a file name) has no exact form on a full path", pred.span)
-        column = self.col(pred.field, pred.span)
+        column = self.text_col(pred.field, pred.span)
         pattern = self.re2(pred.pattern, pred.flags, pred.span)
         test = f"{column} matches regex {string(pattern)}"
         return self.empty_guard(column, test, matches_empty(pred.pattern, pred.flags))
@@ -250,6 +255,8 @@ class KqlGenerator(Generator):
                                      if "*" in v else
                                      self.pred_eq(ir.Eq(pred.field, v, pred.ignore_case, pred.span))
                                      for v in pred.values) + ")"
+        if not pred.values:
+            return "false"
         op = "in~" if pred.ignore_case else "in"
         return f"{column} {op} ({', '.join(string(v) for v in pred.values)})"
 
@@ -262,6 +269,12 @@ class KqlGenerator(Generator):
 
     # ------------------------------------------------------------ expressions
 
+    def operand(self, expr: ir.Expr) -> str:
+        """An arithmetic operand: a string column is read as a number (CQL arithmetic is numeric)."""
+        if isinstance(expr, ir.Ref) and self.column_type(expr.field) == "string" and expr.field not in self.computed:
+            return f"todouble({self.col(expr.field, expr.span)})"
+        return self.expr(expr)
+
     def expr(self, expr: ir.Expr) -> str:
         if isinstance(expr, ir.Lit):
             return string(expr.value) if isinstance(expr.value, str) else _number(expr.value)
@@ -270,10 +283,10 @@ class KqlGenerator(Generator):
         if isinstance(expr, ir.Cond):
             return f"iff({self.pred(expr.test)}, {self.expr(expr.then)}, {self.expr(expr.otherwise)})"
         if isinstance(expr, ir.Arith):
-            left = self.expr(expr.left)
+            left, right = self.operand(expr.left), self.operand(expr.right)
             if expr.op == "/":  # LogScale divides as real numbers; KQL long / long truncates
                 left = f"todouble({left})"
-            return f"({left} {expr.op} {self.expr(expr.right)})"
+            return f"({left} {expr.op} {right})"
         if isinstance(expr, ir.Func):
             function = {"lower": "tolower", "upper": "toupper"}.get(expr.name)
             if function:

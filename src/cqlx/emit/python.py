@@ -40,6 +40,7 @@ class _Module:
     names: dict[str, str] = field(default_factory=dict)
     computed: set[str] = field(default_factory=set)
     reshaped: frozenset[str] = frozenset()
+    branches: int = 0
 
     def field(self, name: str) -> str:
         return name if name in self.computed else self.names.get(name, name)
@@ -52,7 +53,7 @@ class _Module:
     def regex(self, pattern: str, flags: int, span: ir.Span = ir.NO_SPAN) -> str:
         try:
             re.compile(pattern, flags)
-        except (re.error, OverflowError, RecursionError) as error:
+        except (re.error, ValueError, OverflowError, RecursionError) as error:
             raise UnsupportedError(f"Python's re cannot run the regex {pattern!r}: {error}", span) from None
         return self.constant(f"compile_regex({pattern!r}, {int(flags)!r})", "R")
 
@@ -138,10 +139,12 @@ class _Segment:
     def case(self, step: ir.Case) -> None:
         names: list[str] = []
         for branch in step.branches:
-            segment = _Segment(self.module, f"_branch{len(self.module.functions)}_{len(names)}")
+            self.module.branches += 1  # one counter for the module: nested cases get their own names
+            segment = _Segment(self.module, f"_branch{self.module.branches}")
             for inner in branch.steps:
                 if isinstance(inner, ir.Order):
-                    raise ValueError("sort() inside case { } is not supported")
+                    raise UnsupportedError("sort() inside case { } has no meaning per event: move it after "
+                                           "the case", inner.span)
                 segment.step(inner)
             self.module.functions.append(segment.source())
             names.append(segment.name)

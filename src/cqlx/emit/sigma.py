@@ -54,8 +54,9 @@ def sigma_string(text: str, glob: bool = False) -> str:
 
 
 def _identifier(name: str) -> str:
+    """A Sigma condition identifier: ASCII letters, digits and underscores only."""
     snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
-    return re.sub(r"\W+", "_", snake).strip("_").lower() or "x"
+    return re.sub(r"[^A-Za-z0-9]+", "_", snake).strip("_").lower() or "x"
 
 
 def minimal_sets(weights: dict[str, int | float], threshold: int | float) -> list[tuple[str, ...]] | None:
@@ -280,6 +281,8 @@ class SigmaGenerator(Generator):
         if isinstance(pred, ir.Not):
             inner = self.condition(pred.item, hint + "_not" if not hint.endswith("_not") else hint)
             return f"not {inner}"
+        if isinstance(pred, ir.Cmp) and pred.op == "!=":  # no Sigma modifier for "not equal"
+            return "not " + self.condition(ir.Cmp(pred.field, "==", pred.number, pred.span), hint + "_not")
         atom = self.atom(pred)
         if atom is None:
             return self.detection.add(hint, {"EventID|exists": True}) if isinstance(pred, ir.TrueP) else "false"
@@ -334,7 +337,10 @@ class SigmaGenerator(Generator):
     def plain_column(self, field: str, span: ir.Span) -> str:
         if field in self.computed:
             self.unsupported(f"a test on {field}, which the rule computes, has no Sigma form", span)
-        return self.column(field, span) or field
+        column = self.column(field, span) or field
+        if not column or "|" in column:  # Sigma reads `|` in a key as a modifier
+            self.unsupported(f"the field name {column!r} cannot be a Sigma field (empty, or holds '|')", span)
+        return column
 
     def is_basename(self, field: str) -> bool:
         mapped = self.profile.field(self.event, field)

@@ -34,8 +34,8 @@ def string(value: str) -> str:
 
 
 def field_ref(name: str) -> str:
-    """A field in eval/where: bare when plain, else in single quotes."""
-    return name if _PLAIN.match(name) else "'" + name.replace("'", "\\'") + "'"
+    """A field in eval/where: bare when plain, else in single quotes (backslash and quote escaped)."""
+    return name if _PLAIN.match(name) else "'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def table_name(name: str) -> str:
@@ -215,6 +215,8 @@ class SplGenerator(Generator):
             return "(" + " OR ".join(self.pred(p) for p in pred.items) + ")"
         if isinstance(pred, ir.Not):
             inner = pred.item
+            if isinstance(inner, ir.TrueP):
+                return "false()"
             if isinstance(inner, ir.And | ir.Or | ir.Not):
                 return self.pred(negate(inner))
             test = self.atom(inner)
@@ -264,6 +266,8 @@ class SplGenerator(Generator):
                 alternatives = "|".join(glob_to_regex(v, dotall=False) for v in pred.values)
                 flags = "(?i)" if pred.ignore_case else ""
                 return f"match({column}, {string(flags + '(?s)(?:' + alternatives + ')')})"
+            if not pred.values:
+                return "false()"
             return f"in({column}, {', '.join(string(v) for v in pred.values)})"
         if isinstance(pred, ir.FreeText):
             self.unsupported("free-text search is not converted to SPL yet", pred.span)
