@@ -18,7 +18,7 @@ import re
 from cqlx import ir
 from cqlx.emit.base import PRESENTATION, Generator
 from cqlx.passes import pred_fields
-from cqlx.regexes import flag_prefix, glob_to_regex, to_pcre
+from cqlx.regexes import flag_prefix, glob_to_regex, to_pcre, to_python
 
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # in eval, `.` concatenates: a.b must be quoted
 _PLAIN_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -138,7 +138,7 @@ class SplGenerator(Generator):
             if isinstance(pred, ir.Regex) and not step_reads_computed(self, pred):
                 column = self.col(pred.field, pred.span)
                 # `regex` drops events without the field, as a CQL regex filter does.
-                return [f"regex {table_name(column)}={string(self.pattern(pred.pattern, pred.flags))}"]
+                return [f"regex {table_name(column)}={string(self.pattern(pred.pattern, pred.flags, pred.span))}"]
             return [f"where {self.pred(pred)}"]
         if isinstance(step, ir.Eval):
             value = self.expr(step.expr)
@@ -199,7 +199,11 @@ class SplGenerator(Generator):
     def col(self, field: str, span: ir.Span) -> str:
         return self.column(field, span) or field
 
-    def pattern(self, pattern: str, flags: str) -> str:
+    def pattern(self, pattern: str, flags: str, span: ir.Span = ir.NO_SPAN) -> str:
+        try:  # a pattern no engine accepts would be refused by Splunk at search time
+            re.compile(to_python(pattern))
+        except (re.error, ValueError, OverflowError, RecursionError) as error:
+            self.unsupported(f"the regex {pattern!r} does not compile ({error})", span)
         return flag_prefix(flags) + to_pcre(pattern)
 
     def guarded(self, field: str, test: str, span: ir.Span) -> str:
@@ -255,7 +259,7 @@ class SplGenerator(Generator):
             return f"match({column}, {string(pattern)})"
         if isinstance(pred, ir.Regex):
             column = field_ref(self.col(pred.field, pred.span))
-            return f"match({column}, {string(self.pattern(pred.pattern, pred.flags))})"
+            return f"match({column}, {string(self.pattern(pred.pattern, pred.flags, pred.span))})"
         if isinstance(pred, ir.Cmp):
             return f"{self.numeric_value(pred.field, pred.span)}{_CMP[pred.op]}{_number(pred.number)}"
         if isinstance(pred, ir.Exists):
