@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import sys
+from functools import partial
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,19 @@ class EventStats:
     missing_fields: int = 0  # events without a field the rule's filters test
     skipped: int = 0  # lines the literal prefilter passed over unparsed: they cannot match
     examples: list[str] = field(default_factory=list)
+
+    def tally(self, kind: str, value: Any, where: Callable[[], str]) -> bool:
+        """Count one classified line (see :func:`classify`); True when it is an event."""
+        if kind == "event":
+            self.events += 1
+            return True
+        if kind == "blank":
+            self.blank += 1
+            return False
+        self.malformed += 1
+        if len(self.examples) < KEEP_EXAMPLES:
+            self.examples.append(f"{where()}: {value}")
+        return False
 
     @property
     def not_matched(self) -> int:
@@ -100,22 +114,15 @@ def read_events(names: list[str], stats: EventStats, strict: bool = False) -> It
     for name in names:
         stream = _open(name)
         try:
+            label = "<stdin>" if name == "-" else name
             for number, raw in enumerate(stream, start=1):
                 stats.lines += 1
                 kind, value = classify(raw)
-                if kind == "event":
-                    stats.events += 1
+                if strict and kind == "malformed":
+                    raise EventFileError(f"{label}:{number}: malformed event line: {value}",
+                                         Span(number, 1, number, 2), filename=None)
+                if stats.tally(kind, value, partial("{}:{}".format, label, number)):
                     yield value
-                elif kind == "blank":
-                    stats.blank += 1
-                else:
-                    stats.malformed += 1
-                    where = f"{'<stdin>' if name == '-' else name}:{number}"
-                    if strict:
-                        raise EventFileError(f"{where}: malformed event line: {value}", Span(number, 1, number, 2),
-                                             filename=None)
-                    if len(stats.examples) < KEEP_EXAMPLES:
-                        stats.examples.append(f"{where}: {value}")
         except OSError as error:  # a corrupt .gz stream, for example
             raise EventFileError(f"{name}: cannot read ({error})") from None
         finally:

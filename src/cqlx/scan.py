@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from functools import partial
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -97,15 +98,8 @@ def _scan_window(chunk: bytes, begin: int, end: int, scanner: Any, others: tuple
             continue
         parsed += 1
         kind, value = classify(raw)
-        if kind == "event":
-            stats.events += 1
+        if stats.tally(kind, value, partial(where, start)):
             yield value
-        elif kind == "blank":
-            stats.blank += 1
-        else:
-            stats.malformed += 1
-            if len(stats.examples) < KEEP_EXAMPLES:
-                stats.examples.append(f"{where(start)}: {value}")
     stats.skipped += lines - parsed
 
 
