@@ -724,6 +724,8 @@ KNOWN_BUGS: tuple[KnownBug, ...] = (
              "exceeds CPython's limit of 200"),
     KnownBug("unicode-digit-limit", frozenset({"parse"}), "ValueError", "invalid literal for int",
              "limit=\"\u00b2\": str.isdigit() accepts digits int() does not"),
+    KnownBug("limit-huge", frozenset({"parse"}), "ValueError", "Exceeds the limit .* integer string",
+             "sort(x, limit=<4301 digits>): Lowering.limit calls int() on the word before any length check"),
     KnownBug("non-finite-number", frozenset({"match", "run", "python-output"}), "NameError",
              "name '(inf|nan)' is not defined", "x < 1e400 / x < nan: a non-finite number is written as the "
              "bare name inf/nan into the matcher"),
@@ -1255,6 +1257,8 @@ KNOWN_CASES: tuple[Case, ...] = (
     Case("python-lower-199", PREFIX + "x := " + "lower(" * 199 + "CommandLine" + ")" * 199, "python-output",
          "199 nested lower() (within MAX_NESTING): the Python output does not compile"),
     Case("limit-superscript", 'sort(x, limit="\u00b2")', "parse", "limit=\"\u00b2\": ValueError from int()"),
+    Case("limit-huge", "sort(x, limit=" + "1" * 4301 + ")", "parse",
+         "limit= with 4301 digits: ValueError from int() (sys.int_max_str_digits)"),
     Case("inf-compare", PREFIX + "RawProcessId < 1e400", "match", "x < 1e400: NameError 'inf' in the matcher"),
     Case("nan-compare", PREFIX + "RawProcessId < nan", "match", "x < nan: NameError 'nan' in the matcher"),
     Case("sigma-inf", PREFIX + "RawProcessId < 1e400", "sigma-output", "x < 1e400: pySigma: Invalid number"),
@@ -1289,6 +1293,13 @@ KNOWN_CASES: tuple[Case, ...] = (
          "a glob on a long column: `ProcessId contains_cs \"1\"`: KS106"),
     Case("kql-newline-name", PREFIX + '"a\\nb" := 1', "kusto",
          "a field name with a newline: `extend ['a<newline>b']`, which KQL cannot parse"),
+    Case("kql-literal-arith", PREFIX + 'x := -"a"', "kusto",
+         "arithmetic on a string literal: `extend x = (0 - \"a\")`: KS106 (fields are converted, literals not)"),
+    Case("kql-mixed-compare", PREFIX + 'test("a" >= 1)', "kusto", "`where \"a\" >= 1`: KS106"),
+    Case("kql-in-on-long", PREFIX + 'in(RawProcessId, values=["1"], ignoreCase=true)', "kusto",
+         "in(..., ignoreCase=true) on a long column: `ProcessId in~ (\"1\")`: KS107"),
+    Case("spl-empty-table-name", PREFIX + 'CommandLine=x | select("")', "spl-output",
+         "select(\"\"): `| table ` with no field (the empty name is dropped)"),
     Case("kql-projected-away", PREFIX + "select([CommandLine]) | aid=x", "kusto",
          "`project ProcessCommandLine | where DeviceId == ...`: KS142"),
     Case("kql-mixed-iff", PREFIX + 'x := if(test(RawProcessId > 1), then="a", else=1) | sort(x)', "kusto",
@@ -1322,6 +1333,7 @@ def run_case(case: Case) -> list[Failure]:
 
 #: Known cases fixed since they were found: they now run as ordinary regression tests.
 FIXED = frozenset({
+    "limit-huge",
     "or-chain",
     "implicit-and-chain",
     "bang-chain",

@@ -200,7 +200,7 @@ class _Lowering:
         word = self.word(value)
         if word.lower() == "max":
             return ROW_LIMIT_MAX
-        if not re.fullmatch(r"[0-9]+", word) or not 1 <= int(word) <= ROW_LIMIT_MAX:
+        if not re.fullmatch(r"[0-9]{1,9}", word) or not 1 <= int(word) <= ROW_LIMIT_MAX:
             raise CqlValueError(f"limit={word} must be a whole number from 1 to {ROW_LIMIT_MAX} or max",
                                 value.span)
         return int(word)
