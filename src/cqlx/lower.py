@@ -243,7 +243,10 @@ class _Lowering:
 
     def field_arg(self, value: A.Expr) -> str:
         if isinstance(value, A.FieldRef | A.StringLit):
-            return self.word(value)
+            name = self.word(value)
+            if not name:
+                raise CqlValueError("a field name cannot be empty", value.span)
+            return name
         raise CqlValueError("expected a field name", value.span)
 
     def field_list(self, value: A.Expr) -> tuple[str, ...]:

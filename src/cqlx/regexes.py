@@ -172,7 +172,7 @@ def matches_empty(pattern: str, flags: str = "") -> bool:
     """Whether the pattern finds a match in the empty string (so a test on ``""`` would pass)."""
     try:
         return re.search(to_python(pattern), "", python_flags(flags)) is not None
-    except re.error:
+    except (re.error, ValueError, OverflowError, RecursionError):
         return True
 
 

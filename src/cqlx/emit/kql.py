@@ -257,6 +257,8 @@ class KqlGenerator(Generator):
                                      for v in pred.values) + ")"
         if not pred.values:
             return "false"
+        if pred.ignore_case:  # in~ compares text: a number column is tested as its text, as in CQL
+            column = self.text_col(pred.field, pred.span)
         op = "in~" if pred.ignore_case else "in"
         return f"{column} {op} ({', '.join(string(v) for v in pred.values)})"
 
