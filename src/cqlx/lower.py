@@ -233,12 +233,9 @@ class _Lowering:
         return bound
 
     def word(self, value: A.Expr) -> str:
-        if isinstance(value, A.FieldRef):
-            return value.name
-        if isinstance(value, A.StringLit):
-            return value.value
-        if isinstance(value, A.Number):
-            return value.text
+        """An argument that names something (a field, asc/desc, a number): not a glob or a regex."""
+        if isinstance(value, A.FieldRef | A.StringLit | A.Number):
+            return _plain_text(value)
         raise CqlValueError("expected a word", value.span)
 
     def field_arg(self, value: A.Expr) -> str:
