@@ -331,6 +331,23 @@ def unavailable(target: str) -> str | None:
     return None
 
 
+_LANGUAGE = {"python-module": "python", "kql-duckdb": "kql", "kql-parser": "kql", "sigma-sqlite": "sigma",
+             "spl-oracle": "spl"}
+
+
+def refused(query: ir.Query, rule: Rule, target: str, profiles: Mapping[str, str] | None = None) -> str | None:
+    """Why an engine has nothing to check: the conversion loses detection logic, so ``cqlx convert``
+    refuses it (None when the conversion keeps which events match)."""
+    language = _LANGUAGE[target]
+    try:
+        lost = convert_query(query, language, (profiles or {}).get(language), rule.meta, rule.text).detection_loss
+    except CqlError:
+        return None  # the engine's own conversion reports it as a finding
+    if not lost:
+        return None
+    return f"cqlx refuses this conversion (detection loss: {lost[0].message})"
+
+
 def test_rule(rule: Rule, report: Report, extra: list[Case] | None = None,
               profiles: Mapping[str, str] | None = None) -> None:
     """Run one rule's card tests (and ``extra`` cases, e.g. witnesses) everywhere; record findings.
@@ -356,7 +373,7 @@ def test_rule(rule: Rule, report: Report, extra: list[Case] | None = None,
                                                f"expected {key}: {value!r}, got {got!r}", case.line, case.event))
     report.checked[(rule.path, "python")] = len(cases)
     for target in TARGETS:
-        reason = unavailable(target)
+        reason = unavailable(target) or refused(query, rule, target, profiles)
         if reason is not None:
             report.checked[(rule.path, target)] = f"skipped: {reason}"
             continue

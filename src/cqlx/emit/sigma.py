@@ -294,6 +294,12 @@ class SigmaGenerator(Generator):
             column = self.plain_column(pred.field, pred.span)
             cased = "" if pred.ignore_case else "|cased"
             if isinstance(pred, ir.In):
+                if self.is_basename(pred.field):  # each file name: the full path ends with a separator and it
+                    if any("*" in v for v in pred.values):
+                        self.unsupported(f"a glob in in() on {pred.field} (a file name) has no form on {column} "
+                                         "(a full path) that cqlx writes yet", pred.span)
+                    return f"{column}|endswith{cased}", [sep + sigma_string(v) for v in pred.values
+                                                         for sep in ("\\", "/")]
                 return f"{column}{cased}", [sigma_string(v, glob=True) for v in pred.values]
             glob = isinstance(pred, ir.Glob)
             text = pred.pattern if isinstance(pred, ir.Glob) else pred.value
