@@ -41,6 +41,10 @@ def parse(text: str) -> ir.Query:
                        source=text) from None
 
 
+class RegexTimeoutError(CqlError):
+    """An event on which a backtracking regex ran past the matcher's time limit: undecided."""
+
+
 @dataclass(frozen=True)
 class Matcher:
     """A compiled rule: ``match(event)`` gives the output row or None; ``run(events)`` all rows,
@@ -51,15 +55,35 @@ class Matcher:
     namespace: dict[str, Any]
 
     def match(self, event: dict[str, Any]) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = self.namespace["match"](event)
+        """The output row for ``event``, or None; :class:`RegexTimeoutError` when a regex that
+        needs backtracking ran past :attr:`regex_time_limit` on it."""
+        try:
+            result: dict[str, Any] | None = self.namespace["match"](event)
+        except self.namespace["RegexTimeout"] as error:
+            raise RegexTimeoutError(str(error)) from None
         return result
 
     def run(self, events: Iterable[dict[str, Any]], counts: dict[str, int] | None = None
             ) -> list[dict[str, Any]]:
         """All output rows; with ``counts``, ``counts["matched"]`` is how many events matched
-        (before any sort limit)."""
-        result: list[dict[str, Any]] = self.namespace["run"](events, counts)
+        (before any sort limit) and ``counts["timed_out"]`` how many were given up on because a
+        regex ran past the time limit (without ``counts``, that raises :class:`RegexTimeoutError`)."""
+        try:
+            result: list[dict[str, Any]] = self.namespace["run"](events, counts)
+        except self.namespace["RegexTimeout"] as error:
+            raise RegexTimeoutError(str(error)) from None
         return result
+
+    @property
+    def regex_time_limit(self) -> float:
+        """Seconds one search of a regex RE2 cannot run may take (0: no limit). RE2 runs every
+        other regex in linear time, unbounded."""
+        limit: float = self.namespace["REGEX_TIME_LIMIT"][0]
+        return limit
+
+    def limit_regex_time(self, seconds: float) -> None:
+        """Set :attr:`regex_time_limit` (the namespace is this matcher's own)."""
+        self.namespace["REGEX_TIME_LIMIT"][0] = seconds
 
     @property
     def fields(self) -> tuple[str, ...] | None:

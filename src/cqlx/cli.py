@@ -136,6 +136,10 @@ def run(
                                                  "needs (off with --strict, which checks every line).")] = True,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processes that scan each event file "
                                                                   "(regular files; with the prefilter).")] = 1,
+    regex_timeout: Annotated[float, typer.Option(min=0, help="Milliseconds one search of a regex that needs "
+                                                              "backtracking (RE2 cannot run it) may take on an event; "
+                                                              "the event is then counted undecided. 0: no limit.")
+                             ] = 50,
 ) -> None:
     """Run a rule over events with the Python matcher; print the rule's output rows.
 
@@ -153,6 +157,7 @@ def run(
     loaded = load_rule(rule)
     query = loaded.parse()
     matcher = compile_query(query, loaded.text, loaded.meta.title, profile)
+    matcher.limit_regex_time(regex_timeout / 1000)
     stats = EventStats()
     tested = sorted({f for s in query.steps if hasattr(s, "pred") for f in pred_fields(s.pred)} - {"*"})
 
@@ -172,6 +177,7 @@ def run(
         stream = read_events(events, stats, strict)
     rows = matcher.run(counted(stream), counts)
     stats.matched = counts.get("matched", 0)
+    stats.timed_out = counts.get("timed_out", 0)
     _write_rows(rows, matcher.fields, chosen)
     _err(stats.summary())
     for example in stats.examples:
@@ -231,6 +237,7 @@ def check(
     Exits 1 when a conversion would be refused under --on-lossy. Example: cqlx check samples/rules
     """
     from cqlx.conversion import apply_policy, convert_query
+    from cqlx.lint import regex_engine_notes
     from cqlx.rules import find_rules, load_rule
 
     status = 0
@@ -245,6 +252,8 @@ def check(
         problems = 0
         for span, note in query.notes:
             _err(f"{rule.location(span)}: portability: {note}")
+        for span, note in regex_engine_notes(query):
+            _err(f"{rule.location(span)}: matcher: {note}")
         for target in ("spl", "kql", "sigma"):
             conversion = convert_query(query, target, None, rule.meta, rule.text)
             for diagnostic in conversion.diagnostics:

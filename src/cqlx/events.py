@@ -45,6 +45,7 @@ class EventStats:
     matched: int = 0
     missing_fields: int = 0  # events without a field the rule's filters test
     skipped: int = 0  # lines the literal prefilter passed over unparsed: they cannot match
+    timed_out: int = 0  # events given up on: a backtracking regex ran past the time limit
     examples: list[str] = field(default_factory=list)
 
     def tally(self, kind: str, value: Any, where: Callable[[], str]) -> bool:
@@ -62,14 +63,18 @@ class EventStats:
 
     @property
     def not_matched(self) -> int:
-        return self.events - self.matched
+        return self.events - self.matched - self.timed_out
 
     def summary(self) -> str:
+        undecided = f", {self.timed_out} undecided" if self.timed_out else ""
         text = (f"{self.lines} lines read: {self.events} events ({self.matched} matched, "
-                f"{self.not_matched} not matched), {self.blank} blank, {self.malformed} malformed")
+                f"{self.not_matched} not matched{undecided}), {self.blank} blank, {self.malformed} malformed")
         if self.skipped:
             text += (f", {self.skipped} skipped unparsed by the literal prefilter (they hold none of the "
                      "text a match needs)")
+        if self.timed_out:
+            text += ("; undecided: a regex that needs backtracking ran past the time limit on those events "
+                     "(--regex-timeout raises it)")
         if self.missing_fields:
             text += f"; {self.missing_fields} events lack a field the rule tests"
         return text

@@ -130,6 +130,30 @@ def _map_expr_preds(expr: ir.Expr, fn: Callable[[ir.Pred], ir.Pred]) -> ir.Expr:
     return expr
 
 
+def atoms(query: ir.Query) -> list[ir.Pred]:
+    """Every predicate that is not And/Or/Not/TrueP, in order, wherever it is in the query
+    (filters, signals, case branches, conditions inside expressions)."""
+    found: list[ir.Pred] = []
+
+    def visit(pred: ir.Pred) -> ir.Pred:
+        if isinstance(pred, ir.And | ir.Or):
+            for item in pred.items:
+                visit(item)
+        elif isinstance(pred, ir.Not):
+            visit(pred.item)
+        elif isinstance(pred, ir.ExprTest):
+            found.append(pred)
+            _map_expr_preds(pred.left, visit)
+            _map_expr_preds(pred.right, visit)
+        elif not isinstance(pred, ir.TrueP):
+            found.append(pred)
+        return pred
+
+    for step in query.steps:
+        _map_preds(step, visit)
+    return found
+
+
 def drop_true_filters(query: ir.Query) -> ir.Query:
     """A ``*`` filter stage keeps every event."""
     steps = tuple(s for s in query.steps if not (isinstance(s, ir.Filter) and isinstance(s.pred, ir.TrueP)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import re._constants as sre_constants  # type: ignore[import-not-found]  # the parser `re` uses (3.11+)
 import re._parser as sre_parse  # type: ignore[import-not-found]
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = ["sre_constants", "sre_parse"]  # shared with the prefilter and the witness generator
@@ -27,13 +28,14 @@ ANCHOR_A_z = "\\A or \\z anchor"
 CLASS_ESCAPE = "class escape (\\d \\w \\s)"
 UNICODE_CLASS = "\\p{..} class"
 LAZY = "lazy quantifier"
+OPEN_REPEAT = "{,n} repetition"  # Python reads {0,n}; RE2 and PCRE read the text "{,n}"
 
 # Sigma's portable subset (sigma-specification, appendix-modifiers): . ^ $ * + ? {n,m} [..] | ()
 SIGMA_NON_PORTABLE = frozenset({LOOKAHEAD, LOOKBEHIND, BACKREFERENCE, NAMED_GROUP, ATOMIC_GROUP,
                                 POSSESSIVE, INLINE_FLAGS, ANCHOR_Z, ANCHOR_A_z, CLASS_ESCAPE,
-                                UNICODE_CLASS, LAZY})
+                                UNICODE_CLASS, LAZY, OPEN_REPEAT})
 # RE2 (re2 syntax page): no lookaround, no backreferences, no atomic or possessive forms, no \Z.
-RE2_UNSUPPORTED = frozenset({LOOKAHEAD, LOOKBEHIND, BACKREFERENCE, ATOMIC_GROUP, POSSESSIVE, ANCHOR_Z})
+RE2_UNSUPPORTED = frozenset({LOOKAHEAD, LOOKBEHIND, BACKREFERENCE, ATOMIC_GROUP, POSSESSIVE, ANCHOR_Z, OPEN_REPEAT})
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ def features(pattern: str) -> frozenset[str]:
                 found.add(INLINE_FLAGS)
         elif token.kind == "quantifier" and len(text) > 1 and text[-1] in "+?":
             found.add(POSSESSIVE if text[-1] == "+" else LAZY)
+        if token.kind == "quantifier" and text.startswith("{,"):
+            found.add(OPEN_REPEAT)
         elif token.kind == "escape":
             letter = text[1:2]
             if (letter.isdigit() and letter != "0") or letter == "k":
@@ -176,8 +180,85 @@ def matches_empty(pattern: str, flags: str = "") -> bool:
         return True
 
 
-def glob_to_regex(pattern: str, end: str = "\\z", dotall: bool = True) -> str:
+def glob_to_regex(pattern: str, end: str = "\\z", dotall: bool = True, escape: Callable[[str], str] = re.escape
+                  ) -> str:
     """An anchored regex for a LogScale ``*`` glob (``end`` is ``\\Z`` for Python); ``*`` spans
-    newlines, so the regex is dot-all unless the caller sets that flag itself."""
-    body = "^" + ".*".join(re.escape(part) for part in pattern.split("*")) + end
+    newlines, so the regex is dot-all unless the caller sets that flag itself. ``escape`` quotes
+    the literal parts (:func:`re2_escape` for RE2)."""
+    body = "^" + ".*".join(escape(part) for part in pattern.split("*")) + end
     return "(?s)" + body if dotall else body
+
+
+_RE2_META = frozenset("\\.+*?()|[]{}^$")
+
+
+def re2_escape(text: str) -> str:
+    """Literal text for RE2: a backslash before each metacharacter; everything else is literal
+    there (re2 syntax page), where ``re.escape`` also escapes characters RE2 may not accept."""
+    return "".join("\\" + char if char in _RE2_META else char for char in text)
+
+
+# ---------------------------------------------------------------- linear-time matching
+
+#: Features only a backtracking engine runs: the Python matcher bounds these in time instead.
+BACKTRACKING = frozenset({LOOKAHEAD, LOOKBEHIND, BACKREFERENCE, ATOMIC_GROUP, POSSESSIVE})
+_READ_DIFFERENTLY = frozenset({OPEN_REPEAT})
+_END = "(?:\\n?\\z)"  # Python's `$` (no MULTILINE): the end, or before a final newline
+
+
+@dataclass(frozen=True)
+class LinearPlan:
+    """How RE2 runs a pattern with exactly the Python matcher's semantics, and on which values.
+
+    RE2 differs from Python's ``re`` (ASCII mode) in three places the plan accounts for: ``$``
+    (rewritten to ``\\n?\\z``), case folding beyond ASCII (RE2 folds Unicode: the Kelvin sign is
+    a ``k``), so a case-insensitive plan runs only on ASCII values, and ``\\s`` (Python's has
+    ``\\v``, RE2's does not), so a plan with ``\\s`` skips values holding a vertical tab. Values a
+    plan does not cover go to ``re``, under the matcher's time limit."""
+
+    pattern: str  # RE2 syntax, the flags inline
+    ascii_only: bool = False
+    vertical_tab: bool = False
+
+
+def linear_plan(pattern: str, flags: str = "") -> LinearPlan | None:
+    """The RE2 plan for a LogScale pattern (already unescaped), or None when only a backtracking
+    engine has its meaning: lookaround, backreferences, atomic or possessive forms, and syntax the
+    two engines read differently (``{,n}``, POSIX-like ``[[:x:]]`` and set operations in classes,
+    inline flags other than ``i``/``s``, which Python spells differently or RE2 lacks)."""
+    if features(pattern) & (BACKTRACKING | _READ_DIFFERENTLY):
+        return None
+    ignore_case, multiline = "i" in flags, "m" in flags
+    vertical_tab = False
+    out: list[str] = []
+    for token in tokens(pattern):
+        text = token.text
+        if token.kind == "group_open" and text.startswith("(?") and text[2:3] not in ("<", "P", ":"):
+            letters = text[2:].rstrip(":)")
+            if set(letters) - set("is-"):
+                return None
+            ignore_case = ignore_case or "i" in letters
+        elif token.kind == "group_open" and text.startswith("(?<"):
+            text = "(?P" + text[2:]
+        elif token.kind == "class":
+            inner = text[1:-1]
+            if any(mark in inner for mark in ("[", "&&", "--", "||", "~~")):
+                return None
+            vertical_tab = vertical_tab or re.search(r"\\[sS]", text) is not None
+        elif token.kind == "escape":
+            vertical_tab = vertical_tab or text in ("\\s", "\\S")
+            text = _END if text == "\\Z" else text
+        elif token.kind == "literal" and text == "$" and not multiline:
+            text = _END
+        out.append(text)
+    if ignore_case and not pattern.isascii():  # folding of non-ASCII letters: the engines' tables differ
+        return None
+    return LinearPlan(flag_prefix(flags) + "".join(out), ignore_case, vertical_tab)
+
+
+def glob_plan(patterns: tuple[str, ...], ignore_case: bool) -> LinearPlan | None:
+    """The RE2 plan for a glob, or an alternation of globs (see :func:`glob_to_regex`)."""
+    if ignore_case and not all(p.isascii() for p in patterns):
+        return None
+    body = "|".join(glob_to_regex(p, "\\z", False, re2_escape) for p in patterns)
+    return LinearPlan(("(?si)" if ignore_case else "(?s)") + f"(?:{body})", ignore_case)

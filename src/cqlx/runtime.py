@@ -3,6 +3,11 @@
 This file is copied verbatim into every module written by ``cqlx convert --to python``, so the
 saved matcher runs without cqlx installed. Keep it self-contained: no cqlx imports.
 
+Regexes run on RE2 (linear time) when the ``re2`` module is installed and the rule's pattern has
+an exact RE2 plan; otherwise on ``re``, each search bounded by ``REGEX_TIME_LIMIT`` through a
+``SIGALRM`` timer (``_sre`` checks for signals while it backtracks), so one hostile value cannot
+stall the stream: the event is then undecided, and ``run`` counts it.
+
 Semantics (SEMANTICS.md): a field is missing when the event lacks it or holds JSON null; string
 tests see strings, and numbers as their decimal text; lists and objects are not strings, so string
 tests on them are false. ``#tag`` fields are read as ``#tag``, then ``tag``.
@@ -10,10 +15,24 @@ tests on them are false. ``#tag`` fields are read as ``#tag``, then ``tag``.
 
 import heapq
 import re
-from collections.abc import Iterable, Iterator
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+try:  # google-re2: linear-time matching for every pattern it can run with the same meaning
+    import re2 as _re2
+
+    _RE2_OPTIONS: Any = _re2.Options()
+    _RE2_OPTIONS.log_errors = False
+except ImportError:  # pragma: no cover - the saved module also runs with the standard library only
+    _re2 = None
+
 _MISSING = None
+
+#: Seconds one backtracking regex search may take before the event is given up as undecided;
+#: 0 or less: no limit. A list, so callers can set it (``REGEX_TIME_LIMIT[0] = 0.2``).
+REGEX_TIME_LIMIT = [0.05]
 
 
 def get(record: dict[str, Any], name: str) -> Any:
@@ -66,14 +85,77 @@ def number(value: Any) -> int | float | None:
     return None
 
 
-def search(regex: re.Pattern[str], value: Any) -> bool:
-    string = text(value)
-    return string is not None and regex.search(string) is not None
+class RegexTimeout(Exception):
+    """A regex search ran past ``REGEX_TIME_LIMIT``: whether the event matches is undecided."""
 
 
-def fullmatch(regex: re.Pattern[str], value: Any) -> bool:
+_ALARM = {"armed": False}
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    if _ALARM["armed"]:  # a late signal, after the search ended, is ignored
+        _ALARM["armed"] = False
+        raise RegexTimeout(f"a regex search ran past the {REGEX_TIME_LIMIT[0] * 1000:g} ms limit")
+
+
+def _bounded(method: Callable[[str], Any], string: str) -> bool:
+    """``method(string) is not None``, interrupted after ``REGEX_TIME_LIMIT`` seconds when this
+    thread can take a timer signal and no one else uses ``SIGALRM``."""
+    limit = REGEX_TIME_LIMIT[0]
+    if (limit <= 0 or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, signal.SIG_IGN, None)
+            or signal.getitimer(signal.ITIMER_REAL)[0]):
+        return method(string) is not None
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    _ALARM["armed"] = True
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        return method(string) is not None
+    finally:
+        _ALARM["armed"] = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class Regex:
+    """One rule regex: ``re`` for its meaning, and the RE2 plan that has the same meaning on the
+    values it covers (ASCII values for a case-insensitive plan; values without a vertical tab for
+    a plan with ``\\s``). Other values, and patterns with no plan, go to ``re``, time-bounded."""
+
+    __slots__ = ("ascii_only", "linear", "python", "vertical_tab")
+
+    def __init__(self, python: re.Pattern[str], linear: Any, ascii_only: bool, vertical_tab: bool) -> None:
+        self.python = python
+        self.linear = linear
+        self.ascii_only = ascii_only
+        self.vertical_tab = vertical_tab
+
+    def search(self, string: str) -> bool:
+        linear = self.linear
+        if (linear is not None and (not self.ascii_only or string.isascii())
+                and not (self.vertical_tab and "\v" in string)):
+            try:
+                return linear.search(string) is not None
+            except UnicodeEncodeError:  # a lone surrogate (from a JSON \ud800 escape) is not UTF-8
+                pass
+        return _bounded(self.python.search, string)
+
+
+def compile_regex(pattern: str, flags: int, linear: str | None = None, ascii_only: bool = False,
+                  vertical_tab: bool = False) -> Regex:
+    """``pattern`` for ``re`` with ``flags``; ``linear``, the RE2 plan's pattern (when RE2 is here)."""
+    compiled = None
+    if linear is not None and _re2 is not None:
+        try:
+            compiled = _re2.compile(linear, _RE2_OPTIONS)
+        except Exception:  # re2.error; the plan was checked when the module was written
+            compiled = None
+    return Regex(re.compile(pattern, flags), compiled, ascii_only, vertical_tab)
+
+
+def search(regex: Regex, value: Any) -> bool:
     string = text(value)
-    return string is not None and regex.fullmatch(string) is not None
+    return string is not None and regex.search(string)
 
 
 def equals(value: Any, expected: str) -> bool:
@@ -153,11 +235,11 @@ def free_text(record: dict[str, Any], needle: str) -> bool:
     return any(needle in string for string in _strings(record))
 
 
-def free_regex(record: dict[str, Any], regex: re.Pattern[str]) -> bool:
+def free_regex(record: dict[str, Any], regex: Regex) -> bool:
     raw = record.get("@rawstring")
     if isinstance(raw, str):
-        return regex.search(raw) is not None
-    return any(regex.search(string) is not None for string in _strings(record))
+        return regex.search(raw)
+    return any(regex.search(string) for string in _strings(record))
 
 
 def arith(op: str, left: Any, right: Any) -> int | float | None:
@@ -278,5 +360,18 @@ def counted(rows: Iterable[dict[str, Any]], counts: dict[str, int]) -> Iterator[
         yield row
 
 
-def compile_regex(pattern: str, flags: int) -> re.Pattern[str]:
-    return re.compile(pattern, flags)
+def guarded(segment: Callable[[dict[str, Any]], Any], events: Iterable[dict[str, Any]],
+            counts: dict[str, int] | None) -> Iterator[dict[str, Any]]:
+    """The rows ``segment`` keeps; with ``counts``, an event whose regex ran past the time limit
+    is counted in counts["timed_out"] and passed over (without, the RegexTimeout propagates)."""
+    stream = iter(events)
+    while True:
+        try:
+            for row in map(segment, stream):
+                if row is not None:
+                    yield row
+            return
+        except RegexTimeout:
+            if counts is None:
+                raise
+            counts["timed_out"] = counts.get("timed_out", 0) + 1

@@ -12,6 +12,7 @@ as the identity (one event sorted is itself).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +21,23 @@ from cqlx import ir
 from cqlx.errors import UnsupportedError
 from cqlx.passes import step_writes
 from cqlx.profiles import Profile
-from cqlx.regexes import glob_to_regex, python_flags, to_python
+from cqlx.regexes import LinearPlan, glob_plan, glob_to_regex, linear_plan, python_flags, to_python
 
 _RUNTIME = Path(__file__).resolve().parent.parent / "runtime.py"
+
+
+@functools.lru_cache(maxsize=4096)
+def re2_compiles(pattern: str) -> bool:
+    """Whether RE2 accepts the pattern (its size limits included)."""
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print each refusal to stderr
+    try:
+        re2.compile(pattern, options)
+    except Exception:  # re2.error
+        return False
+    return True
 
 
 def runtime_source() -> str:
@@ -50,12 +65,17 @@ class _Module:
             self.constants[code] = f"_{prefix}{len(self.constants)}"
         return self.constants[code]
 
-    def regex(self, pattern: str, flags: int, span: ir.Span = ir.NO_SPAN) -> str:
+    def regex(self, pattern: str, flags: int, span: ir.Span = ir.NO_SPAN, plan: LinearPlan | None = None) -> str:
+        """A module constant for the regex: ``re`` with ``flags``, and ``plan`` for RE2 when RE2
+        compiles it (else the matcher runs ``re`` alone, under its time limit)."""
         try:
             re.compile(pattern, flags)
         except (re.error, ValueError, OverflowError, RecursionError) as error:
             raise UnsupportedError(f"Python's re cannot run the regex {pattern!r}: {error}", span) from None
-        return self.constant(f"compile_regex({pattern!r}, {int(flags)!r})", "R")
+        if plan is None or not re2_compiles(plan.pattern):
+            return self.constant(f"compile_regex({pattern!r}, {int(flags)!r})", "R")
+        return self.constant(f"compile_regex({pattern!r}, {int(flags)!r}, {plan.pattern!r}, {plan.ascii_only!r}, "
+                             f"{plan.vertical_tab!r})", "R")
 
 
 class _Segment:
@@ -185,10 +205,12 @@ class _Segment:
             return f"equals({self.tested(pred.field, pred.span)}, {pred.value!r})"
         if isinstance(pred, ir.Glob):
             flags = re.IGNORECASE if pred.ignore_case else 0
-            regex = m.regex(glob_to_regex(pred.pattern, "\\Z"), flags)
+            regex = m.regex(glob_to_regex(pred.pattern, "\\Z"), flags, pred.span,
+                            glob_plan((pred.pattern,), pred.ignore_case))
             return f"search({regex}, {self.tested(pred.field, pred.span)})"
         if isinstance(pred, ir.Regex):
-            regex = m.regex(to_python(pred.pattern), python_flags(pred.flags), pred.span)
+            regex = m.regex(to_python(pred.pattern), python_flags(pred.flags), pred.span,
+                            linear_plan(pred.pattern, pred.flags))
             return f"search({regex}, {self.tested(pred.field, pred.span)})"
         if isinstance(pred, ir.Cmp):
             return f"compare({self.tested(pred.field, pred.span)}, {pred.op!r}, {pred.number!r})"
@@ -198,7 +220,8 @@ class _Segment:
             return self.member(pred)
         if isinstance(pred, ir.FreeText):
             if pred.regex:
-                regex = m.regex(to_python(pred.value), python_flags(pred.flags), pred.span)
+                regex = m.regex(to_python(pred.value), python_flags(pred.flags), pred.span,
+                                linear_plan(pred.value, pred.flags))
                 return f"free_regex(rec, {regex})"
             return f"free_text(rec, {pred.value!r})"
         if isinstance(pred, ir.ExprTest):
@@ -209,7 +232,8 @@ class _Segment:
         if any("*" in v for v in pred.values) or pred.ignore_case:
             alternatives = "|".join(glob_to_regex(v, "\\Z", dotall=False) for v in pred.values)
             flags = re.DOTALL | (re.IGNORECASE if pred.ignore_case else 0)
-            regex = self.module.regex(f"(?:{alternatives})", flags)
+            regex = self.module.regex(f"(?:{alternatives})", flags, pred.span,
+                                      glob_plan(pred.values, pred.ignore_case))
             return f"search({regex}, {self.value(pred.field)})"
         values = self.module.constant("frozenset(" + repr(tuple(sorted(set(pred.values)))) + ")", "S")
         return f"member({self.value(pred.field)}, {values})"
@@ -315,12 +339,13 @@ def emit_python(query: ir.Query, title: str = "", query_text: str = "", profile:
         "",
         "def run(events, counts=None):",
         '    """Every output row, ordered and limited as the rule\'s sort() and table() say.',
-        "    With a dict ``counts``, counts['matched'] is the number of events the filters keep.\"\"\"",
-        "    rows = (row for row in map(SEGMENTS[0], events) if row is not None)",
+        "    With a dict ``counts``, counts['matched'] is the number of events the filters keep, and",
+        "    counts['timed_out'] the number given up because a regex ran past REGEX_TIME_LIMIT.\"\"\"",
+        "    rows = guarded(SEGMENTS[0], events, counts)",
         "    if counts is not None:",
         "        rows = counted(rows, counts)",
         "    for (keys, limit), segment in zip(ORDERS, SEGMENTS[1:]):",
-        "        rows = (row for row in map(segment, top(rows, keys, limit)) if row is not None)",
+        "        rows = guarded(segment, top(rows, keys, limit), counts)",
         "    return list(rows)",
         "",
     ]
