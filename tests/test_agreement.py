@@ -35,6 +35,8 @@ EVENTS = [
     {"event_simpleName": "ProcessRollup2", "ComputerName": "host-09", "CommandLine": "docker exec -i c id",
      "ImageFileName": "/usr/bin/docker", "UserName": "svc"},
     {"#event_simpleName": "DnsRequest", "ComputerName": "host-10", "CommandLine": "docker run whoami"},
+    # `$` matches before a final newline (Java, Python, PCRE), RE2's own `$` does not.
+    _event(11, CommandLine="sh -c whoami\n", ImageFileName="/usr/bin/sh\n"),
 ]
 
 FILTERS = [
@@ -50,6 +52,9 @@ FILTERS = [
     "CommandLine = docker*",
     "CommandLine = *sh",
     "ImageFileName = /\\/docker$/i",
+    "CommandLine = /whoami$/",
+    "CommandLine = /whoami\\Z/",
+    "ImageFileName = /sh$/i",
     "ImageFileName = /\\\\cmd\\.exe$/i",
     'UserName = "root"',
     "UserName != root",

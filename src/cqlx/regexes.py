@@ -149,6 +149,12 @@ def to_re2(pattern: str) -> str:
     return _rewrite(pattern, {"named": "(?P<NAME>"}, {})
 
 
+def to_sigma(pattern: str, flags: str = "") -> str:
+    """For Sigma's ``|re`` (PCRE-like, and Python's ``re`` in pySigma's own backends): Java's
+    ``\\Z`` is ``$`` there, when ``$`` is not multi-line."""
+    return pattern if "m" in flags else _rewrite(pattern, {}, {"\\Z": "$"})
+
+
 def to_pcre(pattern: str) -> str:
     """For PCRE (Splunk): LogScale's syntax is already PCRE for every feature LogScale accepts."""
     return pattern

@@ -18,7 +18,7 @@ import re
 from cqlx import ir
 from cqlx.emit.base import PRESENTATION, Generator
 from cqlx.errors import UnsupportedError
-from cqlx.regexes import RE2_UNSUPPORTED, features, flag_prefix, glob_to_regex, matches_empty, to_re2
+from cqlx.regexes import RE2_UNSUPPORTED, features, flag_prefix, glob_to_regex, linear_plan, matches_empty, to_re2
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _KQL_KEYWORDS = frozenset({"and", "or", "not", "by", "on", "in", "has", "where", "project", "extend", "sort",
@@ -214,15 +214,20 @@ class KqlGenerator(Generator):
         return self.empty_guard(column, test, matches_empty(pred.pattern, pred.flags))
 
     def re2(self, pattern: str, flags: str, span: ir.Span) -> str:
-        lacking = features(pattern) & RE2_UNSUPPORTED
+        # The matcher's RE2 plan keeps the source's meaning of `$` and `\Z` (also before a final
+        # newline), which RE2's own `$` does not; a pattern without a plan keeps its text.
+        plan = linear_plan(pattern, flags)
+        lacking = frozenset() if plan else features(pattern) & RE2_UNSUPPORTED
         if lacking:
             self.unsupported(f"the regex uses {', '.join(sorted(lacking))}, which RE2 (KQL) does not have", span)
-        translated = flag_prefix(flags) + to_re2(pattern)
+        translated = plan.pattern if plan else flag_prefix(flags) + to_re2(pattern)
         if not lacking:
             try:
                 import re2
 
-                re2.compile(translated)
+                options = re2.Options()
+                options.log_errors = False  # the refusal is reported below, not on stderr
+                re2.compile(translated, options)
             except Exception as error:  # re2 raises its own error type
                 self.unsupported(f"RE2 rejects the regex: {error}", span)
         return translated

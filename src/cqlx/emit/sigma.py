@@ -24,7 +24,7 @@ import yaml
 from cqlx import ir
 from cqlx.emit.base import DETECTION, PRESENTATION, Generator
 from cqlx.passes import step_writes
-from cqlx.regexes import SIGMA_NON_PORTABLE, features
+from cqlx.regexes import SIGMA_NON_PORTABLE, features, to_sigma
 
 MAX_SIGNALS = 16
 _LEVELS = {"critical": "critical", "high": "high", "medium": "medium", "low": "low",
@@ -315,16 +315,17 @@ class SigmaGenerator(Generator):
             if self.is_basename(pred.field):
                 self.unsupported(f"a regex on {pred.field} (a file name) has no exact form on {column} "
                                  "(a full path)", pred.span)
-            lacking = features(pred.pattern) & SIGMA_NON_PORTABLE
+            pattern = to_sigma(pred.pattern, pred.flags)
+            lacking = features(pattern) & SIGMA_NON_PORTABLE
             if lacking:
                 self.unsupported(f"the regex uses {', '.join(sorted(lacking))}, outside Sigma's portable "
                                  "regex subset; backends may read it differently", pred.span, PRESENTATION)
             try:  # pySigma checks every |re value with Python's re (sigma/types.py)
-                re.compile(pred.pattern)
+                re.compile(pattern)
             except (re.error, OverflowError, RecursionError) as error:
-                self.unsupported(f"pySigma cannot load the regex {pred.pattern!r} (Python's re: {error})", pred.span)
+                self.unsupported(f"pySigma cannot load the regex {pattern!r} (Python's re: {error})", pred.span)
             modifiers = "".join(f"|{x}" for f, x in (("i", "i"), ("m", "m"), ("d", "s")) if f in pred.flags)
-            return f"{column}|re{modifiers}", pred.pattern
+            return f"{column}|re{modifiers}", pattern
         if isinstance(pred, ir.Cmp):
             column = self.plain_column(pred.field, pred.span)
             if pred.op in _CMP:
