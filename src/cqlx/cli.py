@@ -33,8 +33,8 @@ app = typer.Typer(
          "  cqlx explain rule.yml",
 )
 
-TARGET_CHOICES = ("spl", "kql", "sigma", "python", "all")
-COMMENT = {"spl": "```{}```", "kql": "// {}", "sigma": "# {}", "python": "# {}"}
+TARGET_CHOICES = ("spl", "kql", "sigma", "python", "cql", "all")
+COMMENT = {"spl": "```{}```", "kql": "// {}", "sigma": "# {}", "python": "# {}", "cql": "// {}"}
 
 
 def _err(message: str) -> None:
@@ -49,7 +49,7 @@ def _fail(code: int) -> typer.Exit:
 def convert(
     rules: Annotated[list[str], typer.Argument(help="Rule files (.cql, rule cards .yml, LogScale package "
                                                     "YAML) or directories.", show_default=False)],
-    to: Annotated[str, typer.Option("--to", "-t", help="Target: spl, kql, sigma, python, all, or "
+    to: Annotated[str, typer.Option("--to", "-t", help="Target: spl, kql, sigma, python, cql, all, or "
                                                       "sigma:BACKEND (an installed pySigma backend).")] = "kql",
     profile: Annotated[str | None, typer.Option(help="Target profile name or YAML file (default: the "
                                                      "target's own: splunk, mde, sigma, falcon).")] = None,
@@ -76,7 +76,7 @@ def convert(
                                  "sigma:BACKEND", param_hint="--to")
     if on_lossy not in POLICIES:
         raise typer.BadParameter(f"{on_lossy!r}; choose from {', '.join(POLICIES)}", param_hint="--on-lossy")
-    targets = ["spl", "kql", "sigma", "python"] if to == "all" else [to]
+    targets = ["spl", "kql", "sigma", "python", "cql"] if to == "all" else [to]
     if profile and len(targets) > 1:
         raise typer.BadParameter("a profile belongs to one target language; use it with a single --to",
                                  param_hint="--profile")
@@ -371,6 +371,37 @@ def equiv(
     typer.echo(f"  {kind} rule: {have.show()}")
     typer.echo(f"  {problem}")
     raise _fail(1)
+
+
+@app.command("coverage")
+def coverage_command(
+    rules: Annotated[list[str], typer.Argument(help="Rule files or directories.", show_default=False)],
+    to: Annotated[str, typer.Option("--to", "-t", help="Targets, comma-separated: spl, kql, sigma, python "
+                                                      "(or all).")] = "spl,kql,sigma,python",
+    profile: Annotated[list[str] | None, typer.Option(
+        help="A profile for its language's target (repeatable; two for one language compares them).")] = None,
+    navigator: Annotated[Path | None, typer.Option(help="Write ATT&CK Navigator layers (format 4.5) into this "
+                                                        "directory: one per target and a comparison.")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report.")] = None,
+    markdown: Annotated[Path | None, typer.Option(help="Write a Markdown report (for a pull request).")] = None,
+    json_report: Annotated[Path | None, typer.Option("--json", help="Write a JSON report (a later "
+                                                                    "--baseline).")] = None,
+    baseline: Annotated[Path | None, typer.Option(help="A JSON report of an earlier run: show what was gained "
+                                                       "and lost.")] = None,
+    fail_on_gaps: Annotated[bool, typer.Option("--fail-on-gaps", help="Exit 1 when a technique the source rules "
+                                               "cover is lost on a target (with --baseline: covered there before, "
+                                               "not now).")] = False,
+) -> None:
+    """Convert every rule to every target and show which convert exactly, with presentation loss,
+    with detection loss, or not at all; and which ATT&CK techniques each target covers.
+
+    Example: cqlx coverage samples/ --navigator layers/ --html coverage.html --json coverage.json
+    """
+    from cqlx.coverage_cli import run_coverage
+
+    status = run_coverage(rules, to, profile or [], navigator, html, markdown, json_report, baseline, fail_on_gaps)
+    if status:
+        raise _fail(status)
 
 
 profiles_app = typer.Typer(help="Target profiles: the data models cqlx converts to.", no_args_is_help=False)
