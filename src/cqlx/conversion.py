@@ -16,8 +16,8 @@ from cqlx.emit.base import DETECTION, Diagnostic, RuleMeta
 from cqlx.errors import CqlError, UnsupportedError
 from cqlx.profiles import DEFAULT_PROFILE, load_profile
 
-TARGETS = ("spl", "kql", "sigma", "python")
-EXTENSIONS = {"spl": ".spl", "kql": ".kql", "sigma": ".yml", "python": ".py"}
+TARGETS = ("spl", "kql", "sigma", "python", "cql")
+EXTENSIONS = {"spl": ".spl", "kql": ".kql", "sigma": ".yml", "python": ".py", "cql": ".cql"}
 POLICIES = ("error", "warn", "ignore")
 
 
@@ -51,6 +51,14 @@ def _convert(query: ir.Query, target: str, profile: str | None, meta: RuleMeta |
              query_text: str) -> Conversion:
     if target not in TARGETS:
         raise CqlError(f"unknown target {target!r}; accepted: " + ", ".join(TARGETS))
+    if target == "cql":
+        from cqlx.emit.cql import CqlGenerator, identity_profile
+
+        # LogScale is where the field names come from: no profile renames them.
+        if profile:
+            raise CqlError(f"--to cql writes LogScale's own field names; it takes no profile (got {profile!r})")
+        cql = CqlGenerator(query, identity_profile(), meta or RuleMeta())
+        return Conversion(target, cql.profile.name, cql.generate(), tuple(cql.diagnostics))
     chosen = load_profile(profile or DEFAULT_PROFILE[target])
     if chosen.language != target:
         raise CqlError(f"profile {chosen.name} is for {chosen.language}, not {target}")

@@ -154,6 +154,65 @@ def atoms(query: ir.Query) -> list[ir.Pred]:
     return found
 
 
+def cases_to_conds(query: ir.Query) -> ir.Query:
+    """``case { c1 | F := a ; c2 | F := b ; * | F := c }`` is ``F := if(c1, a, if(c2, b, c))``.
+
+    LogScale documents ``if()`` as exactly this ``case`` (functions-if), and it is how canonical
+    LogScale writes a condition that is a filter (a regex, a glob) rather than an expression: the CQL
+    emitter writes the seed dialect's ``if(CommandLine = /re/, "YES", "NO")`` this way. Reading both
+    forms as the same :class:`ir.Eval` lets signals and ladders be recognised in either, and makes
+    CQL → CQL → IR a fixed point. Branches may assign several fields (``F := "YES" | S := 3``): each
+    becomes its own ``Eval`` when no test reads a field an earlier assignment of the branch writes.
+    A ``case`` without an always-true last branch drops events, so it stays a :class:`ir.Case`."""
+    return replace(query, steps=_cases_to_conds(query.steps))
+
+
+def _cases_to_conds(steps: tuple[ir.Step, ...]) -> tuple[ir.Step, ...]:
+    out: list[ir.Step] = []
+    for step in steps:
+        if isinstance(step, ir.Case):
+            # Inner cases first, so a nested case that is an assignment counts as one below.
+            branches = tuple(replace(b, steps=_cases_to_conds(b.steps)) for b in step.branches)
+            step = replace(step, branches=branches)
+            out.extend(_case_assignments(step) or (step,))
+        else:
+            out.append(step)
+    return tuple(out)
+
+
+def _case_assignments(case: ir.Case) -> tuple[ir.Eval, ...] | None:
+    arms: list[tuple[ir.Pred, tuple[ir.Eval, ...], ir.Span]] = []
+    fields: tuple[str, ...] | None = None
+    for branch in case.branches:
+        count = next((i for i, s in enumerate(branch.steps) if not isinstance(s, ir.Filter)), len(branch.steps))
+        tests = [s.pred for s in branch.steps[:count] if isinstance(s, ir.Filter)]
+        evals = tuple(s for s in branch.steps[count:] if isinstance(s, ir.Eval))
+        if not evals or len(evals) != len(branch.steps) - count:
+            return None
+        names = tuple(e.field for e in evals)
+        if len(set(names)) != len(names) or (fields is not None and names != fields):
+            return None
+        fields = names
+        test = normalize_pred(ir.And(tuple(tests), branch.span)) if tests else ir.TrueP(branch.span)
+        arms.append((test, evals, branch.span))
+        if isinstance(test, ir.TrueP):
+            break  # this branch keeps every event: the branches after it never run
+    else:
+        return None
+    assert fields is not None
+    # Split into one Eval per field, each test is evaluated after the earlier fields are written.
+    earlier = set(fields[:-1])
+    if earlier and any(pred_fields(test) & (earlier | {"*"}) for test, _, _ in arms):
+        return None
+    out: list[ir.Eval] = []
+    for index, name in enumerate(fields):
+        expr = arms[-1][1][index].expr
+        for test, evals, span in reversed(arms[:-1]):
+            expr = ir.Cond(test, evals[index].expr, expr, span)
+        out.append(ir.Eval(name, expr, case.span))
+    return tuple(out)
+
+
 def drop_true_filters(query: ir.Query) -> ir.Query:
     """A ``*`` filter stage keeps every event."""
     steps = tuple(s for s in query.steps if not (isinstance(s, ir.Filter) and isinstance(s.pred, ir.TrueP)))
@@ -350,6 +409,7 @@ def recognize_ladder(query: ir.Query) -> ir.Query:
 
 
 PASSES: tuple[Callable[[ir.Query], ir.Query], ...] = (
+    cases_to_conds,
     normalize,
     drop_true_filters,
     extract_source,

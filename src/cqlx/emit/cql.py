@@ -1,0 +1,456 @@
+"""IR → canonical LogScale (CQL), one method per IR node.
+
+CQL → CQL is exact: the output parses back (grammar/cql.lark, the lowering, the passes) to the very
+IR it was written from, and the emitter checks that before it hands the text over. "Canonical" means:
+
+- the seed dialect's ``F := if(CommandLine = /re/i, "YES", "NO")`` is written as LogScale documents
+  it, ``case { CommandLine=/re/i | F := "YES" ; * | F := "NO" }`` (functions-if: ``if()`` *is* that
+  case; its condition is an expression, which has no regex); a signal writes its flag and its score
+  in one ``case``, a severity ladder is one ``case`` with a branch per tier; an ``if()`` whose
+  condition is an expression stays ``if(cond, then=..., else=...)`` with named then/else;
+- precedence LogScale readers trip over is spelled out: an ``or`` under an ``and`` and an ``and``
+  under an ``or`` are parenthesised (``NOT`` > ``OR`` > ``AND``, so ``a b or c`` is ``a and (b or
+  c)``), ``not`` over a group takes parentheses, and conjunctions use an explicit ``and``;
+- values are bare words when the lexer reads them back unchanged, quoted otherwise (``\\``, ``"`` and
+  a line break escaped; LogScale strings know no other escape); ``*`` is a wildcard even quoted, so
+  a value holding one that is not a glob goes through ``test(f == "...")``; regexes are ``/.../flags``
+  with ``/`` escaped again; field names that are not plain names, or are keywords, are quoted;
+- the rule's source (``#event_simpleName``, ``event_platform``) comes first, as tag filters;
+  defaults (``sort()``'s ``desc``, ``number``, 200 rows; ``ignoreCase=false``) are left out.
+
+Field names are LogScale's own: no profile applies (:func:`identity_profile`).
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from cqlx import ir
+from cqlx.emit.base import PRESENTATION, Generator
+from cqlx.errors import CqlError, UnsupportedError
+from cqlx.functions import ROW_LIMIT_DEFAULT
+from cqlx.profiles import EventType, Profile
+
+# grammar/cql.lark's NAME: what may stand unquoted as a field name (and, in an expression, must).
+_NAME = re.compile(r"[#@]?[A-Za-z_][A-Za-z0-9_.]*(?::[A-Za-z_][A-Za-z0-9_.]*)*(?:\[\d+\])*")
+# Words the lexer reads as keywords where a filter may continue (`and`, `or`, `not`).
+_KEYWORDS = frozenset({"and", "or", "not"})
+# A bare value that grammar/cql.lark's VALUE reads back as itself: no quote, bracket, operator,
+# separator or space; no leading `/` (a regex) and no `//` or `/*` (comments), for the reader's sake.
+_BARE = re.compile(r"[A-Za-z0-9_.:@#\\+\-~*][A-Za-z0-9_.:@#\\+\-~*/]*")
+# grammar/cql.lark's NUMBER: the only number an expression can hold (no sign, no exponent).
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+# if() parameters: a dialect-2 condition on a field of one of these names would bind to it instead.
+_IF_PARAMS = frozenset({"condition", "then", "else", "as"})
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "%": 2}
+_UNARY = 3
+_ATOM = 4
+
+
+def identity_profile() -> Profile:
+    """LogScale itself as the target: every field keeps its name, no event type is mapped."""
+    return Profile(name="logscale", language="cql", title="CrowdStrike Falcon LogScale", regex="java",
+                   unmapped="identity", missing="null", event_types={}, tables={}, platforms={}, path="")
+
+
+# ---------------------------------------------------------------- lexical forms
+
+
+def string(value: str) -> str:
+    """A LogScale string literal: ``\\"``, ``\\\\`` and ``\\n`` are its only escapes (CQL.md), so
+    every other character, control characters included, stands for itself."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def field_name(name: str) -> str:
+    """A field where a filter, an assignment or a list of fields names it: bare or quoted."""
+    if _NAME.fullmatch(name) and name.lower() not in _KEYWORDS:
+        return name
+    return string(name)
+
+
+def is_plain_name(name: str) -> bool:
+    """Whether an expression can refer to the field (a quoted word there is a string literal)."""
+    return _NAME.fullmatch(name) is not None
+
+
+def value(text: str, glob: bool = False) -> str:
+    """The right side of ``field=``: a bare word when it reads back unchanged, else a string.
+    A bare ``*`` means "the field exists", so the glob ``*`` is quoted."""
+    if (_BARE.fullmatch(text) and ("*" not in text or glob) and text != "*" and "//" not in text
+            and "/*" not in text and text.lower() not in _KEYWORDS):
+        return text
+    return string(text)
+
+
+def regex(pattern: str, flags: str) -> str:
+    """``/pattern/flags``: the IR holds the pattern with LogScale's ``\\/`` escape removed, so each
+    plain ``/`` is escaped again and every other escape pair is copied as it is."""
+    out: list[str] = []
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\" and index + 1 < len(pattern):
+            out.append(pattern[index:index + 2])
+            index += 2
+            continue
+        out.append("\\/" if char == "/" else char)
+        index += 1
+    return "/" + "".join(out) + "/" + flags
+
+
+def filter_number(number: int | float) -> str:
+    """A number after ``<``, ``>=``...: a bare value, where a sign and an exponent are fine."""
+    return str(number) if isinstance(number, int) else repr(float(number))
+
+
+def expr_number(number: int | float) -> str | None:
+    """A number as an expression can hold it (digits, an optional fraction), or None. A float keeps
+    its ``.`` so it reads back as a float, not as an int of the same digits."""
+    if isinstance(number, bool) or number < 0:
+        return None
+    if isinstance(number, int):
+        return str(number)
+    text = format(Decimal(repr(float(number))), "f")
+    if "." not in text:
+        text += ".0"
+    return text if _NUMBER.fullmatch(text) and float(text) == number else None
+
+
+def _literal_regex(text: str) -> str:
+    """A Java regex body matching ``text`` literally (for an equality LogScale has no syntax for)."""
+    return "".join("\\" + c if c in "\\^$.|?*+()[]{}" else c for c in text)
+
+
+class CqlGenerator(Generator):
+    def __post_init__(self) -> None:
+        self.target = self.target or "cql"
+        super().__post_init__()
+
+    def resolve_event_type(self) -> EventType | None:
+        return None  # LogScale reads Falcon's own events: nothing to map, nothing to report
+
+    def generate(self) -> str:
+        stages = [*self.source(), *(self.step(s) for s in self.query.steps)]
+        text = "\n| ".join(stages or ["*"]) + "\n"
+        self.verify(text)
+        return text
+
+    def verify(self, text: str) -> None:
+        """Parse the output back: it must be the IR it was written from. An unexplained difference
+        is a cqlx bug, reported as detection loss so that the default policy refuses the output."""
+        from cqlx.api import parse
+        from cqlx.passes import run_passes
+
+        try:
+            same = parse(text) == run_passes(self.query)
+        except (CqlError, RecursionError) as error:
+            self.unsupported(f"the CQL written does not parse back ({error}); this is a cqlx bug")
+            return
+        if not same and not any(d.kind == PRESENTATION for d in self.diagnostics):
+            self.unsupported("the CQL written reads back as a different query; this is a cqlx bug")
+
+    def normalised(self, message: str, span: ir.Span = ir.NO_SPAN) -> None:
+        self.unsupported(message, span, PRESENTATION)
+
+    # ------------------------------------------------------------ the source
+
+    def source(self) -> list[str]:
+        """The event types and platforms as the leading tag filters they were read from."""
+        out = []
+        for name, values in (("#event_simpleName", self.query.source.event_types),
+                             ("event_platform", self.query.source.platforms)):
+            if len(values) > 1 and not any("*" in v for v in values):
+                out.append(self.pred(ir.In(name, values)))
+            elif values:
+                out.append(self.pred(ir.Or(tuple(ir.Eq(name, v) for v in values))
+                                     if len(values) > 1 else ir.Eq(name, values[0])))
+        return out
+
+    # ------------------------------------------------------------ steps
+
+    def step(self, step: ir.Step) -> str:
+        method = getattr(self, f"step_{type(step).__name__.lower()}")
+        result: str = method(step)
+        return result
+
+    def step_filter(self, step: ir.Filter) -> str:
+        return self.pred(step.pred)
+
+    def step_eval(self, step: ir.Eval) -> str:
+        return self.assign(step.field, step.expr)
+
+    def step_signal(self, step: ir.Signal) -> str:
+        yes, no = step.flag_values
+        arms: list[tuple[str, ir.Expr, ir.Expr]] = []
+        if step.flag_field:
+            arms.append((step.flag_field, ir.Lit(yes), ir.Lit(no)))
+        if step.score_field:
+            arms.append((step.score_field, ir.Lit(step.weight), ir.Lit(0)))
+        written = {name for name, _, _ in arms[:-1]}
+        if len(arms) > 1 and not (written | {"*"}) & _reads(step.condition):
+            # One case writes both: the condition is tested once, as the signal means.
+            test = self.pred(step.condition)
+            then = " | ".join(self.assign(name, yes_value) for name, yes_value, _ in arms)
+            other = " | ".join(self.assign(name, no_value) for name, _, no_value in arms)
+            return f"case {{ {test} | {then} ; * | {other} }}"
+        # A condition that reads the flag it writes is tested again for the score, as written.
+        return "\n| ".join(self.assign(name, ir.Cond(step.condition, yes_value, no_value))
+                           for name, yes_value, no_value in arms)
+
+    def step_score(self, step: ir.Score) -> str:
+        fields = {s.name: s.score_field for s in self.query.steps if isinstance(s, ir.Signal)}
+        terms: list[ir.Expr] = [ir.Ref(fields.get(name) or name) for name in step.signals]
+        total = terms[0]
+        for term in terms[1:]:
+            total = ir.Arith("+", total, term)
+        return self.assign(step.field, total)
+
+    def step_ladder(self, step: ir.Ladder) -> str:
+        chain: ir.Expr = ir.Lit(step.default)
+        for tier in reversed(step.tiers):
+            chain = ir.Cond(ir.Cmp(step.score_field, ">=", tier.minimum), ir.Lit(tier.label), chain)
+        return self.assign(step.field, chain)
+
+    def step_case(self, step: ir.Case) -> str:
+        branches = [" | ".join(self.step(s) for s in b.steps) or "*" for b in step.branches]
+        return "case { " + " ; ".join(branches) + " }"
+
+    def step_project(self, step: ir.Project) -> str:
+        return f"select([{', '.join(field_name(f) for f in step.fields)}])"
+
+    def step_order(self, step: ir.Order) -> str:
+        keys = step.keys
+        fields = [field_name(k.field) for k in keys]
+        args = [fields[0] if len(fields) == 1 else f"[{', '.join(fields)}]"]
+        for param, values, default in (("order", ["desc" if k.descending else "asc" for k in keys], "desc"),
+                                       ("type", [k.type for k in keys], "number")):
+            if len(set(values)) == 1:
+                if values[0] != default:
+                    args.append(f"{param}={values[0]}")
+            else:
+                args.append(f"{param}=[{', '.join(values)}]")
+        if step.limit != ROW_LIMIT_DEFAULT:
+            args.append(f"limit={step.limit}")
+        return f"sort({', '.join(args)})"
+
+    # ------------------------------------------------------------ assignments
+
+    def assign(self, field: str, expr: ir.Expr) -> str:
+        """``field := expr`` as a stage; a conditional whose tests are filters, or a chain of them,
+        becomes ``case { test | field := ... ; * | field := ... }``."""
+        if isinstance(expr, ir.Cond) and self.needs_case(expr):
+            branches: list[str] = []
+            rest: ir.Expr = expr
+            while isinstance(rest, ir.Cond):
+                branches.append(f"{self.pred(rest.test)} | {self.assign(field, rest.then)}")
+                rest = rest.otherwise
+            branches.append(f"* | {self.assign(field, rest)}")
+            return "case { " + " ; ".join(branches) + " }"
+        return f"{field_name(field)} := {self.expr(expr)}"
+
+    def needs_case(self, expr: ir.Cond) -> bool:
+        if isinstance(expr.otherwise, ir.Cond) or self.condition(expr.test) is None:
+            return True
+        return isinstance(expr.then, ir.Cond) and self.needs_case(expr.then)
+
+    # ------------------------------------------------------------ predicates as filters
+
+    def pred(self, pred: ir.Pred) -> str:
+        method = getattr(self, f"pred_{type(pred).__name__.lower()}")
+        result: str = method(pred)
+        return result
+
+    def pred_and(self, pred: ir.And) -> str:
+        return " and ".join(f"({self.pred(p)})" if isinstance(p, ir.Or | ir.And) else self.pred(p)
+                            for p in pred.items)
+
+    def pred_or(self, pred: ir.Or) -> str:
+        # `a and b or c` is `a and (b or c)` in LogScale: an and under an or needs its parentheses.
+        return " or ".join(f"({self.pred(p)})" if isinstance(p, ir.And | ir.Or) else self.pred(p)
+                           for p in pred.items)
+
+    def pred_not(self, pred: ir.Not) -> str:
+        item = pred.item
+        if isinstance(item, ir.Eq | ir.Glob | ir.Regex | ir.Exists):
+            positive = self.pred(item)
+            name = field_name(item.field)
+            if positive.startswith(name + "="):  # f!=v is LogScale's own negation of f=v
+                return f"{name}!={positive[len(name) + 1:]}"
+        if isinstance(item, ir.And | ir.Or | ir.Not):
+            return f"not ({self.pred(item)})"
+        return f"not {self.pred(item)}"
+
+    def pred_truep(self, pred: ir.TrueP) -> str:
+        return "*"
+
+    def pred_eq(self, pred: ir.Eq) -> str:
+        if pred.ignore_case:  # no lowering writes it; in() is LogScale's case-insensitive equality
+            if "*" not in pred.value:
+                self.normalised(f"{pred.field}: a case-insensitive equality is written as in(..., ignoreCase=true)",
+                                pred.span)
+                return self.pred_in(ir.In(pred.field, (pred.value,), True, pred.span))
+            self.normalised(f"{pred.field}: a case-insensitive equality is written as an anchored regex", pred.span)
+            return self.pred_regex(ir.Regex(pred.field, f"^{_literal_regex(pred.value)}$", "i", pred.span))
+        if "*" in pred.value:
+            # `*` is a wildcard in quoted values too: only an expression says "exactly this text".
+            if is_plain_name(pred.field):
+                return f"test({pred.field} == {string(pred.value)})"
+            self.normalised(f"{pred.field}: an equality with a '*' on a quoted field name is written as a regex",
+                            pred.span)
+            return self.pred_regex(ir.Regex(pred.field, f"^{_literal_regex(pred.value)}$", "", pred.span))
+        return f"{field_name(pred.field)}={value(pred.value)}"
+
+    def pred_glob(self, pred: ir.Glob) -> str:
+        if pred.ignore_case:  # no lowering writes it; in() takes globs and ignoreCase
+            self.normalised(f"{pred.field}: a case-insensitive glob is written as in(..., ignoreCase=true)",
+                            pred.span)
+            return self.pred_in(ir.In(pred.field, (pred.pattern,), True, pred.span))
+        if "*" not in pred.pattern:  # no lowering writes it: a glob without a wildcard is an equality
+            self.normalised(f"{pred.field}: a glob without '*' is written as an equality", pred.span)
+            return self.pred_eq(ir.Eq(pred.field, pred.pattern, False, pred.span))
+        return f"{field_name(pred.field)}={value(pred.pattern, glob=True)}"
+
+    def pred_regex(self, pred: ir.Regex) -> str:
+        return f"{field_name(pred.field)}={regex(pred.pattern, pred.flags)}"
+
+    def pred_exists(self, pred: ir.Exists) -> str:
+        return f"{field_name(pred.field)}=*"
+
+    def pred_cmp(self, pred: ir.Cmp) -> str:
+        if pred.op in ("==", "!="):  # `f = 5` is a text equality: numeric == is an expression
+            condition = self.cond_cmp(pred)
+            if condition is None:
+                raise UnsupportedError(f"test({pred.field} {pred.op} {pred.number}) has no CQL form", pred.span)
+            return f"test({condition})"
+        return f"{field_name(pred.field)} {pred.op} {filter_number(pred.number)}"
+
+    def pred_in(self, pred: ir.In) -> str:
+        args = [field_name(pred.field), f"values=[{', '.join(string(v) for v in pred.values)}]"]
+        if pred.ignore_case:
+            args.append("ignoreCase=true")
+        return f"in({', '.join(args)})"
+
+    def pred_freetext(self, pred: ir.FreeText) -> str:
+        return regex(pred.value, pred.flags) if pred.regex else string(pred.value)
+
+    def pred_exprtest(self, pred: ir.ExprTest) -> str:
+        return f"test({self.cond_exprtest(pred)})"
+
+    # ------------------------------------------------------------ predicates as expressions
+
+    def condition(self, pred: ir.Pred) -> str | None:
+        """The predicate in the expression language (``if()``'s condition, ``test()``'s argument),
+        or None when only a filter can say it (regexes, globs, and/or, in(), free text)."""
+        method = getattr(self, f"cond_{type(pred).__name__.lower()}", None)
+        if method is None:
+            return None
+        result: str | None = method(pred)
+        return result
+
+    def cond_cmp(self, pred: ir.Cmp) -> str | None:
+        number = expr_number(pred.number)
+        if number is None or not is_plain_name(pred.field):
+            return None
+        return f"{pred.field} {pred.op} {number}"
+
+    def cond_eq(self, pred: ir.Eq) -> str | None:
+        if pred.ignore_case or not is_plain_name(pred.field):
+            return None
+        return f"{pred.field} == {string(pred.value)}"
+
+    def cond_exprtest(self, pred: ir.ExprTest) -> str:
+        return f"{self.expr(pred.left)} {pred.op} {self.expr(pred.right)}"
+
+    def cond_not(self, pred: ir.Not) -> str | None:
+        inner = self.condition(pred.item)
+        return None if inner is None else f"!({inner})"
+
+    def nested_condition(self, pred: ir.Pred) -> str:
+        """The condition of an ``if()`` inside an expression, where ``case`` cannot stand: the
+        expression language if it can say it, else the seed dialect's filter condition."""
+        condition = self.condition(pred)
+        if condition is not None:
+            return condition
+        if isinstance(pred, ir.Regex | ir.Glob | ir.Eq | ir.Exists) and is_plain_name(pred.field) \
+                and pred.field.lower() not in _IF_PARAMS and not getattr(pred, "ignore_case", False):
+            self.normalised("an if() inside an expression tests a filter: written as the detection-library "
+                            f"dialect if({pred.field}=...), which LogScale does not accept (it has no filter "
+                            "condition for if(), and case { } assigns whole fields only)", pred.span)
+            return self.pred(pred)
+        if isinstance(pred, ir.In):
+            self.normalised("an if() inside an expression tests in(): LogScale's if() takes an expression",
+                            pred.span)
+            return self.pred(pred)
+        raise UnsupportedError("an if() inside an expression tests a combination of filters, which no "
+                               "CQL expression can say", pred.span)
+
+    # ------------------------------------------------------------ expressions
+
+    def expr(self, expr: ir.Expr) -> str:
+        return self.operand(expr)[0]
+
+    def operand(self, expr: ir.Expr) -> tuple[str, int]:
+        """The text of an expression and the precedence of its outermost operator."""
+        if isinstance(expr, ir.Arith):
+            return self.arith(expr)
+        if isinstance(expr, ir.Lit):
+            return self.lit(expr), _ATOM
+        if isinstance(expr, ir.Ref):
+            if not is_plain_name(expr.field):
+                raise UnsupportedError(f"an expression cannot name the field {expr.field!r} (CQL quotes make it "
+                                       "a string)", expr.span)
+            return expr.field, _ATOM
+        if isinstance(expr, ir.Cond):
+            return (f"if({self.nested_condition(expr.test)}, then={self.expr(expr.then)}, "
+                    f"else={self.expr(expr.otherwise)})"), _ATOM
+        if isinstance(expr, ir.Func):
+            args = [string(a.field) if isinstance(a, ir.Ref) and not is_plain_name(a.field) else self.expr(a)
+                    for a in expr.args]
+            return f"{expr.name}({', '.join(args)})", _ATOM
+        raise AssertionError(f"unexpected expression {expr!r}")
+
+    def lit(self, lit: ir.Lit) -> str:
+        if isinstance(lit.value, str):
+            return string(lit.value)
+        number = expr_number(lit.value)
+        if number is None:  # no lowering writes one: `-5` is 0 - 5 in the IR
+            self.normalised(f"the number {lit.value} is written as a negation", lit.span)
+            return f"-{expr_number(-lit.value) or lit.value}"
+        return number
+
+    def arith(self, expr: ir.Arith) -> tuple[str, int]:
+        if expr.op == "-" and isinstance(expr.left, ir.Lit) and expr.left.value == 0 \
+                and not isinstance(expr.left.value, bool):
+            text, level = self.operand(expr.right)  # `-x` is 0 - x in the IR
+            if level < _UNARY or text.startswith("-"):
+                text = f"({text})"
+            return f"-{text}", _UNARY
+        level = _PRECEDENCE[expr.op]
+        # The left spine of a long sum iteratively: 200 terms must not cost 200 stack frames.
+        spine: list[ir.Arith] = [expr]
+        while isinstance(spine[-1].left, ir.Arith) and _PRECEDENCE[spine[-1].left.op] == level \
+                and not _is_negation(spine[-1].left):
+            spine.append(spine[-1].left)
+        text, first = self.operand(spine[-1].left)
+        if first < level:
+            text = f"({text})"
+        parts = [text]
+        for node in reversed(spine):
+            right, right_level = self.operand(node.right)
+            if right_level <= level:
+                right = f"({right})"  # left-associative: a - (b - c) keeps its parentheses
+            parts.append(f"{node.op} {right}")
+        return " ".join(parts), level
+
+
+def _is_negation(expr: ir.Expr) -> bool:
+    return isinstance(expr, ir.Arith) and expr.op == "-" and isinstance(expr.left, ir.Lit) and expr.left.value == 0
+
+
+def _reads(pred: ir.Pred) -> frozenset[str]:
+    from cqlx.passes import pred_fields
+
+    return pred_fields(pred)
+
