@@ -53,6 +53,13 @@ class Column:
         return f"{self.language} ({self.profile})"
 
     @property
+    def load(self) -> str | None:
+        """What to convert with: the profile file or name (None for a target without profiles)."""
+        from cqlx.profiles import DEFAULT_PROFILE
+
+        return (self.source or self.profile) if self.language in DEFAULT_PROFILE else None
+
+    @property
     def slug(self) -> str:
         """``kql-mde``: the column's name in file names."""
         return f"{self.language}-{self.profile}".replace("/", "-").replace(" ", "-")
@@ -224,6 +231,7 @@ class Diff:
     cells: tuple[CellChange, ...]
     gained: tuple[tuple[str, tuple[str, ...]], ...]  # (target, techniques now covered that were not)
     lost: tuple[tuple[str, tuple[str, ...]], ...]  # (target, techniques covered before, not now)
+    names: tuple[tuple[str, str], ...] = ()  # (technique, ATT&CK name) from either run
 
     @property
     def regressions(self) -> tuple[tuple[str, str], ...]:
@@ -260,6 +268,9 @@ def parse_columns(to: str, profiles: Sequence[str] = ()) -> tuple[Column, ...]:
         chosen.setdefault(loaded.language, []).append(name)
     columns: list[Column] = []
     for language in dict.fromkeys(languages):
+        if language not in DEFAULT_PROFILE:  # a target without profiles (cql: LogScale's own names)
+            columns.append(Column(language, "logscale" if language == "cql" else language))
+            continue
         for name in chosen.get(language) or [DEFAULT_PROFILE[language]]:
             loaded = load_profile(name)
             column = Column(language, loaded.name, "" if name == loaded.name else name)
@@ -357,7 +368,7 @@ def assess_rule(rule: Rule, key: str, columns: Sequence[Column]) -> RuleResult:
     converted: list[Cell] = []
     for column in columns:
         try:
-            conversion = convert_query(query, column.language, column.source or column.profile, rule.meta, rule.text)
+            conversion = convert_query(query, column.language, column.load, rule.meta, rule.text)
         except CqlError as error:
             converted.append(failed(error, rule, column.name))
             continue
@@ -428,7 +439,8 @@ def diff(old: Coverage, new: Coverage) -> Diff:
                 changes.append(CellChange(key, title, target, old_status, new_status))
     gained = tuple((t, tuple(sorted(new.covered(t) - old.covered(t)))) for t in shared)
     lost = tuple((t, tuple(sorted(old.covered(t) - new.covered(t)))) for t in shared)
-    return Diff(tuple(changes), gained, lost)
+    names = {t: n for t, n, _ in old.technique_names + new.technique_names if n}
+    return Diff(tuple(changes), gained, lost, tuple(sorted(names.items())))
 
 
 # ---------------------------------------------------------------- the JSON report (and reading it back)

@@ -143,7 +143,7 @@ def _technique_label(technique: TechniqueCoverage) -> str:
 
 def diff_lines(changes: Diff, coverage: Coverage) -> list[str]:
     """The baseline comparison as plain lines (shared by the terminal and Markdown)."""
-    names = {t.id: t.name for t in coverage.techniques()}
+    names = {**dict(changes.names), **{t.id: t.name for t in coverage.techniques() if t.name}}
     lines = []
     for target, lost in changes.lost:
         if lost:
