@@ -30,9 +30,10 @@ def test_convert_all_to_a_directory(tmp_path: Path) -> None:
     result = cqlx("convert", str(SAMPLES / "rules"), "--to", "all", "--output", str(tmp_path), "--on-lossy", "warn")
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in tmp_path.iterdir())
-    seed = {"container_cli_api.kql", "container_cli_api.py", "container_cli_api.spl", "container_cli_api.yml"}
+    seed = {"container_cli_api.kql", "container_cli_api.py", "container_cli_api.spl", "container_cli_api.yml",
+            "container_cli_api.cql"}
     assert seed <= set(names)
-    assert len(names) == 4 * len(list((SAMPLES / "rules").glob("*.yml")))
+    assert len(names) == 5 * len(list((SAMPLES / "rules").glob("*.yml")))
 
 
 def test_run_jsonl_rows_sorted_by_score(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ Field names are LogScale's own: no profile applies (:func:`identity_profile`).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from decimal import Decimal
 
@@ -37,8 +38,9 @@ _NAME = re.compile(r"[#@]?[A-Za-z_][A-Za-z0-9_.]*(?::[A-Za-z_][A-Za-z0-9_.]*)*(?
 # Words the lexer reads as keywords where a filter may continue (`and`, `or`, `not`).
 _KEYWORDS = frozenset({"and", "or", "not"})
 # A bare value that grammar/cql.lark's VALUE reads back as itself: no quote, bracket, operator,
-# separator or space; no leading `/` (a regex) and no `//` or `/*` (comments), for the reader's sake.
-_BARE = re.compile(r"[A-Za-z0-9_.:@#\\+\-~*][A-Za-z0-9_.:@#\\+\-~*/]*")
+# separator or space; no leading `/` (a regex) and no `//` or `/*` (comments), for the reader's sake;
+# no leading `~`, which would make `f=~x` the `=~` of `f =~ fn()`.
+_BARE = re.compile(r"[A-Za-z0-9_.:@#\\+\-*][A-Za-z0-9_.:@#\\+\-~*/]*")
 # grammar/cql.lark's NUMBER: the only number an expression can hold (no sign, no exponent).
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 # if() parameters: a dialect-2 condition on a field of one of these names would bind to it instead.
@@ -118,6 +120,25 @@ def expr_number(number: int | float) -> str | None:
     return text if _NUMBER.fullmatch(text) and float(text) == number else None
 
 
+def same_ir(left: object, right: object) -> bool:
+    """IR equality (dataclass ``==``: spans and notes excluded) without recursion, so that a sum of
+    hundreds of terms, which parses, also compares."""
+    pending = [(left, right)]
+    while pending:
+        a, b = pending.pop()
+        if dataclasses.is_dataclass(a) and not isinstance(a, type):
+            if type(a) is not type(b):
+                return False
+            pending.extend((getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a) if f.compare)
+        elif isinstance(a, tuple):
+            if not isinstance(b, tuple) or len(a) != len(b):
+                return False
+            pending.extend(zip(a, b, strict=True))
+        elif dataclasses.is_dataclass(b) or isinstance(b, tuple) or a != b:
+            return False
+    return True
+
+
 def _literal_regex(text: str) -> str:
     """A Java regex body matching ``text`` literally (for an equality LogScale has no syntax for)."""
     return "".join("\\" + c if c in "\\^$.|?*+()[]{}" else c for c in text)
@@ -144,11 +165,11 @@ class CqlGenerator(Generator):
         from cqlx.passes import run_passes
 
         try:
-            same = parse(text) == run_passes(self.query)
-        except (CqlError, RecursionError) as error:
+            again = parse(text)
+        except CqlError as error:
             self.unsupported(f"the CQL written does not parse back ({error}); this is a cqlx bug")
             return
-        if not same and not any(d.kind == PRESENTATION for d in self.diagnostics):
+        if not same_ir(again, run_passes(self.query)) and not any(d.kind == PRESENTATION for d in self.diagnostics):
             self.unsupported("the CQL written reads back as a different query; this is a cqlx bug")
 
     def normalised(self, message: str, span: ir.Span = ir.NO_SPAN) -> None:
@@ -374,7 +395,8 @@ class CqlGenerator(Generator):
         if condition is not None:
             return condition
         if isinstance(pred, ir.Regex | ir.Glob | ir.Eq | ir.Exists) and is_plain_name(pred.field) \
-                and pred.field.lower() not in _IF_PARAMS and not getattr(pred, "ignore_case", False):
+                and pred.field.lower() not in _IF_PARAMS \
+                and not (isinstance(pred, ir.Eq | ir.Glob) and pred.ignore_case):
             self.normalised("an if() inside an expression tests a filter: written as the detection-library "
                             f"dialect if({pred.field}=...), which LogScale does not accept (it has no filter "
                             "condition for if(), and case { } assigns whole fields only)", pred.span)
@@ -433,16 +455,28 @@ class CqlGenerator(Generator):
         while isinstance(spine[-1].left, ir.Arith) and _PRECEDENCE[spine[-1].left.op] == level \
                 and not _is_negation(spine[-1].left):
             spine.append(spine[-1].left)
-        text, first = self.operand(spine[-1].left)
-        if first < level:
-            text = f"({text})"
-        parts = [text]
-        for node in reversed(spine):
-            right, right_level = self.operand(node.right)
-            if right_level <= level:
-                right = f"({right})"  # left-associative: a - (b - c) keeps its parentheses
-            parts.append(f"{node.op} {right}")
+        operands = [spine[-1].left, *(node.right for node in reversed(spine))]
+        ops = [node.op for node in reversed(spine)]
+        texts = []
+        for index, item in enumerate(operands):
+            text, item_level = self.operand(item)
+            # left-associative: a - (b - c) keeps its parentheses
+            if item_level < level if index == 0 else item_level <= level:
+                text = f"({text})"
+            elif index < len(ops) and ops[index] in "*/" and _ends_in_call(item):
+                # grammar/cql.lark reads `lower(a) * b` as a call and then a match-all `*` (and
+                # `f(a) / b /` as a regex), as after a filter function: a call before * or / is grouped.
+                text = f"({text})"
+            texts.append(text)
+        parts = [texts[0], *(f"{op} {text}" for op, text in zip(ops, texts[1:], strict=True))]
         return " ".join(parts), level
+
+
+def _ends_in_call(expr: ir.Expr) -> bool:
+    """Whether the text of an operand written without parentheses ends with a call's ``)``."""
+    if isinstance(expr, ir.Func | ir.Cond):
+        return True
+    return _is_negation(expr) and isinstance(expr, ir.Arith) and _ends_in_call(expr.right)
 
 
 def _is_negation(expr: ir.Expr) -> bool:
