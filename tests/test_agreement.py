@@ -70,6 +70,22 @@ FILTERS = [
 ]
 
 
+# Expressions Sigma has no form for: KQL types them where CQL converts at run time.
+EXPRESSIONS = [
+    'test(RawProcessId > "100")',
+    'test(RawProcessId == "17")',
+    "test(CommandLine == ParentBaseFileName)",
+    "test(CommandLine != ParentBaseFileName)",
+    'x := if(test(RawProcessId > 100), then="big", else=1) | test(x == "big")',
+    'x := if(test(RawProcessId > 100), then="big", else=1) | test(x == 1)',
+    "x := RawProcessId + 1 | test(x > 18)",
+    "x := CommandLine + 1 | x = *",
+    'x := "a" * 2 | x = *',
+    "select([ComputerName, CommandLine]) | UserName != root",
+    "select([ComputerName, CommandLine]) | UserName = root",
+]
+
+
 def _python(cql: str, events: list[dict[str, Any]] = EVENTS) -> set[str]:
     matcher = compile_matcher(P + cql)
     return {e["ComputerName"] for e in events if matcher.match(e) is not None}
@@ -96,6 +112,24 @@ def _sigma(cql: str) -> set[str]:
 @pytest.mark.parametrize("cql", FILTERS)
 def test_kql_agrees_with_the_reference(cql: str) -> None:
     assert _kql(cql) == _python(cql, DEFENDER_VIEW)
+
+
+@pytest.mark.parametrize("cql", EXPRESSIONS)
+def test_kql_expressions_agree_with_the_reference(cql: str) -> None:
+    assert _kql(cql) == _python(cql, DEFENDER_VIEW)
+
+
+# Text ordering is strcmp() in KQL, which duckdb-kql does not run: Kusto.Language checks these.
+TEXT_ORDER = ['test(CommandLine < "c")', 'test(CommandLine >= ParentBaseFileName)']
+
+
+@pytest.mark.parametrize("cql", TEXT_ORDER)
+def test_text_ordering_is_strcmp(cql: str) -> None:
+    from cqlx.testing import check_kql
+
+    kql = convert(P + cql, to="kql")
+    assert "strcmp(" in kql
+    check_kql(kql)
 
 
 @pytest.mark.parametrize("cql", FILTERS)

@@ -7,6 +7,12 @@ Verbatim strings ``@"..."`` (a ``"`` doubled) keep regexes readable. ``sort by x
 last; ``asc`` puts them first, so the emitter always writes ``nulls last``: LogScale lists rows
 without the field last.
 
+KQL types its expressions where CQL converts at run time, so each expression has a *kind*:
+``number``, ``text`` (a string that may spell a number), ``word`` (a string literal that does not)
+or ``null`` (a field a projection dropped). Arithmetic reads text with ``todouble()``; ``test()``
+compares as numbers when both sides are, else as text (``strcmp``), as the matcher does; an
+``if()`` with a string and a number arm writes the number as its text.
+
 A profile with ``missing: empty`` (Defender) stores an absent string as ``""``: a test that would
 match the empty string is guarded with ``isnotempty()`` so a missing field still fails it, as in CQL.
 """
@@ -18,12 +24,19 @@ import re
 from cqlx import ir
 from cqlx.emit.base import PRESENTATION, Generator
 from cqlx.errors import UnsupportedError
+from cqlx.passes import step_writes
 from cqlx.regexes import RE2_UNSUPPORTED, features, flag_prefix, glob_to_regex, linear_plan, matches_empty, to_re2
+from cqlx.runtime import compare_values, number
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _KQL_KEYWORDS = frozenset({"and", "or", "not", "by", "on", "in", "has", "where", "project", "extend", "sort",
                            "take", "top", "let", "true", "false", "case", "iff", "between", "contains"})
 _COMPARE = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+NUMBER, TEXT, WORD, NULL = "number", "text", "word", "null"  # expression kinds (module docstring)
+_NUMERIC_TYPES = ("long", "int", "real", "double", "decimal")
+#: Kusto.Language stops at a syntax depth ("KS245 Query syntax depth exceeds maximum safe limit"):
+#: 122 nested calls pass, 123 do not (measured); a margin below that.
+MAX_CALL_DEPTH = 110
 
 
 def string(value: str) -> str:
@@ -44,18 +57,36 @@ def string(value: str) -> str:
 
 
 def name(column: str) -> str:
-    """A column reference: bare when it is a plain identifier, else ``['...']``."""
+    """A column reference: bare when it is a plain identifier, else ``['...']`` (a string literal
+    inside brackets: the same escapes as in :func:`string`)."""
     if _PLAIN_NAME.match(column) and column.lower() not in _KQL_KEYWORDS:
         return column
-    return "['" + column.replace("\\", "\\\\").replace("'", "\\'") + "']"
+    escaped = column.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\t", "\\t") \
+        .replace("\r", "\\r")
+    bad = next((c for c in escaped if ord(c) < 0x20), None)
+    if bad is not None:
+        raise UnsupportedError(f"the field name holds control character U+{ord(bad):04X}, which a KQL name cannot hold")
+    return "['" + escaped + "']"
 
 
 def _number(value: int | float) -> str:
     return repr(value) if isinstance(value, int) else repr(float(value))
 
 
+def _call_depth(expr: ir.Expr) -> int:
+    if isinstance(expr, ir.Func):
+        return 1 + max((_call_depth(a) for a in expr.args), default=0)
+    if isinstance(expr, ir.Cond):  # iff(), and a conversion around an arm
+        return 2 + max(_call_depth(expr.then), _call_depth(expr.otherwise))
+    if isinstance(expr, ir.Arith):  # todouble() around an operand
+        return 1 + max(_call_depth(expr.left), _call_depth(expr.right))
+    return 0
+
+
 class KqlGenerator(Generator):
     def generate(self) -> str:
+        self.kinds: dict[str, str] = {}  # computed field → its kind
+        self.live: set[str] | None = None  # after a projection: the fields rows still have
         table = self.event.table if self.event and self.event.table else None
         lines = [name(table) if table else "<no table>"]
         for column, values in self.record_tests():  # the event type's records in a shared table
@@ -68,24 +99,43 @@ class KqlGenerator(Generator):
             self.track(step)
         return "\n".join(lines) + "\n"
 
+    def track(self, step: ir.Step) -> None:
+        super().track(step)
+        if isinstance(step, ir.Project):
+            self.live = {f for f in step.fields if not self.dead(f)}
+        elif self.live is not None:
+            self.live |= step_writes(step)
+
+    def dead(self, field: str) -> bool:
+        """Whether a projection before this step dropped the field: CQL reads it as missing."""
+        return self.live is not None and field not in self.live
+
     # ------------------------------------------------------------ steps
 
     def step(self, step: ir.Step) -> list[str]:
         if isinstance(step, ir.Filter):
             return [f"where {self.pred(step.pred)}"]
         if isinstance(step, ir.Eval):
-            return [f"extend {name(step.field)} = {self.expr(step.expr)}"]
+            if _call_depth(step.expr) > MAX_CALL_DEPTH:
+                self.unsupported(f"the expression nests calls deeper than Kusto's parser accepts (about "
+                                 f"{MAX_CALL_DEPTH})", step.span)
+            value = self.expr(step.expr)
+            self.kinds[step.field] = self.kind(step.expr)
+            return [f"extend {name(step.field)} = {value}"]
         if isinstance(step, ir.Signal):
             return self.signal(step)
         if isinstance(step, ir.Score):
             signals = {s.name: s for s in self.query.steps if isinstance(s, ir.Signal)}
             terms = [name(signals[n].score_field or n) for n in step.signals]
+            self.kinds[step.field] = NUMBER
             return [f"extend {name(step.field)} = {' + '.join(terms)}"]
         if isinstance(step, ir.Ladder):
             arms = ", ".join(f"{name(step.score_field)} >= {_number(t.minimum)}, {string(t.label)}" for t in step.tiers)
+            self.kinds[step.field] = TEXT
             return [f"extend {name(step.field)} = case({arms}, {string(step.default)})"]
         if isinstance(step, ir.Project):
-            columns = [c for c in (self.column(f, step.span, output=True) for f in step.fields) if c]
+            kept = [f for f in step.fields if not self.dead(f)]
+            columns = [c for c in (self.column(f, step.span, output=True) for f in kept) if c]
             unique = list(dict.fromkeys(columns))
             return [f"project {', '.join(name(c) for c in unique)}"]
         if isinstance(step, ir.Order):
@@ -101,21 +151,27 @@ class KqlGenerator(Generator):
         if step.flag_field:
             yes, no = step.flag_values
             out.append(f"extend {name(step.flag_field)} = iff({condition}, {string(yes)}, {string(no)})")
+            self.kinds[step.flag_field] = TEXT
             # The score reads the flag back: the condition is evaluated once per event.
             condition = f"{name(step.flag_field)} == {string(yes)}"
         if step.score_field:
             out.append(f"extend {name(step.score_field)} = iff({condition}, {_number(step.weight)}, 0)")
+            self.kinds[step.score_field] = NUMBER
         return out
 
     def order(self, step: ir.Order) -> list[str]:
         keys = []
         for key in step.keys:
+            if self.dead(key.field):  # every row lacks it: the key orders nothing, in CQL too
+                continue
             column = self.column(key.field, step.span, output=True)
             if column is None:
                 continue
             ref = name(column)
             if key.type == "string":
                 ref = f"tostring({ref})"
+            elif key.type == "number" and self.kind(ir.Ref(key.field)) != NUMBER:
+                ref = f"todouble({ref})"  # a string column sorted as numbers, as LogScale's default type
             elif key.type == "hex":
                 self.unsupported(f"sort type=hex on {key.field} is sorted as text in KQL", step.span, PRESENTATION)
             keys.append(f"{ref} {'desc' if key.descending else 'asc'} nulls last")
@@ -127,6 +183,9 @@ class KqlGenerator(Generator):
     # ------------------------------------------------------------ predicates
 
     def pred(self, pred: ir.Pred, negated: bool = False) -> str:
+        tested = getattr(pred, "field", None)
+        if isinstance(tested, str) and self.dead(tested):
+            return "false"  # every test on a missing field fails (a negation around it still holds)
         method = getattr(self, f"pred_{type(pred).__name__.lower()}")
         result: str = method(pred)
         return result
@@ -235,12 +294,12 @@ class KqlGenerator(Generator):
     def pred_cmp(self, pred: ir.Cmp) -> str:
         column = self.col(pred.field, pred.span)
         typed = self.column_type(pred.field)
-        ref = column if typed in ("long", "int", "real", "double", "decimal") else f"todouble({column})"
+        ref = column if typed in _NUMERIC_TYPES else f"todouble({column})"
         return f"{ref} {_COMPARE[pred.op]} {_number(pred.number)}"
 
     def column_type(self, field: str) -> str:
         if field in self.computed:
-            return "long"
+            return "real" if self.kinds.get(field, TEXT) == NUMBER else "string"
         mapped = self.profile.field(self.event, field)
         table = self.event.table if self.event else None
         if mapped is None or table is None:
@@ -272,23 +331,85 @@ class KqlGenerator(Generator):
         return "false"
 
     def pred_exprtest(self, pred: ir.ExprTest) -> str:
-        return f"{self.expr(pred.left)} {_COMPARE[pred.op]} {self.expr(pred.right)}"
+        """``test(a OP b)``: as numbers when both sides are numbers, else as text; false when a
+        side is missing (:func:`cqlx.runtime.compare_values`)."""
+        left, right = pred.left, pred.right
+        if NULL in (self.kind(left), self.kind(right)):
+            return "false"
+        if isinstance(left, ir.Lit) and isinstance(right, ir.Lit):
+            return "true" if compare_values(pred.op, left.value, right.value) else "false"
+        sides = (self.side(left), self.side(right))
+        op = _COMPARE[pred.op]
+        texts = [text for _, text, _ in sides]
+        test = f"{texts[0]} {op} {texts[1]}" if op in ("==", "!=") else f"strcmp({texts[0]}, {texts[1]}) {op} 0"
+        guards = [f"isnotempty({text})" for _, text, literal in sides if not literal]
+        as_text = "(" + " and ".join([*guards, test]) + ")"
+        numbers = [num for num, _, _ in sides]
+        if None in numbers:  # a side that is no number: the matcher compares text
+            return as_text
+        as_numbers = f"{numbers[0]} {op} {numbers[1]}"
+        unsure = [num for (num, _, _), expr in zip(sides, (left, right), strict=True) if self.kind(expr) == TEXT
+                  and not isinstance(expr, ir.Lit)]
+        if not unsure:
+            return as_numbers
+        return f"iff({' and '.join(f'isnotnull({n})' for n in unsure)}, {as_numbers}, {as_text})"
+
+    def side(self, expr: ir.Expr) -> tuple[str | None, str, bool]:
+        """One side of a comparison: as a number (None when it is none), as text, and whether it is
+        a literal (which needs no missing-value guard)."""
+        kind = self.kind(expr)
+        if isinstance(expr, ir.Lit) and isinstance(expr.value, str):
+            value = number(expr.value)
+            return (None if value is None else _number(value)), string(expr.value), True
+        code = self.expr(expr)
+        if kind == NUMBER:
+            return code, f"tostring({code})", isinstance(expr, ir.Lit)
+        return f"todouble({code})", code, False
 
     # ------------------------------------------------------------ expressions
 
+    def kind(self, expr: ir.Expr) -> str:
+        """What an expression holds in KQL (module docstring)."""
+        if isinstance(expr, ir.Lit):
+            if isinstance(expr.value, str):
+                return TEXT if number(expr.value) is not None else WORD
+            return NUMBER
+        if isinstance(expr, ir.Ref):
+            if self.dead(expr.field):
+                return NULL
+            if expr.field in self.computed:
+                return self.kinds.get(expr.field, TEXT)
+            return NUMBER if self.column_type(expr.field) in _NUMERIC_TYPES else TEXT
+        if isinstance(expr, ir.Cond):
+            arms = {self.kind(expr.then), self.kind(expr.otherwise)} - {NULL}
+            if not arms:
+                return NULL
+            return arms.pop() if len(arms) == 1 else TEXT
+        if isinstance(expr, ir.Arith):
+            return NUMBER
+        return TEXT  # lower(), upper()
+
     def operand(self, expr: ir.Expr) -> str:
-        """An arithmetic operand: a string column is read as a number (CQL arithmetic is numeric)."""
-        if isinstance(expr, ir.Ref) and self.column_type(expr.field) == "string" and expr.field not in self.computed:
-            return f"todouble({self.col(expr.field, expr.span)})"
-        return self.expr(expr)
+        """An arithmetic operand: text is read as a number (CQL arithmetic is numeric); a value that
+        is no number is null, so the result is too, as in CQL."""
+        kind = self.kind(expr)
+        if kind == NUMBER:
+            return self.expr(expr)
+        if kind in (WORD, NULL):
+            return "real(null)"
+        if isinstance(expr, ir.Lit) and isinstance(expr.value, str):
+            value = number(expr.value)
+            assert value is not None  # TEXT literals spell a number
+            return _number(value)
+        return f"todouble({self.expr(expr)})"
 
     def expr(self, expr: ir.Expr) -> str:
         if isinstance(expr, ir.Lit):
             return string(expr.value) if isinstance(expr.value, str) else _number(expr.value)
         if isinstance(expr, ir.Ref):
-            return self.col(expr.field, expr.span)
+            return "real(null)" if self.dead(expr.field) else self.col(expr.field, expr.span)
         if isinstance(expr, ir.Cond):
-            return f"iff({self.pred(expr.test)}, {self.expr(expr.then)}, {self.expr(expr.otherwise)})"
+            return self.cond(expr)
         if isinstance(expr, ir.Arith):
             left, right = self.operand(expr.left), self.operand(expr.right)
             if expr.op == "/":  # LogScale divides as real numbers; KQL long / long truncates
@@ -297,5 +418,23 @@ class KqlGenerator(Generator):
         if isinstance(expr, ir.Func):
             function = {"lower": "tolower", "upper": "toupper"}.get(expr.name)
             if function:
-                return f"{function}({self.expr(expr.args[0])})"
+                argument = self.expr(expr.args[0])
+                if self.kind(expr.args[0]) in (NUMBER, NULL):
+                    argument = f"tostring({argument})"
+                return f"{function}({argument})"
         raise AssertionError(f"unexpected expression {expr!r}")
+
+    def cond(self, expr: ir.Cond) -> str:
+        """``iff()``, whose arms KQL needs to be of one type: with a number and a string arm the
+        number is written as its text; a missing arm is the other arm's null."""
+        kinds = self.kind(expr)
+        arms = []
+        for arm in (expr.then, expr.otherwise):
+            kind = self.kind(arm)
+            if kind == NULL:
+                arms.append('""' if kinds in (TEXT, WORD) else "real(null)")
+            elif kind == NUMBER and kinds != NUMBER:
+                arms.append(f"tostring({self.expr(arm)})")
+            else:
+                arms.append(self.expr(arm))
+        return f"iff({self.pred(expr.test)}, {arms[0]}, {arms[1]})"
