@@ -323,7 +323,8 @@ def html_page(coverage: Coverage, changes: Diff | None = None) -> str:
     techniques = coverage.techniques()
     targets = coverage.targets
     total_rows = "".join(
-        f"<tr><td>{_e(t)}</td>" + "".join(f"<td class='num {s}'>{counts[s]}</td>" for s in STATUSES)
+        f"<tr><td>{_e(t)}</td>" + "".join(f"<td class='num {s if counts[s] else ''}'>{counts[s]}</td>"
+                                          for s in STATUSES)
         + f"<td class='num'>{len(coverage.covered(t))}/{len(techniques)}</td></tr>"
         for t, counts in coverage.totals().items())
     totals = ("<table id='totals'><thead><tr><th>target</th>" + "".join(f"<th>{_e(LABELS[s])}</th>" for s in STATUSES)
