@@ -163,8 +163,11 @@ def run(
 
     def counted(stream: Any) -> Any:
         for event in stream:
-            if any(get(event, name) is None for name in tested):
+            values = [get(event, name) for name in tested]
+            if any(value is None for value in values):
                 stats.missing_fields += 1
+            if any(isinstance(value, list | dict) for value in values):
+                stats.not_text += 1
             yield event
 
     counts: dict[str, int] = {}

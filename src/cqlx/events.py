@@ -44,6 +44,7 @@ class EventStats:
     malformed: int = 0
     matched: int = 0
     missing_fields: int = 0  # events without a field the rule's filters test
+    not_text: int = 0  # events where a field the rule tests holds an array or an object
     skipped: int = 0  # lines the literal prefilter passed over unparsed: they cannot match
     timed_out: int = 0  # events given up on: a backtracking regex ran past the time limit
     examples: list[str] = field(default_factory=list)
@@ -76,8 +77,15 @@ class EventStats:
             text += ("; undecided: a regex that needs backtracking ran past the time limit on those events "
                      "(--regex-timeout raises it)")
         if self.missing_fields:
-            text += f"; {self.missing_fields} events lack a field the rule tests"
+            text += f"; {_events(self.missing_fields)} without a field the rule tests"
+        if self.not_text:
+            text += (f"; {_events(self.not_text)} with an array or object in a field the rule tests (no string "
+                     "test matches one)")
         return text
+
+
+def _events(count: int) -> str:
+    return f"{count} event" + ("" if count == 1 else "s")
 
 
 def _open(name: str) -> IO[bytes]:
@@ -105,6 +113,8 @@ def classify(raw: bytes) -> tuple[str, Any]:
             raw.decode("utf-8")
         except UnicodeDecodeError as bad:
             return "malformed", f"not UTF-8 (byte {bad.start})"
+        if "depth limit" in str(error):
+            return "malformed", "JSON nested deeper than the parser's limit of 1024 levels"
         return "malformed", f"not JSON ({error})"
     except RecursionError:
         return "malformed", "JSON nested too deeply"
