@@ -10,6 +10,7 @@ Invariants, for any text:
   compiles, imports and names no ``eval``/``exec``/``__import__``/``os``; the Sigma YAML loads in
   pySigma with parseable conditions; the KQL has no error in Microsoft's Kusto.Language (one Node
   run per test); the SPL passes a lexical check (quotes close, no stray ``|``, backtick or ``[``);
+* the CQL (``--to cql``) is written for every query that parses, and parses back to the same IR;
 * ``compile_matcher(text)`` returns a matcher (or raises ``CqlError``) whose ``match()`` and
   ``run()`` never raise on hostile events, and ``cqlx run``'s literal prefilter never skips an
   event line the matcher matches; ``cqlx explain`` renders;
@@ -56,7 +57,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_CARD = ROOT / "samples" / "rules" / "container_cli_api.yml"
-TARGETS = ("spl", "kql", "sigma", "python")
+TARGETS = ("spl", "kql", "sigma", "python", "cql")
 PREFIX = "#event_simpleName=ProcessRollup2 | "
 
 
@@ -851,6 +852,14 @@ def check_python(output: str) -> None:
     exec(compile(tree, "<cqlx python output>", "exec"), {"__name__": "cqlx_fuzz"})
 
 
+def check_cql(output: str, query: Any) -> None:
+    """CQL → CQL is exact: the canonical LogScale cqlx writes parses back to the IR it came from."""
+    from cqlx.emit.cql import same_ir
+
+    if not same_ir(cqlx.parse(output), query):
+        raise OutputError(f"the CQL output reads back as another query: {output!r}")
+
+
 def check_sigma(output: str) -> None:
     from sigma.collection import SigmaCollection
     from sigma.rule import SigmaRule
@@ -919,12 +928,19 @@ def check_text(text: str, events: Sequence[dict[str, Any]] = FIXED_EVENTS, polic
                     clean = False
         except CqlError as error:
             _render(error, target, outcome)
+            if target == "cql":  # everything cqlx parses has a CQL form
+                outcome.failures.append(_failure("cql-output", error, text))
             outcome.converted[target] = False
             continue
         except Exception as error:
             outcome.failures.append(_failure(target, error, text))
             continue
         outcome.converted[target] = clean
+        if target == "cql":  # lossy or not: CQL → CQL must read back as the same IR
+            try:
+                check_cql(output, query)
+            except Exception as error:
+                outcome.failures.append(_failure("cql-output", error, text))
         if not clean:
             continue
         if target == "python":
