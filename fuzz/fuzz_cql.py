@@ -188,6 +188,7 @@ class Fuzzer:
         self.parsed = 0
         self.failures = 0
         self.kusto_checked = 0
+        self.cli_runs = 0
         self.started = time.monotonic()
         self.kusto = not args.no_kusto and self.kusto_available()
 
@@ -319,6 +320,59 @@ class Fuzzer:
                               "cli", output[-3000:], text)
             self.handle([failure], [])
 
+    #: The commands the in-process CLI check rotates through ({rule}, {events}, {out} filled in).
+    CLI_COMMANDS: tuple[tuple[str, ...], ...] = (
+        ("convert", "{rule}", "--to", "kql"),
+        ("check", "{rule}"),
+        ("run", "{rule}", "{events}", "--format", "jsonl"),
+        ("convert", "{rule}", "--to", "sigma", "--on-lossy", "warn"),
+        ("explain", "{rule}"),
+        ("convert", "{rule}", "--to", "spl"),
+        ("run", "{rule}", "{events}", "--format", "csv", "--no-prefilter"),
+        ("convert", "{rule}", "--to", "all", "--output", "{out}", "--on-lossy", "ignore"),
+        ("convert", "{rule}", "--to", "python"),
+    )
+
+    def check_cli_inprocess(self, text: str, events: Sequence[dict[str, Any]]) -> None:
+        """One ``cqlx`` command, run in this process (``cqlx.cli.main`` with sys.argv set, output
+        captured): its exit code is 0, 1 or 2 and it prints no traceback and no internal error."""
+        import contextlib
+        import io
+
+        from cqlx.cli import main as cli_main
+
+        command = self.CLI_COMMANDS[self.count % len(self.CLI_COMMANDS)]
+        with tempfile.TemporaryDirectory() as directory:
+            rule = Path(directory) / "rule.cql"
+            rule.write_text(text, encoding="utf-8", errors="surrogatepass")
+            stream = Path(directory) / "events.ndjson"
+            stream.write_text("".join(json.dumps(e, default=str) + "\n" for e in events), encoding="utf-8",
+                              errors="surrogatepass")
+            argv = ["cqlx", *(a.format(rule=rule, events=stream, out=Path(directory) / "out") for a in command)]
+            out, err = io.StringIO(), io.StringIO()
+            saved = sys.argv
+            sys.argv = argv
+            signal.setitimer(signal.ITIMER_REAL, self.args.timeout)
+            try:
+                with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                    cli_main()
+                code: int | str | None = 0
+            except SystemExit as exit_:
+                code = exit_.code
+            except Hang:
+                code = "hang"
+            except BaseException as error:  # anything past cqlx.cli.main's own handler
+                code = f"raised {type(error).__name__}: {error}"
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                sys.argv = saved
+        self.cli_runs += 1
+        output = out.getvalue() + err.getvalue()
+        if "Traceback" in output or code not in (0, 1, 2, None) or "internal error" in output:
+            failure = Failure("cli-inprocess", f"{command[0]}-exit{code}",
+                              (output.strip().splitlines() or [""])[-1][:300], "cli", output[-3000:], text)
+            self.handle([failure], [])
+
     def check_card(self, text: str) -> None:
         """The query inside a rule card and a LogScale package: errors point into the file and render."""
         from cqlx.conversion import apply_policy, convert_query
@@ -361,6 +415,8 @@ class Fuzzer:
         self.flush_kusto()
         if self.args.cli_every and self.count % self.args.cli_every == 0:
             self.check_cli(text)
+        if self.args.cli_inprocess_every and self.count % self.args.cli_inprocess_every == 0:
+            self.check_cli_inprocess(text, events)
         if self.args.card_every and self.count % self.args.card_every == 0:
             self.check_card(text)
 
@@ -368,6 +424,7 @@ class Fuzzer:
         elapsed = time.monotonic() - self.started
         log(f"fuzz: {self.count} inputs ({self.parsed} parsed) in {elapsed:.0f} s, "
             f"{self.count / max(elapsed, 1e-9):.0f}/s; {self.kusto_checked} KQL outputs checked; "
+            f"{self.cli_runs} CLI commands run; "
             f"{self.failures} failures, {len(self.recorder.index)} distinct")
 
     def loop(self) -> None:
@@ -470,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kusto-batch", type=int, default=300, help="KQL outputs per Kusto.Language run")
     parser.add_argument("--no-kusto", action="store_true", help="skip the Kusto.Language check")
     parser.add_argument("--cli-every", type=int, default=1000, help="run the CLI on every Nth input (0: never)")
+    parser.add_argument("--cli-inprocess-every", type=int, default=1,
+                        help="run one cqlx command in this process on every Nth input (0: never)")
     parser.add_argument("--card-every", type=int, default=20,
                         help="check every Nth input inside a rule card and a LogScale package (0: never)")
     parser.add_argument("--no-minimise", action="store_true", help="keep failing inputs as found")
