@@ -127,3 +127,19 @@ def test_seed_ir(seed_text: str) -> None:
     assert ladder.tiers == (ir.Tier(6, "CRITICAL"), ir.Tier(3, "HIGH")) and ladder.default == "MEDIUM"
     order = next(s for s in query.steps if isinstance(s, ir.Order))
     assert order.keys == (ir.SortKey("SuspicionScore", True, "number"),) and order.limit == 200
+
+
+def test_a_condition_on_the_flag_it_writes_is_not_one_signal() -> None:
+    """`F := if(F = "x", ...) | S := if(F = "x", 3, 0)`: the score tests F after F became YES/NO."""
+    steps = parse('F := if(F = "x", "YES", "NO") | S := if(F = "x", 3, 0)').steps
+    assert [type(s).__name__ for s in steps] == ["Eval", "Signal"]
+
+
+def test_a_case_that_assigns_in_every_branch_is_an_if() -> None:
+    """LogScale documents if() as this case (functions-if); several fields per branch split."""
+    assert parse('case { a=1 | x := 1 ; * | x := 0 }').steps == parse('x := if(a = "1", 1, 0)').steps
+    assert parse('case { a=1 | x := 1 | y := 2 ; b=2 | x := 3 | y := 4 ; * | x := 0 | y := 0 }').steps == \
+        parse('x := if(a = "1", 1, if(b = "2", 3, 0)) | y := if(a = "1", 2, if(b = "2", 4, 0))').steps
+    # no always-true branch (events are dropped), a test on a field assigned before it: stays a case
+    for text in ('case { a=1 | x := 1 ; b=2 | x := 2 }', 'case { x=1 | x := 2 | y := 3 ; * | x := 0 | y := 0 }'):
+        assert [type(s).__name__ for s in parse(text).steps] == ["Case"]

@@ -328,6 +328,11 @@ def recognize_signals(query: ir.Query) -> ir.Query:
             assert isinstance(other, ir.Eval)
             lo, hi = sorted((index, other_index))
             moved = step.field if other_index < index else other.field
+            # The later of the two tests its condition after the earlier one has written its field:
+            # a condition that reads that field (or every field) is not one test for both.
+            first_written = other.field if other_index < index else step.field
+            if first_written in pred_fields(condition) or "*" in pred_fields(condition):
+                continue
             if _undisturbed(steps, lo, hi, guarded | {other.field}, moved):
                 partner = (other_index, other, flag[1])
                 break
