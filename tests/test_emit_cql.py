@@ -74,7 +74,9 @@ TABLE = [
      'case { CommandLine=/a/ | F := "YES" | S := 3 ; * | F := "NO" | S := 0 }\n| T := S\n'
      '| L := if(T >= 3, then="HIGH", else="LOW")\n'),
     # projection and order: table() is sort() then select(); defaults are left out
-    ("table([a, b], limit=10)", "sort(@timestamp, limit=10)\n| select([a, b])\n"),
+    ("table([a, b], limit=10)", "table([a, b], limit=10)\n"),
+    ("table(a, sortby=x, order=asc, type=string)", "table([a], sortby=x, order=asc, type=string)\n"),
+    ("sort(@timestamp, limit=10) | select([a, b])", "sort(@timestamp, limit=10)\n| select([a, b])\n"),
     ("sort([a, b], order=[asc, desc], type=string, limit=max)",
      "sort([a, b], order=[asc, desc], type=string, limit=20000)\n"),
     ("sort(x, order=desc, type=number, limit=200)", "sort(x)\n"),

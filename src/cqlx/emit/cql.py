@@ -18,6 +18,12 @@ IR it was written from, and the emitter checks that before it hands the text ove
 - the rule's source (``#event_simpleName``, ``event_platform``) comes first, as tag filters;
   defaults (``sort()``'s ``desc``, ``number``, 200 rows; ``ignoreCase=false``) are left out.
 
+What the IR does not keep cannot come back, and the emitter, which sees only the IR, does not report
+it: comments, the spelling of the event-type and platform fields (``event_simpleName`` is written
+``#event_simpleName``), conditions repeated or negated twice, ``limit=max`` (written 20000),
+``type=any`` (``number``), ``lower()``'s ``locale`` and ``sort()``'s ``reverse`` (which the lowering
+ignores). A ``table()`` is recognised by its two steps sharing the call's span.
+
 Field names are LogScale's own: no profile applies (:func:`identity_profile`).
 """
 
@@ -153,7 +159,19 @@ class CqlGenerator(Generator):
         return None  # LogScale reads Falcon's own events: nothing to map, nothing to report
 
     def generate(self) -> str:
-        stages = [*self.source(), *(self.step(s) for s in self.query.steps)]
+        stages = self.source()
+        steps = self.query.steps
+        index = 0
+        while index < len(steps):
+            step = steps[index]
+            after = steps[index + 1] if index + 1 < len(steps) else None
+            if isinstance(step, ir.Order) and isinstance(after, ir.Project) and len(step.keys) == 1 \
+                    and step.span != ir.NO_SPAN and step.span == after.span:
+                stages.append(self.table(step, after))  # both came from one table() call
+                index += 2
+                continue
+            stages.append(self.step(step))
+            index += 1
         text = "\n| ".join(stages or ["*"]) + "\n"
         self.verify(text)
         return text
@@ -255,6 +273,21 @@ class CqlGenerator(Generator):
         if step.limit != ROW_LIMIT_DEFAULT:
             args.append(f"limit={step.limit}")
         return f"sort({', '.join(args)})"
+
+    def table(self, order: ir.Order, project: ir.Project) -> str:
+        """``table()``: the rows sorted and limited as ``sort()`` would, then the fields selected
+        (functions-table; its sort defaults to @timestamp, desc, number, 200 rows)."""
+        (key,) = order.keys
+        args = [f"[{', '.join(field_name(f) for f in project.fields)}]"]
+        if key.field != "@timestamp":
+            args.append(f"sortby={field_name(key.field)}")
+        if not key.descending:
+            args.append("order=asc")
+        if key.type != "number":
+            args.append(f"type={key.type}")
+        if order.limit != ROW_LIMIT_DEFAULT:
+            args.append(f"limit={order.limit}")
+        return f"table({', '.join(args)})"
 
     # ------------------------------------------------------------ assignments
 
