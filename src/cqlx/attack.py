@@ -69,14 +69,14 @@ class Catalogue:
         if found is not None:
             return found
         url = "https://attack.mitre.org/techniques/" + technique_id.replace(".", "/") + "/"
-        return Technique(technique_id, "", (), url if TECHNIQUE_ID.match(technique_id) else "")
+        return Technique(technique_id, "", (), url if TECHNIQUE_ID.fullmatch(technique_id) else "")
 
 
 def _parse(data: Any) -> dict[str, Technique]:
     items = data.get("attack_patterns") if isinstance(data, dict) else None
     techniques: dict[str, Technique] = {}
     for item in items or []:
-        if not isinstance(item, dict) or not TECHNIQUE_ID.match(str(item.get("external_id", ""))):
+        if not isinstance(item, dict) or not TECHNIQUE_ID.fullmatch(str(item.get("external_id", ""))):
             continue
         tactics = tuple(str(t) for t in item.get("tactics") or () if str(t) in TACTIC_NAMES)
         technique = Technique(str(item["external_id"]), str(item.get("name") or ""), tactics,
@@ -113,4 +113,4 @@ def normalise(text: str) -> str | None:
     """``T1059.013`` from ``t1059.013``, ``attack.t1059.013`` or ``T1059/013``; None for anything else."""
     value = text.strip().upper()
     value = value.removeprefix("ATTACK.").removeprefix("MITRE.").replace("/", ".")
-    return value if TECHNIQUE_ID.match(value) else None
+    return value if TECHNIQUE_ID.fullmatch(value) else None

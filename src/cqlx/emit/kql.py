@@ -59,7 +59,7 @@ def string(value: str) -> str:
 def name(column: str) -> str:
     """A column reference: bare when it is a plain identifier, else ``['...']`` (a string literal
     inside brackets: the same escapes as in :func:`string`)."""
-    if _PLAIN_NAME.match(column) and column.lower() not in _KQL_KEYWORDS:
+    if _PLAIN_NAME.fullmatch(column) and column.lower() not in _KQL_KEYWORDS:
         return column
     escaped = column.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\t", "\\t") \
         .replace("\r", "\\r")

@@ -35,11 +35,11 @@ def string(value: str) -> str:
 
 def field_ref(name: str) -> str:
     """A field in eval/where: bare when plain, else in single quotes (backslash and quote escaped)."""
-    return name if _PLAIN.match(name) else "'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return name if _PLAIN.fullmatch(name) else "'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def table_name(name: str) -> str:
-    return name if _PLAIN_TABLE.match(name) else string(name)
+    return name if _PLAIN_TABLE.fullmatch(name) else string(name)
 
 
 def _number(value: int | float) -> str:
@@ -128,7 +128,7 @@ class SplGenerator(Generator):
 
     @staticmethod
     def search_value(value: str) -> str:
-        return value if _SEARCH_WORD.match(value) else string(value)
+        return value if _SEARCH_WORD.fullmatch(value) else string(value)
 
     # ------------------------------------------------------------ steps
 

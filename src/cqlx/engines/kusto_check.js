@@ -10,7 +10,9 @@
 //   {"tables": {"Name": [["Col", "type"], ...], ...}, "queries": ["...", ...]}
 // Response (one JSON document on stdout):
 //   {"results": [[{"severity", "code", "start", "length", "message"}, ...], ...]}
-// with one list of diagnostics per query, in order. Offsets count Unicode code
+// with one list of diagnostics per query, in order. With "literals": true in the
+// request, also "literals": [["value", ...], ...]: the value of every string
+// literal token of each query (bracketed names ['...'] included), as Kusto reads it. Offsets count Unicode code
 // points (as Python's str does), not the UTF-16 units JavaScript uses.
 //
 // A problem with the request itself (bad JSON, an unknown column type) is
@@ -118,6 +120,19 @@ function analyseOne(K, globals, query) {
   }
 }
 
+function stringLiterals(K, query) {
+  const values = [];
+  const code = K.KustoCode.Parse(query);
+  let token = code.Syntax.GetFirstToken(false, false);
+  while (token) {
+    if (token.Kind === K.Syntax.SyntaxKind.StringLiteralToken) {
+      values.push(String(K.KustoFacts.GetStringLiteralValue(token.Text)));
+    }
+    token = token.GetNextToken(false, false);
+  }
+  return values;
+}
+
 function main() {
   const packageDir = process.argv[2];
   if (!packageDir) {
@@ -159,7 +174,11 @@ function main() {
   const results = queries.map((q) => (typeof q === "string"
     ? analyseOne(K, globals, q)
     : [{ severity: "Error", code: "CQLX-REQUEST", start: 0, length: 0, message: "the query is not a string" }]));
-  process.stdout.write(JSON.stringify({ results: results }) + "\n");
+  const response = { results: results };
+  if (request.literals === true) {
+    response.literals = queries.map((q) => (typeof q === "string" ? stringLiterals(K, q) : []));
+  }
+  process.stdout.write(JSON.stringify(response) + "\n");
 }
 
 main();

@@ -34,6 +34,7 @@ __all__ = [
     "analyze",
     "errors",
     "kusto_unavailable_reason",
+    "string_literals",
 ]
 
 PACKAGE = "@kusto/language-service-next"
@@ -172,6 +173,12 @@ def _parse_diagnostic(raw: object) -> KustoDiagnostic:
     )
 
 
+def string_literals(queries: Sequence[str]) -> list[list[str]]:
+    """The value of every string literal in each query (``['name']`` brackets included), as
+    Kusto.Language reads it: the proof that a value cqlx escaped reads back as itself."""
+    return _run([str(q) for q in queries], {}, literals=True)[1]
+
+
 def analyze(
     queries: Sequence[str], tables: Mapping[str, Sequence[tuple[str, str]]]
 ) -> list[list[KustoDiagnostic]]:
@@ -187,13 +194,17 @@ def analyze(
     """
     if isinstance(queries, str):
         raise TypeError("queries must be a sequence of strings, not a single string")
-    query_list = [str(q) for q in queries]
-    request = {"tables": _check_tables(tables), "queries": query_list}
+    return _run([str(q) for q in queries], tables)[0]
+
+
+def _run(query_list: list[str], tables: Mapping[str, Sequence[tuple[str, str]]], literals: bool = False
+         ) -> tuple[list[list[KustoDiagnostic]], list[list[str]]]:
+    request: dict[str, object] = {"tables": _check_tables(tables), "queries": query_list, "literals": literals}
     found = _locate()
     if isinstance(found, str):
         raise EngineUnavailable(found)
     if not query_list:
-        return []
+        return [], []
     node, package_dir = found
     try:
         done = subprocess.run(
@@ -220,11 +231,13 @@ def analyze(
     try:
         response = json.loads(done.stdout)
         results = response["results"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        values = response.get("literals", [])
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise EngineError(f"kusto_check.js wrote an unreadable answer: {done.stdout[:500]!r}") from exc
     if not isinstance(results, list) or len(results) != len(query_list):
         raise EngineError("kusto_check.js answered for a different number of queries")
-    return [[_parse_diagnostic(raw) for raw in per_query] for per_query in results]
+    diagnostics = [[_parse_diagnostic(raw) for raw in per_query] for per_query in results]
+    return diagnostics, [[str(v) for v in per_query] for per_query in values]
 
 
 def errors(diagnostics: Sequence[KustoDiagnostic]) -> list[KustoDiagnostic]:
