@@ -1306,6 +1306,8 @@ KNOWN_CASES: tuple[Case, ...] = (
          "`extend x = iff(ProcessId > 1, \"a\", 1) | sort by x`: KS116 (dynamic)"),
     Case("kql-retyped-column", PREFIX + 'SHA256HashData := 1 | in(SHA256HashData, values=["1"], ignoreCase=true)',
          "kusto", "`extend SHA256 = 1 | where SHA256 in~ (\"1\")`: KS107"),
+    Case("kql-text-on-long", PREFIX + 'RawProcessId="a b" or in(RawProcessId, values=["*.exe", "x"], ignoreCase=true)',
+         "kusto", "a number column against text that spells no integer: `ProcessId =~ \"x\"`: KS106"),
     Case("kql-depth", PREFIX + "x := " + "lower(" * 130 + "CommandLine" + ")" * 130, "kusto",
          "130 nested tolower(): KS245 (Kusto's depth limit)"),
 )
@@ -1371,6 +1373,7 @@ FIXED = frozenset({
     "kql-projected-away",
     "kql-mixed-iff",
     "kql-depth",
+    "kql-text-on-long",
 })
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cqlx import ast as A
@@ -152,3 +154,19 @@ def test_both_if_dialects_parse_to_calls() -> None:
 def test_deep_nesting_is_refused_cleanly() -> None:
     with pytest.raises(CqlSyntaxError, match="nesting deeper"):
         parse("(" * 500 + "a=1" + ")" * 500)
+
+
+def test_a_chain_on_a_deep_stack_is_a_cql_error() -> None:
+    """Fuzz finding: a `!!!...` chain parsed a few frames deeper than usual (the CLI run inside
+    another program) raised lark's VisitError wrapping a RecursionError. Either it parses or it
+    is a CqlError, at every stack depth; run in a fresh interpreter, whose stack starts shallow."""
+    import subprocess
+    import sys
+
+    data = Path(__file__).parent / "data" / "deep_bang_chain.cql"
+    code = ("import sys\nfrom cqlx import parse\nfrom cqlx.errors import CqlError\n"
+            f"text = open({str(data)!r}, encoding='utf-8').read()\n"
+            "def nest(depth):\n    return nest(depth - 1) if depth else parse(text)\n"
+            "for depth in range(200):\n    try:\n        nest(depth)\n    except CqlError:\n        pass\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

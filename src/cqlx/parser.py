@@ -40,6 +40,9 @@ def parse(text: str) -> A.Pipeline:
     except lark.exceptions.VisitError as error:
         if isinstance(error.orig_exc, CqlError):
             raise error.orig_exc.located(text) from None
+        if isinstance(error.orig_exc, RecursionError):  # a chain of hundreds of operators, on a deep stack
+            raise CqlSyntaxError("the query is nested too deeply (chains of hundreds of operators); split it "
+                                 "into pipeline stages", source=text) from None
         raise
     except lark.exceptions.UnexpectedInput as error:
         raise _syntax_error(error, text) from None

@@ -242,7 +242,8 @@ class KqlGenerator(Generator):
         if pred.value == "" and self.profile.missing == "empty":
             self.unsupported(f"{pred.field}=\"\" (present and empty) cannot be told from a missing field in "
                              f"{self.profile.name}, which stores both as an empty string", pred.span)
-        return f"{column} {op} {string(pred.value)}"
+        # A number column against text that spells no integer: CQL compares the number's text.
+        return f"{self.text_col(pred.field, pred.span)} {op} {string(pred.value)}"
 
     def pred_glob(self, pred: ir.Glob) -> str:
         if self.is_basename(pred.field) and not pred.pattern.startswith("*"):
