@@ -40,6 +40,17 @@ TABLE = [
     ('CommandLine = "say \\"hi\\""', '| where ProcessCommandLine == "say \\"hi\\""'),
     ("UserName = root or UserName = admin", '| where (AccountName == "root" or AccountName == "admin")'),
     ("sort(RawProcessId, order=asc, limit=5)", "| sort by ProcessId asc nulls last\n| take 5"),
+    ('test(CommandLine < "b")', '| where (isnotempty(ProcessCommandLine) and strcmp(ProcessCommandLine, "b") < 0)'),
+    ('test(RawProcessId > "100")', "| where ProcessId > 100"),
+    ('test("a" >= 1)', "| where true"),  # both literals: decided as the matcher decides (text "a" >= "1")
+    ("x := CommandLine * 2", "| extend x = (todouble(ProcessCommandLine) * 2)"),
+    ('x := "a" + 1', "| extend x = (real(null) + 1)"),
+    ('x := if(test(RawProcessId > 1), then="hi", else=1) | sort(x)',
+     '| extend x = iff(ProcessId > 1, "hi", tostring(1))\n| sort by todouble(x) desc nulls last\n| take 200'),
+    ("select([CommandLine]) | UserName = root", "| project ProcessCommandLine\n| where false"),
+    ("select([CommandLine]) | UserName != root", "| project ProcessCommandLine\n| where not(false)"),
+    ('RawProcessId = "x y"', '| where tostring(ProcessId) == "x y"'),
+    ('"a\\nb" := 1', "| extend ['a\\nb'] = 1"),
 ]
 
 
@@ -51,6 +62,13 @@ def test_kql_table(cql: str, kql: str | None) -> None:
         return
     out = convert(P + cql, to="kql")
     assert out == "DeviceProcessEvents\n" + kql + "\n"
+
+
+def test_a_platform_filter_is_detection_loss() -> None:
+    """Defender's event tables have no OS platform column: dropping event_platform=Win would
+    match every platform, so the conversion is refused (fuzz of the sample library found it)."""
+    with pytest.raises(UnsupportedError, match=r"event_platform Win.*would match every platform"):
+        convert("#event_simpleName=ProcessRollup2 event_platform=Win | CommandLine = x", to="kql")
 
 
 def test_seed_golden(seed_text: str) -> None:

@@ -94,6 +94,12 @@ class KqlGenerator(Generator):
                 lines.append(f"| where {name(column)} == {string(values[0])}")
             else:
                 lines.append(f"| where {name(column)} in ({', '.join(string(v) for v in values)})")
+        if self.query.source.platforms:
+            # Defender's and ASIM's event tables hold no OS platform column (Defender keeps it per
+            # device, in DeviceInfo.OSPlatform): without the filter every platform would match.
+            self.unsupported(f"the rule selects event_platform {', '.join(self.query.source.platforms)}; "
+                             f"{self.event.table if self.event else 'the table'} has no platform column in "
+                             f"profile {self.profile.name}, so the KQL would match every platform")
         for step in self.query.steps:
             lines.extend(f"| {op}" for op in self.step(step))
             self.track(step)
