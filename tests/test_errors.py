@@ -64,7 +64,20 @@ def test_known_but_unsupported_function_says_so() -> None:
     ("sort(x, colour=red)", "no parameter 'colour'"),
     ("x := if(a == 1)", "then"),
     ("f > abc", "expected a number after '>'"),
+    ("sort(x, reverse=maybe)", "accepted: true, false"),
+    ("sort(x, order=desc, reverse=false)", "disagree"),
+    ("in(x, values=[a], ignoreCase=yes)", "accepted: true, false"),
 ])
 def test_wrong_arguments_name_accepted_values(text: str, words: str) -> None:
     with pytest.raises(CqlValueError, match=words):
         parse(text)
+
+
+@pytest.mark.parametrize(("text", "descending"), [
+    ("sort(x, reverse=true)", True), ("sort(x, reverse=false)", False), ("sort(x, reverse=true, order=desc)", True),
+])
+def test_deprecated_reverse_sets_the_direction(text: str, descending: bool) -> None:
+    from cqlx import ir
+
+    (step,) = parse(text).steps
+    assert isinstance(step, ir.Order) and step.keys[0].descending is descending

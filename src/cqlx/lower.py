@@ -162,9 +162,20 @@ class _Lowering:
         args = self.bind(call, spec)
         fields = self.field_list(args["field"]) if "field" in args else ("_count",)
         orders = self.per_field(args.get("order"), len(fields), self.sort_order)
+        if "reverse" in args:  # deprecated (1.100): true sorts descending, false ascending (functions-sort)
+            descending = self.boolean(args["reverse"], "reverse")
+            if "order" in args and any(o != descending for o in orders):
+                raise CqlValueError("order= and the deprecated reverse= disagree; keep order=", args["reverse"].span)
+            orders = [descending] * len(fields)
         types = self.per_field(args.get("type"), len(fields), self.sort_type)
         keys = tuple(ir.SortKey(f, o, t) for f, o, t in zip(fields, orders, types, strict=True))
         return ir.Order(keys, self.limit(args.get("limit")), call.span)
+
+    def boolean(self, value: A.Expr, name: str) -> bool:
+        word = self.word(value).lower()
+        if word not in ("true", "false"):
+            raise CqlValueError(f"{name}={self.word(value)} is not a boolean; accepted: true, false", value.span)
+        return word == "true"
 
     def per_field(self, value: A.Expr | None, count: int, convert: Callable[[A.Expr | None], T]) -> list[T]:
         if isinstance(value, A.Array):
@@ -302,7 +313,7 @@ class _Lowering:
         values = args["values"]
         items = values.items if isinstance(values, A.Array) else (values,)
         texts = tuple("*" if isinstance(item, A.Star) else _plain_text(item) for item in items)
-        ignore = self.word(args["ignoreCase"]).lower() == "true" if "ignoreCase" in args else False
+        ignore = self.boolean(args["ignoreCase"], "ignoreCase") if "ignoreCase" in args else False
         return ir.In(self.field_arg(args["field"]), texts, ignore, call.span)
 
     # ------------------------------------------------------------ expressions
