@@ -189,3 +189,13 @@ def test_prefilter_gives_the_same_rows_and_accounts_for_every_line() -> None:
     lines, events, matched, not_matched, blank, malformed, skipped = map(int, numbers.groups())
     assert lines == 74 and skipped > 0
     assert lines == events + blank + malformed + skipped and events == matched + not_matched
+
+
+def test_a_refusal_lists_each_loss_at_its_place_in_the_rule_file(tmp_path: Path) -> None:
+    card = tmp_path / "t.yml"
+    card.write_text("title: t\nid: x\nquery: |\n  #event_simpleName=ProcessRollup2\n  | CommandLine=x\n  | a=1\n",
+                    encoding="utf-8")
+    result = cqlx("convert", str(card), "--to", "kql")
+    assert result.returncode == 1
+    assert f"  - {card}:6:5: detection loss on kql (mde): field a has no mapping" in result.stderr
+    assert "line 3, column 3" not in result.stderr

@@ -98,7 +98,8 @@ def convert(
             continue
         for target in targets:
             try:
-                conversion = apply_policy(convert_query(query, target, profile, rule.meta, rule.text), on_lossy)
+                conversion = apply_policy(convert_query(query, target, profile, rule.meta, rule.text), on_lossy,
+                                          where=rule.location)
                 if backend is not None:
                     conversion = through_sigma_backend(conversion, backend, tuple(sigma_pipeline or ()))
             except UnsupportedError as error:

@@ -8,10 +8,12 @@ column, the target and the reason; presentation loss is always a warning.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from cqlx import ir
+from cqlx.ast import Span
 from cqlx.emit.base import DETECTION, Diagnostic, RuleMeta
 from cqlx.errors import CqlError, UnsupportedError
 from cqlx.profiles import DEFAULT_PROFILE, load_profile
@@ -134,14 +136,18 @@ def through_sigma_backend(conversion: Conversion, backend: str, pipelines: tuple
     return Conversion(f"sigma:{backend}", conversion.profile, text, conversion.diagnostics)
 
 
-def apply_policy(conversion: Conversion, policy: str = "error", source: str | None = None) -> Conversion:
-    """Refuse a conversion that loses detection logic (``error``), or let it through."""
+def apply_policy(conversion: Conversion, policy: str = "error", source: str | None = None,
+                 where: Callable[[Span], str] | None = None) -> Conversion:
+    """Refuse a conversion that loses detection logic (``error``), or let it through. ``where``
+    names a diagnostic's position (a rule file's ``path:line:column``; by default its line and
+    column in the query)."""
     if policy not in POLICIES:
         raise CqlError(f"unknown lossy-conversion policy {policy!r}; accepted: " + ", ".join(POLICIES))
     lost = conversion.detection_loss
     if lost and policy == "error":
         first = lost[0]
-        lines = "\n".join(f"  - {d}" for d in lost)
+        lines = "\n".join(f"  - {where(d.span)}: {d.describe()}" if where and d.span.line else f"  - {d}"
+                           for d in lost)
         message = (f"cannot convert to {first.target} without changing which events match "
                    f"(--on-lossy warn writes it anyway):\n{lines}")
         raise UnsupportedError(message, first.span, source)
