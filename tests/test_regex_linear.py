@@ -10,7 +10,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -119,23 +118,25 @@ HOSTILE = {"CommandLine": "a" * 40 + "!"}
 
 
 def test_a_catastrophic_regex_on_a_hostile_event_is_bounded() -> None:
-    start = time.perf_counter()
+    """The search is interrupted (how fast is measured in bench/redos.py, not asserted here)."""
     matcher = cqlx.compile_matcher(CATASTROPHIC)
+    assert matcher.regex_time_limit == 0.05
     with pytest.raises(RegexTimeoutError, match="ms limit"):
         matcher.match(HOSTILE)
     counts: dict[str, int] = {}
     rows = matcher.run([HOSTILE, {"CommandLine": "aa"}], counts)
-    elapsed = time.perf_counter() - start
     assert rows == [{"CommandLine": "aa"}]
     assert counts == {"timed_out": 1, "matched": 1}
-    assert elapsed < 1.0  # two bounded searches of 50 ms, and compiling; unbounded it would take hours
+    matcher.limit_regex_time(0)  # no limit: a value short enough to finish still matches
+    assert matcher.match({"CommandLine": "aaaa"}) is not None
 
 
 def test_catastrophic_nested_quantifier_runs_on_re2() -> None:
     matcher = cqlx.compile_matcher("CommandLine=/^(a+)+$/")  # exponential on re; linear on RE2
-    start = time.perf_counter()
+    regexes = [v for v in matcher.namespace.values() if isinstance(v, matcher.namespace["Regex"])]
+    assert regexes and all(r.linear is not None for r in regexes)
+    matcher.limit_regex_time(0)  # unbounded: only RE2 can answer this in time
     assert matcher.match({"CommandLine": "a" * 100_000 + "!"}) is None
-    assert time.perf_counter() - start < 0.5
     assert matcher.match({"CommandLine": "a" * 100}) is not None
 
 
