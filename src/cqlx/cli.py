@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cqlx.errors import CqlError, UnsupportedError
+from cqlx.errors import CqlError
 
 app = typer.Typer(
     add_completion=False,
@@ -34,7 +34,6 @@ app = typer.Typer(
 )
 
 TARGET_CHOICES = ("spl", "kql", "sigma", "python", "cql", "all")
-COMMENT = {"spl": "```{}```", "kql": "// {}", "sigma": "# {}", "python": "# {}", "cql": "// {}"}
 
 
 def _err(message: str) -> None:
@@ -48,77 +47,55 @@ def _fail(code: int) -> typer.Exit:
 @app.command()
 def convert(
     rules: Annotated[list[str], typer.Argument(help="Rule files (.cql, rule cards .yml, LogScale package "
-                                                    "YAML) or directories.", show_default=False)],
-    to: Annotated[str, typer.Option("--to", "-t", help="Target: spl, kql, sigma, python, cql, all, or "
-                                                      "sigma:BACKEND (an installed pySigma backend).")] = "kql",
-    profile: Annotated[str | None, typer.Option(help="Target profile name or YAML file (default: the "
-                                                     "target's own: splunk, mde, sigma, falcon).")] = None,
+                                                    "YAML: saved searches, alerts, dashboards) or directories "
+                                                    "(searched recursively).", show_default=False)],
+    to: Annotated[str, typer.Option("--to", "-t", help="Targets, comma-separated: spl, kql, sigma, python, cql, "
+                                                      "all, or sigma:BACKEND (an installed pySigma backend).")
+                  ] = "kql",
+    profile: Annotated[str | None, typer.Option(help="Target profile name or YAML file, for the target of its "
+                                                     "language (default: each target's own: splunk, mde, sigma, "
+                                                     "falcon).")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write one file per rule and target "
-                                                                        "into this directory.")] = None,
+                                                                        "into this directory, keeping the rules' "
+                                                                        "folders.")] = None,
     on_lossy: Annotated[str, typer.Option(help="When a target cannot express the rule exactly: error "
-                                               "(refuse detection loss), warn, or ignore.")] = "error",
+                                               "(refuse detection loss: that rule is not written for that "
+                                               "target, the rest go on), warn, or ignore.")] = "error",
     sigma_pipeline: Annotated[list[str] | None, typer.Option(
         help="With --to sigma:BACKEND: a pySigma processing pipeline to apply (repeatable).")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write a JSON report: per rule and target "
+                                                                 "its class, the file written, every "
+                                                                 "diagnostic at path:line:column.")] = None,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Show a progress bar on "
+                                                  "stderr (default: when stderr is a terminal and there are "
+                                                  "several rules).", show_default=False)] = None,
 ) -> None:
     """Convert rules to other platforms. Output goes to stdout unless --output.
 
+    With several rules, a summary per target follows (exact, presentation-only loss, detection
+    loss, failed): on stdout with --output, else on stderr. Output files keep each rule's folder
+    under --output and never overwrite each other (a file holding several queries writes one file
+    per query). Exit status: 0 every conversion written; 1 some refused (detection loss under
+    --on-lossy error, or a construct a target cannot express); 2 some rule failed to load or parse
+    (the others are still converted), or bad options.
+
     Examples: cqlx convert samples/rules/container_cli_api.yml --to spl;
+    cqlx convert rules/ --to all --output out/ --report report.json;
     cqlx convert rule.yml --to sigma:splunk (through pySigma's Splunk backend)
     """
-    from cqlx.conversion import POLICIES, apply_policy, convert_query, through_sigma_backend
-    from cqlx.rules import find_rules, load_rule
+    from cqlx.batch_cli import run_convert
+    from cqlx.conversion import POLICIES
 
-    backend = to.split(":", 1)[1] if to.startswith("sigma:") else None
-    if backend is not None:
-        to = "sigma"
-    if to not in TARGET_CHOICES or backend == "":
-        raise typer.BadParameter(f"{to!r} is not a target; choose from {', '.join(TARGET_CHOICES)} or "
-                                 "sigma:BACKEND", param_hint="--to")
     if on_lossy not in POLICIES:
         raise typer.BadParameter(f"{on_lossy!r}; choose from {', '.join(POLICIES)}", param_hint="--on-lossy")
-    targets = ["spl", "kql", "sigma", "python", "cql"] if to == "all" else [to]
-    if profile and len(targets) > 1:
-        raise typer.BadParameter("a profile belongs to one target language; use it with a single --to",
-                                 param_hint="--profile")
-    paths = find_rules(rules)
-    if not paths:
-        _err("cqlx: no rule files found")
-        raise _fail(2)
-    several = len(paths) * len(targets) > 1
-    status = 0
-    if output is not None:
-        output.mkdir(parents=True, exist_ok=True)
-    for path in paths:
-        try:
-            rule = load_rule(path)
-            query = rule.parse()
-        except CqlError as error:
-            _err(str(error))
-            status = max(status, 2)
-            continue
-        for target in targets:
-            try:
-                conversion = apply_policy(convert_query(query, target, profile, rule.meta, rule.text), on_lossy,
-                                          where=rule.location)
-                if backend is not None:
-                    conversion = through_sigma_backend(conversion, backend, tuple(sigma_pipeline or ()))
-            except UnsupportedError as error:
-                _err(str(rule.relocate(error)))
-                status = max(status, 1)
-                continue
-            if on_lossy != "ignore":
-                for diagnostic in conversion.diagnostics:
-                    _err(f"{rule.location(diagnostic.span)}: warning: {diagnostic.describe()}")
-            if output is not None:
-                destination = output / f"{Path(rule.path).stem}{conversion.extension}"
-                destination.write_text(conversion.output, encoding="utf-8")
-                _err(f"wrote {destination}")
-            else:
-                if several:
-                    typer.echo(COMMENT[target].format(f"{rule.path} -> {target} ({conversion.profile})"))
-                typer.echo(conversion.output, nl=False)
-                if several:
-                    typer.echo()
+    from cqlx.batch import parse_targets
+
+    try:
+        targets = parse_targets(to, profile, sigma_pipeline or ())
+    except CqlError as error:
+        raise typer.BadParameter(f"{error.message} (targets: {', '.join(TARGET_CHOICES)} or sigma:BACKEND)",
+                                 param_hint="--to/--profile") from None
+    status = run_convert(rules, targets, output, on_lossy, report, progress)
     if status:
         raise _fail(status)
 

@@ -1,0 +1,141 @@
+"""``cqlx convert``: convert rule files and directories to the chosen targets, on stdout or into a
+directory, with a progress bar, a summary per target and a JSON report. The work is in
+:mod:`cqlx.batch`; this module prints, writes and draws the progress bar (stderr, only when stderr
+is a terminal or with ``--progress``; stdout is never touched by it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from cqlx import batch
+from cqlx.errors import CqlError
+
+COMMENT = {"spl": "```{}```", "kql": "// {}", "sigma": "# {}", "python": "# {}", "cql": "// {}"}
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _write(path: Path, text: str, made: set[Path]) -> None:
+    try:
+        if path.parent not in made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made.add(path.parent)
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise CqlError(f"{path}: cannot write ({error.strerror or error})") from None
+
+
+class _Bar:
+    """A rich progress bar on stderr, or nothing."""
+
+    def __init__(self, progress: Any = None, task: Any = None) -> None:
+        self.progress = progress
+        self.task = task
+
+    def step(self, label: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, advance=1, description=label)
+
+
+@contextlib.contextmanager
+def _progress(show: bool, force: bool, total: int) -> Iterator[_Bar]:
+    if not show:
+        yield _Bar()
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True, force_terminal=True if force else None)
+    columns = (TextColumn("{task.description}", style="dim"), BarColumn(), MofNCompleteColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True, redirect_stdout=False) as progress:
+        yield _Bar(progress, progress.add_task("converting", total=total))
+
+
+def run_convert(names: list[str], targets: tuple[batch.Target, ...], output: Path | None, policy: str,
+                report: Path | None, progress: bool | None) -> int:
+    """Run the command on the targets of :func:`cqlx.batch.parse_targets`; returns the exit status
+    (0 all written, 1 some refused, 2 some failed to load or parse)."""
+    collected = batch.collect(names)
+    for path, reason in collected.skipped:
+        _err(f"{path}: skipped: {reason}")
+    entries = collected.entries
+    if not entries:
+        _err("cqlx: no rule files found")
+        return 2
+    several = len(entries) * len(targets) > 1
+    language = {t.name: t.language for t in targets}
+    show = progress if progress is not None else (len(entries) > 1 and sys.stderr.isatty())
+    made: set[Path] = set()
+    results: list[batch.RuleOutcome] = []
+    with _progress(show, bool(progress), len(entries)) as bar:
+        for entry in entries:
+            converted = batch.convert_entry(entry, targets, policy)
+            result = converted.result
+            texts = dict(converted.outputs)
+            if result.problem:
+                _err(result.problem)
+            for outcome in result.outcomes if result.error is None else ():
+                if outcome.problem:
+                    _err(outcome.problem)
+                for warning in outcome.warnings:
+                    _err(warning)
+                if not outcome.written:
+                    continue
+                text = texts[outcome.target]
+                if output is not None:
+                    destination = output / outcome.file
+                    _write(destination, text, made)
+                    if len(entries) == 1:
+                        _err(f"wrote {destination}")
+                else:
+                    if several:
+                        head = f"{result.path} -> {outcome.target}"
+                        typer.echo(COMMENT.get(language[outcome.target], "# {}").format(head))
+                    typer.echo(text, nl=False)
+                    if several:
+                        typer.echo()
+            results.append(result)
+            bar.step(result.path)
+    status = batch.exit_status(results)
+    if len(entries) > 1:
+        _summary(results, targets, output, collected.skipped)
+    if report is not None:
+        data = batch.report_json(results, targets, policy, str(output) if output is not None else None,
+                                 collected.skipped)
+        _write(report, json.dumps(data, indent=1, ensure_ascii=False) + "\n", made)
+        _err(f"wrote {report}")
+    return status
+
+
+def _summary(results: list[batch.RuleOutcome], targets: tuple[batch.Target, ...], output: Path | None,
+             skipped: tuple[tuple[str, str], ...]) -> None:
+    """The per-target table and one line of totals: on stdout with --output (it is the command's
+    output then), on stderr when stdout holds the conversions."""
+    table = batch.totals(results, targets)
+    echo = (lambda line: typer.echo(line)) if output is not None else _err
+    echo("")
+    for line in batch.summary_lines(table):
+        echo(line)
+    written = sum(c["written"] for c in table.values())
+    refused = sum(c["refused"] for c in table.values())
+    broken = sum(1 for r in results if r.error is not None)
+    parts = [f"{len(results)} rules x {len(targets)} targets", f"{written} written"
+             + (f" under {output}" if output is not None else "")]
+    if refused:
+        parts.append(f"{refused} refused")
+    if broken:
+        parts.append(f"{broken} rule{'s' if broken > 1 else ''} failed to load or parse")
+    if skipped:
+        parts.append(f"{len(skipped)} file{'s' if len(skipped) > 1 else ''} skipped (no query)")
+    echo("; ".join(parts))
