@@ -170,3 +170,12 @@ def test_a_chain_on_a_deep_stack_is_a_cql_error() -> None:
             "for depth in range(200):\n    try:\n        nest(depth)\n    except CqlError:\n        pass\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_an_oversized_query_is_refused_up_front() -> None:
+    from cqlx import parse
+    from cqlx.errors import CqlSyntaxError
+    from cqlx.parser import MAX_QUERY_LENGTH
+
+    with pytest.raises(CqlSyntaxError, match="characters long"):
+        parse("CommandLine=" + "a" * MAX_QUERY_LENGTH)

@@ -21,6 +21,9 @@ REGEX_FLAGS = frozenset("imdgF")
 
 # Nesting deeper than this is not a detection query; refuse it before Python's stack does.
 MAX_NESTING = 200
+#: The longest query read, in characters: real detection queries are a few KB; a query past this is
+#: refused up front rather than parsed for minutes (issue 8, limits on query size).
+MAX_QUERY_LENGTH = 1_000_000
 
 
 @cache
@@ -33,6 +36,9 @@ def _parser() -> lark.Lark:
 
 def parse(text: str) -> A.Pipeline:
     """Parse a CQL query into its syntax tree; raises :class:`CqlSyntaxError` on bad input."""
+    if len(text) > MAX_QUERY_LENGTH:
+        raise CqlSyntaxError(f"the query is {len(text):,} characters long; cqlx reads queries of up to "
+                             f"{MAX_QUERY_LENGTH:,}", source=None)
     _check_nesting(text)
     try:
         tree = _parser().parse(text)
