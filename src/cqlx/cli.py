@@ -219,33 +219,48 @@ def check(
     """
     from cqlx.conversion import apply_policy, convert_query
     from cqlx.lint import regex_engine_notes
-    from cqlx.rules import find_rules, load_rule
+    from cqlx.rules import NoQueryError, find_rules, load_rules
 
     status = 0
     for path in find_rules(rules):
         try:
-            rule = load_rule(path)
-            query = rule.parse()
+            loaded = load_rules(path)
+        except NoQueryError as error:
+            _err(f"{path}: skipped: {error.message}")
+            continue
         except CqlError as error:
             _err(str(error))
             status = 2
             continue
-        problems = 0
-        for span, note in query.notes:
-            _err(f"{rule.location(span)}: portability: {note}")
-        for span, note in regex_engine_notes(query):
-            _err(f"{rule.location(span)}: matcher: {note}")
-        for target in ("spl", "kql", "sigma"):
-            conversion = convert_query(query, target, None, rule.meta, rule.text)
-            for diagnostic in conversion.diagnostics:
-                _err(f"{rule.location(diagnostic.span)}: {diagnostic.describe()}")
+        for rule in loaded:
             try:
-                apply_policy(conversion, on_lossy)
-            except CqlError:
-                problems += 1
-        typer.echo(f"{rule.path}: {'ok' if not problems else f'{problems} target(s) would refuse it'}")
-        if problems:
-            status = max(status, 1)
+                query = rule.parse()
+            except CqlError as error:
+                _err(str(error))
+                status = 2
+                continue
+            problems = 0
+            for span, note in query.notes:
+                _err(f"{rule.location(span)}: portability: {note}")
+            for span, note in regex_engine_notes(query):
+                _err(f"{rule.location(span)}: matcher: {note}")
+            for target in ("spl", "kql", "sigma"):
+                try:
+                    conversion = apply_policy(convert_query(query, target, None, rule.meta, rule.text), "ignore")
+                except CqlError as error:  # the target cannot express a construct at all
+                    _err(str(rule.relocate(error)))
+                    problems += 1
+                    continue
+                for diagnostic in conversion.diagnostics:
+                    _err(f"{rule.location(diagnostic.span)}: {diagnostic.describe()}")
+                try:
+                    apply_policy(conversion, on_lossy)
+                except CqlError:
+                    problems += 1
+            name = f"{rule.path} ({rule.name})" if rule.index else rule.path
+            typer.echo(f"{name}: {'ok' if not problems else f'{problems} target(s) would refuse it'}")
+            if problems:
+                status = max(status, 1)
     if status:
         raise _fail(status)
 

@@ -27,7 +27,7 @@ from cqlx.attack import TACTIC_NAMES, Catalogue, normalise
 from cqlx.conversion import TARGETS, Conversion, convert_query
 from cqlx.emit.base import DETECTION as _DETECTION_KIND
 from cqlx.errors import CqlError
-from cqlx.rules import Rule, find_rules, load_rule
+from cqlx.rules import NoQueryError, Rule, find_rules, load_rules
 
 EXACT = "exact"
 PRESENTATION = "presentation"
@@ -383,6 +383,8 @@ def _key(rule: Rule | None, path: Path, root: Path, seen: set[str]) -> str:
             key = path.relative_to(root).as_posix() if root.is_dir() else path.name
         except ValueError:
             key = path.as_posix()
+        if rule is not None and rule.index:  # one of several queries in the file
+            key += f"#{rule.name or rule.index}"
     while key in seen:
         key += "'"
     seen.add(key)
@@ -397,14 +399,16 @@ def assess(names: Iterable[str], columns: Sequence[Column], catalogue: Catalogue
         root = Path(name)
         for path in find_rules([name]):
             try:
-                rule: Rule | None = load_rule(path)
+                rules = load_rules(path)
+            except NoQueryError:  # a LogScale package asset without a query (manifest, parser): not a rule
+                continue
             except CqlError as error:
                 reason = Reason(FAILED, error.message, error.span.line, error.span.column)
                 cells = tuple(Cell(c.name, FAILED, (reason,)) for c in columns)
                 results.append(RuleResult(_key(None, path, root, seen), str(path), path.stem, (), (), cells, reason))
                 continue
-            assert rule is not None
-            results.append(assess_rule(rule, _key(rule, path, root, seen), columns))
+            for rule in rules:
+                results.append(assess_rule(rule, _key(rule, path, root, seen), columns))
     return with_names(Coverage(tuple(columns), tuple(results)), catalogue)
 
 
