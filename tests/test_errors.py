@@ -54,7 +54,7 @@ def test_unknown_function_names_it_and_its_position() -> None:
 
 def test_known_but_unsupported_function_says_so() -> None:
     with pytest.raises(UnknownFunctionError, match="not supported by cqlx yet"):
-        parse("groupBy([ComputerName])")
+        parse("timeChart(function=count())")
 
 
 @pytest.mark.parametrize(("text", "words"), [

@@ -191,7 +191,8 @@ def test_input_events_are_not_changed() -> None:
 
 # (test id, SPL, an event to run it on or None for a parse error, where the error points, what it says)
 ERRORS: list[tuple[str, str, dict[str, Any] | None, tuple[int, int], str]] = [
-    ("unsupported-command", "x=a\n| stats count", None, (2, 3), "command 'stats' is outside"),
+    ("unsupported-command", "x=a\n| timechart count", None, (2, 3), "command 'timechart' is outside"),
+    ("stats-without-as", "x=a\n| stats count", None, (2, 8), "stats takes count, count(X)"),
     ("unsupported-function", '| where len(x)>1', None, (2, 9), "len() is outside"),
     ("free-text-term", "error x=a", None, (1, 1), "free-text term"),
     ("quoted-phrase", '"web error"', None, (1, 1), "free-text"),

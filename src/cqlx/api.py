@@ -87,9 +87,20 @@ class Matcher:
 
     @property
     def fields(self) -> tuple[str, ...] | None:
-        """The output fields in order when the rule selects them, else None."""
-        projections = [s for s in self.query.steps if isinstance(s, ir.Project)]
-        return projections[-1].fields if projections else None
+        """The output fields in order when the rule selects them (or groups: the keys and the
+        functions' outputs), else None."""
+        return output_fields(self.query)
+
+
+def output_fields(query: ir.Query) -> tuple[str, ...] | None:
+    """The fields a rule's rows hold, in order: its last projection's, or its last aggregation's
+    keys and outputs; None when the rows keep every field of the event."""
+    for step in reversed(query.steps):
+        if isinstance(step, ir.Project):
+            return step.fields
+        if isinstance(step, ir.Aggregate):
+            return step.keys + step.outputs
+    return None
 
 
 def compile_matcher(text: str, title: str = "", profile: str | None = None) -> Matcher:

@@ -277,7 +277,36 @@ class Order:
     span: Span = _span()
 
 
-Step = Filter | Eval | Signal | Score | Ladder | Case | Project | Order
+@dataclass(frozen=True)
+class AggFunc:
+    """One aggregate function: ``count`` (of events, or with ``field`` of events that have it, or
+    with ``distinct`` of its distinct values), ``sum``, ``min``, ``max`` or ``avg`` of a field's
+    numbers; ``output`` is the field it writes (``_count``... unless ``as=``)."""
+
+    name: str  # count | sum | min | max | avg
+    field: str | None
+    output: str
+    distinct: bool = False
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """``groupBy(keys, function=[...], limit=...)``, or an aggregate function as a stage of its
+    own (``count()``: no keys, one row). The rows become one per group: its key fields and the
+    functions' outputs, nothing else. An event without a value for every key is in no group; at
+    most ``limit`` groups are kept (functions-groupby; cqlx keeps the first ``limit`` it meets)."""
+
+    keys: tuple[str, ...]
+    functions: tuple[AggFunc, ...]
+    limit: int | None = None  # None: no group limit (a standalone function, one row)
+    span: Span = _span()
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return tuple(f.output for f in self.functions)
+
+
+Step = Filter | Eval | Signal | Score | Ladder | Case | Project | Order | Aggregate
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,10 @@ from cqlx import ir
 from cqlx.ast import Span
 from cqlx.errors import CqlValueError, UnknownFunctionError
 from cqlx.functions import (
+    AGGREGATE_OUTPUTS,
     FUNCTIONS,
+    GROUP_LIMIT_DEFAULT,
+    GROUP_LIMIT_MAX,
     KNOWN_UNSUPPORTED,
     ROW_LIMIT_DEFAULT,
     ROW_LIMIT_MAX,
@@ -118,6 +121,7 @@ def _plain_text(value: A.Node) -> str:
 class _Lowering:
     def __init__(self) -> None:
         self.notes: list[tuple[Span, str]] = []
+        self.case_depth = 0  # inside case { } branches: no aggregation there
 
     # ------------------------------------------------------------ stages
 
@@ -128,10 +132,16 @@ class _Lowering:
         if isinstance(stage, A.Assignment):
             return [ir.Eval(stage.field.name, self.expr(stage.value), stage.span)]
         if isinstance(stage, A.CaseStmt):
-            return [ir.Case(tuple(ir.CaseBranch(self.pipeline(b), b.span) for b in stage.branches),
-                            stage.span)]
+            self.case_depth += 1
+            try:
+                branches = tuple(ir.CaseBranch(self.pipeline(b), b.span) for b in stage.branches)
+            finally:
+                self.case_depth -= 1
+            return [ir.Case(branches, stage.span)]
         if isinstance(stage, A.Call):
             spec = self.spec(stage)
+            if spec.kind == "aggregate":
+                return [self.aggregate(stage, spec)]
             if spec.kind == "projection":
                 return self.projection(stage, spec)
             if spec.kind == "order":
@@ -157,6 +167,77 @@ class _Lowering:
         sortby = self.field_arg(args["sortby"]) if "sortby" in args else "@timestamp"
         key = ir.SortKey(sortby, self.sort_order(args.get("order")), self.sort_type(args.get("type")))
         return [ir.Order((key,), self.limit(args.get("limit")), call.span), ir.Project(fields, call.span)]
+
+    # ------------------------------------------------------------ aggregation
+
+    def aggregate(self, call: A.Call, spec: FunctionSpec) -> ir.Aggregate:
+        """``groupBy(...)``, or ``count()``/``sum()``/... as a stage of its own (one row)."""
+        if self.case_depth:
+            # Each branch of a case sees one event at a time; LogScale takes no aggregate there.
+            raise CqlValueError(f"{spec.name}() aggregates events; it cannot stand inside case {{ }}", call.span)
+        if spec.name != "groupBy":
+            function = self.agg_function(call, spec)
+            return ir.Aggregate((), (function,), None, call.span)
+        args = self.bind(call, spec)
+        if "field" not in args:
+            raise CqlValueError("groupBy() needs the fields to group by, e.g. groupBy([UserName, ComputerName])",
+                                call.span)
+        keys = self.field_list(args["field"])
+        if not keys:
+            raise CqlValueError("groupBy() needs at least one field to group by", args["field"].span)
+        if len(set(keys)) != len(keys):
+            raise CqlValueError("groupBy() names a field twice", args["field"].span)
+        # function= defaults to count() (functions-groupby); [] groups without aggregating.
+        given = args.get("function")
+        calls: tuple[A.Expr, ...]
+        if given is None:
+            functions: tuple[ir.AggFunc, ...] = (ir.AggFunc("count", None, "_count"),)
+        else:
+            calls = given.items if isinstance(given, A.Array) else (given,)
+            functions = tuple(self.agg_function(item) for item in calls)
+        seen: dict[str, A.Node] = {}
+        for function, node in zip(functions, calls if given is not None else (call,), strict=True):
+            if function.output in keys:
+                raise CqlValueError(f"{function.name}() writes {function.output}, which groupBy() also groups by; "
+                                    "give it another name with as=", node.span)
+            if function.output in seen:
+                raise CqlValueError(f"two functions write {function.output}; give one another name with as=",
+                                    node.span)
+            seen[function.output] = node
+        return ir.Aggregate(keys, functions, self.group_limit(args.get("limit")), call.span)
+
+    def agg_function(self, node: A.Expr, spec: FunctionSpec | None = None) -> ir.AggFunc:
+        """One function of ``groupBy(function=...)``: count(), sum(f), min(f), max(f), avg(f)."""
+        accepted = ", ".join(f"{name}()" for name in AGGREGATE_OUTPUTS)
+        if not isinstance(node, A.Call):
+            raise CqlValueError(f"groupBy(function=...) takes aggregate functions ({accepted}), or a list of them",
+                                node.span)
+        if spec is None:
+            spec = self.spec(node)
+        if spec.name not in AGGREGATE_OUTPUTS:
+            raise CqlValueError(f"{spec.name}() is not an aggregate function cqlx converts; accepted: {accepted}",
+                                node.name_span)
+        args = self.bind(node, spec)
+        field = self.field_arg(args["field"]) if "field" in args else None
+        output = self.field_arg(args["as"]) if "as" in args else AGGREGATE_OUTPUTS[spec.name]
+        distinct = self.boolean(args["distinct"], "distinct") if "distinct" in args else False
+        if spec.name != "count" and field is None:
+            raise CqlValueError(f"{spec.name}() needs the field to aggregate, e.g. {spec.name}(Bytes)", node.span)
+        if distinct and field is None:
+            raise CqlValueError("count(distinct=true) needs the field whose distinct values it counts, "
+                                "e.g. count(ComputerName, distinct=true)", node.span)
+        return ir.AggFunc(spec.name, field, output, distinct)
+
+    def group_limit(self, value: A.Expr | None) -> int:
+        if value is None:
+            return GROUP_LIMIT_DEFAULT
+        word = self.word(value)
+        if word.lower() == "max":
+            return GROUP_LIMIT_MAX
+        if not re.fullmatch(r"[0-9]{1,9}", word) or not 1 <= int(word) <= GROUP_LIMIT_MAX:
+            raise CqlValueError(f"limit={word} must be a whole number from 1 to {GROUP_LIMIT_MAX:,} or max",
+                                value.span)
+        return int(word)
 
     def order(self, call: A.Call, spec: FunctionSpec) -> ir.Order:
         args = self.bind(call, spec)

@@ -51,6 +51,8 @@ def step_writes(step: ir.Step) -> frozenset[str]:
         return frozenset({step.field})
     if isinstance(step, ir.Case):
         return frozenset().union(*(step_writes(s) for b in step.branches for s in b.steps))
+    if isinstance(step, ir.Aggregate):
+        return frozenset(step.outputs)
     return frozenset()
 
 
@@ -69,6 +71,8 @@ def step_reads(step: ir.Step) -> frozenset[str]:
         return frozenset(step.fields)
     if isinstance(step, ir.Order):
         return frozenset(k.field for k in step.keys)
+    if isinstance(step, ir.Aggregate):
+        return frozenset(step.keys) | frozenset(f.field for f in step.functions if f.field)
     return frozenset()  # Score reads its signals' fields, which are written in the same run
 
 
@@ -302,6 +306,8 @@ def _undisturbed(steps: tuple[ir.Step, ...], start: int, end: int, guarded: froz
                  moved: str) -> bool:
     """No step strictly between ``start`` and ``end`` writes a guarded field or reads ``moved``."""
     for step in steps[start + 1:end]:
+        if isinstance(step, ir.Aggregate):
+            return False  # the rows after it are groups: the earlier step's fields are gone
         if step_writes(step) & guarded or moved in step_reads(step) or "*" in step_reads(step):
             return False
     return True
@@ -373,6 +379,8 @@ def recognize_score(query: ir.Query) -> ir.Query:
         for written in step_writes(step):
             if not (isinstance(step, ir.Signal) and written == step.score_field):
                 score_of.pop(written, None)
+        if isinstance(step, ir.Aggregate):
+            score_of.clear()  # a group row holds its keys and outputs only, no score fields
         out.append(step)
     return replace(query, steps=tuple(out))
 
@@ -409,6 +417,8 @@ def recognize_ladder(query: ir.Query) -> ir.Query:
                     break
         if not isinstance(step, ir.Score):
             scores -= step_writes(step)
+        if isinstance(step, ir.Aggregate):
+            scores.clear()
         out.append(step)
     return replace(query, steps=tuple(out))
 

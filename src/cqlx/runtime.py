@@ -353,6 +353,93 @@ def top(rows: Iterable[dict[str, Any]], keys: tuple[tuple[str, bool, str], ...],
     return heapq.nsmallest(limit, rows, key=lambda row: sort_key(row, keys))
 
 
+class _Group:
+    """The running state of one group: its key values as first met and one slot per function."""
+
+    __slots__ = ("keys", "state")
+
+    def __init__(self, keys: tuple[Any, ...], functions: tuple[tuple[str, Any, str, bool], ...]) -> None:
+        self.keys = keys
+        self.state: list[Any] = [set() if distinct else (0 if name in ("count", "sum") else None)
+                                 for name, _, _, distinct in functions]
+
+
+def aggregate(rows: Iterable[dict[str, Any]], keys: tuple[str, ...],
+              functions: tuple[tuple[str, Any, str, bool], ...], limit: int | None,
+              names: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """``groupBy()`` (or a standalone ``count()``...): one row per group, holding the key fields
+    (under ``names``, when the events name them otherwise) and each function's output.
+    ``functions`` are (name, field or None, output, distinct).
+
+    An event without a value for every key is in no group (Splunk's stats ``by`` and LogScale's
+    groupBy leave such events out). Key values are compared as the text string tests see, so 5 and
+    "5" are one group. Past ``limit`` groups, events of new groups are left out (LogScale warns and
+    returns a subset). Numbers are read as arithmetic reads them; a value that is no number is
+    skipped. ``count(f)`` counts events that have ``f``, ``distinct`` its distinct texts; ``sum``
+    of no numbers is 0, ``min``/``max``/``avg`` of none leave the output unset. Memory: one
+    state per group (a distinct count holds its group's distinct values)."""
+    groups: dict[tuple[str, ...], _Group] = {}
+    for row in rows:
+        values = tuple(get(row, name) for name in keys)
+        texts = tuple(text(value) for value in values)
+        if None in texts:
+            continue
+        identity: tuple[str, ...] = texts  # type: ignore[assignment]  # None was ruled out above
+        group = groups.get(identity)
+        if group is None:
+            if limit is not None and len(groups) >= limit:
+                continue
+            group = groups[identity] = _Group(values, functions)
+        state = group.state
+        for index, (name, field, _, distinct) in enumerate(functions):
+            if field is None:
+                state[index] += 1
+                continue
+            value = get(row, field)
+            if value is None:
+                continue
+            if name == "count":
+                if distinct:
+                    shown = text(value)
+                    if shown is not None:
+                        state[index].add(shown)
+                else:
+                    state[index] += 1
+                continue
+            amount = number(value)
+            if amount is None:
+                continue
+            if name == "sum":
+                state[index] += amount
+            elif name == "avg":
+                total, seen = state[index] or (0, 0)
+                state[index] = (total + amount, seen + 1)
+            elif state[index] is None or (amount < state[index] if name == "min" else amount > state[index]):
+                state[index] = amount
+    if not keys and not groups:
+        groups[()] = _Group((), functions)  # count() over no events is one row with 0
+    out = []
+    for group in groups.values():
+        result: dict[str, Any] = dict(zip(names or keys, group.keys, strict=True))
+        for (name, _, output, distinct), value in zip(functions, group.state, strict=True):
+            if distinct:
+                value = len(value)
+            elif name == "avg" and value is not None:
+                value = value[0] / value[1]
+            if value is not None:
+                result[output] = value
+        out.append(result)
+    return out
+
+
+def barrier(rows: Iterable[dict[str, Any]], spec: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """A stage that needs every row before it can give one: ``("sort", keys, limit)`` or
+    ``("aggregate", keys, functions, limit, key names)``."""
+    if spec[0] == "sort":
+        return top(rows, spec[1], spec[2])
+    return aggregate(rows, spec[1], spec[2], spec[3], spec[4])
+
+
 def counted(rows: Iterable[dict[str, Any]], counts: dict[str, int]) -> Iterator[dict[str, Any]]:
     """Pass rows through, counting them in counts["matched"]."""
     for row in rows:

@@ -8,7 +8,8 @@ What it interprets (Splunk Search Reference and Search Manual, help.splunk.com):
 * the initial search line (``search`` implied or written, or a ``| datamodel M D search``
   generating command): ``field=value``, ``field="quoted value"``, ``field=CASE(value)``,
   ``field!=value``, ``*``, ``( )``, ``NOT``, ``OR``, ``AND`` and implicit AND;
-* the commands ``search``, ``regex``, ``where``, ``eval``, ``table``, ``sort`` and ``head``;
+* the commands ``search``, ``regex``, ``where``, ``eval``, ``table``, ``sort``, ``head``,
+  ``stats`` (count, count(X), dc, sum, min, max, avg; ``by``) and ``fields``;
 * in ``where``/``eval``: literals, fields (bare or in single quotes), ``AND OR NOT``, comparisons,
   ``+ - * / % .``, and the functions ``if case match like isnull isnotnull lower upper tonumber in
   coalesce true false null``.
@@ -1312,7 +1313,98 @@ def _head_stage(text: str, base: int, source: _Source) -> Stage:
     return lambda rows: rows[:count]
 
 
+_STATS_TERM = re.compile(r"\s*(count|dc|sum|min|max|avg)(?:\(\s*(\"(?:[^\"\\]|\\.)*\"|[A-Za-z_][\w.]*)\s*\))?"
+                         r"\s+as\s+(\"(?:[^\"\\]|\\.)*\"|[A-Za-z_][\w.]*)\s*$")
+
+
+def _unquote(name: str, source: _Source, base: int) -> str:
+    return _read_quoted(name, 0, '"', source, base)[0] if name.startswith('"') else name
+
+
+def _stats_stage(text: str, base: int, source: _Source) -> Stage:
+    # stats <function>(<field>) as <name>, ... [by <field-list>] (Search Reference, stats, in the
+    # oracle's subset: count, count(X), dc(X), sum, min, max, avg, each with `as`). Events that lack
+    # a BY field are left out. count(X) counts the events that have X, dc(X) its distinct values;
+    # sum and avg use the numeric values only (no number: no value); min and max are numeric when X
+    # has numbers, else lexicographic. With no BY clause and no events, one row (count 0).
+    # *Assumption*: rows come sorted by the BY values, compared as text; a group's BY values are
+    # those of its first event.
+    by = re.search(r"\s+by\s+(.*)$", text, re.DOTALL)
+    head = text[:by.start()] if by else text
+    keys = _field_list(by.group(1), base + by.start(1), source) if by else []
+    terms: list[tuple[str, str | None, str]] = []
+    for piece, offset in _split_top_level(head, ",", base, source):
+        match = _STATS_TERM.match(piece)
+        if match is None:
+            raise source.error("stats takes count, count(X), dc(X), sum(X), min(X), max(X), avg(X), each "
+                               "with 'as NAME', in the oracle's subset", offset, offset + len(piece))
+        function, field, name = match.groups()
+        if function != "count" and field is None:
+            raise source.error(f"{function} needs a field", offset, offset + len(piece))
+        terms.append((function, _unquote(field, source, offset) if field else None, _unquote(name, source, offset)))
+    if not terms:
+        raise source.error("stats needs a function", base, base + len(text))
+
+    def result(function: str, field: str | None, rows: list[Row]) -> Value:
+        if field is None:
+            return len(rows)
+        values = [v for v in (_lookup(row, field) for row in rows) if v is not None]
+        if function == "count":
+            return len(values)
+        if function == "dc":
+            return len({_text(v) for v in values})
+        numbers = [n for n in (_number(v) for v in values) if n is not None]
+        if function in ("sum", "avg"):
+            if not numbers:
+                return None
+            total = _numeric(sum(numbers))
+            return total if function == "sum" else _tidy(total / len(numbers))
+        if numbers:
+            return min(numbers) if function == "min" else max(numbers)
+        texts = [t for t in (_text(v) for v in values) if t is not None]
+        if not texts:
+            return None
+        return min(texts) if function == "min" else max(texts)
+
+    def run(rows: list[Row]) -> list[Row]:
+        groups: dict[tuple[str, ...], list[Row]] = {}
+        for row in rows:
+            texts = [_text(_lookup(row, key)) for key in keys]
+            if any(t is None for t in texts):
+                continue
+            groups.setdefault(tuple(t for t in texts if t is not None), []).append(row)
+        if not keys and not groups:
+            groups[()] = []
+        out: list[Row] = []
+        for identity in sorted(groups):
+            members = groups[identity]
+            group: Row = {key: _lookup(members[0], key) for key in keys}
+            for function, field, name in terms:
+                value = result(function, field, members)
+                if value is not None:
+                    group[name] = value
+            out.append(group)
+        return out
+
+    return run
+
+
+def _fields_stage(text: str, base: int, source: _Source) -> Stage:
+    # fields [+|-] <field-list>: keep only, or (with -) remove, the named fields (Search Reference,
+    # fields). Wildcards are outside the oracle's subset.
+    match = re.match(r"\s*([+-]?)", text)
+    assert match is not None
+    names = _field_list(text[match.end():], base + match.end(), source)
+    if not names or any("*" in n for n in names):
+        raise source.error("fields takes plain field names in the oracle's subset", base, base + len(text))
+    if match.group(1) == "-":
+        return lambda rows: [{k: v for k, v in row.items() if k not in names} for row in rows]
+    return lambda rows: [{k: row[k] for k in names if k in row} for row in rows]
+
+
 _COMMANDS: dict[str, Callable[[str, int, _Source], Stage]] = {
+    "stats": _stats_stage,
+    "fields": _fields_stage,
     "search": _search_stage,
     "regex": _regex_stage,
     "where": _where_stage,

@@ -149,9 +149,12 @@ def card_cases(rule: Rule, query: ir.Query) -> list[Case]:
 
 
 def output_fields(query: ir.Query) -> frozenset[str] | None:
-    """The fields rows carry (the last projection), or None when the rule keeps every field."""
-    projections = [s for s in query.steps if isinstance(s, ir.Project)]
-    return frozenset(projections[-1].fields) if projections else None
+    """The fields rows carry (the last projection or aggregation), or None when the rule keeps
+    every field."""
+    from cqlx.api import output_fields as ordered
+
+    fields = ordered(query)
+    return frozenset(fields) if fields is not None else None
 
 
 def computed_outputs(query: ir.Query) -> tuple[str, ...]:

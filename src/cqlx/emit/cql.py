@@ -36,7 +36,7 @@ from decimal import Decimal
 from cqlx import ir
 from cqlx.emit.base import PRESENTATION, Generator
 from cqlx.errors import CqlError, UnsupportedError
-from cqlx.functions import ROW_LIMIT_DEFAULT
+from cqlx.functions import AGGREGATE_OUTPUTS, GROUP_LIMIT_DEFAULT, ROW_LIMIT_DEFAULT
 from cqlx.profiles import EventType, Profile
 
 # grammar/cql.lark's NAME: what may stand unquoted as a field name (and, in an expression, must).
@@ -273,6 +273,27 @@ class CqlGenerator(Generator):
         if step.limit != ROW_LIMIT_DEFAULT:
             args.append(f"limit={step.limit}")
         return f"sort({', '.join(args)})"
+
+    def step_aggregate(self, step: ir.Aggregate) -> str:
+        """``groupBy(keys, function=...)``, defaults left out (``function=count()``, ``limit=20000``);
+        a standalone function is itself (``count()``)."""
+        if not step.keys and step.limit is None and len(step.functions) == 1:
+            return self.agg_function(step.functions[0])
+        args = [field_name(step.keys[0]) if len(step.keys) == 1 else f"[{', '.join(map(field_name, step.keys))}]"]
+        if step.functions != (ir.AggFunc("count", None, "_count"),):
+            calls = [self.agg_function(f) for f in step.functions]
+            args.append("function=" + (calls[0] if len(calls) == 1 else f"[{', '.join(calls)}]"))
+        if step.limit is not None and step.limit != GROUP_LIMIT_DEFAULT:
+            args.append(f"limit={step.limit}")
+        return f"groupBy({', '.join(args)})"
+
+    def agg_function(self, function: ir.AggFunc) -> str:
+        args = [field_name(function.field)] if function.field is not None else []
+        if function.distinct:
+            args.append("distinct=true")
+        if function.output != AGGREGATE_OUTPUTS[function.name]:
+            args.append(f"as={field_name(function.output)}")
+        return f"{function.name}({', '.join(args)})"
 
     def table(self, order: ir.Order, project: ir.Project) -> str:
         """``table()``: the rows sorted and limited as ``sort()`` would, then the fields selected

@@ -24,6 +24,7 @@ import re
 from cqlx import ir
 from cqlx.emit.base import PRESENTATION, Generator
 from cqlx.errors import UnsupportedError
+from cqlx.functions import GROUP_LIMIT_DEFAULT
 from cqlx.passes import step_writes
 from cqlx.regexes import RE2_UNSUPPORTED, features, flag_prefix, glob_to_regex, linear_plan, matches_empty, to_re2
 from cqlx.runtime import compare_values, number
@@ -109,6 +110,8 @@ class KqlGenerator(Generator):
         super().track(step)
         if isinstance(step, ir.Project):
             self.live = {f for f in step.fields if not self.dead(f)}
+        elif isinstance(step, ir.Aggregate):
+            self.live = {f for f in step.keys if not self.dead(f)} | set(step.outputs)
         elif self.live is not None:
             self.live |= step_writes(step)
 
@@ -146,6 +149,8 @@ class KqlGenerator(Generator):
             return [f"project {', '.join(name(c) for c in unique)}"]
         if isinstance(step, ir.Order):
             return self.order(step)
+        if isinstance(step, ir.Aggregate):
+            return self.aggregate(step)
         if isinstance(step, ir.Case):
             self.unsupported("case { } is not converted to KQL yet", step.span)
             return []
@@ -164,6 +169,48 @@ class KqlGenerator(Generator):
             out.append(f"extend {name(step.score_field)} = iff({condition}, {_number(step.weight)}, 0)")
             self.kinds[step.score_field] = NUMBER
         return out
+
+    def aggregate(self, step: ir.Aggregate) -> list[str]:
+        """``summarize``. Unlike groupBy(), summarize makes a group of the rows without a key
+        value (null, and in a ``missing: empty`` profile the empty string), so they are filtered
+        out first. ``count(f)`` is ``countif()`` of f being present, ``sum``/``min``/``max``/
+        ``avg`` read numbers (``todouble()`` on a string column: a value that is none is null and
+        skipped, as in the matcher); ``count(f, distinct=true)`` is ``dcount()``, which estimates
+        for large sets, as LogScale does (functions-count)."""
+        keys: list[str] = []
+        tests: list[str] = []
+        for key in step.keys:
+            if self.dead(key):  # no row has the key: no group, as in CQL
+                tests = ["false"]
+                break
+            column = self.col(key, step.span)
+            keys.append(column)
+            tests.append(f"{'isnotempty' if self.column_type(key) == 'string' else 'isnotnull'}({column})")
+        out = [f"where {' and '.join(tests)}"] if tests else []
+        terms = [f"{name(f.output)} = {self.agg_term(f, step.span)}" for f in step.functions]
+        if step.limit is not None and step.limit != GROUP_LIMIT_DEFAULT:
+            self.unsupported(f"groupBy(limit={step.limit}): KQL keeps every group, where LogScale keeps "
+                             f"{step.limit} and warns", step.span, PRESENTATION)
+        assert terms or keys, "an aggregation has a key or a function"
+        out.append(" ".join(["summarize", ", ".join(terms), *(["by " + ", ".join(keys)] if keys else [])])
+                   .replace("summarize  by", "summarize by"))
+        for output in step.outputs:
+            self.kinds[output] = NUMBER
+        return out
+
+    def agg_term(self, function: ir.AggFunc, span: ir.Span) -> str:
+        if function.field is None:
+            return "count()"
+        if self.dead(function.field):
+            return "real(null)" if function.name in ("min", "max", "avg") else "0"
+        column = self.col(function.field, span)
+        if function.name == "count":
+            present = "isnotempty" if self.column_type(function.field) == "string" else "isnotnull"
+            if function.distinct:
+                return f"dcountif({column}, {present}({column}))"
+            return f"countif({present}({column}))"
+        value = column if self.kind(ir.Ref(function.field)) == NUMBER else f"todouble({column})"
+        return f"{function.name}({value})"
 
     def order(self, step: ir.Order) -> list[str]:
         keys = []

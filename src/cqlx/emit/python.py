@@ -5,9 +5,13 @@ the standard library: :mod:`cqlx.runtime` is copied into it. As in jinja2, nothi
 is formatted into code: every literal (strings, numbers, patterns, field names) enters through
 ``repr()`` of a str/int/float, and field names stay strings looked up at run time.
 
-Sort-like stages (``sort()``, ``table()``) are barriers: the pipeline is cut there into segments,
-``run`` orders and limits the rows between segments, as LogScale does; ``match`` treats a barrier
-as the identity (one event sorted is itself).
+Sort-like stages (``sort()``, ``table()``) and aggregations (``groupBy()``, ``count()``...) are
+barriers: the pipeline is cut there into segments, and ``run`` orders, limits or groups the rows
+between segments, as LogScale does. ``match(event)`` is the first row of ``run([event])``: one
+event sorted is itself, and grouped it is a group of one (``_count`` 1), so a threshold such as
+``_count > 5`` never holds for a single event (and ``count()`` of an event the filters drop is
+``_count`` 0, as ``run([event])`` says). Memory in ``run`` is bounded by the sort's limit
+and by the number of groups.
 """
 
 from __future__ import annotations
@@ -295,12 +299,20 @@ def emit_python(query: ir.Query, title: str = "", query_text: str = "", profile:
     that profile's field names and selects its records, and its rows keep the rule's field names."""
     module = _Module(names=_field_names(query, profile), reshaped=_reshaped(query, profile))
     segments: list[_Segment] = [_Segment(module, "_segment0")]
-    order_specs: list[str] = []
+    barriers: list[str] = []
     for step in [*_source_filter(query, profile), *query.steps]:
         if isinstance(step, ir.Order):
             keys = tuple((module.field(k.field), k.descending, k.type) for k in step.keys)
-            order_specs.append(f"({keys!r}, {step.limit!r})")
+            barriers.append(repr(("sort", keys, step.limit)))
             segments.append(_Segment(module, f"_segment{len(segments)}"))
+        elif isinstance(step, ir.Aggregate):
+            # Keys and fields are read under the profile's names; the group rows carry the rule's.
+            functions = tuple((f.name, module.field(f.field) if f.field else None, f.output, f.distinct)
+                              for f in step.functions)
+            keys_read = tuple(module.field(k) for k in step.keys)
+            barriers.append(repr(("aggregate", keys_read, functions, step.limit, step.keys)))
+            segments.append(_Segment(module, f"_segment{len(segments)}"))
+            module.names = {}
         else:
             segments[-1].step(step)
         module.computed |= step_writes(step)
@@ -324,17 +336,19 @@ def emit_python(query: ir.Query, title: str = "", query_text: str = "", profile:
     out += [f"{segment.source()}\n\n" for segment in segments]
     out += [
         "SEGMENTS = (" + "".join(f"{s.name}, " for s in segments) + ")",
-        "ORDERS = (" + "".join(f"{spec}, " for spec in order_specs) + ")",
+        "BARRIERS = (" + "".join(f"{spec}, " for spec in barriers) + ")",
         "",
         "",
         "def match(event):",
-        '    """The output row for one event, or None when the rule drops it."""',
-        "    rec = event",
-        "    for segment in SEGMENTS:",
-        "        rec = segment(rec)",
-        "        if rec is None:",
-        "            return None",
-        "    return rec",
+        '    """The output row for one event, or None when the rule drops it: the first row of',
+        "    run([event]) (one event sorted is itself; grouped, it is a group of one).\"\"\"",
+        "    rec = SEGMENTS[0](event)",
+        "    if not BARRIERS:",
+        "        return rec",
+        "    rows = [] if rec is None else [rec]",
+        "    for spec, segment in zip(BARRIERS, SEGMENTS[1:]):",
+        "        rows = [out for out in map(segment, barrier(rows, spec)) if out is not None]",
+        "    return rows[0] if rows else None",
         "",
         "",
         "def run(events, counts=None):",
@@ -344,8 +358,8 @@ def emit_python(query: ir.Query, title: str = "", query_text: str = "", profile:
         "    rows = guarded(SEGMENTS[0], events, counts)",
         "    if counts is not None:",
         "        rows = counted(rows, counts)",
-        "    for (keys, limit), segment in zip(ORDERS, SEGMENTS[1:]):",
-        "        rows = guarded(segment, top(rows, keys, limit), counts)",
+        "    for spec, segment in zip(BARRIERS, SEGMENTS[1:]):",
+        "        rows = guarded(segment, barrier(rows, spec), counts)",
         "    return list(rows)",
         "",
     ]

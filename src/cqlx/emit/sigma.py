@@ -10,10 +10,17 @@ the minimal sets of signals whose weights reach t. The output is one rule for th
 (every event the CQL rule returns) and one per severity tier, each the base detection AND its
 tier's condition, with ``level`` from the tier. What Sigma cannot say (the derived field values,
 the sort) is written into the description and reported as presentation loss.
+
+An aggregation (``groupBy()``, ``count()``) becomes a correlation rule (sigma-specification,
+correlation rules; pySigma 1.5 loads them) over the base rule: ``event_count`` per ``group-by``,
+``value_count`` for a distinct count, with the threshold a later filter sets (``_count > 5`` is
+``gte: 6``). LogScale counts over the search's time range, which the query does not hold; a
+correlation needs a ``timespan``, so one is written (``1h``) and reported.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from itertools import combinations
@@ -23,10 +30,14 @@ import yaml
 
 from cqlx import ir
 from cqlx.emit.base import DETECTION, PRESENTATION, Generator
+from cqlx.functions import GROUP_LIMIT_DEFAULT
 from cqlx.passes import step_writes
 from cqlx.regexes import SIGMA_NON_PORTABLE, features, to_sigma
 
 MAX_SIGNALS = 16
+_CORRELATION = "\0correlation"  # the rule() "tier" of the correlation rule
+#: The window written into a correlation rule: LogScale's is the search's time range (module docstring).
+CORRELATION_TIMESPAN = "1h"
 _LEVELS = {"critical": "critical", "high": "high", "medium": "medium", "low": "low",
            "informational": "informational", "info": "informational"}
 _CMP = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
@@ -129,7 +140,15 @@ class SigmaGenerator(Generator):
         score: ir.Score | None = None
         ladder: ir.Ladder | None = None
         fields: list[str] = []
+        self.aggregate: ir.Aggregate | None = None
+        after: list[ir.Step] = []  # the steps on the group rows: a threshold, or what Sigma cannot say
         for step in self.query.steps:
+            if self.aggregate is not None:
+                after.append(step)
+                continue
+            if isinstance(step, ir.Aggregate):
+                self.aggregate = step
+                continue
             if isinstance(step, ir.Filter):
                 filters.append(step.pred)
             elif isinstance(step, ir.Signal):
@@ -163,9 +182,11 @@ class SigmaGenerator(Generator):
             mapping = {f"{column}|cased": list(values) if len(values) > 1 else values[0] for column, values in tests}
             base.insert(0, self.detection.add("source", mapping))
         rules = [self.rule("", " and ".join(base), self.lowest_level(ladder), fields)]
-        if ladder is not None and score is not None and ladder.score_field == score.field:
+        if self.aggregate is not None:
+            rules.append(self.correlation(self.aggregate, after, rules[0]["id"], self.lowest_level(ladder)))
+        elif ladder is not None and score is not None and ladder.score_field == score.field:
             rules += self.tier_rules(base, ladder, score, signals, fields, rules[0]["id"])
-        depth = max(_depth(r["detection"]["condition"]) for r in rules)
+        depth = max(_depth(r["detection"]["condition"]) for r in rules if "detection" in r)
         if depth > MAX_CONDITION_DEPTH:
             self.unsupported(f"the condition nests {depth} parentheses deep; pySigma's condition parser "
                              f"(recursive) fails beyond about {MAX_CONDITION_DEPTH}",
@@ -205,8 +226,14 @@ class SigmaGenerator(Generator):
              related: str | None = None) -> dict[str, Any]:
         title = self.meta.title or "Converted LogScale rule"
         description = self.meta.description.strip()
-        if tier:
+        if tier == _CORRELATION:
+            description = ("The LogScale rule's aggregation: it fires for each group of the events of the "
+                           "rule it references that reaches the count. " + description).strip()
+        elif tier:
             description = (f"Tier {tier} of the rule's severity ladder. " + description).strip()
+        elif self.aggregate is not None:
+            description = ("The events the LogScale rule aggregates; the correlation rule that references "
+                           "this one is the detection. " + description).strip()
         else:
             description = ("Base detection: every event the LogScale rule returns, whatever its severity. "
                            + description).strip() if related is None and condition else description
@@ -253,6 +280,90 @@ class SigmaGenerator(Generator):
                 self.unsupported("the rule selects platforms " + ", ".join(platforms)
                                  + ", which one Sigma logsource product cannot say")
         return source
+
+    def correlation(self, step: ir.Aggregate, after: list[ir.Step], base_id: str, level: str) -> dict[str, Any]:
+        """The aggregation as a Sigma correlation rule (sigma-specification, correlation rules):
+        ``event_count`` of the base rule's events per group, or ``value_count`` for a distinct count,
+        with the threshold a filter after the aggregation sets on it. Without a threshold every group
+        is a result: ``gte: 1``, which is the same groups."""
+        group_by: list[str] = []
+        for key in step.keys:
+            if key in self.computed:
+                self.unsupported(f"the rule groups by {key}, which it computes; Sigma has no computed fields",
+                                 step.span)
+            column = self.column(key, step.span)
+            if column is not None:
+                group_by.append(column)
+        by_output = {f.output: f for f in step.functions}
+        threshold: tuple[ir.AggFunc, str, int] | None = None
+        for later in after:
+            if isinstance(later, ir.Filter):
+                found = self.threshold(later.pred, by_output, bool(step.keys))
+                if found is None or threshold is not None:
+                    self.unsupported("a filter after the aggregation that is not one threshold on a count "
+                                     "has no Sigma correlation form", later.span)
+                    continue
+                threshold = found
+            elif isinstance(later, ir.Project | ir.Order):
+                self.note("the group rows are sorted or projected after the aggregation", later.span)
+            else:
+                self.note("the rule computes fields on the group rows", later.span)
+            self.track(later)
+        function, op, count = threshold if threshold is not None else (None, "gte", 1)
+        shown = [f.output for f in step.functions if f is not function]
+        if shown:
+            self.note("the rule outputs " + ", ".join(shown) + " per group", step.span)
+        if step.limit is not None and step.limit != GROUP_LIMIT_DEFAULT:
+            self.note(f"LogScale keeps {step.limit} groups", step.span)
+        correlation: dict[str, Any] = {"type": "event_count", "rules": [base_id]}
+        condition: dict[str, Any] = {op: count}
+        if function is not None and function.distinct:
+            correlation["type"] = "value_count"
+            assert function.field is not None
+            condition = {"field": self.column(function.field, step.span) or function.field, op: count}
+        if group_by:
+            correlation["group-by"] = group_by
+        # A LogScale query counts over the search's time range, which is not in the query: Sigma
+        # requires a window, so one is written and reported.
+        correlation["timespan"] = CORRELATION_TIMESPAN
+        self.unsupported(f"the count is over the search's time range in LogScale, which the query does not "
+                         f"hold; Sigma's correlation needs one: written as timespan {CORRELATION_TIMESPAN}, "
+                         "set it to the alert's search window", step.span, PRESENTATION)
+        correlation["condition"] = condition
+        rule = self.rule(_CORRELATION, "", level, [], base_id)
+        del rule["logsource"], rule["detection"]
+        rule.pop("related", None)
+        ordered: dict[str, Any] = {}
+        for key, value in rule.items():
+            if key == "level":
+                ordered["correlation"] = correlation
+            ordered[key] = value
+        ordered["title"] = f"{self.meta.title or 'Converted LogScale rule'} - count" + \
+            (f" per {', '.join(group_by)}" if group_by else "")
+        return ordered
+
+    def threshold(self, pred: ir.Pred, outputs: dict[str, ir.AggFunc], grouped: bool
+                  ) -> tuple[ir.AggFunc, str, int] | None:
+        """``_count > 5`` (on an event count or a distinct count) as a correlation condition; counts
+        are whole numbers, so ``> 5.5`` is ``gte: 6``."""
+        if not isinstance(pred, ir.Cmp) or pred.field not in outputs:
+            return None
+        function = outputs[pred.field]
+        if function.name != "count" or (function.field is not None and not function.distinct):
+            return None  # count(f) counts events that have f: no correlation type says that
+        number = pred.number
+        if pred.op in (">", ">="):
+            op, count = "gte", (math.floor(number) + 1 if pred.op == ">" else math.ceil(number))
+        elif pred.op in ("<", "<="):
+            op, count = "lte", (math.ceil(number) - 1 if pred.op == "<" else math.floor(number))
+        elif pred.op in ("==", "!=") and float(number).is_integer():
+            op, count = ("eq" if pred.op == "==" else "neq"), int(number)
+        else:
+            return None
+        if not grouped and (op in ("lte", "neq") or (op == "eq" and count == 0)):
+            # count() over no events is a row (_count 0) in LogScale; a correlation fires on events only
+            return None
+        return function, op, int(count)
 
     def tier_rules(self, base: list[str], ladder: ir.Ladder, score: ir.Score, signals: dict[str, ir.Signal],
                    fields: list[str], base_id: str) -> list[dict[str, Any]]:

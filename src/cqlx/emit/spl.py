@@ -17,6 +17,7 @@ import re
 
 from cqlx import ir
 from cqlx.emit.base import PRESENTATION, Generator
+from cqlx.functions import GROUP_LIMIT_DEFAULT
 from cqlx.passes import pred_fields
 from cqlx.regexes import flag_prefix, glob_to_regex, to_pcre, to_python
 
@@ -174,10 +175,53 @@ class SplGenerator(Generator):
             return ["table " + " ".join(table_name(c) for c in dict.fromkeys(columns))]
         if isinstance(step, ir.Order):
             return [self.order(step)]
+        if isinstance(step, ir.Aggregate):
+            return self.aggregate(step)
         if isinstance(step, ir.Case):
             self.unsupported("case { } is not converted to SPL yet", step.span)
             return []
         raise AssertionError(f"unexpected step {type(step).__name__}")
+
+    def aggregate(self, step: ir.Aggregate) -> list[str]:
+        """``stats``, which leaves out events that lack a ``by`` field, as groupBy() does (Search
+        Reference, stats). ``count(f)`` counts events that have f, ``dc(f)`` its distinct values;
+        ``sum``/``avg`` of the numeric values; ``min``/``max`` of text compare lexicographically in
+        Splunk, so they read ``tonumber()`` of the field (null when it is no number, and skipped).
+        Splunk's ``sum`` of no number is null where LogScale's is 0: written back with ``coalesce``."""
+        terms = []
+        numbers: list[str] = []  # eval before stats: min/max of the field's numbers only
+        for function in step.functions:
+            if function.field is None:
+                call = "count"
+            elif function.name in ("min", "max") and function.field not in self.numeric:
+                # Splunk's min/max of text compare lexicographically; LogScale's skip what is no number.
+                scratch = f"_cqlx_number{len(numbers) + 1}"
+                numbers.append(f"{scratch}=tonumber({field_ref(self.col(function.field, step.span))})")
+                call = f"{function.name}({scratch})"
+            else:
+                column = table_name(self.col(function.field, step.span))
+                name = "dc" if function.distinct else function.name
+                call = f"{name}({column})"
+            terms.append(f"{call} as {table_name(function.output)}")
+        keys = [table_name(self.col(key, step.span)) for key in step.keys]
+        if not terms:
+            # stats needs a function: count one and drop it again (groupBy(function=[]) lists groups)
+            terms, dropped = ["count as _cqlx_groups"], True
+        else:
+            dropped = False
+        if step.limit is not None and step.limit != GROUP_LIMIT_DEFAULT:
+            self.unsupported(f"groupBy(limit={step.limit}): SPL keeps every group, where LogScale keeps "
+                             f"{step.limit} and warns", step.span, PRESENTATION)
+        out = ["eval " + ", ".join(numbers)] if numbers else []
+        out.append("stats " + ", ".join(terms) + (" by " + ", ".join(keys) if keys else ""))
+        if dropped:
+            out.append("fields - _cqlx_groups")
+        sums = [f.output for f in step.functions if f.name == "sum"]
+        if sums:
+            out.append("eval " + ", ".join(f"{field_ref(x)}=coalesce({field_ref(x)}, 0)" for x in sums))
+        self.numeric |= set(step.outputs)
+        self.present = set(step.keys) | {f.output for f in step.functions if f.name == "count" or f.name == "sum"}
+        return out
 
     def order(self, step: ir.Order) -> str:
         keys = []
