@@ -143,3 +143,14 @@ def test_a_case_that_assigns_in_every_branch_is_an_if() -> None:
     # no always-true branch (events are dropped), a test on a field assigned before it: stays a case
     for text in ('case { a=1 | x := 1 ; b=2 | x := 2 }', 'case { x=1 | x := 2 | y := 3 ; * | x := 0 | y := 0 }'):
         assert [type(s).__name__ for s in parse(text).steps] == ["Case"]
+
+
+def test_a_flag_and_a_score_in_one_field_are_not_one_signal() -> None:
+    """Fuzz finding: `S := if(c, "YES", "NO") | S := if(c, 3, 0)` became one signal whose flag and
+    score share a field, which canonical CQL cannot write back as the same query."""
+    from cqlx import convert, ir, parse
+
+    text = 'S := if(UserName = /a/, "YES", "NO") | S := if(UserName = /a/, 3, 0)'
+    query = parse(text)
+    assert not any(isinstance(s, ir.Signal) and s.flag_field == s.score_field for s in query.steps)
+    assert parse(convert(text, to="cql")).steps == query.steps

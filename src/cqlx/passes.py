@@ -332,6 +332,8 @@ def recognize_signals(query: ir.Query) -> ir.Query:
             if flag is None or flag[0] != condition or other_index in merged or other_index in removed:
                 continue
             assert isinstance(other, ir.Eval)
+            if other.field == step.field:  # one field written twice is not a flag and a score
+                continue
             lo, hi = sorted((index, other_index))
             moved = step.field if other_index < index else other.field
             # The later of the two tests its condition after the earlier one has written its field:
