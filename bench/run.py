@@ -425,6 +425,37 @@ def conversions(args: argparse.Namespace, data: Path, results: dict[str, Any]) -
     print(f"\n{n / total:,.0f} conversions/s; refused: {batch['failures'] or 'none'}; "
           f"{batch['output_bytes'] / 1e6:.1f} MB written")
     results["batch"] = {**batch, "wall": run.wall}
+    cli_batch(args, data, results)
+
+
+def cli_batch(args: argparse.Namespace, data: Path, results: dict[str, Any]) -> None:
+    """``cqlx convert DIR --to all --output OUT --report R`` on the generated rules (one .cql file each),
+    as a whole process: what a user's CI runs (rules read, parsed once, five targets, files written)."""
+    import rulegen
+
+    rules_dir, out = data / "batch-rules", data / "batch-out"
+    shutil.rmtree(rules_dir, ignore_errors=True)
+    rules_dir.mkdir()
+    for number, text in enumerate(rulegen.rules(args.batch_rules, args.seed)):
+        (rules_dir / f"rule-{number:04d}.cql").write_text(text, encoding="utf-8")
+    runs = max(1, min(3, args.convert_runs))
+    print(f"\n## Batch through the CLI: `cqlx convert DIR --to all --output OUT --report R`, "
+          f"{args.batch_rules:,} rule files, whole process, {runs} runs\n")
+    print("| command | runs | median s | min s | CPU s (median) | files written |\n|---|---:|---:|---:|---:|---:|")
+    for jobs in (1, 2):
+        walls, cpus, written = [], [], 0
+        for _ in range(runs):
+            shutil.rmtree(out, ignore_errors=True)
+            run = timed([str(BIN / "cqlx"), "convert", str(rules_dir), "--to", "all", "--output", str(out),
+                         "--report", str(data / "batch-report.json"), "--jobs", str(jobs)])
+            if run.code != 0:
+                raise SystemExit(f"FAILED: cqlx convert of the batch exited {run.code}\n{run.stderr[-2000:]}")
+            walls.append(run.wall)
+            cpus.append(run.cpu)
+            written = sum(1 for p in out.rglob("*") if p.is_file())
+        print(f"| `cqlx convert DIR --to all --output OUT --jobs {jobs}` | {runs} | {statistics.median(walls):.2f} | "
+              f"{min(walls):.2f} | {statistics.median(cpus):.2f} | {written:,} |")
+        results.setdefault("cli_batch", {})[f"jobs{jobs}"] = {"walls": walls, "cpus": cpus, "written": written}
 
 
 def main(argv: list[str] | None = None) -> int:

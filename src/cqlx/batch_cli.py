@@ -7,9 +7,10 @@ is a terminal or with ``--progress``; stdout is never touched by it).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +63,25 @@ def _progress(show: bool, force: bool, total: int) -> Iterator[_Bar]:
         yield _Bar(progress, progress.add_task("converting", total=total))
 
 
+@contextlib.contextmanager
+def _conversions(entries: Sequence[batch.Entry], targets: tuple[batch.Target, ...], policy: str,
+                 jobs: int) -> Iterator[Iterator[batch.Converted]]:
+    """Each entry converted, in order: here, or in ``jobs`` forked processes (the parent prints and
+    writes). The pool starts before the progress bar's thread does."""
+    work = functools.partial(batch.convert_entry, targets=targets, policy=policy)
+    if jobs <= 1 or len(entries) < 2:
+        yield (work(entry) for entry in entries)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunk = max(1, min(32, len(entries) // (jobs * 8)))
+    with ProcessPoolExecutor(min(jobs, len(entries)), mp_context=multiprocessing.get_context("fork")) as pool:
+        yield pool.map(work, entries, chunksize=chunk)
+
+
 def run_convert(names: list[str], targets: tuple[batch.Target, ...], output: Path | None, policy: str,
-                report: Path | None, progress: bool | None) -> int:
+                report: Path | None, progress: bool | None, jobs: int = 1) -> int:
     """Run the command on the targets of :func:`cqlx.batch.parse_targets`; returns the exit status
     (0 all written, 1 some refused, 2 some failed to load or parse)."""
     collected = batch.collect(names)
@@ -78,9 +96,9 @@ def run_convert(names: list[str], targets: tuple[batch.Target, ...], output: Pat
     show = progress if progress is not None else (len(entries) > 1 and sys.stderr.isatty())
     made: set[Path] = set()
     results: list[batch.RuleOutcome] = []
-    with _progress(show, bool(progress), len(entries)) as bar:
-        for entry in entries:
-            converted = batch.convert_entry(entry, targets, policy)
+    with _conversions(entries, targets, policy, jobs) as conversions, \
+            _progress(show, bool(progress), len(entries)) as bar:
+        for converted in conversions:
             result = converted.result
             texts = dict(converted.outputs)
             if result.problem:

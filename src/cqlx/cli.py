@@ -69,6 +69,8 @@ def convert(
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Show a progress bar on "
                                                   "stderr (default: when stderr is a terminal and there are "
                                                   "several rules).", show_default=False)] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processes that convert the rules (the "
+                                                                  "output is the same).")] = 1,
 ) -> None:
     """Convert rules to other platforms. Output goes to stdout unless --output.
 
@@ -95,7 +97,7 @@ def convert(
     except CqlError as error:
         raise typer.BadParameter(f"{error.message} (targets: {', '.join(TARGET_CHOICES)} or sigma:BACKEND)",
                                  param_hint="--to/--profile") from None
-    status = run_convert(rules, targets, output, on_lossy, report, progress)
+    status = run_convert(rules, targets, output, on_lossy, report, progress, jobs)
     if status:
         raise _fail(status)
 
