@@ -141,14 +141,23 @@ def run(
     stats = EventStats()
     tested = sorted({f for s in query.steps if hasattr(s, "pred") for f in pred_fields(s.pred)} - {"*"})
 
+    plain = tuple(n for n in tested if n[:1] != "#" and "." not in n)  # get() is dict.get for these
+    special = tuple(n for n in tested if n not in plain)
+
     def counted(stream: Any) -> Any:
-        for event in stream:
-            values = [get(event, name) for name in tested]
-            if any(value is None for value in values):
-                stats.missing_fields += 1
-            if any(isinstance(value, list | dict) for value in values):
-                stats.not_text += 1
-            yield event
+        missing = odd = 0
+        try:
+            for event in stream:
+                values = [*map(event.get, plain), *(get(event, name) for name in special)]
+                if None in values:
+                    missing += 1
+                kinds = set(map(type, values))
+                if list in kinds or dict in kinds:
+                    odd += 1
+                yield event
+        finally:
+            stats.missing_fields += missing
+            stats.not_text += odd
 
     counts: dict[str, int] = {}
     if prefilter and not strict and profile is None:
