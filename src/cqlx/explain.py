@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cqlx import ir
+from cqlx.passes import atoms
 from cqlx.regexes import features
 
 
@@ -110,7 +111,7 @@ def explain(query: ir.Query, title: str = "", path: str = "", line_offset: int =
         elif isinstance(step, ir.Order):
             keys = ", ".join(f"{k.field} {'desc' if k.descending else 'asc'} ({k.type})" for k in step.keys)
             out.append(f"Order: {keys}; keep {step.limit} rows")
-    regexes = [p for s in query.steps for p in _regexes(s)]
+    regexes = [p for p in atoms(query) if isinstance(p, ir.Regex)]
     portability = sorted({f for p in regexes for f in features(p.pattern)})
     if portability:
         out.append("Regex features used: " + ", ".join(portability))
@@ -121,22 +122,3 @@ def explain(query: ir.Query, title: str = "", path: str = "", line_offset: int =
         unique = list(dict.fromkeys(lines))
         out.append(f"Note: {note}; line{'s' if len(unique) > 1 else ''} {', '.join(map(str, unique))}")
     return "\n".join(out)
-
-
-def _regexes(step: ir.Step) -> list[ir.Regex]:
-    found: list[ir.Regex] = []
-
-    def walk(p: ir.Pred) -> None:
-        if isinstance(p, ir.Regex):
-            found.append(p)
-        elif isinstance(p, ir.And | ir.Or):
-            for item in p.items:
-                walk(item)
-        elif isinstance(p, ir.Not):
-            walk(p.item)
-
-    if isinstance(step, ir.Filter):
-        walk(step.pred)
-    elif isinstance(step, ir.Signal):
-        walk(step.condition)
-    return found
