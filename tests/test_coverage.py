@@ -226,7 +226,7 @@ def test_coverage_of_the_samples_exits_0_and_prints_the_matrix(
     result, _ = samples_run
     assert result.returncode == 0, result.stderr
     for words in ("cqlx coverage", "per target", "Detect Container CLI/API", "kql (mde)", "detection loss",
-                  "techniques covered", "8/8"):
+                  "techniques covered", "10/10"):
         assert words in result.stdout
     assert "rdp_logon_admin.yml:17:31: detection loss on kql (mde): `LogonType=10`" in result.stdout
 
@@ -371,7 +371,7 @@ def test_the_html_renders_in_chromium_with_the_matrix_and_no_console_errors(
     rows = re.findall(r"<tr data-search=", matrix.group(1))
     assert len(rows) == len(list((SAMPLES / "rules").glob("*.yml")))
     assert "Detect Container CLI/API" in matrix.group(1) and 'data-status="detection"' in matrix.group(1)
-    assert '<span id="shown">8</span>' in dom
+    assert '<span id="shown">9</span>' in dom
     heat = re.findall(r'<section class="heatmap"[^>]*>', dom)
     assert len(heat) == 4 and ['hidden=""' in h for h in heat] == [False, True, True, True]  # the first target
     assert 'data-technique="T1059.013"' in dom
