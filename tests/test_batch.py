@@ -258,3 +258,15 @@ def test_summary_lines_align() -> None:
     lines = batch.summary_lines(batch.totals([], targets))
     assert lines[0].split()[:2] == ["target", "exact"] and len({len(x) for x in lines}) == 1
     assert re.match(r"total\s+0\s+0\s+0\s+0\s+0\s+0$", lines[-1])
+
+
+def test_jobs_give_the_same_output(tmp_path: Path) -> None:
+    rules = library(tmp_path / "rules")
+    one = cqlx("convert", str(rules), "--to", "kql,sigma", "--output", str(tmp_path / "one"))
+    two = cqlx("convert", str(rules), "--to", "kql,sigma", "--output", str(tmp_path / "two"), "--jobs", "2")
+    assert one.returncode == two.returncode == 2
+    assert one.stdout.replace("/one", "/two") == two.stdout
+    assert one.stderr == two.stderr
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*") if p.is_file())
+    assert all((tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes() for f in files)

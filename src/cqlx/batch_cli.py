@@ -57,7 +57,7 @@ def _progress(show: bool, force: bool, total: int) -> Iterator[_Bar]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     console = Console(stderr=True, force_terminal=True if force else None)
-    columns = (TextColumn("{task.description}", style="dim"), BarColumn(), MofNCompleteColumn(),
+    columns = (TextColumn("{task.description}", style="dim", markup=False), BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True, redirect_stdout=False) as progress:
         yield _Bar(progress, progress.add_task("converting", total=total))
