@@ -73,7 +73,8 @@ def explain(query: ir.Query, title: str = "", path: str = "", line_offset: int =
     platforms = ", ".join(query.source.platforms) or "any"
     out.append(f"Source: event types {types}; platforms {platforms}")
     signals = [s for s in query.steps if isinstance(s, ir.Signal)]
-    filters = [s for s in query.steps if isinstance(s, ir.Filter)]
+    first_group = next((i for i, s in enumerate(query.steps) if isinstance(s, ir.Aggregate)), len(query.steps))
+    filters = [s for s in query.steps[:first_group] if isinstance(s, ir.Filter)]
     if filters:
         out.append("Filter (every test must hold):")
         for number, kept in enumerate(filters, start=1):
@@ -111,6 +112,14 @@ def explain(query: ir.Query, title: str = "", path: str = "", line_offset: int =
         elif isinstance(step, ir.Order):
             keys = ", ".join(f"{k.field} {'desc' if k.descending else 'asc'} ({k.type})" for k in step.keys)
             out.append(f"Order: {keys}; keep {step.limit} rows")
+        elif isinstance(step, ir.Aggregate):
+            functions = ", ".join(f"{f.output} = {'distinct ' if f.distinct else ''}{f.name}({f.field or ''})"
+                                  for f in step.functions) or "no function"
+            groups = f"per {', '.join(step.keys)} (events without them are left out; up to {step.limit} groups)" \
+                if step.keys else "over all events (one row)"
+            out.append(f"Aggregate: {functions} {groups}; later steps see the group rows")
+        elif isinstance(step, ir.Filter) and all(step is not kept for kept in filters):
+            out.append(f"Keep the rows where: {pred(step.pred)}")
     regexes = [p for p in atoms(query) if isinstance(p, ir.Regex)]
     portability = sorted({f for p in regexes for f in features(p.pattern)})
     if portability:
