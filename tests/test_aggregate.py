@@ -52,7 +52,6 @@ def test_standalone_functions_and_test_threshold() -> None:
     ("groupBy()", "groupBy() needs the fields to group by", 1),
     ("groupBy(a, function=lower(x))", "accepted: count(), sum(), min(), max(), avg()", 21),
     ("groupBy(a, function=x)", "takes aggregate functions (count(), sum()", 21),
-    ("groupBy(a, function=collect(x))", "collect() is not supported by cqlx yet", 21),
     ("groupBy(a, function=[count(), count(b)])", "two functions write _count", 31),
     ("groupBy(a, function=count(as=a))", "also groups by; give it another name with as=", 21),
     ("groupBy(a, limit=0)", "limit=0 must be a whole number from 1 to 1,000,000 or max", 18),

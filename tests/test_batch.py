@@ -206,14 +206,15 @@ def test_logscale_package_files(tmp_path: Path) -> None:
     board.write_text("name: Board\n$schema: https://schemas.humio.com/dashboard/v0.23.0\nwidgets:\n"
                      "  w1:\n    title: Encoded\n    type: query\n    queryString: '#event_simpleName=ProcessRollup2'\n"
                      "  n:\n    type: note\n    text: hi\n"
-                     "  w2:\n    queryString: |\n      #event_simpleName=ProcessRollup2\n      | frob(x)\n",
+                     "  w2:\n    queryString: |\n      #event_simpleName=ProcessRollup2\n"
+                     "      | sort(x, order=sideways)\n",
                      encoding="utf-8")
     widgets = load_rules(board)
     assert [(r.index, r.name, r.meta.title) for r in widgets] == [(1, "Encoded", "Board: Encoded"),
                                                                   (2, "w2", "Board: w2")]
-    with pytest.raises(CqlError, match=r"unknown function frob\(\)") as caught:
+    with pytest.raises(CqlError, match=r"order=sideways is not a sort order") as caught:
         widgets[1].parse()
-    assert str(caught.value).startswith(f"{board}:14:9:")
+    assert str(caught.value).startswith(f"{board}:14:23:")
     with pytest.raises(RuleFileError, match="holds 2 queries"):
         load_rule(board)
     cards = tmp_path / "cards.yml"

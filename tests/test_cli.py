@@ -99,8 +99,9 @@ def test_error_in_a_rule_card_points_into_the_file(tmp_path: Path) -> None:
     rule = tmp_path / "bad.yml"
     rule.write_text("title: x\nquery: |\n  #event_simpleName=ProcessRollup2\n  | frobnicate(x)\n", encoding="utf-8")
     result = cqlx("convert", str(rule))
-    assert result.returncode == 2
-    assert f"{rule}:4:5: unknown function frobnicate()" in result.stderr
+    assert result.returncode == 1  # refused: what frobnicate() does to the events is unknown
+    assert f"{rule}:4:5: detection loss on kql (mde): frobnicate(): cqlx does not know this function" \
+        in result.stderr
     assert "|   | frobnicate(x)" in result.stderr
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from cqlx import CqlError, parse
-from cqlx.errors import CqlSyntaxError, CqlValueError, UnknownFunctionError
+from cqlx import CqlError, convert, ir, parse
+from cqlx.errors import CqlSyntaxError, CqlValueError, UnsupportedError
 
 MESSAGES = [
     ("a = ", 1, 5, "expected a value after '='"),
@@ -45,16 +47,27 @@ def test_no_raw_token_names_in_messages() -> None:
             assert raw not in caught.value.message
 
 
-def test_unknown_function_names_it_and_its_position() -> None:
-    with pytest.raises(UnknownFunctionError) as caught:
-        parse("#event_simpleName=ProcessRollup2\n| frobnicate(x)")
-    assert "frobnicate" in caught.value.message
-    assert (caught.value.span.line, caught.value.span.column) == (2, 3)
+def test_unknown_function_is_kept_and_refused_with_its_name_and_position() -> None:
+    text = "#event_simpleName=ProcessRollup2\n| frobnicate(x)"
+    (step,) = parse(text).steps
+    assert isinstance(step, ir.Opaque) and step.text == "frobnicate(x)" and step.effect == ir.FILTERS
+    for target in ("spl", "kql", "sigma", "python"):
+        with pytest.raises(UnsupportedError) as caught:
+            convert(text, to=target)
+        assert "frobnicate(): cqlx does not know this function" in caught.value.message
+        assert (caught.value.span.line, caught.value.span.column) == (2, 3)
+    assert convert(text, to="cql").splitlines()[-1] == "| frobnicate(x)"
 
 
-def test_known_but_unsupported_function_says_so() -> None:
-    with pytest.raises(UnknownFunctionError, match="not supported by cqlx yet"):
-        parse("timeChart(function=count())")
+@pytest.mark.parametrize(("text", "reason"), [
+    ("$falcon/helper:enrich(field=x) | x = 1", "saved search $falcon/helper:enrich(): the body"),
+    ('join({#event_simpleName=DnsRequest}, field=aid) | x = 1', "join() runs a second search"),
+    ("CommandLine = ?cmd", "query parameter ?cmd has no value (give one with --param cmd=VALUE)"),
+    ("ioc:lookup(RemoteIP, type=ip_address, strict=true)", "ioc:lookup() reads CrowdStrike's IOC database"),
+])
+def test_what_no_target_can_run_is_refused_with_the_reason(text: str, reason: str) -> None:
+    with pytest.raises(UnsupportedError, match=re.escape(reason)):
+        convert(text, to="kql")
 
 
 @pytest.mark.parametrize(("text", "words"), [

@@ -14,8 +14,9 @@ __all__ = ["CqlError", "Matcher", "compile_matcher", "convert", "parse", "parse_
 __version__ = "0.1.0"
 
 
-def convert(text: str, to: str = "kql", profile: str | None = None) -> str:
-    """Convert a CQL query to ``to`` (spl, kql, sigma, python, cql) with a target profile."""
+def convert(text: str, to: str = "kql", profile: str | None = None, params: dict[str, str] | None = None) -> str:
+    """Convert a CQL query to ``to`` (spl, kql, sigma, python, cql) with a target profile;
+    ``params`` gives values to the query's parameters (``?name``)."""
     from cqlx.conversion import convert_text
 
-    return convert_text(text, to, profile).output
+    return convert_text(text, to, profile, params=params).output

@@ -5,7 +5,7 @@ Every failure a caller can cause raises a :class:`cqlx.CqlError` subclass carryi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,14 +26,15 @@ def parse_tree(text: str) -> Pipeline:
                              "pipeline stages", source=text) from None
 
 
-def parse(text: str) -> ir.Query:
-    """The IR of a CQL query: lowered from the syntax tree and normalised by the passes."""
+def parse(text: str, params: Mapping[str, str] | None = None) -> ir.Query:
+    """The IR of a CQL query: lowered from the syntax tree and normalised by the passes.
+    ``params`` gives values to the query's parameters (``?name``)."""
     from cqlx.lower import lower
     from cqlx.passes import run_passes
 
     tree = parse_tree(text)
     try:
-        return run_passes(lower(tree))
+        return run_passes(lower(tree, text, params))
     except CqlError as error:
         raise error.located(text) from None
     except RecursionError:
@@ -103,11 +104,14 @@ def output_fields(query: ir.Query) -> tuple[str, ...] | None:
     return None
 
 
-def compile_matcher(text: str, title: str = "", profile: str | None = None) -> Matcher:
+def compile_matcher(text: str, title: str = "", profile: str | None = None,
+                    params: Mapping[str, str] | None = None) -> Matcher:
     """Compile a CQL query into an in-process matcher (the same code ``--to python`` writes).
     ``profile`` names the shape of the events: ``falcon`` (the default), ``ecs`` for Elastic events,
-    or any profile whose field names the events carry (``sigma`` for Sigma-named records)."""
-    return compile_query(parse(text), text, title, profile)
+    or any profile whose field names the events carry (``sigma`` for Sigma-named records);
+    ``params`` gives values to the query's parameters (``?name``). A rule the matcher cannot run
+    as LogScale would (a ``join()``, a ``$saved()`` search) raises :class:`UnsupportedError`."""
+    return compile_query(parse(text, params), text, title, profile)
 
 
 def compile_query(query: ir.Query, text: str = "", title: str = "", profile: str | None = None) -> Matcher:

@@ -84,6 +84,14 @@ class FieldRef(Node):
 
 
 @dataclass(frozen=True)
+class Param(Node):
+    """A query parameter: ``?name``, or ``?{name=default}`` (syntax-query-parameters)."""
+
+    name: str
+    default: str | None
+
+
+@dataclass(frozen=True)
 class Binary(Node):
     op: str
     left: Expr
@@ -121,7 +129,7 @@ class Call(Node):
     args: tuple[Argument, ...]
 
 
-Expr = Number | StringLit | FieldRef | Binary | Unary | Call | Array | SubQuery | RegexLit | Star | BareValue
+Expr = Number | StringLit | FieldRef | Param | Binary | Unary | Call | Array | SubQuery | RegexLit | Star | BareValue
 
 
 # ---------------------------------------------------------------- filters and stages
@@ -133,7 +141,7 @@ class Comparison(Node):
 
     field: FieldName
     op: str
-    value: StringLit | RegexLit | BareValue
+    value: StringLit | RegexLit | BareValue | Param
 
 
 @dataclass(frozen=True)
@@ -191,7 +199,23 @@ class CaseStmt(Node):
     branches: tuple[Pipeline, ...]
 
 
-Stage = Filter | Assignment | CaseStmt
+@dataclass(frozen=True)
+class MatchBranch(Node):
+    """``pattern => pipeline`` of a match statement; a ``*`` pattern takes every event."""
+
+    pattern: StringLit | RegexLit | BareValue
+    pipeline: Pipeline
+
+
+@dataclass(frozen=True)
+class MatchStmt(Node):
+    """``field match { pattern => pipeline ; ... }`` (syntax-conditional)."""
+
+    field: FieldName
+    branches: tuple[MatchBranch, ...]
+
+
+Stage = Filter | Assignment | CaseStmt | MatchStmt
 
 
 @dataclass(frozen=True)

@@ -255,7 +255,7 @@ def check(
                 _err(f"{rule.location(span)}: portability: {note}")
             for span, note in regex_engine_notes(query):
                 _err(f"{rule.location(span)}: matcher: {note}")
-            for target in ("spl", "kql", "sigma"):
+            for target in ("spl", "kql", "sigma", "python"):
                 try:
                     conversion = apply_policy(convert_query(query, target, None, rule.meta, rule.text), "ignore")
                 except CqlError as error:  # the target cannot express a construct at all

@@ -8,7 +8,7 @@ column, the target and the reason; presentation loss is always a warning.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +69,8 @@ def _convert(query: ir.Query, target: str, profile: str | None, meta: RuleMeta |
     if target == "python":
         from cqlx.emit.python import emit_python
 
-        source = emit_python(query, meta.title, query_text, chosen)
+        diagnostics: list[Diagnostic] = []
+        source = emit_python(query, meta.title, query_text, chosen, diagnostics)
         # Only the rule's part can fail to compile (CPython refuses ~200 nested parentheses): the
         # runtime before it is cqlx's own runtime.py, and compiling it again cost 80% of the check.
         _, marker, rule_part = source.partition(_RULE_PART)
@@ -77,7 +78,7 @@ def _convert(query: ir.Query, target: str, profile: str | None, meta: RuleMeta |
             compile(rule_part if marker else source, "<cqlx matcher>", "exec")
         except SyntaxError:  # CPython's parser refuses ~200 nested parentheses
             raise CqlError("the query is nested too deeply for a Python module", source=query_text or None) from None
-        return Conversion(target, chosen.name, source, ())
+        return Conversion(target, chosen.name, source, tuple(diagnostics))
     if target == "kql":
         from cqlx.emit.kql import KqlGenerator
 
@@ -159,8 +160,8 @@ def apply_policy(conversion: Conversion, policy: str = "error", source: str | No
 
 
 def convert_text(text: str, to: str, profile: str | None = None, policy: str = "error",
-                 meta: RuleMeta | None = None) -> Conversion:
+                 meta: RuleMeta | None = None, params: Mapping[str, str] | None = None) -> Conversion:
     from cqlx.api import parse
 
-    query = parse(text)
+    query = parse(text, params)
     return apply_policy(convert_query(query, to, profile, meta, text), policy, text)

@@ -41,10 +41,6 @@ class CqlSyntaxError(CqlError):
     """The query text does not follow the CQL grammar."""
 
 
-class UnknownFunctionError(CqlError):
-    """A function name LogScale does not have, or cqlx does not know yet."""
-
-
 class CqlValueError(CqlError):
     """A construct is well-formed but an argument or value is wrong (``sort(order=sideways)``)."""
 

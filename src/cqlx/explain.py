@@ -41,6 +41,8 @@ def pred(p: ir.Pred) -> str:
         return _regex(p.value, p.flags) if p.regex else _quote(p.value)
     if isinstance(p, ir.ExprTest):
         return f"test({expr(p.left)} {p.op} {expr(p.right)})"
+    if isinstance(p, ir.OpaqueTest):
+        return f"{p.text or p.name} [not converted: {p.reason}]"
     return "*"
 
 
@@ -53,6 +55,8 @@ def expr(e: ir.Expr) -> str:
         return f"if({pred(e.test)}, then={expr(e.then)}, else={expr(e.otherwise)})"
     if isinstance(e, ir.Arith):
         return f"({expr(e.left)} {e.op} {expr(e.right)})"
+    if isinstance(e, ir.Null):
+        return "(no value)"
     return f"{e.name}({', '.join(expr(a) for a in e.args)})"
 
 
@@ -118,6 +122,13 @@ def explain(query: ir.Query, title: str = "", path: str = "", line_offset: int =
             groups = f"per {', '.join(step.keys)} (events without them are left out; up to {step.limit} groups)" \
                 if step.keys else "over all events (one row)"
             out.append(f"Aggregate: {functions} {groups}; later steps see the group rows")
+        elif isinstance(step, ir.Drop):
+            out.append(f"Drop fields: {', '.join(step.fields)}")
+        elif isinstance(step, ir.Opaque):
+            effect = {ir.FILTERS: "may change which events pass", ir.ENRICHES: "adds fields",
+                      ir.AGGREGATES: "replaces the events with rows of its own"}[step.effect]
+            writes = "" if step.writes is None or not step.writes else f" ({', '.join(step.writes)})"
+            out.append(f"Not converted: {step.text or step.name} {effect}{writes}; {step.reason}")
         elif isinstance(step, ir.Filter) and all(step is not kept for kept in filters):
             out.append(f"Keep the rows where: {pred(step.pred)}")
     regexes = [p for p in atoms(query) if isinstance(p, ir.Regex)]

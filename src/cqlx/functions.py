@@ -29,6 +29,8 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         # lower(field, as=_lower, locale) / upper(field, as=_upper, locale) — functions-lower/upper
         FunctionSpec("lower", ("field", "as", "locale"), "field", "value"),
         FunctionSpec("upper", ("field", "as", "locale"), "field", "value"),
+        # drop(fields) — functions-drop: the rows lose these fields
+        FunctionSpec("drop", ("fields",), "fields", "drop"),
         # select(fields) — functions-select: projection, no limit, no sort
         FunctionSpec("select", ("fields",), "fields", "projection"),
         # table(fields, limit=200, sortby=@timestamp, order=desc, type=number) — functions-table
@@ -56,17 +58,116 @@ AGGREGATE_OUTPUTS = {"count": "_count", "sum": "_sum", "min": "_min", "max": "_m
 GROUP_LIMIT_DEFAULT = 20_000
 GROUP_LIMIT_MAX = 1_000_000
 
-# Functions LogScale has that cqlx does not convert yet: a clear "not supported" instead of the
-# "unknown function" a typo gets (CQL.md, the frequency list of real detection content).
-KNOWN_UNSUPPORTED = frozenset(name.lower() for name in (
-    "format", "collect", "formatTime", "rename", "regex", "drop", "selectLast", "match",
-    "join", "top", "ipLocation", "selfJoinFilter", "replace", "selectFromMax", "round", "wildcard",
-    "ioc:lookup", "timeChart", "cidr", "now", "splitString", "formatDuration", "split", "bucket",
-    "concat", "length", "stats", "asn", "parseTimestamp", "readFile", "concatArray", "base64Decode",
-    "urlDecode", "kvParse", "rdns", "parseJson", "defineTable", "correlate", "shannonEntropy", "tail", "eval",
-    "head", "coalesce", "default", "like", "text:contains", "array:contains", "bitfield:extractFlags",
-    "lookup",
-))
+@dataclass(frozen=True)
+class OpaqueSpec:
+    """A LogScale function cqlx reads but does not convert: what it does to the rows, so that a
+    target losing it is reported as the right kind of loss (an enrichment whose fields nothing
+    later tests only changes what is shown).
+
+    ``writes`` are templates over the call's arguments (``{as}``, ``{prefix}.*``), filled in with
+    ``defaults`` where an argument is not given (a default may name another argument: ``{field}``);
+    None when the fields it writes depend on the data (``kvParse()``). ``filters_when`` is an
+    argument and value under which an enrichment also drops events (``strict=true``)."""
+
+    name: str
+    effect: str  # ir.FILTERS | ir.ENRICHES | ir.AGGREGATES
+    default_param: str | None
+    reason: str
+    writes: tuple[str, ...] | None = None
+    defaults: tuple[tuple[str, str], ...] = ()
+    filters_when: tuple[str, str] | None = None
+
+
+_STATE = "it reads state the target does not have"
+_ENRICH = "no target cqlx writes has this enrichment"
+
+# Facts from library.humio.com (functions-*.html): default parameters, output fields and defaults.
+OPAQUE: dict[str, OpaqueSpec] = {
+    spec.name.lower(): spec
+    for spec in (
+        OpaqueSpec("join", "filter", "query", "join() runs a second search and joins its rows; cqlx does not "
+                   "convert joins"),
+        OpaqueSpec("selfJoin", "filter", "field", "selfJoin() keeps events by what other events in the search "
+                   "hold; cqlx does not convert it"),
+        OpaqueSpec("selfJoinFilter", "filter", "field", "selfJoinFilter() keeps events by what other events in "
+                   "the search hold; cqlx does not convert it"),
+        OpaqueSpec("ioc:lookup", "enrich", "field", "ioc:lookup() reads CrowdStrike's IOC database, which no other "
+                   "platform has", ("{prefix}.*",), (("prefix", "ioc"),), ("strict", "true")),
+        OpaqueSpec("readFile", "aggregate", "file", "readFile() reads an uploaded file instead of events; "
+                   + _STATE),
+        OpaqueSpec("defineTable", "enrich", "query", "defineTable() runs a subquery for later match() calls; "
+                   "cqlx does not convert it", ()),
+        OpaqueSpec("correlate", "aggregate", "query", "correlate() matches sequences across searches; cqlx does "
+                   "not convert it"),
+        OpaqueSpec("lookup", "filter", "file", "lookup() (match() before LogScale 1.51) reads a lookup file; "
+                   "cqlx does not convert it"),
+        OpaqueSpec("ipLocation", "enrich", "field", "ipLocation() reads a GeoIP database; " + _ENRICH,
+                   ("{as}.*",), (("as", "{field}"),)),
+        OpaqueSpec("asn", "enrich", "field", "asn() reads an ASN database; " + _ENRICH,
+                   ("{as}.*",), (("as", "{field}"),)),
+        OpaqueSpec("rdns", "enrich", "field", "rdns() makes DNS lookups at search time; " + _ENRICH,
+                   ("{as}",), (("as", "hostname"),)),
+        OpaqueSpec("kvParse", "enrich", "field", "kvParse() creates fields named by the data; cqlx does not "
+                   "convert it"),
+        OpaqueSpec("parseJson", "enrich", "field", "parseJson() creates fields named by the data; cqlx does not "
+                   "convert it"),
+        OpaqueSpec("parseXml", "enrich", "field", "parseXml() creates fields named by the data; cqlx does not "
+                   "convert it"),
+        OpaqueSpec("parseCsv", "enrich", "field", "parseCsv() creates fields named by the data; cqlx does not "
+                   "convert it"),
+        OpaqueSpec("parseUrl", "enrich", "field", "cqlx does not convert parseUrl() yet", ("{as}.*",),
+                   (("as", "{field}"),)),
+        OpaqueSpec("parseTimestamp", "enrich", "format", "cqlx does not convert parseTimestamp() yet", ("{as}",),
+                   (("as", "@timestamp"),)),
+        OpaqueSpec("split", "filter", "field", "split() turns one event into several; cqlx does not convert it"),
+        OpaqueSpec("series", "aggregate", "collect", "cqlx does not convert series()"),
+        OpaqueSpec("sequence", "aggregate", "function", "cqlx does not convert sequence()"),
+        OpaqueSpec("window", "aggregate", "function", "cqlx does not convert window()"),
+        OpaqueSpec("session", "aggregate", "function", "cqlx does not convert session()"),
+        OpaqueSpec("fieldstats", "aggregate", None, "cqlx does not convert fieldstats()"),
+        OpaqueSpec("sample", "filter", "percentage", "sample() keeps a random share of the events"),
+        OpaqueSpec("worldMap", "aggregate", "ip", "worldMap() is a chart"),
+        OpaqueSpec("sankey", "aggregate", "source", "sankey() is a chart"),
+        OpaqueSpec("transpose", "aggregate", "header", "cqlx does not convert transpose()"),
+        OpaqueSpec("geohash", "enrich", None, "geohash() has no counterpart cqlx writes", ("{as}",),
+                   (("as", "_geohash"),)),
+        OpaqueSpec("eventSize", "enrich", None, "eventSize() measures LogScale's stored event", ("{as}",),
+                   (("as", "_eventSize"),)),
+        OpaqueSpec("eventFieldCount", "enrich", None, "eventFieldCount() counts LogScale's stored fields",
+                   ("{as}",), (("as", "_eventFieldCount"),)),
+        OpaqueSpec("bitfield:extractFlags", "enrich", "field", "cqlx does not convert bitfield:extractFlags() "
+                   "yet"),
+        OpaqueSpec("array:contains", "filter", "array", "cqlx does not convert array:contains() yet"),
+        OpaqueSpec("array:regex", "filter", "array", "cqlx does not convert array:regex() yet"),
+        OpaqueSpec("array:filter", "enrich", "array", "cqlx does not convert array:filter() yet"),
+        OpaqueSpec("array:eval", "enrich", "array", "cqlx does not convert array:eval() yet"),
+        OpaqueSpec("json:prettyPrint", "enrich", "field", "json:prettyPrint() only reformats a field",
+                   ("{as}",), (("as", "{field}"),)),
+        OpaqueSpec("xml:prettyPrint", "enrich", "field", "xml:prettyPrint() only reformats a field",
+                   ("{as}",), (("as", "{field}"),)),
+    )
+}
+
+# Functions real detection content uses that cqlx reads but does not convert yet (CQL.md's
+# frequency list), with what they do to the rows.
+_PENDING = {
+    "enrich": ("format", "formatTime", "rename", "replace", "round", "now", "splitString",
+               "formatDuration", "concat", "length", "concatArray", "base64Decode", "urlDecode",
+               "shannonEntropy", "coalesce", "default", "eval", "math:log", "math:abs", "math:floor",
+               "math:ceil", "hash", "md5", "sha1", "sha256", "tokenHash", "unit:convert"),
+    "filter": ("regex", "wildcard", "cidr", "text:contains", "like", "match", "head", "tail", "dedup"),
+    "aggregate": ("collect", "selectLast", "selectFromMax", "selectFromMin", "top", "stats", "timeChart",
+                  "bucket", "percentile", "stdDev", "range", "counterAsRate", "linReg", "tail"),
+}
+for _effect, _names in _PENDING.items():
+    for _name in _names:
+        OPAQUE.setdefault(_name.lower(), OpaqueSpec(_name, _effect, None, f"cqlx does not convert {_name}() yet"))
+
+#: What a ``$saved()`` search does is its body, which the query does not hold.
+SAVED_SEARCH = OpaqueSpec("$saved", "filter", None, "the body of the saved search is not in the query, so what "
+                          "it does to the events is unknown")
+#: A name LogScale does not document: most likely a typo, or a function newer than cqlx.
+UNKNOWN_FUNCTION_REASON = "cqlx does not know this function (a typo, or newer than cqlx)"
 
 SORT_ORDERS = ("asc", "desc")
 SORT_TYPES = ("number", "string", "hex")

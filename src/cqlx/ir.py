@@ -106,6 +106,18 @@ class ExprTest:
 
 
 @dataclass(frozen=True)
+class OpaqueTest:
+    """A filter cqlx reads but gives no meaning to (``ioc:lookup()``, a ``$saved()`` search, a
+    function it does not know) inside a boolean expression. ``text`` is the call as canonical
+    CQL, which the CQL emitter writes back; every other target reports it."""
+
+    name: str
+    text: str
+    reason: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
 class And:
     items: tuple[Pred, ...]
     span: Span = _span()
@@ -130,7 +142,7 @@ class TrueP:
     span: Span = _span()
 
 
-Pred = Eq | Glob | Regex | Cmp | Exists | In | FreeText | ExprTest | And | Or | Not | TrueP
+Pred = Eq | Glob | Regex | Cmp | Exists | In | FreeText | ExprTest | OpaqueTest | And | Or | Not | TrueP
 
 
 # ---------------------------------------------------------------- expressions
@@ -175,7 +187,15 @@ class Func:
     span: Span = _span()
 
 
-Expr = Lit | Ref | Cond | Arith | Func
+@dataclass(frozen=True)
+class Null:
+    """No value. Assigned, it leaves the field as it was; only rewrites write it
+    (:func:`cqlx.passes.expand_case`), for a field that does not exist yet."""
+
+    span: Span = _span()
+
+
+Expr = Lit | Ref | Cond | Arith | Func | Null
 
 
 # ---------------------------------------------------------------- steps
@@ -306,7 +326,38 @@ class Aggregate:
         return tuple(f.output for f in self.functions)
 
 
-Step = Filter | Eval | Signal | Score | Ladder | Case | Project | Order | Aggregate
+@dataclass(frozen=True)
+class Drop:
+    """``drop([fields])``: the rows lose these fields."""
+
+    fields: tuple[str, ...]
+    span: Span = _span()
+
+
+#: What an :class:`Opaque` stage does to the rows, as far as LogScale documents it.
+FILTERS = "filter"  # may drop events (or add them: join, readFile): which rows come out is unknown
+ENRICHES = "enrich"  # keeps every event and adds fields
+AGGREGATES = "aggregate"  # replaces the events with rows of its own
+
+
+@dataclass(frozen=True)
+class Opaque:
+    """A stage cqlx reads but cannot give a meaning to on other platforms: ``join()``, a
+    ``$saved()`` search whose body is unknown, ``ioc:lookup()``, a function it does not know.
+    ``text`` is the call as canonical CQL (the CQL emitter writes it back); ``effect`` says what it
+    does to the rows (:data:`FILTERS`, :data:`ENRICHES`, :data:`AGGREGATES`) and ``writes`` the
+    fields it sets (``name.*`` for a prefix; None when unknown). Whether a target losing it loses
+    detection depends on that: an enrichment nothing later tests only changes what is shown."""
+
+    name: str
+    text: str
+    effect: str
+    writes: tuple[str, ...] | None
+    reason: str
+    span: Span = _span()
+
+
+Step = Filter | Eval | Signal | Score | Ladder | Case | Project | Order | Aggregate | Drop | Opaque
 
 
 @dataclass(frozen=True)

@@ -10,24 +10,27 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from cqlx import ast as A
 from cqlx import ir
 from cqlx.ast import Span
-from cqlx.errors import CqlValueError, UnknownFunctionError
+from cqlx.errors import CqlValueError
 from cqlx.functions import (
     AGGREGATE_OUTPUTS,
     FUNCTIONS,
     GROUP_LIMIT_DEFAULT,
     GROUP_LIMIT_MAX,
-    KNOWN_UNSUPPORTED,
+    OPAQUE,
     ROW_LIMIT_DEFAULT,
     ROW_LIMIT_MAX,
+    SAVED_SEARCH,
     SORT_ORDERS,
     SORT_TYPES,
+    UNKNOWN_FUNCTION_REASON,
     FunctionSpec,
+    OpaqueSpec,
 )
 
 T = TypeVar("T")
@@ -37,11 +40,35 @@ _ARITH = {"+", "-", "*", "/", "%"}
 _COMPARE = {"==", "!=", "<", "<=", ">", ">="}
 
 
-def lower(tree: A.Pipeline) -> ir.Query:
-    """The IR of a parsed query (before passes); raises :class:`CqlError` for meaningless input."""
-    lowering = _Lowering()
+def lower(tree: A.Pipeline, text: str = "", params: Mapping[str, str] | None = None) -> ir.Query:
+    """The IR of a parsed query (before passes); raises :class:`CqlError` for meaningless input.
+
+    ``text`` is the query the tree was parsed from: a stage cqlx cannot give a meaning to (a
+    ``join()``, a ``$saved()`` search) keeps its text, so canonical CQL can write it back.
+    ``params`` gives values to the query's parameters (``?name``); a parameter without one takes
+    its ``?{name=default}``, and with neither its stage is kept as an :class:`ir.Opaque` stage."""
+    lowering = _Lowering(text, params or {})
     steps = lowering.pipeline(tree)
     return ir.Query(ir.Source(), steps, tuple(lowering.notes))
+
+
+class _Opaque(Exception):
+    """Raised inside an expression that holds something cqlx cannot give a meaning to; the stage
+    around it becomes an :class:`ir.Opaque` (or the test an :class:`ir.OpaqueTest`)."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(reason)
+        self.name = name
+        self.reason = reason
+
+
+def _offsets(text: str) -> list[int]:
+    """The offset at which each line of ``text`` starts (line 1 at index 0)."""
+    starts = [0]
+    for index, char in enumerate(text):
+        if char == "\n":
+            starts.append(index + 1)
+    return starts
 
 
 def unescape_regex(pattern: str) -> str:
@@ -119,9 +146,90 @@ def _plain_text(value: A.Node) -> str:
 
 
 class _Lowering:
-    def __init__(self) -> None:
+    def __init__(self, text: str = "", params: Mapping[str, str] | None = None) -> None:
         self.notes: list[tuple[Span, str]] = []
         self.case_depth = 0  # inside case { } branches: no aggregation there
+        self.text = text
+        self.params = dict(params or {})
+        self.line_starts = _offsets(text)
+
+    def source(self, span: Span) -> str:
+        """The query text of ``span`` (what an opaque stage writes back)."""
+        if not self.text or span.line <= 0 or span.end_line > len(self.line_starts):
+            return ""
+        begin = self.line_starts[span.line - 1] + span.column - 1
+        end = self.line_starts[span.end_line - 1] + span.end_column - 1
+        return self.text[begin:end]
+
+    # ------------------------------------------------------------ what cqlx cannot give a meaning
+
+    def opaque_spec(self, call: A.Call) -> OpaqueSpec:
+        if call.name.startswith("$"):
+            return SAVED_SEARCH
+        known = OPAQUE.get(call.name.lower())
+        if known is not None:
+            return known
+        return OpaqueSpec(call.name, ir.FILTERS, None, UNKNOWN_FUNCTION_REASON)
+
+    def opaque_step(self, call: A.Call) -> ir.Opaque:
+        """A stage that calls a function cqlx does not convert: kept, with what it does to rows."""
+        spec = self.opaque_spec(call)
+        effect = spec.effect
+        writes = self.opaque_writes(call, spec)
+        if spec.filters_when is not None:
+            name, value = spec.filters_when
+            given = self.argument_word(call, name, spec)
+            if given is not None and given.lower() == value:
+                effect = ir.FILTERS
+        return ir.Opaque(call.name, self.source(call.span), effect, writes, self.reason(call, spec), call.span)
+
+    def reason(self, call: A.Call, spec: OpaqueSpec) -> str:
+        if spec is SAVED_SEARCH:
+            return f"saved search {call.name}(): {spec.reason}"
+        return spec.reason if spec.reason.startswith(spec.name) else f"{call.name}(): {spec.reason}"
+
+    def opaque_test(self, call: A.Call, span: Span | None = None) -> ir.OpaqueTest:
+        spec = self.opaque_spec(call)
+        span = span or call.span
+        return ir.OpaqueTest(call.name, self.source(span), self.reason(call, spec), span)
+
+    def argument_word(self, call: A.Call, name: str, spec: OpaqueSpec) -> str | None:
+        for arg in call.args:
+            given = arg.name if arg.name is not None else spec.default_param
+            if given is not None and given.lower() == name.lower():
+                value = arg.value
+                if isinstance(value, A.FieldRef | A.StringLit | A.Number | A.BareValue):
+                    return _plain_text(value) if not isinstance(value, A.BareValue) else value.text
+                return None
+        return None
+
+    def opaque_writes(self, call: A.Call, spec: OpaqueSpec) -> tuple[str, ...] | None:
+        """The fields an opaque call writes, from its spec's templates; None when unknown."""
+        if spec.writes is None:
+            return None
+        values: dict[str, str] = {}
+        for template in spec.writes:
+            for name in re.findall(r"\{(\w+)\}", template):
+                value = self.argument_word(call, name, spec)
+                default = dict(spec.defaults).get(name)
+                if value is None and default is not None:
+                    inner = re.fullmatch(r"\{(\w+)\}", default)
+                    value = self.argument_word(call, inner.group(1), spec) if inner else default
+                if value is None:
+                    return None
+                values[name] = value
+        return tuple(t.format(**values) for t in spec.writes)
+
+    def param(self, node: A.Param) -> str:
+        """The value of a query parameter, or :class:`_Opaque` when it has none."""
+        if node.name in self.params:
+            return self.params[node.name]
+        if node.default is not None:
+            self.notes.append((node.span, f"query parameter ?{node.name} has no value given; its default "
+                                          f"{node.default!r} is used"))
+            return node.default
+        raise _Opaque(f"?{node.name}", f"query parameter ?{node.name} has no value (give one with "
+                                        f"--param {node.name}=VALUE)")
 
     # ------------------------------------------------------------ stages
 
@@ -129,8 +237,23 @@ class _Lowering:
         return tuple(step for stage in tree.stages for step in self.stage(stage))
 
     def stage(self, stage: A.Stage) -> Sequence[ir.Step]:
+        try:
+            return self.known_stage(stage)
+        except _Opaque as opaque:
+            # An expression holds what cqlx cannot evaluate: the stage keeps every event (it
+            # assigns) or an unknown subset of them (it filters).
+            writes = (stage.field.name,) if isinstance(stage, A.Assignment) else None
+            effect = ir.ENRICHES if isinstance(stage, A.Assignment) else ir.FILTERS
+            spec = self.spec(stage) if isinstance(stage, A.Call) else None
+            if spec is not None and spec.kind == "aggregate":
+                effect = ir.AGGREGATES
+            return [ir.Opaque(opaque.name, self.source(stage.span), effect, writes, opaque.reason, stage.span)]
+
+    def known_stage(self, stage: A.Stage) -> Sequence[ir.Step]:
         if isinstance(stage, A.Assignment):
             return [ir.Eval(stage.field.name, self.expr(stage.value), stage.span)]
+        if isinstance(stage, A.MatchStmt):
+            return [self.match_stmt(stage)]
         if isinstance(stage, A.CaseStmt):
             self.case_depth += 1
             try:
@@ -139,11 +262,19 @@ class _Lowering:
                 self.case_depth -= 1
             return [ir.Case(branches, stage.span)]
         if isinstance(stage, A.Call):
-            spec = self.spec(stage)
+            found = self.spec(stage)
+            if found is None:
+                return [self.opaque_step(stage)]
+            spec = found
             if spec.kind == "aggregate":
                 return [self.aggregate(stage, spec)]
             if spec.kind == "projection":
                 return self.projection(stage, spec)
+            if spec.kind == "drop":
+                args = self.bind(stage, spec)
+                if "fields" not in args:
+                    raise CqlValueError("drop() needs the fields to remove, e.g. drop([aip, cid])", stage.span)
+                return [ir.Drop(self.field_list(args["fields"]), stage.span)]
             if spec.kind == "order":
                 return [self.order(stage, spec)]
             if spec.kind == "value":
@@ -152,6 +283,23 @@ class _Lowering:
                 out = self.field_arg(args["as"]) if "as" in args else default_out
                 return [ir.Eval(out, self.call_value(stage, spec), stage.span)]
         return [ir.Filter(self.filter(stage), stage.span)]
+
+    def match_stmt(self, stage: A.MatchStmt) -> ir.Case:
+        """``field match { p => ... ; * => ... }`` is the ``case`` whose branches test ``field = p``
+        (a ``*`` pattern is the default branch)."""
+        branches = []
+        self.case_depth += 1
+        try:
+            for branch in stage.branches:
+                pattern = branch.pattern
+                steps = self.pipeline(branch.pipeline)
+                if not (isinstance(pattern, A.BareValue) and pattern.text == "*"):
+                    test = _value_predicate(stage.field.name, pattern, pattern.span)
+                    steps = (ir.Filter(test, pattern.span), *steps)
+                branches.append(ir.CaseBranch(steps, branch.span))
+        finally:
+            self.case_depth -= 1
+        return ir.Case(tuple(branches), stage.span)
 
     def projection(self, call: A.Call, spec: FunctionSpec) -> list[ir.Step]:
         args = self.bind(call, spec)
@@ -213,7 +361,7 @@ class _Lowering:
             raise CqlValueError(f"groupBy(function=...) takes aggregate functions ({accepted}), or a list of them",
                                 node.span)
         if spec is None:
-            spec = self.spec(node)
+            spec = self.known(node)
         if spec.name not in AGGREGATE_OUTPUTS:
             raise CqlValueError(f"{spec.name}() is not an aggregate function cqlx converts; accepted: {accepted}",
                                 node.name_span)
@@ -299,14 +447,17 @@ class _Lowering:
 
     # ------------------------------------------------------------ arguments
 
-    def spec(self, call: A.Call) -> FunctionSpec:
-        key = call.name.lower()
-        if key in FUNCTIONS:
-            return FUNCTIONS[key]
-        if key in KNOWN_UNSUPPORTED:
-            raise UnknownFunctionError(f"function {call.name}() is not supported by cqlx yet",
-                                       call.name_span)
-        raise UnknownFunctionError(f"unknown function {call.name}()", call.name_span)
+    def spec(self, call: A.Call) -> FunctionSpec | None:
+        """What cqlx knows of the function; None for one it keeps as an opaque stage."""
+        return FUNCTIONS.get(call.name.lower())
+
+    def known(self, call: A.Call) -> FunctionSpec:
+        """The function's spec, or :class:`_Opaque` inside an expression."""
+        spec = self.spec(call)
+        if spec is None:
+            opaque = self.opaque_spec(call)
+            raise _Opaque(call.name, self.reason(call, opaque))
+        return spec
 
     def bind(self, call: A.Call, spec: FunctionSpec) -> dict[str, A.Expr]:
         """Named arguments by name; one unnamed argument binds to the default parameter."""
@@ -326,7 +477,7 @@ class _Lowering:
 
     def word(self, value: A.Expr) -> str:
         """An argument that names something (a field, asc/desc, a number): not a glob or a regex."""
-        if isinstance(value, A.FieldRef | A.StringLit | A.Number):
+        if isinstance(value, A.FieldRef | A.StringLit | A.Number | A.BareValue):
             return _plain_text(value)
         raise CqlValueError("expected a word", value.span)
 
@@ -359,6 +510,8 @@ class _Lowering:
         if isinstance(node, A.FnCompare):
             field_arg = A.Argument(node.field.span, "field", A.FieldRef(node.field.span, node.field.name))
             call = A.Call(node.call.span, node.call.name, node.call.name_span, (*node.call.args, field_arg))
+            if self.spec(call) is None:
+                return self.opaque_test(call, node.span)
             return self.filter_call(call)
         if isinstance(node, A.FreeText):
             value = node.value
@@ -366,10 +519,20 @@ class _Lowering:
                 return ir.FreeText(unescape_regex(value.pattern), True, _flags(value.flags), node.span)
             return ir.FreeText(_plain_text(value), False, "", node.span)
         if isinstance(node, A.Call):
-            return self.filter_call(node)
+            if self.spec(node) is None:
+                return self.opaque_test(node)
+            try:
+                return self.filter_call(node)
+            except _Opaque as opaque:
+                return ir.OpaqueTest(opaque.name, self.source(node.span), opaque.reason, node.span)
         raise CqlValueError("expected a filter", node.span)
 
     def comparison(self, field: str, op: str, value: A.Node, span: Span) -> ir.Pred:
+        if isinstance(value, A.Param):
+            try:
+                value = A.BareValue(value.span, self.param(value))
+            except _Opaque as opaque:
+                return ir.OpaqueTest(opaque.name, self.source(span), opaque.reason, span)
         if op in ("=", "!="):
             pred = _value_predicate(field, value, span)
             return ir.Not(pred, span) if op == "!=" else pred
@@ -379,7 +542,7 @@ class _Lowering:
         return ir.Cmp(field, op, number, span)
 
     def filter_call(self, call: A.Call) -> ir.Pred:
-        spec = self.spec(call)
+        spec = self.known(call)
         if spec.kind != "filter":
             raise CqlValueError(f"{spec.name}() is not a filter: use it as a pipeline stage of its own",
                                 call.span)
@@ -406,6 +569,8 @@ class _Lowering:
             return ir.Lit(node.value, node.span)
         if isinstance(node, A.FieldRef):
             return ir.Ref(node.name, node.span)
+        if isinstance(node, A.Param):
+            return ir.Lit(self.param(node), node.span)
         if isinstance(node, A.Binary):
             if node.op in _ARITH:
                 return ir.Arith(node.op, self.expr(node.left), self.expr(node.right), node.span)
@@ -416,7 +581,7 @@ class _Lowering:
                 return ir.Arith("-", ir.Lit(0), self.expr(node.operand), node.span)
             raise CqlValueError("'!' negates a condition, not a value", node.span)
         if isinstance(node, A.Call):
-            spec = self.spec(node)
+            spec = self.known(node)
             if spec.kind != "value":
                 raise CqlValueError(f"{spec.name}() does not produce a value", node.span)
             return self.call_value(node, spec)

@@ -129,6 +129,20 @@ def _regex(token: Token) -> A.RegexLit:
     return A.RegexLit(_token_span(token), pattern, flags)
 
 
+def _param(token: Token) -> A.Param:
+    """``?name`` or ``?{name=default}``; the default may be quoted."""
+    text = str(token)[1:]
+    if not text.startswith("{"):
+        return A.Param(_token_span(token), text, None)
+    name, sep, default = text[1:-1].partition("=")
+    name, default = name.strip(), default.strip()
+    if not name:
+        raise CqlSyntaxError("a query parameter needs a name: ?{name=default}", _token_span(token))
+    if len(default) >= 2 and default[0] == default[-1] == '"':
+        default = unescape_string(default)
+    return A.Param(_token_span(token), name, default if sep else None)
+
+
 def _field(token: Token) -> A.FieldName:
     name = unescape_string(token) if token.type == "STRING" else str(token)
     return A.FieldName(_token_span(token), name)
@@ -141,7 +155,7 @@ def _leaf(item: Any) -> A.Expr:
             return _regex(item)
         if item.type == "STAR" or (item.type == "GLOB" and str(item) == "*"):
             return A.Star(_token_span(item))
-        if item.type == "GLOB":
+        if item.type in ("GLOB", "DURATION"):
             return A.BareValue(_token_span(item), str(item))
         raise AssertionError(f"unexpected token {item.type}")  # the grammar allows no other
     result: A.Expr = item
@@ -173,6 +187,12 @@ class _ToAst(Transformer[Token, Any]):
         result: A.Pipeline = c[0]
         return result
 
+    def match_stmt(self, meta: Any, c: list[Any]) -> A.MatchStmt:
+        return A.MatchStmt(_meta_span(meta), _field(c[0]), tuple(c[2:]))
+
+    def match_branch(self, meta: Any, c: list[Any]) -> A.MatchBranch:
+        return A.MatchBranch(_meta_span(meta), c[0], c[1])
+
     def and_filter(self, meta: Any, c: list[Any]) -> A.AndFilter:
         left, right = _nodes(c)
         return A.AndFilter(_meta_span(meta), left, right)
@@ -189,6 +209,12 @@ class _ToAst(Transformer[Token, Any]):
 
     def comparison(self, meta: Any, c: list[Any]) -> A.Comparison:
         return A.Comparison(_meta_span(meta), _field(c[0]), str(c[1]), c[2])
+
+    def param_compare(self, meta: Any, c: list[Any]) -> A.Comparison:
+        return A.Comparison(_meta_span(meta), _field(c[0]), str(c[1]), _param(c[2]))
+
+    def param(self, meta: Any, c: list[Any]) -> A.Param:
+        return _param(c[0])
 
     def fn_compare(self, meta: Any, c: list[Any]) -> A.FnCompare:
         return A.FnCompare(_meta_span(meta), _field(c[0]), c[2])
@@ -275,6 +301,10 @@ _WORDS: dict[str, str] = {
     "AND": "'and'",
     "OR": "'or'",
     "CASE": "'case'",
+    "MATCH": "'match'",
+    "PARAM": "a query parameter such as ?name",
+    "SAVED": "a saved search such as $name()",
+    "DURATION": "a time span such as 1h",
 }
 
 _VALUE_TERMINALS = {"VALUE", "STRING", "REGEX", "NUMBER", "NAME"}

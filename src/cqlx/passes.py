@@ -23,8 +23,8 @@ def pred_fields(pred: ir.Pred) -> frozenset[str]:
         return pred_fields(pred.item)
     if isinstance(pred, ir.ExprTest):
         return expr_fields(pred.left) | expr_fields(pred.right)
-    if isinstance(pred, ir.FreeText):
-        return frozenset({"*"})
+    if isinstance(pred, ir.FreeText | ir.OpaqueTest):
+        return frozenset({"*"})  # every field, or fields nobody knows
     if isinstance(pred, ir.TrueP):
         return frozenset()
     return frozenset({pred.field})
@@ -53,6 +53,8 @@ def step_writes(step: ir.Step) -> frozenset[str]:
         return frozenset().union(*(step_writes(s) for b in step.branches for s in b.steps))
     if isinstance(step, ir.Aggregate):
         return frozenset(step.outputs)
+    if isinstance(step, ir.Opaque):
+        return frozenset(step.writes) if step.writes is not None else frozenset({"*"})
     return frozenset()
 
 
@@ -73,7 +75,76 @@ def step_reads(step: ir.Step) -> frozenset[str]:
         return frozenset(k.field for k in step.keys)
     if isinstance(step, ir.Aggregate):
         return frozenset(step.keys) | frozenset(f.field for f in step.functions if f.field)
+    if isinstance(step, ir.Opaque):
+        return frozenset({"*"})
     return frozenset()  # Score reads its signals' fields, which are written in the same run
+
+
+def matches_field(patterns: frozenset[str] | set[str], name: str) -> bool:
+    """Whether ``name`` is one of ``patterns``: a name, ``prefix.*`` or ``*`` (any field)."""
+    if "*" in patterns or name in patterns:
+        return True
+    return any(p.endswith(".*") and name.startswith(p[:-1]) for p in patterns)
+
+
+def _overlaps(writes: frozenset[str], needed: set[str]) -> bool:
+    if not needed:
+        return False
+    if "*" in writes or "*" in needed:
+        return True
+    return any(matches_field(needed, w) or matches_field(writes, n) for w in writes for n in needed)
+
+
+def decisive_after(query: ir.Query) -> list[frozenset[str]]:
+    """For each step of ``query``, the fields whose values after that step still decide which rows
+    the query returns: what later filters, case branches, aggregation keys and counts test, and
+    what the assignments feeding them read (``*``: any field). A target that cannot compute a
+    field outside this set loses only presentation; inside it, detection.
+
+    The analysis runs backwards over the steps; sorting is presentation here (SEMANTICS.md: the
+    rows a query returns are the events it keeps), as everywhere in cqlx."""
+    needed: set[str] = set()
+    after: list[frozenset[str]] = []
+    for step in reversed(query.steps):
+        after.append(frozenset(needed))
+        needed |= _decisive_reads(step, needed)
+    after.reverse()
+    return after
+
+
+def _decisive_reads(step: ir.Step, needed: set[str]) -> frozenset[str]:
+    """What a step reads that decides the rows, given the fields ``needed`` after it."""
+    if isinstance(step, ir.Filter):
+        return pred_fields(step.pred)
+    if isinstance(step, ir.Case):
+        reads: set[str] = set()
+        for branch in step.branches:
+            inner = set(needed)
+            for inner_step in reversed(branch.steps):
+                reads |= _decisive_reads(inner_step, inner)
+                inner |= reads
+        return frozenset(reads)
+    if isinstance(step, ir.Aggregate):
+        counted = frozenset(f.field for f in step.functions if f.field and _overlaps(frozenset({f.output}), needed))
+        return frozenset(step.keys) | counted
+    if isinstance(step, ir.Opaque):
+        if step.effect != ir.ENRICHES or _overlaps(step_writes(step), needed):
+            return frozenset({"*"})
+        return frozenset()
+    if isinstance(step, ir.Project | ir.Order | ir.Drop):
+        return frozenset()
+    if isinstance(step, ir.Score):  # reads its signals, named as they are
+        return frozenset(step.signals) if _overlaps(frozenset({step.field}), needed) else frozenset()
+    writes = step_writes(step) | ({step.name} if isinstance(step, ir.Signal) else set())
+    if _overlaps(writes, needed):
+        return step_reads(step)
+    return frozenset()
+
+
+def loss_kind_of(writes: frozenset[str], needed: frozenset[str]) -> bool:
+    """Whether losing a step that writes ``writes`` changes which rows come out, given the
+    fields ``needed`` after it (:func:`decisive_after`)."""
+    return _overlaps(writes, set(needed))
 
 
 # ---------------------------------------------------------------- boolean normalisation
@@ -131,6 +202,8 @@ def _map_expr_preds(expr: ir.Expr, fn: Callable[[ir.Pred], ir.Pred]) -> ir.Expr:
                        otherwise=_map_expr_preds(expr.otherwise, fn))
     if isinstance(expr, ir.Arith):
         return replace(expr, left=_map_expr_preds(expr.left, fn), right=_map_expr_preds(expr.right, fn))
+    if isinstance(expr, ir.Func):
+        return replace(expr, args=tuple(_map_expr_preds(a, fn) for a in expr.args))
     return expr
 
 
@@ -215,6 +288,67 @@ def _case_assignments(case: ir.Case) -> tuple[ir.Eval, ...] | None:
             expr = ir.Cond(test, evals[index].expr, expr, span)
         out.append(ir.Eval(name, expr, case.span))
     return tuple(out)
+
+
+def expand_case(case: ir.Case, tag: str, existing: Callable[[str], bool]) -> tuple[ir.Step, ...] | None:
+    """A ``case { }`` as steps a target without first-match branches can run, or None when its
+    branches are not *tests, then assignments* (after :func:`cases_to_conds`, that is the case that
+    drops events, or assigns different fields per branch).
+
+    ``tag := if(test1, 1, if(test2, 2, ... 0))`` records which branch takes the event (tests read
+    the event as it came in); ``tag != 0`` keeps what some branch takes (unless one is ``*``); each
+    assigned field becomes ``F := if(tag == i, value_i, ..., F)`` over the branches that assign it,
+    keeping its value elsewhere (:class:`ir.Null` when ``existing(F)`` says it has none yet); then
+    the tag is dropped. A branch whose assignment reads a field the same branch assigns is not
+    rewritten (the order of the rewritten assignments could change what it reads)."""
+    arms: list[tuple[ir.Pred, list[ir.Eval]]] = []
+    for branch in case.branches:
+        count = next((i for i, s in enumerate(branch.steps) if not isinstance(s, ir.Filter)), len(branch.steps))
+        tests = [s.pred for s in branch.steps[:count] if isinstance(s, ir.Filter)]
+        evals = [s for s in branch.steps[count:] if isinstance(s, ir.Eval)]
+        if len(evals) != len(branch.steps) - count:
+            return None
+        written = {e.field for e in evals}
+        if any(expr_fields(e.expr) & (written | {"*"}) for e in evals) or len(written) != len(evals):
+            return None
+        test = normalize_pred(ir.And(tuple(tests), branch.span)) if tests else ir.TrueP(branch.span)
+        arms.append((test, evals))
+        if isinstance(test, ir.TrueP):
+            break
+    chain: ir.Expr = ir.Lit(0)
+    for index in range(len(arms), 0, -1):
+        test = arms[index - 1][0]
+        chain = ir.Lit(index) if isinstance(test, ir.TrueP) else ir.Cond(test, ir.Lit(index), chain, case.span)
+    steps: list[ir.Step] = [ir.Eval(tag, chain, case.span)]
+    if not isinstance(arms[-1][0], ir.TrueP):
+        steps.append(ir.Filter(ir.Cmp(tag, "!=", 0, case.span), case.span))
+    fields = list(dict.fromkeys(e.field for _, evals in arms for e in evals))
+    for name in fields:
+        value: ir.Expr = ir.Ref(name, case.span) if existing(name) else ir.Null(case.span)
+        for index in range(len(arms), 0, -1):
+            assigned = next((e for e in arms[index - 1][1] if e.field == name), None)
+            if assigned is None:
+                continue
+            if index == len(arms) and isinstance(arms[-1][0], ir.TrueP):
+                value = assigned.expr  # the default branch: every event no earlier branch took
+            else:
+                value = ir.Cond(ir.Cmp(tag, "==", index), assigned.expr, value, assigned.span)
+        steps.append(ir.Eval(name, value, case.span))
+    steps.append(ir.Drop((tag,), case.span))
+    return tuple(steps)
+
+
+def case_keep(case: ir.Case) -> ir.Pred | None:
+    """Which events a ``case`` keeps (the disjunction of its branches' leading tests), for targets
+    that can filter but not assign; None when a branch filters after assigning."""
+    tests: list[ir.Pred] = []
+    for branch in case.branches:
+        count = next((i for i, s in enumerate(branch.steps) if not isinstance(s, ir.Filter)), len(branch.steps))
+        if any(isinstance(s, ir.Filter) for s in branch.steps[count:]):
+            return None
+        parts = tuple(s.pred for s in branch.steps[:count] if isinstance(s, ir.Filter))
+        tests.append(normalize_pred(ir.And(parts, branch.span)) if parts else ir.TrueP(branch.span))
+    return normalize_pred(ir.Or(tuple(tests), case.span))
 
 
 def drop_true_filters(query: ir.Query) -> ir.Query:

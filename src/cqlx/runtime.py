@@ -296,6 +296,12 @@ def project(record: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     return row
 
 
+def drop(record: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """``drop()``: the row without the named fields (a ``#tag`` also under its plain name)."""
+    gone = set(names) | {n[1:] for n in names if n[:1] == "#"}
+    return {k: v for k, v in record.items() if k not in gone}
+
+
 def project_as(record: dict[str, Any], pairs: tuple[tuple[str, str], ...]) -> dict[str, Any]:
     """``select()`` under a profile: each output field read from its name in the events."""
     row = {}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from cqlx import ir
 from cqlx.ast import NO_SPAN, Span
-from cqlx.passes import step_writes
+from cqlx.passes import decisive_after, loss_kind_of, step_writes
 from cqlx.profiles import EventType, Profile
 
 PRESENTATION = "presentation"
@@ -67,6 +67,27 @@ class Generator:
         if not self.target:
             self.target = f"{self.profile.language} ({self.profile.name})"
         self.event = self.resolve_event_type()
+        self.needed_after = list(zip(self.query.steps, decisive_after(self.query), strict=True))
+
+    def decisive(self, step: ir.Step) -> frozenset[str]:
+        """The fields that decide the rows after ``step`` (:func:`cqlx.passes.decisive_after`);
+        for a step inside a ``case``, any field."""
+        return next((needed for s, needed in self.needed_after if s is step), frozenset({"*"}))
+
+    def loss(self, step: ir.Step, writes: frozenset[str] | None = None) -> str:
+        """The kind of loss when the target cannot compute what ``step`` writes: detection when a
+        later step decides rows on it, else presentation."""
+        written = step_writes(step) if writes is None else writes
+        return DETECTION if loss_kind_of(written, self.decisive(step)) else PRESENTATION
+
+    def opaque(self, step: ir.Opaque) -> None:
+        """A stage cqlx cannot convert (ir.Opaque): reported, never dropped silently."""
+        kind = DETECTION if step.effect != ir.ENRICHES else self.loss(step)
+        suffix = "" if kind == DETECTION else "; its fields are left out (nothing later tests them)"
+        self.unsupported(step.reason + suffix, step.span, kind)
+
+    def opaque_test(self, pred: ir.OpaqueTest) -> None:
+        self.unsupported(pred.reason, pred.span, DETECTION)
 
     def unsupported(self, message: str, span: Span = NO_SPAN, kind: str = DETECTION) -> None:
         if not any(d.kind == kind and d.message == message for d in self.diagnostics):

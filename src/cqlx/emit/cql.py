@@ -256,6 +256,12 @@ class CqlGenerator(Generator):
         branches = [" | ".join(self.step(s) for s in b.steps) or "*" for b in step.branches]
         return "case { " + " ; ".join(branches) + " }"
 
+    def step_opaque(self, step: ir.Opaque) -> str:
+        return step.text  # as written: cqlx gives it no meaning to rewrite
+
+    def step_drop(self, step: ir.Drop) -> str:
+        return f"drop([{', '.join(field_name(f) for f in step.fields)}])"
+
     def step_project(self, step: ir.Project) -> str:
         return f"select([{', '.join(field_name(f) for f in step.fields)}])"
 
@@ -406,6 +412,9 @@ class CqlGenerator(Generator):
         if pred.ignore_case:
             args.append("ignoreCase=true")
         return f"in({', '.join(args)})"
+
+    def pred_opaquetest(self, pred: ir.OpaqueTest) -> str:
+        return pred.text
 
     def pred_freetext(self, pred: ir.FreeText) -> str:
         return regex(pred.value, pred.flags) if pred.regex else string(pred.value)

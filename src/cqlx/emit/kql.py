@@ -25,7 +25,7 @@ from cqlx import ir
 from cqlx.emit.base import PRESENTATION, Generator
 from cqlx.errors import UnsupportedError
 from cqlx.functions import GROUP_LIMIT_DEFAULT
-from cqlx.passes import step_writes
+from cqlx.passes import expand_case, step_writes
 from cqlx.regexes import RE2_UNSUPPORTED, features, flag_prefix, glob_to_regex, linear_plan, matches_empty, to_re2
 from cqlx.runtime import compare_values, number
 
@@ -88,6 +88,8 @@ class KqlGenerator(Generator):
     def generate(self) -> str:
         self.kinds: dict[str, str] = {}  # computed field → its kind
         self.live: set[str] | None = None  # after a projection: the fields rows still have
+        self.gone: set[str] = set()  # fields a drop() removed
+        self.cases = 0
         table = self.event.table if self.event and self.event.table else None
         lines = [name(table) if table else "<no table>"]
         for column, values in self.record_tests():  # the event type's records in a shared table
@@ -110,14 +112,20 @@ class KqlGenerator(Generator):
         super().track(step)
         if isinstance(step, ir.Project):
             self.live = {f for f in step.fields if not self.dead(f)}
+            self.gone = set()
         elif isinstance(step, ir.Aggregate):
             self.live = {f for f in step.keys if not self.dead(f)} | set(step.outputs)
-        elif self.live is not None:
-            self.live |= step_writes(step)
+            self.gone = set()
+        elif isinstance(step, ir.Drop):
+            self.gone |= set(step.fields)
+        else:
+            if self.live is not None:
+                self.live |= step_writes(step)
+            self.gone -= step_writes(step)
 
     def dead(self, field: str) -> bool:
-        """Whether a projection before this step dropped the field: CQL reads it as missing."""
-        return self.live is not None and field not in self.live
+        """Whether a projection or drop() before this step removed the field: CQL reads it as missing."""
+        return (self.live is not None and field not in self.live) or field in self.gone
 
     # ------------------------------------------------------------ steps
 
@@ -152,9 +160,37 @@ class KqlGenerator(Generator):
         if isinstance(step, ir.Aggregate):
             return self.aggregate(step)
         if isinstance(step, ir.Case):
-            self.unsupported("case { } is not converted to KQL yet", step.span)
+            return self.case(step)
+        if isinstance(step, ir.Drop):
+            kept = [f for f in step.fields if not self.dead(f)]
+            columns = list(dict.fromkeys(c for c in (self.column(f, step.span, output=True) for f in kept) if c))
+            return [f"project-away {', '.join(name(c) for c in columns)}"] if columns else []
+        if isinstance(step, ir.Opaque):
+            self.opaque(step)
             return []
         raise AssertionError(f"unexpected step {type(step).__name__}")
+
+    def case(self, step: ir.Case) -> list[str]:
+        """KQL has no first-match branches: the branch an event takes is computed once, then each
+        assigned field from it (:func:`cqlx.passes.expand_case`). A field that no column holds yet
+        starts as a typed null (extend cannot read a column that does not exist)."""
+        self.cases += 1
+        steps = expand_case(step, f"_cqlx_case{self.cases}", self.exists)
+        if steps is None:
+            self.unsupported("a case { } branch filters after it assigns, or reads what it assigns; cqlx does not "
+                             "convert that to KQL", step.span)
+            return []
+        out: list[str] = []
+        for inner in steps:
+            out += self.step(inner)
+            self.track(inner)
+        return out
+
+    def exists(self, field: str) -> bool:
+        """Whether rows have a column for the field here."""
+        if self.dead(field):
+            return False
+        return field in self.computed or self.profile.field(self.event, field) is not None
 
     def signal(self, step: ir.Signal) -> list[str]:
         condition = self.pred(step.condition)
@@ -380,6 +416,10 @@ class KqlGenerator(Generator):
         op = "in~" if pred.ignore_case else "in"
         return f"{column} {op} ({', '.join(string(v) for v in pred.values)})"
 
+    def pred_opaquetest(self, pred: ir.OpaqueTest) -> str:
+        self.opaque_test(pred)
+        return "false"
+
     def pred_freetext(self, pred: ir.FreeText) -> str:
         self.unsupported("free-text search over every field has no exact KQL form", pred.span)
         return "false"
@@ -441,6 +481,8 @@ class KqlGenerator(Generator):
             return arms.pop() if len(arms) == 1 else TEXT
         if isinstance(expr, ir.Arith):
             return NUMBER
+        if isinstance(expr, ir.Null):
+            return NULL
         return TEXT  # lower(), upper()
 
     def operand(self, expr: ir.Expr) -> str:
@@ -462,6 +504,8 @@ class KqlGenerator(Generator):
             return string(expr.value) if isinstance(expr.value, str) else _number(expr.value)
         if isinstance(expr, ir.Ref):
             return "real(null)" if self.dead(expr.field) else self.col(expr.field, expr.span)
+        if isinstance(expr, ir.Null):
+            return "real(null)"
         if isinstance(expr, ir.Cond):
             return self.cond(expr)
         if isinstance(expr, ir.Arith):
@@ -482,6 +526,8 @@ class KqlGenerator(Generator):
         """``iff()``, whose arms KQL needs to be of one type: with a number and a string arm the
         number is written as its text; a missing arm is the other arm's null."""
         kinds = self.kind(expr)
+        # A number next to a null is written as a real: long and real(null) are two types to iff().
+        real = kinds == NUMBER and self.may_be_null(expr)
         arms = []
         for arm in (expr.then, expr.otherwise):
             kind = self.kind(arm)
@@ -489,6 +535,16 @@ class KqlGenerator(Generator):
                 arms.append('""' if kinds in (TEXT, WORD) else "real(null)")
             elif kind == NUMBER and kinds != NUMBER:
                 arms.append(f"tostring({self.expr(arm)})")
+            elif real and isinstance(arm, ir.Lit) and isinstance(arm.value, int | float):
+                arms.append(_number(float(arm.value)))
+            elif real and not isinstance(arm, ir.Cond):
+                arms.append(f"todouble({self.expr(arm)})")
             else:
                 arms.append(self.expr(arm))
         return f"iff({self.pred(expr.test)}, {arms[0]}, {arms[1]})"
+
+    def may_be_null(self, expr: ir.Expr) -> bool:
+        """Whether a conditional has an arm with no value (a null of some type)."""
+        if isinstance(expr, ir.Cond):
+            return self.may_be_null(expr.then) or self.may_be_null(expr.otherwise)
+        return self.kind(expr) == NULL

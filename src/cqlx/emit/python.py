@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cqlx import ir
+from cqlx.emit.base import DETECTION, PRESENTATION, Diagnostic
 from cqlx.errors import UnsupportedError
-from cqlx.passes import step_writes
+from cqlx.passes import decisive_after, loss_kind_of, step_writes
 from cqlx.profiles import Profile
 from cqlx.regexes import LinearPlan, glob_plan, glob_to_regex, linear_plan, python_flags, to_python
 
@@ -60,6 +61,21 @@ class _Module:
     computed: set[str] = field(default_factory=set)
     reshaped: frozenset[str] = frozenset()
     branches: int = 0
+    target: str = "python"
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    needed: list[tuple[ir.Step, frozenset[str]]] = field(default_factory=list)  # decisive_after()
+
+    def lose(self, kind: str, message: str, span: ir.Span) -> None:
+        """What the matcher cannot compute: reported, never dropped silently (as emit.base)."""
+        if not any(d.kind == kind and d.message == message for d in self.diagnostics):
+            self.diagnostics.append(Diagnostic(kind, self.target, message, span))
+
+    def opaque(self, step: ir.Opaque) -> None:
+        needed = next((n for s, n in self.needed if s is step), frozenset({"*"}))
+        if step.effect == ir.ENRICHES and not loss_kind_of(step_writes(step), needed):
+            self.lose(PRESENTATION, step.reason + "; its fields are left out (nothing later tests them)", step.span)
+        else:
+            self.lose(DETECTION, step.reason, step.span)
 
     def field(self, name: str) -> str:
         return name if name in self.computed else self.names.get(name, name)
@@ -146,6 +162,12 @@ class _Segment:
                 self.emit(f"rec = project_as(rec, {self.module.constant(repr(pairs), 'F')})")
             self.module.names = {}
             self.owned = True
+        elif isinstance(step, ir.Drop):
+            names = tuple(self.module.field(f) for f in step.fields)
+            self.emit(f"rec = drop(rec, {self.module.constant(repr(names), 'F')})")
+            self.owned = True
+        elif isinstance(step, ir.Opaque):
+            self.module.opaque(step)
         else:  # pragma: no cover - Order is a barrier, handled by the caller
             raise AssertionError(f"unexpected step {type(step).__name__}")
 
@@ -228,6 +250,9 @@ class _Segment:
                                 linear_plan(pred.value, pred.flags))
                 return f"free_regex(rec, {regex})"
             return f"free_text(rec, {pred.value!r})"
+        if isinstance(pred, ir.OpaqueTest):
+            self.module.lose(DETECTION, pred.reason, pred.span)
+            return "False"
         if isinstance(pred, ir.ExprTest):
             return f"compare_values({pred.op!r}, {self.expr(pred.left)}, {self.expr(pred.right)})"
         raise AssertionError(f"unexpected predicate {type(pred).__name__}")
@@ -245,6 +270,8 @@ class _Segment:
     def expr(self, expr: ir.Expr) -> str:
         if isinstance(expr, ir.Lit):
             return repr(expr.value)
+        if isinstance(expr, ir.Null):
+            return "None"
         if isinstance(expr, ir.Ref):
             return self.value(expr.field)
         if isinstance(expr, ir.Cond):
@@ -294,10 +321,17 @@ def _reshaped(query: ir.Query, profile: Profile | None) -> frozenset[str]:
     return frozenset(f for f, m in event.fields.items() if m.transform or not m.exact) if event else frozenset()
 
 
-def emit_python(query: ir.Query, title: str = "", query_text: str = "", profile: Profile | None = None) -> str:
+def emit_python(query: ir.Query, title: str = "", query_text: str = "", profile: Profile | None = None,
+                diagnostics: list[Diagnostic] | None = None) -> str:
     """The standalone matcher module for ``query``; with a ``profile`` (ECS, say) the module reads
-    that profile's field names and selects its records, and its rows keep the rule's field names."""
-    module = _Module(names=_field_names(query, profile), reshaped=_reshaped(query, profile))
+    that profile's field names and selects its records, and its rows keep the rule's field names.
+
+    What the matcher cannot compute (an :class:`ir.Opaque` stage) goes into ``diagnostics``; without
+    that list, a detection loss raises :class:`UnsupportedError` (the in-process matcher refuses to
+    run a rule it would run wrongly) and a presentation loss is left out of the rows."""
+    target = f"python ({profile.name})" if profile is not None else "python (falcon)"
+    module = _Module(names=_field_names(query, profile), reshaped=_reshaped(query, profile), target=target,
+                     needed=list(zip(query.steps, decisive_after(query), strict=True)))
     segments: list[_Segment] = [_Segment(module, "_segment0")]
     barriers: list[str] = []
     for step in [*_source_filter(query, profile), *query.steps]:
@@ -334,6 +368,13 @@ def emit_python(query: ir.Query, title: str = "", query_text: str = "", profile:
     out += ["", ""]
     out += [f"{fn}\n\n" for fn in module.functions]
     out += [f"{segment.source()}\n\n" for segment in segments]
+    if diagnostics is not None:
+        diagnostics.extend(module.diagnostics)
+    else:
+        lost = [d for d in module.diagnostics if d.kind == DETECTION]
+        if lost:
+            raise UnsupportedError(f"the matcher cannot run this rule as LogScale would: {lost[0].message}",
+                                   lost[0].span)
     out += [
         "SEGMENTS = (" + "".join(f"{s.name}, " for s in segments) + ")",
         "BARRIERS = (" + "".join(f"{spec}, " for spec in barriers) + ")",

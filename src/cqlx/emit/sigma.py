@@ -31,7 +31,7 @@ import yaml
 from cqlx import ir
 from cqlx.emit.base import DETECTION, PRESENTATION, Generator
 from cqlx.functions import GROUP_LIMIT_DEFAULT
-from cqlx.passes import step_writes
+from cqlx.passes import case_keep, pred_fields, step_writes
 from cqlx.regexes import SIGMA_NON_PORTABLE, features, to_sigma
 
 MAX_SIGNALS = 16
@@ -144,6 +144,7 @@ class SigmaGenerator(Generator):
         fields: list[str] = []
         self.aggregate: ir.Aggregate | None = None
         after: list[ir.Step] = []  # the steps on the group rows: a threshold, or what Sigma cannot say
+        dropped: set[str] = set()
         for step in self.query.steps:
             if self.aggregate is not None:
                 after.append(step)
@@ -152,7 +153,12 @@ class SigmaGenerator(Generator):
                 self.aggregate = step
                 continue
             if isinstance(step, ir.Filter):
+                if pred_fields(step.pred) & dropped:
+                    self.unsupported(f"the filter tests {', '.join(sorted(pred_fields(step.pred) & dropped))}, "
+                                     "which drop() removed; Sigma cannot say that", step.span)
                 filters.append(step.pred)
+            elif isinstance(step, ir.Drop):
+                dropped |= set(step.fields)
             elif isinstance(step, ir.Signal):
                 signals[step.name] = step
             elif isinstance(step, ir.Score):
@@ -169,9 +175,17 @@ class SigmaGenerator(Generator):
                 keys = ", ".join(f"{k.field} {'desc' if k.descending else 'asc'}" for k in step.keys)
                 self.note(f"results are sorted by {keys} and limited to {step.limit} rows", step.span)
             elif isinstance(step, ir.Case):
-                self.unsupported("case { } is not converted to Sigma yet", step.span)
+                # Sigma can keep the events some branch takes; what the branches assign is derived.
+                keep = case_keep(step)
+                if keep is None:
+                    self.unsupported("a case { } branch filters after it assigns; Sigma cannot say that", step.span)
+                elif not isinstance(keep, ir.TrueP):
+                    filters.append(keep)
+            elif isinstance(step, ir.Opaque):
+                self.opaque(step)
             self.track(step)
-            derived += [f for f in sorted(step_writes(step)) if f not in derived]
+            if not isinstance(step, ir.Opaque):  # reported on its own, with its reason
+                derived += [f for f in sorted(step_writes(step)) if f not in derived]
         if derived:
             self.note("the rule computes " + ", ".join(derived) + ", which Sigma cannot output",
                       self.query.steps[0].span if self.query.steps else ir.NO_SPAN)
@@ -480,6 +494,9 @@ class SigmaGenerator(Generator):
             return None
         if isinstance(pred, ir.Exists):
             return f"{self.plain_column(pred.field, pred.span)}|exists", True
+        if isinstance(pred, ir.OpaqueTest):
+            self.opaque_test(pred)
+            return None
         if isinstance(pred, ir.FreeText | ir.ExprTest):
             self.unsupported(f"{'free-text search' if isinstance(pred, ir.FreeText) else 'test()'} "
                              "has no Sigma form cqlx writes yet", pred.span, DETECTION)

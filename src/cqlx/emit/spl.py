@@ -18,7 +18,7 @@ import re
 from cqlx import ir
 from cqlx.emit.base import PRESENTATION, Generator
 from cqlx.functions import GROUP_LIMIT_DEFAULT
-from cqlx.passes import pred_fields
+from cqlx.passes import expand_case, pred_fields
 from cqlx.regexes import flag_prefix, glob_to_regex, to_pcre, to_python
 
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # in eval, `.` concatenates: a.b must be quoted
@@ -178,9 +178,31 @@ class SplGenerator(Generator):
         if isinstance(step, ir.Aggregate):
             return self.aggregate(step)
         if isinstance(step, ir.Case):
-            self.unsupported("case { } is not converted to SPL yet", step.span)
+            return self.case(step)
+        if isinstance(step, ir.Drop):
+            columns = [c for c in (self.column(f, step.span, output=True) for f in step.fields) if c]
+            return ["fields - " + " ".join(table_name(c) for c in dict.fromkeys(columns))] if columns else []
+        if isinstance(step, ir.Opaque):
+            self.opaque(step)
             return []
         raise AssertionError(f"unexpected step {type(step).__name__}")
+
+    def case(self, step: ir.Case) -> list[str]:
+        """SPL has no first-match branches: the branch an event takes is computed once, then each
+        assigned field from it (:func:`cqlx.passes.expand_case`)."""
+        self.cases = getattr(self, "cases", 0) + 1
+        steps = expand_case(step, f"_cqlx_case{self.cases}", lambda field: True)  # eval reads a missing field as null
+        if steps is None:
+            self.unsupported("a case { } branch filters after it assigns, or reads what it assigns; cqlx does not "
+                             "convert that to SPL", step.span)
+            return []
+        out: list[str] = []
+        for inner in steps:
+            out += self.step(inner)
+            self.track(inner)
+            if isinstance(inner, ir.Filter):
+                self.present |= _required(inner.pred)
+        return out
 
     def aggregate(self, step: ir.Aggregate) -> list[str]:
         """``stats``, which leaves out events that lack a ``by`` field, as groupBy() does (Search
@@ -320,6 +342,9 @@ class SplGenerator(Generator):
         if isinstance(pred, ir.FreeText):
             self.unsupported("free-text search is not converted to SPL yet", pred.span)
             return "false()"
+        if isinstance(pred, ir.OpaqueTest):
+            self.opaque_test(pred)
+            return "false()"
         if isinstance(pred, ir.ExprTest):
             return f"{self.expr(pred.left)}{_CMP[pred.op]}{self.expr(pred.right)}"
         raise AssertionError(f"unexpected predicate {type(pred).__name__}")
@@ -344,6 +369,8 @@ class SplGenerator(Generator):
             return f"({self.operand(expr.left)}{expr.op}{self.operand(expr.right)})"
         if isinstance(expr, ir.Func) and expr.name in ("lower", "upper"):
             return f"{expr.name}({self.expr(expr.args[0])})"
+        if isinstance(expr, ir.Null):
+            return "null()"
         raise AssertionError(f"unexpected expression {expr!r}")
 
 

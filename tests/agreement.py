@@ -1,0 +1,94 @@
+"""Run one rule on every executable engine over the same events and compare the rows.
+
+The Python matcher is the reference (CQL's semantics); the KQL runs on duckdb-kql over the events
+as Defender holds them (profile ``mde``), the SPL on cqlx's SPL oracle over the events as Splunk
+holds raw FDR events (profile ``splunk``). Rows are compared under the rule's own (Falcon) field
+names, values as text (``5``, ``5.0`` and ``"5"`` are one value; an empty string is no value, as
+Defender stores it), as a multiset unless ``ordered``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from cqlx import compile_matcher, convert
+from cqlx.api import output_fields, parse
+from cqlx.engines.duckdb_kql import run_kql
+from cqlx.profiles import load_profile
+from cqlx.reshape import to_tables
+from cqlx.spl_oracle import run_spl
+from tests.test_spl_agreement import splunk_events
+
+Row = tuple[tuple[str, str | None], ...]
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _renames(profile_name: str, rule: str) -> dict[str, str]:
+    """Target column → the rule's field name, for the fields the rule outputs."""
+    query = parse(rule)
+    profile = load_profile(profile_name)
+    event = profile.event_type(query.source.event_types[0]) if query.source.event_types else None
+    fields = output_fields(query) or ()
+    out: dict[str, str] = {}
+    for name in fields:
+        mapped = profile.field(event, name) if event is not None else None
+        out[mapped.name if mapped is not None else name] = name
+    return out
+
+
+def _rows(rows: list[dict[str, Any]], fields: tuple[str, ...], renames: dict[str, str]) -> list[Row]:
+    out = []
+    for row in rows:
+        named = {renames.get(k, k): v for k, v in row.items()}
+        out.append(tuple((f, _text(named.get(f))) for f in fields))
+    return out
+
+
+def python_rows(rule: str, events: list[dict[str, Any]]) -> list[Row]:
+    matcher = compile_matcher(rule)
+    fields = matcher.fields
+    assert fields is not None, "the rule must select its output fields"
+    return _rows(matcher.run(events), fields, {})
+
+
+def kql_rows(rule: str, events: list[dict[str, Any]]) -> list[Row]:
+    fields = output_fields(parse(rule))
+    assert fields is not None
+    rows = run_kql(convert(rule, to="kql"), to_tables(events, load_profile("mde")))
+    return _rows(rows, fields, _renames("mde", rule))
+
+
+def spl_rows(rule: str, events: list[dict[str, Any]]) -> list[Row]:
+    fields = output_fields(parse(rule))
+    assert fields is not None
+    rows = run_spl(convert(rule, to="spl"), splunk_events(events))
+    return _rows(rows, fields, _renames("splunk", rule))
+
+
+ENGINES = {"kql": kql_rows, "spl": spl_rows}
+
+
+def assert_agree(rule: str, events: list[dict[str, Any]], engines: tuple[str, ...] = ("kql", "spl"),
+                 ordered: bool = False) -> list[Row]:
+    """Every engine returns the reference's rows; returns them (so a test can check they are not
+    trivial). Defender's view drops empty strings from the reference's events too."""
+    reference = python_rows(rule, events)
+    for engine in engines:
+        view = [{k: v for k, v in e.items() if v != ""} for e in events] if engine == "kql" else events
+        expected = python_rows(rule, view) if engine == "kql" else reference
+        got = ENGINES[engine](rule, events)
+        if ordered:
+            assert got == expected, (engine, got, expected)
+        else:
+            assert Counter(got) == Counter(expected), (engine, sorted(got, key=str), sorted(expected, key=str))
+    return reference
