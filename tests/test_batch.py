@@ -271,3 +271,12 @@ def test_jobs_give_the_same_output(tmp_path: Path) -> None:
     files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*") if p.is_file())
     assert all((tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes() for f in files)
+
+
+def test_a_control_character_in_a_rule_card_is_bad_input(tmp_path: Path) -> None:
+    """Fuzz finding: PyYAML's reader refuses it while the loader is made, before the parse."""
+    card = tmp_path / "ctl.yml"
+    card.write_text("title: x\nquery: |\n  CommandLine = \"a\x01\"\n", encoding="utf-8")
+    with pytest.raises(RuleFileError, match="not valid YAML: unacceptable character #x0001") as caught:
+        load_rule(card)
+    assert caught.value.span.line == 3

@@ -176,6 +176,26 @@ def cql_string(value: str) -> str:
 _BARE_BAD = re.compile(r'[\s|()=!<>,"\[\]{};]')
 
 
+# Stages as real content writes them: {f} a field, {s} a string, {r} a regex, {n} a number, {a} an
+# array, {v} any value, {e} an expression, {match} the arms of a match statement.
+REAL_STAGES = (
+    "{f} match { {match} }", "$saved_search({f}={s})", '$"pkg/name:fn"()', "{f} = ?param", "{f} = ?{p={s}}",
+    "x := ?{p=3} + {e}", "drop([{f}, {f}])", "bucket(span=5m, function=count())", "timeChart(span=1h)",
+    "format({s}, field=[{f}, {f}], as={f})", "{f} := format({s}, field={f})", "formatTime({s}, field={f}, as={f})",
+    "rename(field={f}, as={f})", "rename(field=[[{f}, {f}]])", "default(field={f}, value={s})",
+    "replace({s}, with={s}, field={f}, as={f})", "concat([{f}, {f}], as={f})", "length({f}, as={f})",
+    "splitString({f}, by={s}, index={n}, as={f})", "{f} := coalesce([{f}, {f}])", "round({f})",
+    "{f} := now() - {f}", "base64Decode({f}, as={f})", "regex({r}, field={f})", "regex({s}, field={f}, strict=false)",
+    "{f} = /(?<grp>{f}).*/i | grp = {v}", "wildcard(field={f}, pattern={s}, ignoreCase=true)",
+    "cidr({f}, subnet=[{s}, {s}])", "!cidr({f}, subnet={s})", "text:contains(string={f}, substring={s})",
+    "groupBy([{f}], function=[count(), collect([{f}]), selectLast({f})])", "top({f}, limit={n})",
+    "groupBy({f}, function=[count({f}, distinct=true, as=n), max({f})]) | n > {n}", "selectFromMax(field={f})",
+    "stats([count(), sum({f})])", "head({n})", "tail(limit={n})", "ipLocation({f})", "ioc:lookup(field=[{f}])",
+    "match(file={s}, field={f}, column={f})", "join({{f}={v}}, field={f}, key={f})", "readFile({s})",
+    "kvParse(field={f})", "selfJoinFilter(field={f}, where=[{{f}={v}}])", "frobnicate({f})",
+)
+
+
 class CqlGenerator:
     """Random CQL from the constructs of grammar/cql.lark.
 
@@ -486,8 +506,28 @@ class CqlGenerator:
             return self.case(depth)
         if roll == 8:
             return pick(c, (self.lower_call(), self.if_call(depth)))
+        if chance(c, 50):
+            return self.real_call(depth)
         return pick(c, (self.in_call(), f"test({self.comparison_expr(depth)})", "*",
                         self.signal_block()))
+
+    def real_call(self, depth: int) -> str:
+        """A stage in the shape real detection content writes it (CQL.md's frequency list), with
+        this generator's values in it: what cqlx converts and what it keeps opaque alike."""
+        c = self.c
+        template = pick(c, REAL_STAGES)
+        if "{match}" in template:
+            arms = [f"{self.value()} => {self.name()} := {self.expr(depth + 1)}" for _ in range(c.integer(1, 3))]
+            if chance(c, 50):
+                arms.append(f"* => {self.name()} := {self.number()}")
+            return template.replace("{match}", " ; ".join(arms))
+        fills = {"{f}": self.name, "{s}": self.string, "{r}": self.regex, "{n}": self.number, "{a}": self.array,
+                 "{v}": self.value, "{e}": lambda: self.expr(depth + 1)}
+        out = template
+        for key, make in fills.items():
+            while key in out:
+                out = out.replace(key, make(), 1)
+        return out
 
     def signal_block(self) -> str:
         """The seed's shape: flag and weight fields per signal, a score and a severity ladder."""

@@ -139,20 +139,24 @@ def _position(text: str, node: yaml.Node | None) -> tuple[int, int]:
 
 def _documents(path: Path, text: str) -> list[tuple[yaml.Node, Any]]:
     """Every YAML document of the file: its node tree (for positions) and its data."""
-    loader = yaml.SafeLoader(text)
     documents: list[tuple[yaml.Node, Any]] = []
+    loader: yaml.SafeLoader | None = None
     try:
+        # The reader checks the characters as it is made: a control character fails here already.
+        loader = yaml.SafeLoader(text)
         while loader.check_node():
             node = loader.get_node()
             if node is not None:
                 documents.append((node, loader.construct_document(node)))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 0
+        position = getattr(error, "position", None)  # a ReaderError: a character YAML does not allow
+        line = mark.line + 1 if mark is not None else text.count("\n", 0, position) + 1 if position is not None else 0
         raise RuleFileError(f"not valid YAML: {getattr(error, 'problem', None) or error}", Span(line, 1, line, 2),
                             text, str(path)) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return documents
 
 
