@@ -73,7 +73,7 @@ def test_what_no_target_can_run_is_refused_with_the_reason(text: str, reason: st
 @pytest.mark.parametrize(("text", "words"), [
     ("sort(x, order=sideways)", "accepted: asc, desc"),
     ("sort(x, type=weird)", "accepted: number, string, hex"),
-    ("sort(x, limit=0)", "from 1 to 20000"),
+    ("sort(x, limit=0)", "from 1 to 200000"),
     ("sort(x, colour=red)", "no parameter 'colour'"),
     ("x := if(a == 1)", "then"),
     ("f > abc", "expected a number after '>'"),

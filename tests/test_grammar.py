@@ -52,6 +52,20 @@ ACCEPT = [
     '"quoted free text"',
     "/free regex/i",
     "",
+    # As published detection content writes them:
+    "| case { a=1 | x := 1 ; * }",  # a snippet that starts with the pipe
+    "EventName=/(\n    StopLogging|\n    DeleteTrail\n  )/i",  # a pattern over several lines
+    "CommandLine=/[A-Za-z0-9+/=]{20,}/i",  # a slash inside a character class
+    "groupBy([a], function=([count(), collect([b])]))",  # a parenthesised list of functions
+    "parseUrl(web_destination[0].host_url[0], as=url)",  # a field after an index
+    '!cidr(RemoteAddressIP4, subnet=["10.0.0.0/8", 127.0.0.1, 192.168.0.0/16])',  # bare addresses
+    "rename([[ComputerName, Host], [UserName, User]])",  # nested arrays
+    "selfJoinFilter(field=[aid], where=[{#event_simpleName=A}, {#event_simpleName=B}])",  # subqueries in arrays
+    "in(field=host, values=[?system_name]) | groupBy(?GroupByValue)",  # parameters as arguments
+    "?{additional_filter=*} | ?extra",  # parameters as filters
+    "bucket(span=10min, function=count()) | series(maxpause=30s)",  # time spans with multi-letter units
+    "correlate(first: {a=1}, second: {b=2}, within=5m)",  # named subqueries
+    "ContextBaseFileName =~ !in(values=[firefox.exe, chrome.exe])",  # a negated function after =~
 ]
 
 REJECT = [

@@ -131,3 +131,23 @@ def test_match_with_a_default_branch_is_an_assignment() -> None:
     text = "ImageFileName match { */curl => Tool := curl ; * => Tool := other }"
     (step,) = parse(text).steps
     assert step == ir.Eval("Tool", ir.Cond(ir.Glob("ImageFileName", "*/curl"), ir.Ref("curl"), ir.Ref("other")))
+
+
+@pytest.mark.parametrize(("text", "params", "expected"), [
+    ("CommandLine=x | ?extra", {"extra": "UserName=root or UserName=admin"},
+     (ir.Filter(ir.Eq("CommandLine", "x")),
+      ir.Filter(ir.Or((ir.Eq("UserName", "root"), ir.Eq("UserName", "admin")))))),
+    ("CommandLine=x | ?{extra=*}", None, (ir.Filter(ir.Eq("CommandLine", "x")),)),
+    ("in(UserName, values=[?who, admin])", {"who": "root"},
+     (ir.Filter(ir.In("UserName", ("root", "admin"))),)),
+    ("ImageFileName =~ !in(values=[a.exe])", None, (ir.Filter(ir.Not(ir.In("ImageFileName", ("a.exe",)))),)),
+])
+def test_parameters_as_filters_and_arguments(text: str, params: dict[str, str] | None,
+                                             expected: tuple[ir.Step, ...]) -> None:
+    assert parse(text, params).steps == expected
+
+
+def test_a_filter_parameter_without_a_value_is_opaque() -> None:
+    (step,) = parse("CommandLine=x ?extra").steps
+    assert isinstance(step, ir.Filter) and isinstance(step.pred, ir.And)
+    assert isinstance(step.pred.items[1], ir.OpaqueTest) and step.pred.items[1].name == "?extra"

@@ -181,7 +181,14 @@ class MatchAll(Node):
     """``*`` as a filter."""
 
 
-Filter = Comparison | FnCompare | FreeText | AndFilter | OrFilter | NotFilter | MatchAll | Call
+@dataclass(frozen=True)
+class ParamFilter(Node):
+    """A query parameter standing as a filter (``?{extra=*}``): its value is a filter's text."""
+
+    param: Param
+
+
+Filter = Comparison | FnCompare | FreeText | AndFilter | OrFilter | NotFilter | MatchAll | Call | ParamFilter
 
 
 @dataclass(frozen=True)

@@ -172,4 +172,6 @@ UNKNOWN_FUNCTION_REASON = "cqlx does not know this function (a typo, or newer th
 SORT_ORDERS = ("asc", "desc")
 SORT_TYPES = ("number", "string", "hex")
 ROW_LIMIT_DEFAULT = 200
-ROW_LIMIT_MAX = 20_000
+# StateRowLimit: 200,000 rows by default in LogScale (configuration-dynamic-config-settingdetails-state_row_limit;
+# 20,000 before 1.44)
+ROW_LIMIT_MAX = 200_000

@@ -472,8 +472,16 @@ class _Lowering:
                                     + ", ".join(spec.params), arg.span)
             if canonical in bound:
                 raise CqlValueError(f"{spec.name}() got {canonical!r} twice", arg.span)
-            bound[canonical] = arg.value
+            bound[canonical] = self.resolve(arg.value)
         return bound
+
+    def resolve(self, value: A.Expr) -> A.Expr:
+        """An argument with its query parameters replaced by their values (as quoted text)."""
+        if isinstance(value, A.Param):
+            return A.StringLit(value.span, self.param(value))
+        if isinstance(value, A.Array) and any(isinstance(item, A.Param) for item in value.items):
+            return A.Array(value.span, tuple(self.resolve(item) for item in value.items))
+        return value
 
     def word(self, value: A.Expr) -> str:
         """An argument that names something (a field, asc/desc, a number): not a glob or a regex."""
@@ -505,6 +513,8 @@ class _Lowering:
             return ir.Not(self.filter(node.operand), node.span)
         if isinstance(node, A.MatchAll):
             return ir.TrueP(node.span)
+        if isinstance(node, A.ParamFilter):
+            return self.param_filter(node)
         if isinstance(node, A.Comparison):
             return self.comparison(node.field.name, node.op, node.value, node.span)
         if isinstance(node, A.FnCompare):
@@ -526,6 +536,25 @@ class _Lowering:
             except _Opaque as opaque:
                 return ir.OpaqueTest(opaque.name, self.source(node.span), opaque.reason, node.span)
         raise CqlValueError("expected a filter", node.span)
+
+    def param_filter(self, node: A.ParamFilter) -> ir.Pred:
+        """``?{extra=*}`` as a filter: the parameter's value is the filter's text."""
+        from cqlx.parser import parse as parse_text
+
+        try:
+            text = self.param(node.param)
+        except _Opaque as opaque:
+            return ir.OpaqueTest(opaque.name, self.source(node.span), opaque.reason, node.span)
+        pipeline = parse_text(text)
+        if not pipeline.stages:
+            return ir.TrueP(node.span)
+        inner = _Lowering(text, self.params)
+        steps = inner.pipeline(pipeline)
+        if not all(isinstance(s, ir.Filter) for s in steps):
+            raise CqlValueError(f"query parameter ?{node.param.name} stands as a filter, but its value "
+                                f"{text!r} is not one", node.span)
+        preds = tuple(s.pred for s in steps if isinstance(s, ir.Filter))
+        return preds[0] if len(preds) == 1 else ir.And(preds, node.span)
 
     def comparison(self, field: str, op: str, value: A.Node, span: Span) -> ir.Pred:
         if isinstance(value, A.Param):

@@ -155,7 +155,7 @@ def _leaf(item: Any) -> A.Expr:
             return _regex(item)
         if item.type == "STAR" or (item.type == "GLOB" and str(item) == "*"):
             return A.Star(_token_span(item))
-        if item.type in ("GLOB", "DURATION"):
+        if item.type in ("GLOB", "DURATION", "ADDRESS"):
             return A.BareValue(_token_span(item), str(item))
         raise AssertionError(f"unexpected token {item.type}")  # the grammar allows no other
     result: A.Expr = item
@@ -215,6 +215,15 @@ class _ToAst(Transformer[Token, Any]):
 
     def param(self, meta: Any, c: list[Any]) -> A.Param:
         return _param(c[0])
+
+    def param_filter(self, meta: Any, c: list[Any]) -> A.ParamFilter:
+        return A.ParamFilter(_meta_span(meta), _param(c[0]))
+
+    def not_fn_compare(self, meta: Any, c: list[Any]) -> A.NotFilter:
+        return A.NotFilter(_meta_span(meta), A.FnCompare(_meta_span(meta), _field(c[0]), c[3]))
+
+    def named_query(self, meta: Any, c: list[Any]) -> A.Argument:
+        return A.Argument(_meta_span(meta), str(c[0]), c[1])
 
     def fn_compare(self, meta: Any, c: list[Any]) -> A.FnCompare:
         return A.FnCompare(_meta_span(meta), _field(c[0]), c[2])
@@ -305,6 +314,7 @@ _WORDS: dict[str, str] = {
     "PARAM": "a query parameter such as ?name",
     "SAVED": "a saved search such as $name()",
     "DURATION": "a time span such as 1h",
+    "ADDRESS": "an address such as 10.0.0.0/8",
 }
 
 _VALUE_TERMINALS = {"VALUE", "STRING", "REGEX", "NUMBER", "NAME"}
