@@ -78,7 +78,7 @@ TABLE = [
     ("table(a, sortby=x, order=asc, type=string)", "table([a], sortby=x, order=asc, type=string)\n"),
     ("sort(@timestamp, limit=10) | select([a, b])", "sort(@timestamp, limit=10)\n| select([a, b])\n"),
     ("sort([a, b], order=[asc, desc], type=string, limit=max)",
-     "sort([a, b], order=[asc, desc], type=string, limit=20000)\n"),
+     "sort([a, b], order=[asc, desc], type=string, limit=200000)\n"),
     ("sort(x, order=desc, type=number, limit=200)", "sort(x)\n"),
     ("select(a)", "select([a])\n"),
     # the source first, as tag filters

@@ -20,7 +20,7 @@ IR it was written from, and the emitter checks that before it hands the text ove
 
 What the IR does not keep cannot come back, and the emitter, which sees only the IR, does not report
 it: comments, the spelling of the event-type and platform fields (``event_simpleName`` is written
-``#event_simpleName``), conditions repeated or negated twice, ``limit=max`` (written 20000),
+``#event_simpleName``), conditions repeated or negated twice, ``limit=max`` (written 200000),
 ``type=any`` (``number``), ``lower()``'s ``locale`` and ``sort()``'s ``reverse`` (which the lowering
 ignores). A ``table()`` is recognised by its two steps sharing the call's span.
 
