@@ -268,3 +268,110 @@ def glob_plan(patterns: tuple[str, ...], ignore_case: bool) -> LinearPlan | None
         return None
     body = "|".join(glob_to_regex(p, "\\z", False, re2_escape) for p in patterns)
     return LinearPlan(("(?si)" if ignore_case else "(?s)") + f"(?:{body})", ignore_case)
+
+
+# ---------------------------------------------------------------- a file name's regex on a full path
+
+_SEPARATORS = ("\\", "/")
+
+
+def _crosses_separator(items: list[tuple[object, object]], flags: int) -> bool:
+    """Whether any part of a parsed pattern can match a path separator (or might: unknown parts)."""
+    c = sre_constants
+    for op, argument in items:
+        if op in (c.AT, ):
+            continue
+        if op is c.LITERAL:
+            if chr(int(argument)) in _SEPARATORS:  # type: ignore[call-overload]
+                return True
+        elif op is c.IN:
+            probe = re.compile(sre_parse_class(argument), flags)
+            if any(probe.fullmatch(s) for s in _SEPARATORS):
+                return True
+        elif op in (c.SUBPATTERN,):
+            if _crosses_separator(list(argument[-1]), flags):  # type: ignore[index]
+                return True
+        elif op is c.BRANCH:
+            if any(_crosses_separator(list(branch), flags) for branch in argument[1]):  # type: ignore[index]
+                return True
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+            if _crosses_separator(list(argument[2]), flags):  # type: ignore[index]
+                return True
+        else:  # ANY, NOT_LITERAL, CATEGORY at top level, lookarounds, backreferences: assume it can
+            return True
+    return False
+
+
+def sre_parse_class(items: object) -> str:
+    """A parsed character class (``IN``) written back as a class, to test it on characters."""
+    c = sre_constants
+    parts: list[str] = []
+    negated = ""
+    for op, argument in items:  # type: ignore[attr-defined]
+        if op is c.NEGATE:
+            negated = "^"
+        elif op is c.LITERAL:
+            parts.append(re.escape(chr(argument)))
+        elif op is c.RANGE:
+            parts.append(f"{re.escape(chr(argument[0]))}-{re.escape(chr(argument[1]))}")
+        elif op is c.CATEGORY:
+            parts.append({c.CATEGORY_DIGIT: r"\d", c.CATEGORY_NOT_DIGIT: r"\D", c.CATEGORY_SPACE: r"\s",
+                          c.CATEGORY_NOT_SPACE: r"\S", c.CATEGORY_WORD: r"\w",
+                          c.CATEGORY_NOT_WORD: r"\W"}.get(argument, r"\W"))
+        else:
+            parts.append(r"\\/")  # unknown: assume it holds the separators
+    return f"[{negated}{''.join(parts)}]"
+
+
+def basename_regex(pattern: str, flags: str = "") -> str | None:
+    """A regex on a full path that matches exactly when ``pattern`` matches the path's file name
+    (what follows its last ``\\`` or ``/``), or None when cqlx cannot say that.
+
+    It can when the pattern is anchored at the end (``$``: the match ends where the name does) and
+    nothing in it can match a separator (so the match cannot start in a folder): then a search of
+    the full path finds the same match. An anchor at the start (``^``) becomes "at the start or
+    after a separator". ``/^(cmd|powershell)\\.exe$/i`` becomes ``(?:^|[\\\\/])(cmd|powershell)\\.exe$``."""
+    if not pattern.endswith("$") or pattern.endswith("\\$") or "|" in _top_level(pattern):
+        return None
+    try:
+        parsed = sre_parse.parse(to_python(pattern), python_flags(flags))
+    except (re.error, ValueError, OverflowError, RecursionError):
+        return None
+    items = list(parsed)
+    c = sre_constants
+    if not items or items[-1] != (c.AT, c.AT_END):
+        return None
+    anchored = items[0] == (c.AT, c.AT_BEGINNING)
+    body = items[1:-1] if anchored else items[:-1]
+    if any(op is c.AT for op, _ in body) or _crosses_separator(body, python_flags(flags)):
+        return None
+    if anchored:
+        if not pattern.startswith("^"):
+            return None
+        return "(?:^|[\\\\/])" + pattern[1:]
+    return pattern
+
+
+def _top_level(pattern: str) -> str:
+    """The pattern's characters outside groups, classes and escapes (to find a top-level ``|``)."""
+    out: list[str] = []
+    depth = 0
+    in_class = False
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif depth == 0:
+            out.append(char)
+        index += 1
+    return "".join(out)
