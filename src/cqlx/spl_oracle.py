@@ -9,10 +9,11 @@ What it interprets (Splunk Search Reference and Search Manual, help.splunk.com):
   generating command): ``field=value``, ``field="quoted value"``, ``field=CASE(value)``,
   ``field!=value``, ``*``, ``( )``, ``NOT``, ``OR``, ``AND`` and implicit AND;
 * the commands ``search``, ``regex``, ``where``, ``eval``, ``table``, ``sort``, ``head``,
-  ``stats`` (count, count(X), dc, sum, min, max, avg; ``by``) and ``fields``;
+  ``stats`` and ``eventstats`` (count, count(X), dc, sum, min, max, avg, values, latest, first;
+  ``by``) and ``fields``;
 * in ``where``/``eval``: literals, fields (bare or in single quotes), ``AND OR NOT``, comparisons,
   ``+ - * / % .``, and the functions ``if case match like isnull isnotnull lower upper tonumber in
-  coalesce true false null``.
+  coalesce floor mvjoin urldecode true false null``.
 
 Where Splunk's documentation is silent the oracle makes an explicit assumption, marked
 *assumption* below; each is covered by ``tests/test_spl_oracle.py`` so it is easy to change.
@@ -23,14 +24,16 @@ from __future__ import annotations
 import functools
 import math
 import re
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from cqlx.ast import Span
 from cqlx.errors import CqlError
 
-# An eval value: strings and numbers (what fields hold), booleans (only inside expressions), null.
-Value = str | int | float | bool | None
+# An eval value: strings and numbers (what fields hold), booleans (only inside expressions), null,
+# and a multivalue (what stats values() makes; only mvjoin() and isnull()/isnotnull() read one).
+Value = str | int | float | bool | tuple[str, ...] | None
 Row = dict[str, object]
 Expr = Callable[[Mapping[str, object]], Value]
 
@@ -91,8 +94,17 @@ def _numeric(number: int | float) -> int | float:
     return _tidy(number) if isinstance(number, float) else number
 
 
+class _MultivalueError(SplOracleError):
+    """A multivalue where the oracle's subset takes a single value."""
+
+    def __init__(self) -> None:
+        super().__init__("a multivalue field is outside the oracle's subset here (mvjoin() makes it one string)")
+
+
 def _number(value: Value) -> int | float | None:
     """The number a value stands for: a number, or a string that is one; else None."""
+    if isinstance(value, tuple):
+        raise _MultivalueError()
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
@@ -102,6 +114,8 @@ def _number(value: Value) -> int | float | None:
 
 def _text(value: Value) -> str | None:
     """The string a value reads as (numbers in their decimal form); None for null."""
+    if isinstance(value, tuple):
+        raise _MultivalueError()
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, str):
@@ -134,8 +148,8 @@ def _event_row(event: Mapping[str, object]) -> Row:
 
 def _lookup(row: Mapping[str, object], name: str) -> Value:
     value = row.get(name)
-    if value is None or isinstance(value, str | int | float):
-        return value
+    if value is None or isinstance(value, str | int | float | tuple):
+        return value  # a tuple is a multivalue a stats function made (events hold none: _field_value)
     return _field_value(value)
 
 
@@ -858,6 +872,52 @@ def _fn_coalesce(args: _Args, source: _Source) -> Expr:
     return evaluate
 
 
+def _fn_floor(args: _Args, source: _Source) -> Expr:
+    # floor(<num>): "Rounds a number down to the next lowest whole number" (mathematical functions).
+    # *Assumption*: null for null or a value that is no number.
+    (arg,) = args
+
+    def evaluate(row: Mapping[str, object]) -> Value:
+        value = _number(_boolean_free(arg[0](row), "floor()", arg, source))
+        return None if value is None else math.floor(value)
+
+    return evaluate
+
+
+def _fn_mvjoin(args: _Args, source: _Source) -> Expr:
+    # mvjoin(<mv>,<delim>): the values of a multivalue field joined by the delimiter (multivalue eval
+    # functions); a single value is itself, null is null.
+    field, delimiter = args
+
+    def evaluate(row: Mapping[str, object]) -> Value:
+        value = _boolean_free(field[0](row), "mvjoin()", field, source)
+        glue = _text(_boolean_free(delimiter[0](row), "mvjoin()", delimiter, source))
+        if value is None:
+            return None
+        if glue is None:
+            raise source.error("mvjoin() needs a delimiter string", delimiter[1], delimiter[2])
+        return glue.join(value) if isinstance(value, tuple) else _text(value)
+
+    return evaluate
+
+
+def _fn_urldecode(args: _Args, source: _Source) -> Expr:
+    # urldecode(<url>): "Replaces URL escaped characters with the original characters" (text
+    # functions): each %XX is a byte, the bytes UTF-8. *Assumption*: whether + becomes a space is not
+    # documented, so a + is outside the oracle's subset.
+    (arg,) = args
+
+    def evaluate(row: Mapping[str, object]) -> Value:
+        text = _text(_boolean_free(arg[0](row), "urldecode()", arg, source))
+        if text is None:
+            return None
+        if "+" in text:
+            raise source.error("urldecode() of a '+' is outside the oracle's subset", arg[1], arg[2])
+        return urllib.parse.unquote_to_bytes(text).decode("utf-8", errors="replace")
+
+    return evaluate
+
+
 def _constant(value: Value) -> _Builder:
     return lambda args, source: (lambda row: value)
 
@@ -874,6 +934,9 @@ _FUNCTIONS: dict[str, tuple[int, int, _Builder]] = {
     "tonumber": (1, 2, _fn_tonumber),
     "in": (2, -1, _fn_in),
     "coalesce": (1, -1, _fn_coalesce),
+    "floor": (1, 1, _fn_floor),
+    "mvjoin": (2, 2, _fn_mvjoin),
+    "urldecode": (1, 1, _fn_urldecode),
     "true": (0, 0, _constant(True)),
     "false": (0, 0, _constant(False)),
     "null": (0, 0, _constant(None)),
@@ -1313,7 +1376,8 @@ def _head_stage(text: str, base: int, source: _Source) -> Stage:
     return lambda rows: rows[:count]
 
 
-_STATS_TERM = re.compile(r"\s*(count|dc|sum|min|max|avg)(?:\(\s*(\"(?:[^\"\\]|\\.)*\"|[A-Za-z_][\w.]*)\s*\))?"
+_STATS_TERM = re.compile(r"\s*(count|dc|sum|min|max|avg|values|latest|first)"
+                         r"(?:\(\s*(\"(?:[^\"\\]|\\.)*\"|[A-Za-z_][\w.]*)\s*\))?"
                          r"\s+as\s+(\"(?:[^\"\\]|\\.)*\"|[A-Za-z_][\w.]*)\s*$")
 
 
@@ -1321,69 +1385,122 @@ def _unquote(name: str, source: _Source, base: int) -> str:
     return _read_quoted(name, 0, '"', source, base)[0] if name.startswith('"') else name
 
 
-def _stats_stage(text: str, base: int, source: _Source) -> Stage:
-    # stats <function>(<field>) as <name>, ... [by <field-list>] (Search Reference, stats, in the
-    # oracle's subset: count, count(X), dc(X), sum, min, max, avg, each with `as`). Events that lack
-    # a BY field are left out. count(X) counts the events that have X, dc(X) its distinct values;
-    # sum and avg use the numeric values only (no number: no value); min and max are numeric when X
-    # has numbers, else lexicographic. With no BY clause and no events, one row (count 0).
-    # *Assumption*: rows come sorted by the BY values, compared as text; a group's BY values are
-    # those of its first event.
+_Term = tuple[str, str | None, str]  # function, field, output name
+
+
+def _stats_terms(text: str, base: int, source: _Source, command: str) -> tuple[list[_Term], list[str]]:
+    """``<function>(<field>) as <name>, ... [by <field-list>]``: the terms and the BY fields."""
     by = re.search(r"\s+by\s+(.*)$", text, re.DOTALL)
     head = text[:by.start()] if by else text
     keys = _field_list(by.group(1), base + by.start(1), source) if by else []
-    terms: list[tuple[str, str | None, str]] = []
+    terms: list[_Term] = []
     for piece, offset in _split_top_level(head, ",", base, source):
         match = _STATS_TERM.match(piece)
         if match is None:
-            raise source.error("stats takes count, count(X), dc(X), sum(X), min(X), max(X), avg(X), each "
-                               "with 'as NAME', in the oracle's subset", offset, offset + len(piece))
+            raise source.error(f"{command} takes count, count(X), dc(X), sum(X), min(X), max(X), avg(X), values(X), "
+                               "latest(X), first(X), each with 'as NAME', in the oracle's subset",
+                               offset, offset + len(piece))
         function, field, name = match.groups()
         if function != "count" and field is None:
             raise source.error(f"{function} needs a field", offset, offset + len(piece))
         terms.append((function, _unquote(field, source, offset) if field else None, _unquote(name, source, offset)))
     if not terms:
-        raise source.error("stats needs a function", base, base + len(text))
+        raise source.error(f"{command} needs a function", base, base + len(text))
+    return terms, keys
 
-    def result(function: str, field: str | None, rows: list[Row]) -> Value:
-        if field is None:
-            return len(rows)
-        values = [v for v in (_lookup(row, field) for row in rows) if v is not None]
-        if function == "count":
-            return len(values)
-        if function == "dc":
-            return len({_text(v) for v in values})
-        numbers = [n for n in (_number(v) for v in values) if n is not None]
-        if function in ("sum", "avg"):
-            if not numbers:
-                return None
-            total = _numeric(sum(numbers))
-            return total if function == "sum" else _tidy(total / len(numbers))
-        if numbers:
-            return min(numbers) if function == "min" else max(numbers)
-        texts = [t for t in (_text(v) for v in values) if t is not None]
-        if not texts:
+
+def _stats_result(function: str, field: str | None, rows: list[Row]) -> Value:
+    """One stats function over a group's rows (Search Reference, statistical and charting functions).
+    count(X) counts the rows that have X, dc(X) its distinct values; sum and avg use the numeric
+    values only (no number: no value); min and max are numeric when X has numbers, else
+    lexicographic. values(X) is the distinct values, in lexicographical order (multivalue stats
+    functions; "lexicographical order" sorts by the UTF-8 encoding: Search Manual). first(X) is the
+    first value in the order the rows come in (event order functions). latest(X) is the value of
+    the chronologically latest row with X, by _time (time functions); *assumption*: a row without
+    _time is older than every row with one, and of rows with the same time the later one wins."""
+    if field is None:
+        return len(rows)
+    values = [v for v in (_lookup(row, field) for row in rows) if v is not None]
+    if function == "count":
+        return len(values)
+    if function == "dc":
+        return len({_text(v) for v in values})
+    if function == "values":
+        return tuple(sorted({t for t in (_text(v) for v in values) if t is not None})) or None
+    if function == "first":
+        return values[0] if values else None
+    if function == "latest":
+        dated = [((0, 0.0, i) if (t := _number(_lookup(row, "_time"))) is None else (1, t, i), value)
+                 for i, row in enumerate(rows) if (value := _lookup(row, field)) is not None]
+        return max(dated, key=lambda item: item[0])[1] if dated else None
+    numbers = [n for n in (_number(v) for v in values) if n is not None]
+    if function in ("sum", "avg"):
+        if not numbers:
             return None
-        return min(texts) if function == "min" else max(texts)
+        total = _numeric(sum(numbers))
+        return total if function == "sum" else _tidy(total / len(numbers))
+    if numbers:
+        return min(numbers) if function == "min" else max(numbers)
+    texts = [t for t in (_text(v) for v in values) if t is not None]
+    if not texts:
+        return None
+    return min(texts) if function == "min" else max(texts)
+
+
+def _groups(rows: list[Row], keys: list[str]) -> dict[tuple[str, ...], list[int]]:
+    """The rows (by position) of each BY group; rows that lack a BY field are in none."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for position, row in enumerate(rows):
+        texts = [_text(_lookup(row, key)) for key in keys]
+        if any(t is None for t in texts):
+            continue
+        groups.setdefault(tuple(t for t in texts if t is not None), []).append(position)
+    return groups
+
+
+def _stats_stage(text: str, base: int, source: _Source) -> Stage:
+    # stats <function>(<field>) as <name>, ... [by <field-list>] (Search Reference, stats, in the
+    # oracle's subset: see _stats_result). Events that lack a BY field are left out. With no BY
+    # clause and no events, one row (count 0).
+    # *Assumption*: rows come sorted by the BY values, compared as text; a group's BY values are
+    # those of its first event.
+    terms, keys = _stats_terms(text, base, source, "stats")
 
     def run(rows: list[Row]) -> list[Row]:
-        groups: dict[tuple[str, ...], list[Row]] = {}
-        for row in rows:
-            texts = [_text(_lookup(row, key)) for key in keys]
-            if any(t is None for t in texts):
-                continue
-            groups.setdefault(tuple(t for t in texts if t is not None), []).append(row)
+        groups = _groups(rows, keys)
         if not keys and not groups:
             groups[()] = []
         out: list[Row] = []
         for identity in sorted(groups):
-            members = groups[identity]
+            members = [rows[p] for p in groups[identity]]
             group: Row = {key: _lookup(members[0], key) for key in keys}
             for function, field, name in terms:
-                value = result(function, field, members)
+                value = _stats_result(function, field, members)
                 if value is not None:
                     group[name] = value
             out.append(group)
+        return out
+
+    return run
+
+
+def _eventstats_stage(text: str, base: int, source: _Source) -> Stage:
+    # eventstats <function>(<field>) as <name>, ... [by <field-list>]: the same statistics as stats,
+    # added to every event of the group, in the events' order (Search Reference, eventstats).
+    # *Assumption*: an event that lacks a BY field is in no group and gets no statistics.
+    terms, keys = _stats_terms(text, base, source, "eventstats")
+
+    def run(rows: list[Row]) -> list[Row]:
+        out = [dict(row) for row in rows]
+        for positions in _groups(rows, keys).values():
+            members = [rows[p] for p in positions]
+            for function, field, name in terms:
+                value = _stats_result(function, field, members)
+                for position in positions:
+                    if value is None:
+                        out[position].pop(name, None)
+                    else:
+                        out[position][name] = value
         return out
 
     return run
@@ -1404,6 +1521,7 @@ def _fields_stage(text: str, base: int, source: _Source) -> Stage:
 
 _COMMANDS: dict[str, Callable[[str, int, _Source], Stage]] = {
     "stats": _stats_stage,
+    "eventstats": _eventstats_stage,
     "fields": _fields_stage,
     "search": _search_stage,
     "regex": _regex_stage,
