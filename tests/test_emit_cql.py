@@ -192,7 +192,7 @@ def test_cli_convert_to_cql() -> None:
 # Module-level tables of the other test modules: every string in them that parses is a query.
 _TABLE_MODULES = ("test_agreement", "test_emit_kql", "test_emit_python", "test_emit_sigma", "test_emit_spl",
                   "test_grammar", "test_passes", "test_prefilter", "test_profile_data", "test_spl_agreement",
-                  "test_spl_oracle", "test_testing", "test_fuzz")
+                  "test_spl_oracle", "test_testing", "test_fuzz", "test_aggs")
 
 
 def _strings(item: object) -> Iterator[str]:

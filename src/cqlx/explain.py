@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cqlx import ir
+from cqlx.functions import TIME_BUCKET
 from cqlx.passes import atoms
 from cqlx.regexes import features
 
@@ -57,7 +58,31 @@ def expr(e: ir.Expr) -> str:
         return f"({expr(e.left)} {e.op} {expr(e.right)})"
     if isinstance(e, ir.Null):
         return "(no value)"
+    if e.name == TIME_BUCKET and len(e.args) >= 2 and isinstance(e.args[1], ir.Lit):
+        return f"the start of the {_duration(int(e.args[1].value))} bucket of {expr(e.args[0])} (epoch ms, UTC)"
     return f"{e.name}({', '.join(expr(a) for a in e.args)})"
+
+
+def _duration(millis: int) -> str:
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if millis % size == 0:
+            return f"{millis // size}{unit}"
+    return f"{millis}ms"
+
+
+def _function(f: ir.AggFunc) -> str:
+    """One aggregate function in words."""
+    if f.name == "collect":
+        return (f"{f.output} = the distinct values of {f.field} (up to {f.limit}), sorted, joined by "
+                + _quote(f.separator).replace("\n", "\\n").replace("\t", "\\t"))
+    if f.name == "selectLast":
+        return f"{f.output} = {f.field} of the most recent event that has it"
+    if f.name in ("selectFromMax", "selectFromMin"):
+        which = "largest" if f.name == "selectFromMax" else "smallest"
+        return f"{f.output} = {f.field} of the event with the {which} {f.by}"
+    if f.name == "percent":
+        return f"{f.output} = the group's share of every group's {'sum of ' + f.field if f.field else 'count'}, in %"
+    return f"{f.output} = {'distinct ' if f.distinct else ''}{f.name}({f.field or ''})"
 
 
 def _case_sensitivity(p: ir.Pred) -> str:
@@ -113,15 +138,20 @@ def explain(query: ir.Query, title: str = "", path: str = "", line_offset: int =
                        "no match drops it)")
         elif isinstance(step, ir.Project):
             out.append(f"Output fields: {', '.join(step.fields)}")
+        elif isinstance(step, ir.Order) and step.origin in ("head", "tail"):
+            which = "oldest" if step.origin == "head" else "newest"
+            out.append(f"Keep the {step.limit} {which} events by @timestamp ({step.origin}())")
         elif isinstance(step, ir.Order):
             keys = ", ".join(f"{k.field} {'desc' if k.descending else 'asc'} ({k.type})" for k in step.keys)
             out.append(f"Order: {keys}; keep {step.limit} rows")
         elif isinstance(step, ir.Aggregate):
-            functions = ", ".join(f"{f.output} = {'distinct ' if f.distinct else ''}{f.name}({f.field or ''})"
-                                  for f in step.functions) or "no function"
-            groups = f"per {', '.join(step.keys)} (events without them are left out; up to {step.limit} groups)" \
+            functions = ", ".join(_function(f) for f in step.functions) or "no function"
+            limit = f"up to {step.limit} groups" if step.limit is not None else "every group"
+            groups = f"per {', '.join(step.keys)} (events without them are left out; {limit})" \
                 if step.keys else "over all events (one row)"
-            out.append(f"Aggregate: {functions} {groups}; later steps see the group rows")
+            series = f"; keeps the {step.series_limit} series with the largest values" \
+                if step.series_limit is not None and step.keys[1:] else ""
+            out.append(f"Aggregate: {functions} {groups}{series}; later steps see the group rows")
         elif isinstance(step, ir.Drop):
             out.append(f"Drop fields: {', '.join(step.fields)}")
         elif isinstance(step, ir.Opaque):

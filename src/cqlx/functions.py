@@ -47,12 +47,50 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         FunctionSpec("min", ("field", "as"), "field", "aggregate"),
         FunctionSpec("max", ("field", "as"), "field", "aggregate"),
         FunctionSpec("avg", ("field", "as"), "field", "aggregate"),
+        # collect(fields, limit=2000, multival=true, separator="\n") — functions-collect: the distinct
+        # values of each field, in no defined order, joined by the separator
+        FunctionSpec("collect", ("fields", "limit", "multival", "separator"), "fields", "aggregate"),
+        # selectLast(fields) — functions-selectlast: each field's value in the most recent event with it
+        FunctionSpec("selectLast", ("fields",), "fields", "aggregate"),
+        # selectFromMax/selectFromMin(field, include) — functions-selectfrommax/-min: the include
+        # fields of the event with the largest/smallest field; ties pick any one of them
+        FunctionSpec("selectFromMax", ("field", "include"), "field", "aggregate"),
+        FunctionSpec("selectFromMin", ("field", "include"), "field", "aggregate"),
+        # stats(function=count(as=_count)) — functions-stats: aggregate functions without grouping
+        FunctionSpec("stats", ("function",), "function", "aggregate"),
+        # top(field, limit=10, sum, max, as=_count|_sum, percent=false, rest, error=5) — functions-top:
+        # groupBy(field, function=count()) | sort(_count, limit=10)
+        FunctionSpec("top", ("field", "limit", "sum", "max", "as", "percent", "rest", "error"), "field",
+                     "aggregate"),
+        # bucket(span, field, function=count(), limit=10, buckets, minSpan, timezone, unit) and
+        # timeChart(series, span, function=count(), limit=10, ...) — functions-bucket,
+        # functions-timechart: groupBy over _bucket (the bucket's start, epoch ms UTC) and the series
+        FunctionSpec("bucket", ("span", "field", "function", "limit", "buckets", "minSpan", "timezone", "unit"),
+                     "span", "aggregate"),
+        FunctionSpec("timeChart", ("series", "span", "function", "limit", "buckets", "minSpan", "timezone",
+                                   "unit"), "series", "aggregate"),
+        # head(limit=200) / tail(limit=200) — functions-head, functions-tail: the oldest / newest events
+        FunctionSpec("head", ("limit",), "limit", "order"),
+        FunctionSpec("tail", ("limit",), "limit", "order"),
     )
 }
 
 #: The aggregate functions groupBy(function=...) takes, and the field each writes unless as= says
 #: otherwise (functions-count, -sum, -min, -max, -avg).
 AGGREGATE_OUTPUTS = {"count": "_count", "sum": "_sum", "min": "_min", "max": "_max", "avg": "_avg"}
+#: Every function groupBy(function=...), stats(), bucket() and timeChart() take: those above, and
+#: those that keep a field's values under its own name.
+AGGREGATE_FUNCTIONS = (*AGGREGATE_OUTPUTS, "collect", "selectLast", "selectFromMax", "selectFromMin")
+#: collect()'s limit on distinct values (functions-collect).
+COLLECT_LIMIT_DEFAULT = 2000
+#: top()'s default row count (functions-top); timeChart()/bucket()'s default and maximum number of
+#: series (functions-timechart: limit, Maximum 500).
+TOP_LIMIT_DEFAULT = 10
+SERIES_LIMIT_DEFAULT = 10
+SERIES_LIMIT_MAX = 500
+#: The name of the IR function that computes bucket()'s _bucket from @timestamp: not a LogScale
+#: function (the CQL emitter writes the bucket() call back).
+TIME_BUCKET = "timebucket"
 #: groupBy()'s limit: GroupDefaultLimit is 20,000 and the documented maximum 1,000,000; ``max``
 #: means GroupMaxLimit, configurable per cluster, read here as that maximum (functions-groupby).
 GROUP_LIMIT_DEFAULT = 20_000
@@ -155,9 +193,8 @@ _PENDING = {
                "formatDuration", "concat", "length", "concatArray", "base64Decode", "urlDecode",
                "shannonEntropy", "coalesce", "default", "eval", "math:log", "math:abs", "math:floor",
                "math:ceil", "hash", "md5", "sha1", "sha256", "tokenHash", "unit:convert"),
-    "filter": ("regex", "wildcard", "cidr", "text:contains", "like", "match", "head", "tail", "dedup"),
-    "aggregate": ("collect", "selectLast", "selectFromMax", "selectFromMin", "top", "stats", "timeChart",
-                  "bucket", "percentile", "stdDev", "range", "counterAsRate", "linReg", "tail"),
+    "filter": ("regex", "wildcard", "cidr", "text:contains", "like", "match", "dedup"),
+    "aggregate": ("percentile", "stdDev", "range", "counterAsRate", "linReg"),
 }
 for _effect, _names in _PENDING.items():
     for _name in _names:

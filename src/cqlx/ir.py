@@ -290,10 +290,16 @@ class SortKey:
 
 @dataclass(frozen=True)
 class Order:
-    """Sort by ``keys`` and keep the first ``limit`` rows (LogScale's ``sort()`` keeps 200)."""
+    """Sort by ``keys`` and keep the first ``limit`` rows (LogScale's ``sort()`` keeps 200).
+
+    ``origin`` is the function it came from: ``sort`` (and ``table()``, ``top()``), or ``head`` /
+    ``tail``, which keep the ``limit`` oldest / newest events by ``@timestamp`` (functions-head,
+    functions-tail); on rows without a time (after an aggregation) ``head`` keeps the first rows
+    and ``tail`` the last."""
 
     keys: tuple[SortKey, ...]
     limit: int = 200
+    origin: str = "sort"  # sort | head | tail
     span: Span = _span()
 
 
@@ -301,12 +307,23 @@ class Order:
 class AggFunc:
     """One aggregate function: ``count`` (of events, or with ``field`` of events that have it, or
     with ``distinct`` of its distinct values), ``sum``, ``min``, ``max`` or ``avg`` of a field's
-    numbers; ``output`` is the field it writes (``_count``... unless ``as=``)."""
+    numbers; ``output`` is the field it writes (``_count``... unless ``as=``).
 
-    name: str  # count | sum | min | max | avg
+    The functions that keep values of a field write them under the field's own name:
+    ``collect`` its distinct values (at most ``limit``, joined by ``separator``: functions-collect);
+    ``selectLast`` its value in the most recent event that has it (functions-selectlast);
+    ``selectFromMax`` / ``selectFromMin`` its value in the event with the largest / smallest number
+    in field ``by`` (one :class:`AggFunc` per ``include`` field: they pick the same event).
+    ``percent`` is ``top(percent=true)``'s share of all counted events (of the sum of ``field``
+    when it has one), in percent."""
+
+    name: str  # count | sum | min | max | avg | collect | selectLast | selectFromMax | selectFromMin | percent
     field: str | None
     output: str
     distinct: bool = False
+    by: str | None = None  # selectFromMax/Min: the field whose number picks the event
+    limit: int | None = None  # collect: the most distinct values it keeps
+    separator: str = "\n"  # collect: what joins the values
 
 
 @dataclass(frozen=True)
@@ -318,7 +335,11 @@ class Aggregate:
 
     keys: tuple[str, ...]
     functions: tuple[AggFunc, ...]
-    limit: int | None = None  # None: no group limit (a standalone function, one row)
+    limit: int | None = None  # None: no group limit (a standalone function, one row; top())
+    # bucket()/timeChart(): the keys are `_bucket` (the time bucket, computed by the Eval before
+    # this step) and the series fields; only the `series_limit` series with the largest value of
+    # any output are kept (functions-timechart: limit). None: every group.
+    series_limit: int | None = None
     span: Span = _span()
 
     @property

@@ -18,7 +18,9 @@ from cqlx import ir
 from cqlx.ast import Span
 from cqlx.errors import CqlValueError
 from cqlx.functions import (
+    AGGREGATE_FUNCTIONS,
     AGGREGATE_OUTPUTS,
+    COLLECT_LIMIT_DEFAULT,
     FUNCTIONS,
     GROUP_LIMIT_DEFAULT,
     GROUP_LIMIT_MAX,
@@ -26,8 +28,12 @@ from cqlx.functions import (
     ROW_LIMIT_DEFAULT,
     ROW_LIMIT_MAX,
     SAVED_SEARCH,
+    SERIES_LIMIT_DEFAULT,
+    SERIES_LIMIT_MAX,
     SORT_ORDERS,
     SORT_TYPES,
+    TIME_BUCKET,
+    TOP_LIMIT_DEFAULT,
     UNKNOWN_FUNCTION_REASON,
     FunctionSpec,
     OpaqueSpec,
@@ -38,6 +44,16 @@ T = TypeVar("T")
 _FLAG_ORDER = "imdgF"
 _ARITH = {"+", "-", "*", "/", "%"}
 _COMPARE = {"==", "!=", "<", "<=", ">", ">="}
+# Relative time units (syntax-time-relative) in milliseconds; calendar units have no fixed length.
+_SPAN_UNITS = {**dict.fromkeys(("ms", "msec", "msecs", "millis", "millisecond", "milliseconds"), 1),
+               **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1000),
+               **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60_000),
+               **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3_600_000),
+               **dict.fromkeys(("d", "day", "days"), 86_400_000)}
+_CALENDAR_UNITS = frozenset({"w", "week", "weeks", "mon", "month", "months", "y", "year", "years", "q", "quarter",
+                             "quarters"})
+_DAY = 86_400_000
+_QUARTER_HOUR = 900_000  # every time zone's offset is a multiple of 15 minutes
 
 
 def lower(tree: A.Pipeline, text: str = "", params: Mapping[str, str] | None = None) -> ir.Query:
@@ -267,7 +283,7 @@ class _Lowering:
                 return [self.opaque_step(stage)]
             spec = found
             if spec.kind == "aggregate":
-                return [self.aggregate(stage, spec)]
+                return self.aggregate(stage, spec)
             if spec.kind == "projection":
                 return self.projection(stage, spec)
             if spec.kind == "drop":
@@ -314,18 +330,34 @@ class _Lowering:
         # table(): an aggregate that keeps `limit` rows sorted by `sortby` (functions-table).
         sortby = self.field_arg(args["sortby"]) if "sortby" in args else "@timestamp"
         key = ir.SortKey(sortby, self.sort_order(args.get("order")), self.sort_type(args.get("type")))
-        return [ir.Order((key,), self.limit(args.get("limit")), call.span), ir.Project(fields, call.span)]
+        return [ir.Order((key,), self.limit(args.get("limit")), span=call.span), ir.Project(fields, call.span)]
 
     # ------------------------------------------------------------ aggregation
 
-    def aggregate(self, call: A.Call, spec: FunctionSpec) -> ir.Aggregate:
-        """``groupBy(...)``, or ``count()``/``sum()``/... as a stage of its own (one row)."""
+    def aggregate(self, call: A.Call, spec: FunctionSpec) -> list[ir.Step]:
+        """``groupBy()``, ``top()``, ``bucket()``/``timeChart()``, ``stats()``, or an aggregate
+        function as a stage of its own (``count()``, ``collect(x)``...: no keys, one row)."""
         if self.case_depth:
             # Each branch of a case sees one event at a time; LogScale takes no aggregate there.
             raise CqlValueError(f"{spec.name}() aggregates events; it cannot stand inside case {{ }}", call.span)
-        if spec.name != "groupBy":
-            function = self.agg_function(call, spec)
-            return ir.Aggregate((), (function,), None, call.span)
+        if spec.name == "groupBy":
+            return [self.group_by(call, spec)]
+        if spec.name == "top":
+            return self.top(call, spec)
+        if spec.name in ("bucket", "timeChart"):
+            return self.time_buckets(call, spec)
+        if spec.name == "stats":
+            args = self.bind(call, spec)
+            functions = self.function_list(args.get("function"), (), call)
+            if not functions:
+                raise CqlValueError("stats() needs at least one aggregate function, e.g. stats([count(), "
+                                    "max(Bytes)])", call.span)
+            return [ir.Aggregate((), functions, None, span=call.span)]
+        functions = self.agg_function(call, spec)
+        self.check_outputs((), functions, [call] * len(functions))
+        return [ir.Aggregate((), functions, None, span=call.span)]
+
+    def group_by(self, call: A.Call, spec: FunctionSpec) -> ir.Aggregate:
         args = self.bind(call, spec)
         if "field" not in args:
             raise CqlValueError("groupBy() needs the fields to group by, e.g. groupBy([UserName, ComputerName])",
@@ -335,37 +367,87 @@ class _Lowering:
             raise CqlValueError("groupBy() needs at least one field to group by", args["field"].span)
         if len(set(keys)) != len(keys):
             raise CqlValueError("groupBy() names a field twice", args["field"].span)
-        # function= defaults to count() (functions-groupby); [] groups without aggregating.
+        limit = self.group_limit(args.get("limit"))
         given = args.get("function")
-        calls: tuple[A.Expr, ...]
-        if given is None:
-            functions: tuple[ir.AggFunc, ...] = (ir.AggFunc("count", None, "_count"),)
-        else:
-            calls = given.items if isinstance(given, A.Array) else (given,)
-            functions = tuple(self.agg_function(item) for item in calls)
-        seen: dict[str, A.Node] = {}
-        for function, node in zip(functions, calls if given is not None else (call,), strict=True):
-            if function.output in keys:
-                raise CqlValueError(f"{function.name}() writes {function.output}, which groupBy() also groups by; "
-                                    "give it another name with as=", node.span)
-            if function.output in seen:
-                raise CqlValueError(f"two functions write {function.output}; give one another name with as=",
-                                    node.span)
-            seen[function.output] = node
-        return ir.Aggregate(keys, functions, self.group_limit(args.get("limit")), call.span)
+        inner = self.nested_group_by(given)
+        if inner is not None:
+            # groupBy(a, function=groupBy(b, function=f)): each a-group's b-groups, with a: the rows
+            # of groupBy([a, b], function=f) (functions-stats: a subaggregator's rows are the rows).
+            # The limit is the outer one (cqlx keeps the first groups it meets).
+            if set(keys) & set(inner.keys):
+                raise CqlValueError("the inner groupBy() groups by a field the outer one also groups by",
+                                    given.span if given is not None else call.span)
+            return ir.Aggregate(keys + inner.keys, inner.functions, limit, span=call.span)
+        functions = self.function_list(given, keys, call)
+        return ir.Aggregate(keys, functions, limit, span=call.span)
 
-    def agg_function(self, node: A.Expr, spec: FunctionSpec | None = None) -> ir.AggFunc:
-        """One function of ``groupBy(function=...)``: count(), sum(f), min(f), max(f), avg(f)."""
-        accepted = ", ".join(f"{name}()" for name in AGGREGATE_OUTPUTS)
+    def nested_group_by(self, given: A.Expr | None) -> ir.Aggregate | None:
+        """The inner groupBy() when it is groupBy()'s only function; a groupBy() among other
+        functions combines its rows with theirs (a Cartesian product: functions-stats), which cqlx
+        does not convert."""
+        calls = given.items if isinstance(given, A.Array) else (given,) if given is not None else ()
+        nested = [c for c in calls if isinstance(c, A.Call) and c.name.lower() == "groupby"]
+        if not nested:
+            return None
+        if len(calls) > 1:
+            raise _Opaque("groupBy", "groupBy() inside a list of functions combines its rows with the other "
+                                     "functions' (a Cartesian product); cqlx does not convert it")
+        spec = FUNCTIONS["groupby"]
+        return self.group_by(nested[0], spec)
+
+    def function_list(self, given: A.Expr | None, keys: tuple[str, ...], call: A.Call) -> tuple[ir.AggFunc, ...]:
+        """The functions of ``function=`` (``count()`` when not given: functions-groupby,
+        functions-stats; ``[]`` groups without aggregating), with their outputs checked."""
+        if given is None:
+            return (ir.AggFunc("count", None, "_count"),)
+        calls = given.items if isinstance(given, A.Array) else (given,)
+        functions: list[ir.AggFunc] = []
+        nodes: list[A.Node] = []
+        for item in calls:
+            made = self.agg_function(item)
+            functions += made
+            nodes += [item] * len(made)
+        self.check_outputs(keys, tuple(functions), nodes)
+        return tuple(functions)
+
+    def check_outputs(self, keys: tuple[str, ...], functions: tuple[ir.AggFunc, ...], nodes: Sequence[A.Node]) -> None:
+        seen: set[str] = set()
+        for function, node in zip(functions, nodes, strict=True):
+            # collect(), selectLast()... write the field they read: they take no as=
+            hint = "; give it another name with as=" if function.name in AGGREGATE_OUTPUTS else ""
+            if function.output in keys:
+                raise CqlValueError(f"{function.name}() writes {function.output}, which the aggregation also "
+                                    f"groups by{hint}", node.span)
+            if function.output in seen:
+                raise CqlValueError(f"two functions write {function.output}{hint.replace('it', 'one')}", node.span)
+            seen.add(function.output)
+
+    def agg_function(self, node: A.Expr, spec: FunctionSpec | None = None) -> tuple[ir.AggFunc, ...]:
+        """One function of ``function=...``: count(), sum(f), min(f), max(f), avg(f), collect(),
+        selectLast(), selectFromMax(), selectFromMin() (one AggFunc per field a call writes)."""
+        accepted = ", ".join(f"{name}()" for name in AGGREGATE_FUNCTIONS)
         if not isinstance(node, A.Call):
             raise CqlValueError(f"groupBy(function=...) takes aggregate functions ({accepted}), or a list of them",
                                 node.span)
         if spec is None:
             spec = self.known(node)
-        if spec.name not in AGGREGATE_OUTPUTS:
+        if spec.name not in AGGREGATE_FUNCTIONS:
             raise CqlValueError(f"{spec.name}() is not an aggregate function cqlx converts; accepted: {accepted}",
                                 node.name_span)
         args = self.bind(node, spec)
+        if spec.name == "collect":
+            return self.collect(node, args)
+        if spec.name == "selectLast":
+            fields = self.required_fields(node, args, "fields", "selectLast([UserName, CommandLine])")
+            return tuple(ir.AggFunc("selectLast", f, f) for f in fields)
+        if spec.name in ("selectFromMax", "selectFromMin"):
+            example = f"{spec.name}(@timestamp, include=[UserName])"
+            if "field" not in args:
+                raise CqlValueError(f"{spec.name}() needs the field whose value picks the event, e.g. {example}",
+                                    node.span)
+            by = self.field_arg(args["field"])
+            include = self.required_fields(node, args, "include", example)
+            return tuple(ir.AggFunc(spec.name, f, f, by=by) for f in include)
         field = self.field_arg(args["field"]) if "field" in args else None
         output = self.field_arg(args["as"]) if "as" in args else AGGREGATE_OUTPUTS[spec.name]
         distinct = self.boolean(args["distinct"], "distinct") if "distinct" in args else False
@@ -374,7 +456,106 @@ class _Lowering:
         if distinct and field is None:
             raise CqlValueError("count(distinct=true) needs the field whose distinct values it counts, "
                                 "e.g. count(ComputerName, distinct=true)", node.span)
-        return ir.AggFunc(spec.name, field, output, distinct)
+        return (ir.AggFunc(spec.name, field, output, distinct),)
+
+    def required_fields(self, node: A.Call, args: dict[str, A.Expr], param: str, example: str) -> tuple[str, ...]:
+        fields = self.field_list(args[param]) if param in args else ()
+        if not fields:
+            raise CqlValueError(f"{node.name}() needs {param}=[...] (at least one field), e.g. {example}", node.span)
+        return fields
+
+    def collect(self, node: A.Call, args: dict[str, A.Expr]) -> tuple[ir.AggFunc, ...]:
+        """collect(fields, limit=2000, multival=true, separator="\\n") (functions-collect)."""
+        fields = self.required_fields(node, args, "fields", "collect([CommandLine])")
+        if "multival" in args and not self.boolean(args["multival"], "multival"):
+            raise _Opaque("collect", "collect(multival=false) makes a row of each value; cqlx does not convert it")
+        limit = self.whole_number(args["limit"], "limit", 1, 10**9) if "limit" in args else COLLECT_LIMIT_DEFAULT
+        separator = self.word(args["separator"]) if "separator" in args else "\n"
+        return tuple(ir.AggFunc("collect", f, f, limit=limit, separator=separator) for f in fields)
+
+    def whole_number(self, value: A.Expr, name: str, low: int, high: int) -> int:
+        word = self.word(value)
+        if not re.fullmatch(r"[0-9]{1,10}", word) or not low <= int(word) <= high:
+            raise CqlValueError(f"{name}={word} must be a whole number from {low:,} to {high:,}", value.span)
+        return int(word)
+
+    def top(self, call: A.Call, spec: FunctionSpec) -> list[ir.Step]:
+        """``top(field, limit=10, sum=, max=, as=, percent=)`` is ``groupBy(field, function=count())
+        | sort(_count, limit=10)`` (functions-top; sum= and max= change the function, as= its
+        output); the two steps share the call's span, so canonical CQL writes ``top()`` back."""
+        args = self.bind(call, spec)
+        keys = self.required_fields(call, args, "field", "top(ImageFileName)")
+        if len(set(keys)) != len(keys):
+            raise CqlValueError("top() names a field twice", args["field"].span)
+        if "rest" in args:
+            raise _Opaque("top", "top(rest=...) adds a row that counts the other values; cqlx does not convert it")
+        if "sum" in args and "max" in args:
+            raise CqlValueError("top() takes sum= or max=, not both", call.span)
+        name = "sum" if "sum" in args else "max" if "max" in args else "count"
+        field = self.field_arg(args[name]) if name != "count" else None
+        output = self.field_arg(args["as"]) if "as" in args else AGGREGATE_OUTPUTS[name]
+        functions = [ir.AggFunc(name, field, output)]
+        if "percent" in args and self.boolean(args["percent"], "percent"):
+            if name == "max":
+                raise _Opaque("top", "top(max=..., percent=true): a percentage of a maximum is not documented")
+            functions.append(ir.AggFunc("percent", field, "percent"))
+        self.check_outputs(keys, tuple(functions), [call] * len(functions))
+        limit = self.whole_number(args["limit"], "limit", 1, GROUP_LIMIT_MAX) if "limit" in args else TOP_LIMIT_DEFAULT
+        return [ir.Aggregate(keys, tuple(functions), None, span=call.span),
+                ir.Order((ir.SortKey(output, True, "number"),), limit, span=call.span)]
+
+    def time_buckets(self, call: A.Call, spec: FunctionSpec) -> list[ir.Step]:
+        """``bucket(span, field, function, limit)`` and ``timeChart(series, span, function, limit)``:
+        ``_bucket := `` the start of the event's time bucket (epoch ms, UTC), then a groupBy over
+        ``_bucket`` and the series fields, keeping the ``limit`` series with the largest values
+        (functions-bucket, functions-timechart). Both steps share the call's span. Without ``span=``
+        (or with ``buckets=``, ``minSpan=``) the bucket size follows the search's time range, which the
+        query does not hold: the stage stays opaque, as it does for ``unit=``."""
+        args = self.bind(call, spec)
+        for param, why in (("buckets", "divides the search's time range, which the query does not hold"),
+                           ("minSpan", "bounds a bucket size that follows the search's time range"),
+                           ("unit", "converts rates to another time unit; cqlx does not convert it")):
+            if param in args:
+                raise _Opaque(spec.name, f"{spec.name}({param}=...) {why}")
+        if "span" not in args or self.word(args["span"]).lower() == "auto":
+            raise _Opaque(spec.name, f"{spec.name}() without span= sizes its buckets by the search's time range, "
+                                     "which the query does not hold")
+        span = self.span_ms(args["span"], spec.name)
+        series_param = "field" if spec.name == "bucket" else "series"
+        keys = self.field_list(args[series_param]) if series_param in args else ()
+        if "_bucket" in keys or len(set(keys)) != len(keys):
+            raise CqlValueError(f"{spec.name}() names _bucket or a field twice", args[series_param].span)
+        arguments: tuple[ir.Expr, ...] = (ir.Ref("@timestamp", call.span), ir.Lit(span, call.span))
+        if "timezone" in args:
+            zone = self.word(args["timezone"]).upper()
+            arguments += (ir.Lit("UTC", args["timezone"].span),)  # canonical CQL writes it back
+            if zone not in ("UTC", "Z", "GMT", "ETC/UTC") and _QUARTER_HOUR % span:
+                raise _Opaque(spec.name, f"{spec.name}(timezone={self.word(args['timezone'])}) aligns buckets of "
+                                         "this span to that time zone; cqlx aligns them to UTC")
+        elif _QUARTER_HOUR % span:
+            self.notes.append((call.span, f"{spec.name}() aligns buckets to the search's time zone, which the query "
+                                          "does not hold; cqlx aligns them to UTC (timezone=UTC says so)"))
+        functions = self.function_list(args.get("function"), ("_bucket", *keys), call)
+        limit = None
+        if keys:
+            limit = (self.whole_number(args["limit"], "limit", 1, SERIES_LIMIT_MAX) if "limit" in args
+                     else SERIES_LIMIT_DEFAULT)
+        bucket = ir.Func(TIME_BUCKET, arguments, call.span)
+        return [ir.Eval("_bucket", bucket, call.span),
+                ir.Aggregate(("_bucket", *keys), functions, None, series_limit=limit, span=call.span)]
+
+    def span_ms(self, value: A.Expr, name: str) -> int:
+        """A relative time (``5m``, ``1hour``, ``"30s"``) in milliseconds. Spans that do not divide
+        a day (weeks, months, ``7h``) align in ways LogScale does not document: kept opaque."""
+        word = self.word(value).strip()
+        match = re.fullmatch(r"(\d{1,9})\s*([A-Za-z]+)", word)
+        unit = _SPAN_UNITS.get(match.group(2).lower()) if match else None
+        if match is None or (unit is None and match.group(2).lower() not in _CALENDAR_UNITS):
+            raise CqlValueError(f"span={word} is not a time span such as 30s, 5m, 1h or 1d", value.span)
+        if unit is None or int(match.group(1)) == 0 or _DAY % (int(match.group(1)) * unit):
+            raise _Opaque(name, f"{name}(span={word}): cqlx converts spans that divide a day (LogScale does not "
+                                "document how longer or uneven spans align)")
+        return int(match.group(1)) * unit
 
     def group_limit(self, value: A.Expr | None) -> int:
         if value is None:
@@ -387,8 +568,10 @@ class _Lowering:
                                 value.span)
         return int(word)
 
-    def order(self, call: A.Call, spec: FunctionSpec) -> ir.Order:
+    def order(self, call: A.Call, spec: FunctionSpec) -> ir.Order | ir.Filter:
         args = self.bind(call, spec)
+        if spec.name in ("head", "tail"):
+            return self.head_tail(call, spec.name, args)
         fields = self.field_list(args["field"]) if "field" in args else ("_count",)
         orders = self.per_field(args.get("order"), len(fields), self.sort_order)
         if "reverse" in args:  # deprecated (1.100): true sorts descending, false ascending (functions-sort)
@@ -398,7 +581,16 @@ class _Lowering:
             orders = [descending] * len(fields)
         types = self.per_field(args.get("type"), len(fields), self.sort_type)
         keys = tuple(ir.SortKey(f, o, t) for f, o, t in zip(fields, orders, types, strict=True))
-        return ir.Order(keys, self.limit(args.get("limit")), call.span)
+        return ir.Order(keys, self.limit(args.get("limit")), span=call.span)
+
+    def head_tail(self, call: A.Call, name: str, args: dict[str, A.Expr]) -> ir.Order | ir.Filter:
+        """``head(limit=200)`` keeps the oldest events, ``tail(limit=200)`` the newest, by @timestamp
+        (functions-head, functions-tail). ``head(0)`` keeps none (head's minimum is 0, tail's 1)."""
+        value = args.get("limit")
+        if name == "head" and value is not None and self.word(value) == "0":
+            return ir.Filter(ir.Not(ir.TrueP(call.span), call.span), call.span)
+        key = ir.SortKey("@timestamp", name == "tail", "number")
+        return ir.Order((key,), self.limit(value), origin=name, span=call.span)
 
     def boolean(self, value: A.Expr, name: str) -> bool:
         word = self.word(value).lower()

@@ -74,10 +74,21 @@ def step_reads(step: ir.Step) -> frozenset[str]:
     if isinstance(step, ir.Order):
         return frozenset(k.field for k in step.keys)
     if isinstance(step, ir.Aggregate):
-        return frozenset(step.keys) | frozenset(f.field for f in step.functions if f.field)
+        return frozenset(step.keys) | frozenset().union(*(_function_reads(f) for f in step.functions))
     if isinstance(step, ir.Opaque):
         return frozenset({"*"})
     return frozenset()  # Score reads its signals' fields, which are written in the same run
+
+
+def _function_reads(function: ir.AggFunc) -> frozenset[str]:
+    """What an aggregate function reads: its field, the field that picks the event
+    (selectFromMax/Min), the event time (selectLast picks the most recent event)."""
+    reads = {function.field} if function.field else set()
+    if function.by:
+        reads.add(function.by)
+    if function.name == "selectLast":
+        reads.add("@timestamp")
+    return frozenset(reads)
 
 
 def matches_field(patterns: frozenset[str] | set[str], name: str) -> bool:
@@ -125,7 +136,9 @@ def _decisive_reads(step: ir.Step, needed: set[str]) -> frozenset[str]:
                 inner |= reads
         return frozenset(reads)
     if isinstance(step, ir.Aggregate):
-        counted = frozenset(f.field for f in step.functions if f.field and _overlaps(frozenset({f.output}), needed))
+        # The series limit keeps the series with the largest values: every output decides then.
+        counted = frozenset().union(*(_function_reads(f) for f in step.functions
+                                      if step.series_limit is not None or _overlaps(frozenset({f.output}), needed)))
         return frozenset(step.keys) | counted
     if isinstance(step, ir.Opaque):
         if step.effect != ir.ENRICHES or _overlaps(step_writes(step), needed):

@@ -13,6 +13,7 @@ tests see strings, and numbers as their decimal text; lists and objects are not 
 tests on them are false. ``#tag`` fields are read as ``#tag``, then ``tag``.
 """
 
+import datetime
 import heapq
 import re
 import signal
@@ -328,12 +329,17 @@ class _Descending:
     __hash__ = None  # type: ignore[assignment]  # compared only, never hashed
 
 
-def sort_key(record: dict[str, Any], keys: tuple[tuple[str, bool, str], ...]) -> tuple[Any, ...]:
-    """The key that orders rows as ``sort()``: missing or unparsable values go last, either way."""
+def sort_key(record: dict[str, Any], keys: tuple[tuple[Any, bool, str], ...]) -> tuple[Any, ...]:
+    """The key that orders rows as ``sort()``: missing or unparsable values go last, either way.
+    A key of kind ``time`` names the fields that hold the event time (:func:`event_time`)."""
     parts: list[tuple[int, Any]] = []
     for name, descending, kind in keys:
-        raw = get(record, name)
         value: Any
+        if kind == "time":  # name holds the time fields (event_time)
+            value = event_time(record, name)
+            parts.append((1, 0) if value is None else (0, -value if descending else value))
+            continue
+        raw = get(record, name)
         if kind == "number":
             value = number(raw)
         elif kind == "hex":
@@ -353,10 +359,86 @@ def sort_key(record: dict[str, Any], keys: tuple[tuple[str, bool, str], ...]) ->
     return tuple(parts)
 
 
-def top(rows: Iterable[dict[str, Any]], keys: tuple[tuple[str, bool, str], ...], limit: int) -> list[dict[str, Any]]:
+def top(rows: Iterable[dict[str, Any]], keys: tuple[tuple[Any, bool, str], ...], limit: int) -> list[dict[str, Any]]:
     """The first ``limit`` rows in ``sort()`` order; ties keep their input order. Holds only
     ``limit`` rows at a time."""
     return heapq.nsmallest(limit, rows, key=lambda row: sort_key(row, keys))
+
+
+def event_time(record: dict[str, Any], names: tuple[str, ...]) -> int | float | None:
+    """The event's time in epoch milliseconds, from the first of ``names`` that holds one
+    (``@timestamp``, then ``timestamp``: LogScale's export and raw FDR): a number or numeric text
+    is epoch milliseconds, other text an ISO 8601 date and time (ECS); None when there is none."""
+    for name in names:
+        value = get(record, name)
+        if value is None:
+            continue
+        millis = number(value)
+        if millis is None and isinstance(value, str):
+            millis = _iso_millis(value)
+        if millis is not None:
+            return millis
+    return None
+
+
+def _iso_millis(value: str) -> int | float | None:
+    text = value.strip()
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    millis = moment.timestamp() * 1000
+    return int(millis) if millis == int(millis) else millis
+
+
+def time_bucket(millis: Any, span: int) -> int | None:
+    """The start of the ``span``-millisecond bucket (aligned to the epoch, UTC) that holds ``millis``."""
+    if millis is None:
+        return None
+    return int(millis // span) * span
+
+
+def _field_value(record: dict[str, Any], name: str, times: tuple[str, ...]) -> Any:
+    """A field's value; a time field (``@timestamp``) falls back to the event's other time field."""
+    value = get(record, name)
+    if value is None and name in times:
+        for other in times:
+            value = get(record, other)
+            if value is not None:
+                break
+    return value
+
+
+def tail(rows: Iterable[dict[str, Any]], times: tuple[str, ...], limit: int) -> list[dict[str, Any]]:
+    """``tail()``: the ``limit`` newest rows by event time, newest first; rows without a time are
+    older than any row with one, and among them the last ones are the newest. Holds ``limit`` rows."""
+    def newness(item: tuple[int, dict[str, Any]]) -> tuple[int, Any, int]:
+        position, row = item
+        when = event_time(row, times)
+        return (0, 0, position) if when is None else (1, when, position)
+
+    return [row for _, row in heapq.nlargest(limit, enumerate(rows), key=newness)]
+
+
+#: Aggregate functions that give a value (0, or none) over no events: a group of them is a row
+#: even without events (count() over nothing is 0). The others (collect, selectLast,
+#: selectFromMax/Min) give a row only with a value (functions-selectfrommax: zero or one event).
+_ROW_ALWAYS = frozenset({"count", "sum", "min", "max", "avg", "percent"})
+
+
+def _initial(function: tuple[Any, ...]) -> Any:
+    name, distinct = function[0], function[3]
+    if distinct:
+        return set()
+    if name in ("count", "sum", "percent"):
+        return 0
+    if name == "collect":
+        return {}
+    return None
 
 
 class _Group:
@@ -364,28 +446,97 @@ class _Group:
 
     __slots__ = ("keys", "state")
 
-    def __init__(self, keys: tuple[Any, ...], functions: tuple[tuple[str, Any, str, bool], ...]) -> None:
+    def __init__(self, keys: tuple[Any, ...], functions: tuple[tuple[Any, ...], ...]) -> None:
         self.keys = keys
-        self.state: list[Any] = [set() if distinct else (0 if name in ("count", "sum") else None)
-                                 for name, _, _, distinct in functions]
+        self.state: list[Any] = [_initial(function) for function in functions]
+
+
+def _accumulate(state: list[Any], functions: tuple[tuple[Any, ...], ...], row: dict[str, Any],
+                when: tuple[int, Any, int] | None, times: tuple[str, ...]) -> None:
+    """Add one row to a group's state (see :func:`aggregate`)."""
+    for index, function in enumerate(functions):
+        name, field, _, distinct, by = function[:5]
+        if field is None:
+            state[index] += 1
+            continue
+        if by is not None:  # selectFromMax / selectFromMin: the event with the largest / smallest number
+            amount = event_time(row, times) if by in times else number(get(row, by))
+            best = state[index]
+            if amount is not None and (best is None or (amount > best[0] if name == "selectFromMax"
+                                                        else amount < best[0])):
+                state[index] = (amount, _field_value(row, field, times))
+            continue
+        value = _field_value(row, field, times)
+        if value is None:
+            continue
+        if name == "selectLast":
+            if state[index] is None or when >= state[index][0]:  # `when` is set: selectLast makes the run timed
+                state[index] = (when, value)
+        elif name == "collect":
+            shown = text(value)
+            if shown is not None and shown not in state[index] and len(state[index]) < function[5]:
+                state[index][shown] = None
+        elif name == "count":
+            if distinct:
+                shown = text(value)
+                if shown is not None:
+                    state[index].add(shown)
+            else:
+                state[index] += 1
+        else:
+            amount = number(value)
+            if amount is None:
+                continue
+            if name in ("sum", "percent"):
+                state[index] += amount
+            elif name == "avg":
+                total, seen = state[index] or (0, 0)
+                state[index] = (total + amount, seen + 1)
+            elif state[index] is None or (amount < state[index] if name == "min" else amount > state[index]):
+                state[index] = amount
+
+
+def _result(function: tuple[Any, ...], value: Any, total: Any) -> Any:
+    """A function's output from its final state (``total``: its state summed over every group)."""
+    name = function[0]
+    if function[3]:
+        return len(value)
+    if name == "avg":
+        return None if value is None else value[0] / value[1]
+    if name == "collect":
+        return function[6].join(sorted(value)) if value else None
+    if name in ("selectLast", "selectFromMax", "selectFromMin"):
+        return None if value is None else value[1]
+    if name == "percent":
+        return value * 100 / total if total else None
+    return value
 
 
 def aggregate(rows: Iterable[dict[str, Any]], keys: tuple[str, ...],
-              functions: tuple[tuple[str, Any, str, bool], ...], limit: int | None,
-              names: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
-    """``groupBy()`` (or a standalone ``count()``...): one row per group, holding the key fields
-    (under ``names``, when the events name them otherwise) and each function's output.
-    ``functions`` are (name, field or None, output, distinct).
+              functions: tuple[tuple[Any, ...], ...], limit: int | None,
+              names: tuple[str, ...] | None = None, times: tuple[str, ...] = (),
+              series: int | None = None) -> list[dict[str, Any]]:
+    """``groupBy()`` (or ``stats()``, ``top()``, ``bucket()``, a standalone ``count()``...): one row
+    per group, holding the key fields (under ``names``, when the events name them otherwise) and
+    each function's output. ``functions`` are (name, field or None, output, distinct, by, limit,
+    separator); ``times`` the fields that hold the event time.
 
     An event without a value for every key is in no group (Splunk's stats ``by`` and LogScale's
     groupBy leave such events out). Key values are compared as the text string tests see, so 5 and
     "5" are one group. Past ``limit`` groups, events of new groups are left out (LogScale warns and
     returns a subset). Numbers are read as arithmetic reads them; a value that is no number is
     skipped. ``count(f)`` counts events that have ``f``, ``distinct`` its distinct texts; ``sum``
-    of no numbers is 0, ``min``/``max``/``avg`` of none leave the output unset. Memory: one
-    state per group (a distinct count holds its group's distinct values)."""
+    of no numbers is 0, ``min``/``max``/``avg`` of none leave the output unset. ``collect`` keeps
+    the first ``limit`` distinct texts and joins them sorted (LogScale's order is undefined);
+    ``selectLast`` the value of the most recent event with the field (ties: the later event);
+    ``selectFromMax``/``Min`` the field of the first event with the largest/smallest number in
+    ``by`` (an event time when ``by`` is one); ``percent`` the group's share of every group's count
+    (or sum). With ``series`` (bucket(), timeChart()), only the ``series`` series (the key values
+    but ``_bucket``) with the largest output values are kept. Memory: one state per group (a
+    distinct count or a collect holds its group's distinct values)."""
     groups: dict[tuple[str, ...], _Group] = {}
-    for row in rows:
+    timed = any(function[0] == "selectLast" for function in functions)
+    for position, row in enumerate(rows):
         values = tuple(get(row, name) for name in keys)
         texts = tuple(text(value) for value in values)
         if None in texts:
@@ -396,54 +547,57 @@ def aggregate(rows: Iterable[dict[str, Any]], keys: tuple[str, ...],
             if limit is not None and len(groups) >= limit:
                 continue
             group = groups[identity] = _Group(values, functions)
-        state = group.state
-        for index, (name, field, _, distinct) in enumerate(functions):
-            if field is None:
-                state[index] += 1
-                continue
-            value = get(row, field)
-            if value is None:
-                continue
-            if name == "count":
-                if distinct:
-                    shown = text(value)
-                    if shown is not None:
-                        state[index].add(shown)
-                else:
-                    state[index] += 1
-                continue
-            amount = number(value)
-            if amount is None:
-                continue
-            if name == "sum":
-                state[index] += amount
-            elif name == "avg":
-                total, seen = state[index] or (0, 0)
-                state[index] = (total + amount, seen + 1)
-            elif state[index] is None or (amount < state[index] if name == "min" else amount > state[index]):
-                state[index] = amount
+        when = None
+        if timed:
+            moment = event_time(row, times)
+            when = (0, 0, position) if moment is None else (1, moment, position)
+        _accumulate(group.state, functions, row, when, times)
     if not keys and not groups:
         groups[()] = _Group((), functions)  # count() over no events is one row with 0
+    totals = [sum(group.state[index] for group in groups.values()) if function[0] == "percent" else None
+              for index, function in enumerate(functions)]
+    always = not keys and any(function[0] in _ROW_ALWAYS for function in functions)
     out = []
     for group in groups.values():
         result: dict[str, Any] = dict(zip(names or keys, group.keys, strict=True))
-        for (name, _, output, distinct), value in zip(functions, group.state, strict=True):
-            if distinct:
-                value = len(value)
-            elif name == "avg" and value is not None:
-                value = value[0] / value[1]
+        for function, value, total in zip(functions, group.state, totals, strict=True):
+            value = _result(function, value, total)
             if value is not None:
-                result[output] = value
-        out.append(result)
+                result[function[2]] = value
+        if keys or always or len(result) > 0:
+            out.append(result)
+    if series is not None:
+        out = _top_series(out, tuple(n for n in (names or keys) if n != "_bucket"),
+                          tuple(function[2] for function in functions), series)
     return out
 
 
+def _top_series(rows: list[dict[str, Any]], series_keys: tuple[str, ...], outputs: tuple[str, ...],
+                limit: int) -> list[dict[str, Any]]:
+    """The rows of the ``limit`` series whose largest output value is largest (functions-timechart:
+    limit prioritises the series with the highest value across all fields); ties: the first met."""
+    if not series_keys:
+        return rows
+    best: dict[tuple[str | None, ...], float] = {}
+    for row in rows:
+        identity = tuple(text(row.get(name)) for name in series_keys)
+        numbers = [n for n in (number(row.get(name)) for name in outputs) if n is not None]
+        peak = max(numbers) if numbers else float("-inf")
+        best[identity] = max(best.get(identity, float("-inf")), peak)
+    ranked = sorted(best, key=lambda identity: -best[identity])  # stable: ties keep first-met order
+    kept = set(ranked[:limit])
+    return [row for row in rows if tuple(text(row.get(name)) for name in series_keys) in kept]
+
+
 def barrier(rows: Iterable[dict[str, Any]], spec: tuple[Any, ...]) -> list[dict[str, Any]]:
-    """A stage that needs every row before it can give one: ``("sort", keys, limit)`` or
-    ``("aggregate", keys, functions, limit, key names)``."""
+    """A stage that needs every row before it can give one: ``("sort", keys, limit)``,
+    ``("tail", times, limit)`` or ``("aggregate", keys, functions, limit, key names, times,
+    series limit)``."""
     if spec[0] == "sort":
         return top(rows, spec[1], spec[2])
-    return aggregate(rows, spec[1], spec[2], spec[3], spec[4])
+    if spec[0] == "tail":
+        return tail(rows, spec[1], spec[2])
+    return aggregate(rows, spec[1], spec[2], spec[3], spec[4], spec[5], spec[6])
 
 
 def counted(rows: Iterable[dict[str, Any]], counts: dict[str, int]) -> Iterator[dict[str, Any]]:

@@ -36,7 +36,15 @@ from decimal import Decimal
 from cqlx import ir
 from cqlx.emit.base import PRESENTATION, Generator
 from cqlx.errors import CqlError, UnsupportedError
-from cqlx.functions import AGGREGATE_OUTPUTS, GROUP_LIMIT_DEFAULT, ROW_LIMIT_DEFAULT
+from cqlx.functions import (
+    AGGREGATE_OUTPUTS,
+    COLLECT_LIMIT_DEFAULT,
+    GROUP_LIMIT_DEFAULT,
+    ROW_LIMIT_DEFAULT,
+    SERIES_LIMIT_DEFAULT,
+    TIME_BUCKET,
+    TOP_LIMIT_DEFAULT,
+)
 from cqlx.profiles import EventType, Profile
 
 # grammar/cql.lark's NAME: what may stand unquoted as a field name (and, in an expression, must).
@@ -170,6 +178,11 @@ class CqlGenerator(Generator):
                 stages.append(self.table(step, after))  # both came from one table() call
                 index += 2
                 continue
+            paired = self.paired_call(step, after)  # top(), bucket(): two steps from one call
+            if paired is not None:
+                stages.append(paired)
+                index += 2
+                continue
             stages.append(self.step(step))
             index += 1
         text = "\n| ".join(stages or ["*"]) + "\n"
@@ -266,6 +279,8 @@ class CqlGenerator(Generator):
         return f"select([{', '.join(field_name(f) for f in step.fields)}])"
 
     def step_order(self, step: ir.Order) -> str:
+        if step.origin in ("head", "tail"):
+            return f"{step.origin}({step.limit})" if step.limit != ROW_LIMIT_DEFAULT else f"{step.origin}()"
         keys = step.keys
         fields = [field_name(k.field) for k in keys]
         args = [fields[0] if len(fields) == 1 else f"[{', '.join(fields)}]"]
@@ -282,24 +297,122 @@ class CqlGenerator(Generator):
 
     def step_aggregate(self, step: ir.Aggregate) -> str:
         """``groupBy(keys, function=...)``, defaults left out (``function=count()``, ``limit=20000``);
-        a standalone function is itself (``count()``)."""
-        if not step.keys and step.limit is None and len(step.functions) == 1:
-            return self.agg_function(step.functions[0])
-        args = [field_name(step.keys[0]) if len(step.keys) == 1 else f"[{', '.join(map(field_name, step.keys))}]"]
+        a standalone function is itself (``count()``, ``collect([a, b])``), several are ``stats()``."""
+        calls = self.agg_calls(step.functions, step.span)
+        if not step.keys and step.limit is None and step.series_limit is None:
+            return calls[0] if len(calls) == 1 else f"stats([{', '.join(calls)}])"
+        if step.series_limit is not None:
+            raise UnsupportedError("a series limit without its bucket() has no CQL form; this is a cqlx bug",
+                                   step.span)
+        args = [_fields(step.keys)]
         if step.functions != (ir.AggFunc("count", None, "_count"),):
-            calls = [self.agg_function(f) for f in step.functions]
             args.append("function=" + (calls[0] if len(calls) == 1 else f"[{', '.join(calls)}]"))
-        if step.limit is not None and step.limit != GROUP_LIMIT_DEFAULT:
+        if step.limit is None:  # no lowering writes it for groupBy(): top() and stats() have no group limit
+            self.normalised("an aggregation without a group limit is written as groupBy(limit=max)", step.span)
+            args.append("limit=max")
+        elif step.limit != GROUP_LIMIT_DEFAULT:
             args.append(f"limit={step.limit}")
         return f"groupBy({', '.join(args)})"
 
-    def agg_function(self, function: ir.AggFunc) -> str:
+    def agg_calls(self, functions: tuple[ir.AggFunc, ...], span: ir.Span) -> list[str]:
+        """The calls that write ``functions``: consecutive collect(), selectLast(), selectFromMax()
+        and selectFromMin() entries that came from one call (one per field) are one call again."""
+        calls: list[str] = []
+        index = 0
+        while index < len(functions):
+            function = functions[index]
+            if function.name not in ("collect", "selectLast", "selectFromMax", "selectFromMin"):
+                calls.append(self.agg_function(function, span))
+                index += 1
+                continue
+            end = index + 1
+            while end < len(functions) and dataclasses.replace(functions[end], field=function.field,
+                                                               output=function.output) == function \
+                    and functions[end].field == functions[end].output:
+                end += 1
+            calls.append(self.field_function(functions[index:end], span))
+            index = end
+        return calls
+
+    def field_function(self, group: tuple[ir.AggFunc, ...], span: ir.Span) -> str:
+        """collect(), selectLast(), selectFromMax(), selectFromMin() over the fields of ``group``."""
+        first = group[0]
+        if any(f.field is None or f.field != f.output for f in group):
+            raise UnsupportedError(f"{first.name}() writing another field than it reads has no CQL form; "
+                                   "this is a cqlx bug", span)
+        fields = _fields(tuple(f.field for f in group if f.field is not None), bracket=True)
+        if first.name in ("selectFromMax", "selectFromMin"):
+            assert first.by is not None
+            return f"{first.name}({field_name(first.by)}, include={fields})"
+        args = [fields]
+        if first.name == "collect":
+            if first.limit is not None and first.limit != COLLECT_LIMIT_DEFAULT:
+                args.append(f"limit={first.limit}")
+            if first.separator != "\n":
+                args.append(f"separator={string(first.separator)}")
+        return f"{first.name}({', '.join(args)})"
+
+    def agg_function(self, function: ir.AggFunc, span: ir.Span = ir.NO_SPAN) -> str:
+        if function.name not in AGGREGATE_OUTPUTS:
+            raise UnsupportedError(f"{function.name}() outside top() has no CQL form; this is a cqlx bug", span)
         args = [field_name(function.field)] if function.field is not None else []
         if function.distinct:
             args.append("distinct=true")
         if function.output != AGGREGATE_OUTPUTS[function.name]:
             args.append(f"as={field_name(function.output)}")
         return f"{function.name}({', '.join(args)})"
+
+    def paired_call(self, step: ir.Step, after: ir.Step | None) -> str | None:
+        """``top()`` (an aggregation and its sort) and ``bucket()`` (the ``_bucket`` assignment and
+        its aggregation), recognised by the two steps sharing the call's span; None otherwise."""
+        if after is None or step.span == ir.NO_SPAN or step.span != after.span:
+            return None
+        if isinstance(step, ir.Aggregate) and isinstance(after, ir.Order) and step.limit is None \
+                and step.series_limit is None and step.keys and after.origin == "sort" and len(after.keys) == 1:
+            return self.top(step, after)
+        if isinstance(step, ir.Eval) and isinstance(after, ir.Aggregate) and step.field == "_bucket" \
+                and isinstance(step.expr, ir.Func) and step.expr.name == TIME_BUCKET \
+                and after.keys[:1] == ("_bucket",) and after.limit is None:
+            return self.bucket(step.expr, after)
+        return None
+
+    def top(self, step: ir.Aggregate, order: ir.Order) -> str | None:
+        """``top(field, sum=/max=, as=, percent=true, limit=)``: defaults (count, _count, 10) left out."""
+        main, *rest = step.functions
+        (key,) = order.keys
+        percent = [f for f in rest if f.name == "percent"]
+        if main.name not in ("count", "sum", "max") or main.distinct or len(rest) != len(percent) \
+                or len(percent) > 1 or (main.name == "count") != (main.field is None) \
+                or (percent and (percent[0].field != main.field or percent[0].output != "percent")) \
+                or key != ir.SortKey(main.output, True, "number"):
+            return None
+        args = [_fields(step.keys)]
+        if main.name != "count":
+            assert main.field is not None
+            args.append(f"{main.name}={field_name(main.field)}")
+        if main.output != AGGREGATE_OUTPUTS[main.name]:
+            args.append(f"as={field_name(main.output)}")
+        if percent:
+            args.append("percent=true")
+        if order.limit != TOP_LIMIT_DEFAULT:
+            args.append(f"limit={order.limit}")
+        return f"top({', '.join(args)})"
+
+    def bucket(self, expr: ir.Func, step: ir.Aggregate) -> str:
+        """``bucket(span=, field=, function=, limit=)`` (timeChart() reads back the same)."""
+        span = expr.args[1]
+        assert isinstance(span, ir.Lit) and isinstance(span.value, int)
+        args = [f"span={_duration(span.value)}"]
+        if len(expr.args) > 2:  # timezone= was given (a zone cqlx aligns as UTC: the lowering checked)
+            args.append("timezone=UTC")
+        if step.keys[1:]:
+            args.append(f"field={_fields(step.keys[1:])}")
+        if step.functions != (ir.AggFunc("count", None, "_count"),):
+            calls = self.agg_calls(step.functions, step.span)
+            args.append("function=" + (calls[0] if len(calls) == 1 else f"[{', '.join(calls)}]"))
+        if step.series_limit is not None and step.series_limit != SERIES_LIMIT_DEFAULT:
+            args.append(f"limit={step.series_limit}")
+        return f"bucket({', '.join(args)})"
 
     def table(self, order: ir.Order, project: ir.Project) -> str:
         """``table()``: the rows sorted and limited as ``sort()`` would, then the fields selected
@@ -533,6 +646,21 @@ class CqlGenerator(Generator):
             texts.append(text)
         parts = [texts[0], *(f"{op} {text}" for op, text in zip(ops, texts[1:], strict=True))]
         return " ".join(parts), level
+
+
+def _fields(names: tuple[str, ...], bracket: bool = False) -> str:
+    """A field list argument: one name alone (unless ``bracket``), several in brackets."""
+    if len(names) == 1 and not bracket:
+        return field_name(names[0])
+    return f"[{', '.join(field_name(n) for n in names)}]"
+
+
+def _duration(millis: int) -> str:
+    """A span in the largest unit that divides it (``1h``, ``90s``, ``250ms``)."""
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if millis % size == 0:
+            return f"{millis // size}{unit}"
+    return f"{millis}ms"
 
 
 def _ends_in_call(expr: ir.Expr) -> bool:

@@ -24,7 +24,7 @@ import re
 from cqlx import ir
 from cqlx.emit.base import PRESENTATION, Generator
 from cqlx.errors import UnsupportedError
-from cqlx.functions import GROUP_LIMIT_DEFAULT
+from cqlx.functions import AGGREGATE_OUTPUTS, GROUP_LIMIT_DEFAULT, TIME_BUCKET
 from cqlx.passes import expand_case, step_writes
 from cqlx.regexes import RE2_UNSUPPORTED, features, flag_prefix, glob_to_regex, linear_plan, matches_empty, to_re2
 from cqlx.runtime import compare_values, number
@@ -212,7 +212,9 @@ class KqlGenerator(Generator):
         out first. ``count(f)`` is ``countif()`` of f being present, ``sum``/``min``/``max``/
         ``avg`` read numbers (``todouble()`` on a string column: a value that is none is null and
         skipped, as in the matcher); ``count(f, distinct=true)`` is ``dcount()``, which estimates
-        for large sets, as LogScale does (functions-count)."""
+        for large sets, as LogScale does (functions-count). The functions that keep values are
+        :meth:`value_terms`. Without keys, a summarize always gives one row, where LogScale's
+        collect()/selectLast()/selectFromMax() give none without a value: a filter says so."""
         keys: list[str] = []
         tests: list[str] = []
         for key in step.keys:
@@ -223,16 +225,136 @@ class KqlGenerator(Generator):
             keys.append(column)
             tests.append(f"{'isnotempty' if self.column_type(key) == 'string' else 'isnotnull'}({column})")
         out = [f"where {' and '.join(tests)}"] if tests else []
-        terms = [f"{name(f.output)} = {self.agg_term(f, step.span)}" for f in step.functions]
+        before: list[str] = []
+        after: list[str] = []
+        terms: list[str] = []
+        kinds: dict[str, str] = {}
+        index = 0
+        while index < len(step.functions):
+            function = step.functions[index]
+            if function.name in AGGREGATE_OUTPUTS or function.name == "percent":
+                if function.name == "percent":
+                    self.unsupported("top(percent=true): the share of every group's count needs the total over "
+                                     "the groups, which cqlx does not write in KQL", step.span,
+                                     self.loss(step, frozenset({function.output})))
+                else:
+                    terms.append(f"{name(function.output)} = {self.agg_term(function, step.span)}")
+                kinds[function.output] = NUMBER
+                index += 1
+                continue
+            end = index + 1
+            while function.by is not None and end < len(step.functions) \
+                    and (step.functions[end].name, step.functions[end].by) == (function.name, function.by):
+                end += 1  # selectFromMax(x, include=[a, b]): one arg_max() picks one event for both
+            self.value_terms(step, step.functions[index:end], before, terms, after, kinds)
+            index = end
         if step.limit is not None and step.limit != GROUP_LIMIT_DEFAULT:
             self.unsupported(f"groupBy(limit={step.limit}): KQL keeps every group, where LogScale keeps "
                              f"{step.limit} and warns", step.span, PRESENTATION)
+        if step.series_limit is not None and step.keys[1:]:
+            self.unsupported(f"LogScale keeps the {step.series_limit} series with the largest values; KQL keeps "
+                             "every series", step.span, self.loss(step))
         assert terms or keys, "an aggregation has a key or a function"
+        out += before
         out.append(" ".join(["summarize", ", ".join(terms), *(["by " + ", ".join(keys)] if keys else [])])
                    .replace("summarize  by", "summarize by"))
-        for output in step.outputs:
-            self.kinds[output] = NUMBER
+        out += after
+        if not keys and terms and not any(f.name in AGGREGATE_OUTPUTS for f in step.functions):
+            present = [f"{'isnotnull' if kinds[o] == NUMBER else 'isnotempty'}({name(o)})" for o in step.outputs]
+            out.append(f"where {' or '.join(dict.fromkeys(present))}")
+        self.kinds.update(kinds)
         return out
+
+    def value_terms(self, step: ir.Aggregate, group: tuple[ir.AggFunc, ...], before: list[str], terms: list[str],
+                    after: list[str], kinds: dict[str, str]) -> None:
+        """collect(): ``make_set()`` of the values as text, sorted and joined as the matcher does
+        (LogScale's order is undefined; the empty string, which Kusto's strings hold for a missing
+        value, is left out). selectLast(): ``arg_max()`` of the time of the events that have the
+        field. selectFromMax()/selectFromMin(): ``arg_max()``/``arg_min()`` of the field's number,
+        returning every include field of that one row; when no row has a number, Kusto still picks
+        a row, so the fields are emptied then. Ties pick any row, in Kusto as in LogScale."""
+        self.scratch = getattr(self, "scratch", 0) + 1
+        first = group[0]
+        if first.name == "collect":
+            assert first.field is not None
+            value = '""'
+            if not self.dead(first.field):
+                value = self.shown_column(step, first.field, first.output)
+                value = value if self.column_type(first.field) == "string" else f"tostring({value})"
+            out = name(first.output)
+            terms.append(f"{out} = make_set({value}, {first.limit})")
+            after.append(f"extend {out} = array_sort_asc({out})")
+            after.append(f'extend {out} = strcat_array(iff(tostring({out}[0]) == "", array_slice({out}, 1, -1), '
+                         f"{out}), {string(first.separator)})")
+            kinds[first.output] = TEXT
+            return
+        if first.name == "selectLast":
+            time = self.time_column("@timestamp", step.span)
+            if time is None:
+                self.unsupported("selectLast() picks the most recent event, and the rows have no datetime column "
+                                 "here", step.span, self.loss(step, frozenset({first.output})))
+                return
+            assert first.field is not None
+            column = self.shown_column(step, first.field, first.output)
+            present = "isnotempty" if self.column_type(first.field) == "string" else "isnotnull"
+            picked = f"iff({present}({column}), {time}, datetime(null))"  # the time of events with the field
+            function = "arg_max"
+        else:
+            assert first.by is not None
+            picked = self.time_column(first.by, step.span) or self.col(first.by, step.span)
+            if self.column_type(first.by) not in (*_NUMERIC_TYPES, "datetime"):
+                picked = f"todouble({picked})"  # LogScale picks by the field's number
+            function = "arg_max" if first.name == "selectFromMax" else "arg_min"
+        # arg_max() names the columns it returns after its arguments, which must be columns: each
+        # value goes into a scratch column first, read back under the output's name after.
+        best = f"_cqlx_pick{self.scratch}"
+        values = [f"_cqlx_value{self.scratch}_{i}" for i in range(1, len(group) + 1)]
+        sources = []
+        for function_ in group:
+            assert function_.field is not None
+            sources.append(self.time_column(function_.field, step.span)
+                           or self.shown_column(step, function_.field, function_.output))
+            kinds[function_.output] = self.kind(ir.Ref(function_.field))
+            self.shown_time(step, function_)
+        before.append(f"extend {best} = {picked}, "
+                      + ", ".join(f"{v} = {c}" for v, c in zip(values, sources, strict=True)))
+        terms.append(f"{function}({best}, {', '.join(values)})")
+        for function_, value in zip(group, values, strict=True):
+            assert function_.field is not None
+            # When no row has a value to pick by, Kusto still picks a row; LogScale picks none.
+            after.append(f"extend {name(function_.output)} = iff(isnull({best}), {self.null_of(function_.field)}, "
+                         f"{value})")
+        after.append(f"project-away {best}, {', '.join(values)}")
+
+    def time_column(self, field: str, span: ir.Span) -> str | None:
+        """The column of an event-time field, read as a time (bucket(), selectLast(), selectFromMax()
+        by @timestamp): its epoch-milliseconds shape in LogScale is only how it is written."""
+        if field in self.computed or self.dead(field):
+            return None
+        mapped = self.profile.field(self.event, field)
+        if mapped is None or self.column_type(field) != "datetime":
+            return None
+        return name(mapped.name)
+
+    def shown_column(self, step: ir.Aggregate, field: str, output: str) -> str:
+        """A column whose values an aggregation keeps (collect(), selectLast(), selectFromMax()):
+        losing it is presentation loss unless a later step decides on ``output``."""
+        shown = self.loss(step, frozenset({output})) == PRESENTATION
+        column = self.column(field, step.span, output=shown)
+        return name(column) if column else name(field)
+
+    def null_of(self, field: str) -> str:
+        """The empty value of the field's column type (a string's is "")."""
+        kind = self.column_type(field)
+        if kind == "string":
+            return '""'
+        return f"{kind if kind in ('long', 'int', 'datetime', 'bool', 'real') else 'real'}(null)"
+
+    def shown_time(self, step: ir.Aggregate, function: ir.AggFunc) -> None:
+        """A time field kept as it is: a datetime in KQL, epoch milliseconds in LogScale."""
+        if function.field is not None and self.column_type(function.field) == "datetime":
+            self.unsupported(f"{function.output} is shown as a KQL datetime, not as LogScale's epoch milliseconds",
+                             step.span, self.loss(step, frozenset({function.output})))
 
     def agg_term(self, function: ir.AggFunc, span: ir.Span) -> str:
         if function.field is None:
@@ -259,12 +381,18 @@ class KqlGenerator(Generator):
             ref = name(column)
             if key.type == "string":
                 ref = f"tostring({ref})"
+            elif self.column_type(key.field) == "datetime" and key.field not in self.computed:
+                pass  # a time sorts as itself (a number in LogScale: epoch ms)
             elif key.type == "number" and self.kind(ir.Ref(key.field)) != NUMBER:
                 ref = f"todouble({ref})"  # a string column sorted as numbers, as LogScale's default type
             elif key.type == "hex":
                 self.unsupported(f"sort type=hex on {key.field} is sorted as text in KQL", step.span, PRESENTATION)
             keys.append(f"{ref} {'desc' if key.descending else 'asc'} nulls last")
         if not keys:
+            if step.origin in ("head", "tail"):
+                which = "first" if step.origin == "head" else "last"
+                self.unsupported(f"{step.origin}() on rows without a time keeps the {which} rows in LogScale's "
+                                 "order; KQL's take keeps any", step.span, PRESENTATION)
             return [f"take {step.limit}"]
         # LogScale's sort() keeps `limit` rows (200 unless told): the same limit here.
         return [f"sort by {', '.join(keys)}", f"take {step.limit}"]
@@ -483,6 +611,8 @@ class KqlGenerator(Generator):
             return NUMBER
         if isinstance(expr, ir.Null):
             return NULL
+        if isinstance(expr, ir.Func) and expr.name == TIME_BUCKET:
+            return NUMBER
         return TEXT  # lower(), upper()
 
     def operand(self, expr: ir.Expr) -> str:
@@ -513,6 +643,8 @@ class KqlGenerator(Generator):
             if expr.op == "/":  # LogScale divides as real numbers; KQL long / long truncates
                 left = f"todouble({left})"
             return f"({left} {expr.op} {right})"
+        if isinstance(expr, ir.Func) and expr.name == TIME_BUCKET:
+            return self.time_bucket(expr)
         if isinstance(expr, ir.Func):
             function = {"lower": "tolower", "upper": "toupper"}.get(expr.name)
             if function:
@@ -521,6 +653,19 @@ class KqlGenerator(Generator):
                     argument = f"tostring({argument})"
                 return f"{function}({argument})"
         raise AssertionError(f"unexpected expression {expr!r}")
+
+    def time_bucket(self, expr: ir.Func) -> str:
+        """bucket()'s ``_bucket``: the start of the event time's bucket in epoch milliseconds, as
+        LogScale writes it (functions-bucket). ``bin()`` on a datetime rounds down to a multiple of
+        the span counted from 0001-01-01, a whole number of days before the epoch: for a span that
+        divides a day (the lowering allows no other) that is the epoch-aligned bucket."""
+        time, span = expr.args[0], expr.args[1]
+        assert isinstance(time, ir.Ref) and isinstance(span, ir.Lit)
+        column = self.time_column(time.field, time.span)
+        if column is None:
+            self.unsupported("bucket() needs the event time, which has no datetime column here", expr.span)
+            column = name(time.field)
+        return f"tolong((bin({column}, {span.value}ms) - datetime(1970-01-01)) / 1ms)"
 
     def cond(self, expr: ir.Cond) -> str:
         """``iff()``, whose arms KQL needs to be of one type: with a number and a string arm the

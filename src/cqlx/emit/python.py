@@ -24,6 +24,7 @@ from pathlib import Path
 from cqlx import ir
 from cqlx.emit.base import DETECTION, PRESENTATION, Diagnostic
 from cqlx.errors import UnsupportedError
+from cqlx.functions import TIME_BUCKET
 from cqlx.passes import decisive_after, loss_kind_of, step_writes
 from cqlx.profiles import Profile
 from cqlx.regexes import LinearPlan, glob_plan, glob_to_regex, linear_plan, python_flags, to_python
@@ -280,7 +281,40 @@ class _Segment:
             return f"arith({expr.op!r}, {self.expr(expr.left)}, {self.expr(expr.right)})"
         if isinstance(expr, ir.Func) and expr.name in ("lower", "upper"):
             return f"{expr.name}({self.expr(expr.args[0])})"
+        if isinstance(expr, ir.Func) and expr.name == TIME_BUCKET:  # bucket(): the event time's bucket
+            span = expr.args[1]
+            assert isinstance(span, ir.Lit)
+            times = self.module.constant(repr(_time_fields(self.module)), "F")
+            return f"time_bucket(event_time(rec, {times}), {span.value!r})"
         raise AssertionError(f"unexpected expression {expr!r}")
+
+
+def _time_fields(module: _Module) -> tuple[str, ...]:
+    """Where the event time is, under the profile's names: LogScale's ``@timestamp``, then raw
+    FDR's ``timestamp`` (epoch ms)."""
+    return tuple(dict.fromkeys((module.field("@timestamp"), module.field("timestamp"))))
+
+
+def _order_barrier(step: ir.Order, module: _Module) -> tuple[object, ...]:
+    """``("sort", keys, limit)`` (an ``@timestamp`` key reads the event time wherever it is) or,
+    for ``tail()``, ``("tail", time fields, limit)``."""
+    if step.origin == "tail":
+        return ("tail", _time_fields(module), step.limit)
+    keys = tuple((_time_fields(module), k.descending, "time") if k.field == "@timestamp"
+                 else (module.field(k.field), k.descending, k.type) for k in step.keys)
+    return ("sort", keys, step.limit)
+
+
+def _aggregate_barrier(step: ir.Aggregate, module: _Module) -> tuple[object, ...]:
+    """``("aggregate", keys, functions, limit, key names, time fields, series limit)``: keys and
+    fields are read under the profile's names; the group rows carry the rule's."""
+    def read(name: str | None) -> str | None:
+        return module.field(name) if name else None
+
+    functions = tuple((f.name, read(f.field), f.output, f.distinct, read(f.by), f.limit, f.separator)
+                      for f in step.functions)
+    keys_read = tuple(module.field(k) for k in step.keys)
+    return ("aggregate", keys_read, functions, step.limit, step.keys, _time_fields(module), step.series_limit)
 
 
 def _source_filter(query: ir.Query, profile: Profile | None) -> list[ir.Step]:
@@ -336,15 +370,10 @@ def emit_python(query: ir.Query, title: str = "", query_text: str = "", profile:
     barriers: list[str] = []
     for step in [*_source_filter(query, profile), *query.steps]:
         if isinstance(step, ir.Order):
-            keys = tuple((module.field(k.field), k.descending, k.type) for k in step.keys)
-            barriers.append(repr(("sort", keys, step.limit)))
+            barriers.append(repr(_order_barrier(step, module)))
             segments.append(_Segment(module, f"_segment{len(segments)}"))
         elif isinstance(step, ir.Aggregate):
-            # Keys and fields are read under the profile's names; the group rows carry the rule's.
-            functions = tuple((f.name, module.field(f.field) if f.field else None, f.output, f.distinct)
-                              for f in step.functions)
-            keys_read = tuple(module.field(k) for k in step.keys)
-            barriers.append(repr(("aggregate", keys_read, functions, step.limit, step.keys)))
+            barriers.append(repr(_aggregate_barrier(step, module)))
             segments.append(_Segment(module, f"_segment{len(segments)}"))
             module.names = {}
         else:

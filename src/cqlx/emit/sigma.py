@@ -30,7 +30,7 @@ import yaml
 
 from cqlx import ir
 from cqlx.emit.base import DETECTION, PRESENTATION, Generator
-from cqlx.functions import GROUP_LIMIT_DEFAULT
+from cqlx.functions import AGGREGATE_OUTPUTS, GROUP_LIMIT_DEFAULT
 from cqlx.passes import case_keep, pred_fields, step_writes
 from cqlx.regexes import SIGMA_NON_PORTABLE, features, to_sigma
 
@@ -326,6 +326,11 @@ class SigmaGenerator(Generator):
                 self.note("the rule computes fields on the group rows", later.span)
             self.track(later)
         function, op, count = threshold if threshold is not None else (None, "gte", 1)
+        if not step.keys and not any(f.name in AGGREGATE_OUTPUTS or f.name == "percent" for f in step.functions):
+            # collect(), selectLast(), selectFromMax() alone give a row only when an event has the field;
+            # an event count fires on any event of the base rule.
+            self.unsupported("without keys, collect()/selectLast()/selectFromMax() give a row only when an event "
+                             "has the field; a Sigma correlation counts every event", step.span)
         shown = [f.output for f in step.functions if f is not function]
         if shown:
             self.note("the rule outputs " + ", ".join(shown) + " per group", step.span)

@@ -17,7 +17,7 @@ import re
 
 from cqlx import ir
 from cqlx.emit.base import PRESENTATION, Generator
-from cqlx.functions import GROUP_LIMIT_DEFAULT
+from cqlx.functions import AGGREGATE_OUTPUTS, COLLECT_LIMIT_DEFAULT, GROUP_LIMIT_DEFAULT, TIME_BUCKET
 from cqlx.passes import expand_case, pred_fields
 from cqlx.regexes import flag_prefix, glob_to_regex, to_pcre, to_python
 
@@ -209,10 +209,26 @@ class SplGenerator(Generator):
         Reference, stats). ``count(f)`` counts events that have f, ``dc(f)`` its distinct values;
         ``sum``/``avg`` of the numeric values; ``min``/``max`` of text compare lexicographically in
         Splunk, so they read ``tonumber()`` of the field (null when it is no number, and skipped).
-        Splunk's ``sum`` of no number is null where LogScale's is 0: written back with ``coalesce``."""
+        Splunk's ``sum`` of no number is null where LogScale's is 0: written back with ``coalesce``.
+        The functions that keep values are :meth:`value_terms`; ``top(percent=true)`` is the
+        group's count over the sum of every group's (``eventstats``)."""
         terms = []
         numbers: list[str] = []  # eval before stats: min/max of the field's numbers only
-        for function in step.functions:
+        before: list[str] = []  # eval/eventstats before stats (selectFromMax's pick)
+        after: list[str] = []  # eval after stats (collect's join)
+        keys = [table_name(self.col(key, step.span)) for key in step.keys]
+        index = 0
+        while index < len(step.functions):
+            function = step.functions[index]
+            if function.name in ("collect", "selectLast", "selectFromMax", "selectFromMin"):
+                end = index + 1
+                while function.by is not None and end < len(step.functions) \
+                        and (step.functions[end].name, step.functions[end].by) == (function.name, function.by):
+                    end += 1
+                terms += self.value_terms(step, step.functions[index:end], keys, before, after)
+                index = end
+                continue
+            index += 1
             if function.field is None:
                 call = "count"
             elif function.name in ("min", "max") and function.field not in self.numeric:
@@ -222,10 +238,9 @@ class SplGenerator(Generator):
                 call = f"{function.name}({scratch})"
             else:
                 column = table_name(self.col(function.field, step.span))
-                name = "dc" if function.distinct else function.name
+                name = "dc" if function.distinct else "sum" if function.name == "percent" else function.name
                 call = f"{name}({column})"
             terms.append(f"{call} as {table_name(function.output)}")
-        keys = [table_name(self.col(key, step.span)) for key in step.keys]
         if not terms:
             # stats needs a function: count one and drop it again (groupBy(function=[]) lists groups)
             terms, dropped = ["count as _cqlx_groups"], True
@@ -234,16 +249,115 @@ class SplGenerator(Generator):
         if step.limit is not None and step.limit != GROUP_LIMIT_DEFAULT:
             self.unsupported(f"groupBy(limit={step.limit}): SPL keeps every group, where LogScale keeps "
                              f"{step.limit} and warns", step.span, PRESENTATION)
+        if step.series_limit is not None and step.keys[1:]:
+            self.unsupported(f"LogScale keeps the {step.series_limit} series with the largest values; SPL keeps "
+                             "every series", step.span, self.loss(step))
         out = ["eval " + ", ".join(numbers)] if numbers else []
+        out += before
         out.append("stats " + ", ".join(terms) + (" by " + ", ".join(keys) if keys else ""))
         if dropped:
             out.append("fields - _cqlx_groups")
         sums = [f.output for f in step.functions if f.name == "sum"]
         if sums:
             out.append("eval " + ", ".join(f"{field_ref(x)}=coalesce({field_ref(x)}, 0)" for x in sums))
-        self.numeric |= set(step.outputs)
-        self.present = set(step.keys) | {f.output for f in step.functions if f.name == "count" or f.name == "sum"}
+        out += after
+        for function in step.functions:
+            if function.name == "percent":
+                share = field_ref(function.output)
+                out += [f"eventstats sum({table_name(function.output)}) as _cqlx_total",
+                        f"eval {share}=if(_cqlx_total>0, {share}*100/_cqlx_total, null())", "fields - _cqlx_total"]
+        if not step.keys and not any(f.name in AGGREGATE_OUTPUTS or f.name == "percent" for f in step.functions):
+            # Without keys stats gives a row; LogScale's collect(), selectLast()... give none without a value.
+            out.append("where " + " OR ".join(f"isnotnull({field_ref(o)})" for o in dict.fromkeys(step.outputs)))
+        counted = {"count", "sum", "percent"}
+        self.numeric |= {f.output for f in step.functions if f.name in AGGREGATE_OUTPUTS or f.name == "percent"}
+        self.numeric -= {f.output for f in step.functions if f.name not in AGGREGATE_OUTPUTS and f.name != "percent"}
+        self.present = set(step.keys) | {f.output for f in step.functions if f.name in counted}
+        self.grouped = set(step.keys) | set(step.outputs)
         return out
+
+    def value_terms(self, step: ir.Aggregate, group: tuple[ir.AggFunc, ...], keys: list[str], before: list[str],
+                    after: list[str]) -> list[str]:
+        """collect(): ``values()`` (the distinct values, sorted lexicographically: Search Reference,
+        multivalue stats functions) joined with ``mvjoin()``, as the matcher joins them (LogScale's
+        order is undefined). selectLast(): ``latest()`` (the chronologically latest value of the
+        field: time functions). selectFromMax()/selectFromMin(): ``eventstats`` finds the group's
+        largest/smallest number, each include field is kept only on the events that have it, and
+        ``first()`` takes it; ties, which LogScale breaks at random, may mix fields of tied events."""
+        self.scratch = getattr(self, "scratch", 0) + 1
+        first = group[0]
+        if first.name == "collect":
+            assert first.field is not None
+            out = table_name(first.output)
+            if first.limit != COLLECT_LIMIT_DEFAULT:
+                self.unsupported(f"collect(limit={first.limit}): SPL's values() keeps every value, LogScale "
+                                 f"{first.limit} of them", step.span, self.loss(step, frozenset({first.output})))
+            after.append(f"eval {field_ref(first.output)}=mvjoin({field_ref(first.output)}, "
+                         f"{self.separator(first.separator)})")
+            return [f"values({table_name(self.shown(step, first.field, first.output))}) as {out}"]
+        if first.name == "selectLast":
+            assert first.field is not None
+            self.shown_time(step, first)
+            return [f"latest({table_name(self.shown(step, first.field, first.output))}) as "
+                    f"{table_name(first.output)}"]
+        assert first.by is not None
+        pick, best = f"_cqlx_pick{self.scratch}", f"_cqlx_best{self.scratch}"
+        by = field_ref(self.time_column(first.by) or self.col(first.by, step.span))
+        before.append(f"eval {pick}=tonumber({by})")
+        extreme = "max" if first.name == "selectFromMax" else "min"
+        before.append(f"eventstats {extreme}({pick}) as {best}" + (" by " + ", ".join(keys) if keys else ""))
+        values = []
+        terms = []
+        for number, function in enumerate(group, start=1):
+            assert function.field is not None
+            value = f"_cqlx_value{self.scratch}_{number}"
+            column = self.time_column(function.field) or self.shown(step, function.field, function.output)
+            values.append(f"{value}=if({pick}=={best}, {field_ref(column)}, null())")
+            terms.append(f"first({value}) as {table_name(function.output)}")
+            self.shown_time(step, function)
+        before.append("eval " + ", ".join(values))
+        return terms
+
+    def separator(self, text: str) -> str:
+        """collect()'s separator as an eval string: a control character (the default is a line
+        break) cannot stand in a string literal, so such a separator is urldecode() of its %XX bytes."""
+        if all(ord(c) >= 0x20 for c in text):
+            return string(text)
+        return f'urldecode("{"".join(f"%{b:02X}" for b in text.encode("utf-8"))}")'
+
+    def shown(self, step: ir.Aggregate, field: str, output: str) -> str:
+        """A field whose values an aggregation keeps: losing it is presentation loss unless a later
+        step decides on ``output``."""
+        column = self.column(field, step.span, output=self.loss(step, frozenset({output})) == PRESENTATION)
+        return column or field
+
+    def time_column(self, field: str) -> str | None:
+        """The column of an event-time field read as a time (Splunk's ``_time``, epoch seconds)."""
+        if field in self.computed:
+            return None
+        mapped = self.profile.field(self.event, field)
+        return mapped.name if mapped is not None and mapped.transform == "splunk_time" else None
+
+    def shown_time(self, step: ir.Aggregate, function: ir.AggFunc) -> None:
+        """A time field kept as it is: epoch seconds in Splunk, epoch milliseconds in LogScale."""
+        if function.field is not None and self.time_column(function.field):
+            self.unsupported(f"{function.output} is shown as Splunk's _time (epoch seconds), not as LogScale's "
+                             "epoch milliseconds", step.span, self.loss(step, frozenset({function.output})))
+
+    def time_bucket(self, expr: ir.Func) -> str:
+        """bucket()'s ``_bucket``: the start of the event time's bucket in epoch milliseconds, from
+        ``_time`` (epoch seconds), aligned to the epoch as LogScale's UTC buckets are (the lowering
+        allows only spans that divide a day)."""
+        time, span = expr.args[0], expr.args[1]
+        assert isinstance(time, ir.Ref) and isinstance(span, ir.Lit) and isinstance(span.value, int)
+        column = self.time_column(time.field)
+        if column is None:
+            self.unsupported("bucket() needs the event time, which has no _time here", expr.span)
+            column = time.field
+        if span.value % 1000 == 0:
+            seconds = span.value // 1000
+            return f"floor({field_ref(column)}/{seconds})*{span.value}"
+        return f"floor({field_ref(column)}*1000/{span.value})*{span.value}"
 
     def order(self, step: ir.Order) -> str:
         keys = []
@@ -257,6 +371,11 @@ class SplGenerator(Generator):
                                  step.span, PRESENTATION)
                 kind = "auto"
             keys.append(f"{'-' if key.descending else '+'}{kind}({table_name(column)})")
+        grouped = getattr(self, "grouped", None)
+        if step.origin in ("head", "tail") and grouped is not None and "@timestamp" not in grouped:
+            which = "first" if step.origin == "head" else "last"
+            self.unsupported(f"{step.origin}() on rows without a time keeps the {which} rows in LogScale's order, "
+                             "which is not SPL's order of the group rows", step.span, PRESENTATION)
         # Splunk's sort keeps 10,000 rows unless told; LogScale's keeps `limit` (200 by default).
         return f"sort {step.limit} " + ", ".join(keys) if keys else f"head {step.limit}"
 
@@ -369,6 +488,8 @@ class SplGenerator(Generator):
             return f"({self.operand(expr.left)}{expr.op}{self.operand(expr.right)})"
         if isinstance(expr, ir.Func) and expr.name in ("lower", "upper"):
             return f"{expr.name}({self.expr(expr.args[0])})"
+        if isinstance(expr, ir.Func) and expr.name == TIME_BUCKET:
+            return self.time_bucket(expr)
         if isinstance(expr, ir.Null):
             return "null()"
         raise AssertionError(f"unexpected expression {expr!r}")
@@ -383,6 +504,8 @@ class SplGenerator(Generator):
 def _numeric_expr(expr: ir.Expr, numeric: set[str]) -> bool:
     if isinstance(expr, ir.Lit):
         return not isinstance(expr.value, str)
+    if isinstance(expr, ir.Func) and expr.name == TIME_BUCKET:
+        return True
     if isinstance(expr, ir.Arith):
         return True
     if isinstance(expr, ir.Ref):
