@@ -6,6 +6,7 @@ duckdb-kql and the SPL on the SPL oracle give the same rows for the same events 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -131,22 +132,22 @@ KQL = [
      "| where isnotempty(AccountName)\n| summarize ComputerName = make_set(DeviceName, 2000) by AccountName\n"
      "| extend ComputerName = array_sort_asc(ComputerName)\n"
      '| extend ComputerName = strcat_array(iff(tostring(ComputerName[0]) == "", array_slice(ComputerName, 1, -1), '
-     'ComputerName), "\\n")'),
+     'ComputerName), "\\n")\n| project AccountName, ComputerName'),
     ("groupBy(ComputerName, function=selectLast(UserName))",
      "| where isnotempty(DeviceName)\n"
      "| extend _cqlx_pick1 = iff(isnotempty(AccountName), Timestamp, datetime(null)), _cqlx_value1_1 = AccountName\n"
      "| summarize arg_max(_cqlx_pick1, _cqlx_value1_1) by DeviceName\n"
-     '| extend UserName = iff(isnull(_cqlx_pick1), "", _cqlx_value1_1)\n| project-away _cqlx_pick1, _cqlx_value1_1'),
+     '| extend UserName = iff(isnull(_cqlx_pick1), "", _cqlx_value1_1)\n| project DeviceName, UserName'),
     ("selectFromMin(RawProcessId, include=[CommandLine])",
      "| extend _cqlx_pick1 = ProcessId, _cqlx_value1_1 = ProcessCommandLine\n"
      "| summarize arg_min(_cqlx_pick1, _cqlx_value1_1)\n"
      '| extend CommandLine = iff(isnull(_cqlx_pick1), "", _cqlx_value1_1)\n'
-     "| project-away _cqlx_pick1, _cqlx_value1_1\n| where isnotempty(CommandLine)"),
+     "| project CommandLine\n| where isnotempty(CommandLine)"),
     ("top(ComputerName, limit=3)",
      "| where isnotempty(DeviceName)\n| summarize _count = count() by DeviceName\n"
      "| sort by _count desc nulls last\n| take 3"),
     ("timeChart(span=1h, timezone=UTC)",
-     "| extend _bucket = tolong((bin(Timestamp, 3600000ms) - datetime(1970-01-01)) / 1ms)\n"
+     "| extend _bucket = tolong((bin(Timestamp, 1h) - datetime(1970-01-01)) / 1ms)\n"
      "| where isnotnull(_bucket)\n| summarize _count = count() by _bucket"),
     ("tail(20)", "| sort by Timestamp desc nulls last\n| take 20"),
     ("stats([count(), avg(RawProcessId)])", "| summarize _count = count(), _avg = avg(ProcessId)"),
@@ -432,3 +433,32 @@ def test_the_saved_module_runs_the_family(tmp_path: Any) -> None:
     assert module.run(iter(EVENTS)) == compile_matcher(P + "timeChart(ComputerName, span=30m, limit=2, timezone=UTC, "
                                                            "function=[count(), collect(CommandLine)]) | tail(3)"
                                                        ).run(EVENTS)
+
+
+# ---------------------------------------------------------------- cqlx test on a card of the family
+
+CARD = Path(__file__).resolve().parent / "data" / "discovery_burst_host.yml"
+
+
+def test_cqlx_test_runs_the_card_on_every_engine(tmp_path: Any) -> None:
+    from tests.test_cli import cqlx
+
+    result = cqlx("test", str(CARD))
+    assert result.returncode == 0, result.stdout + result.stderr
+    for target in ("python", "python-module", "kql-duckdb", "kql-parser", "spl-oracle"):
+        assert f"{target:<14} " in result.stdout and "failing" not in result.stdout
+    # the collected tools and the first command line are compared: a wrong one fails on every engine
+    wrong = tmp_path / "card.yml"
+    text = CARD.read_text(encoding="utf-8")
+    wrong.write_text(text.replace('\n      CommandLine: "whoami /all"', "\n      CommandLine: whoami"),
+                     encoding="utf-8")
+    result = cqlx("test", str(wrong))
+    assert result.returncode == 1 and "three tools on one host" in result.stdout
+
+
+def test_sigma_cannot_limit_the_events_an_aggregation_counts() -> None:
+    _, diagnostics = _sigma("head(100) | groupBy(ComputerName) | _count > 5")
+    assert (DETECTION, "the aggregation counts only the 100 events head() keeps; a Sigma rule cannot limit the "
+                       "events it matches") in diagnostics
+    _, shown = _sigma("tail(5)")
+    assert [k for k, m in shown if "limited to 5 rows" in m] == [PRESENTATION]

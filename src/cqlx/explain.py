@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cqlx import ir
-from cqlx.functions import TIME_BUCKET
+from cqlx.functions import TIME_BUCKET, span_text
 from cqlx.passes import atoms
 from cqlx.regexes import features
 
@@ -59,15 +59,8 @@ def expr(e: ir.Expr) -> str:
     if isinstance(e, ir.Null):
         return "(no value)"
     if e.name == TIME_BUCKET and len(e.args) >= 2 and isinstance(e.args[1], ir.Lit):
-        return f"the start of the {_duration(int(e.args[1].value))} bucket of {expr(e.args[0])} (epoch ms, UTC)"
+        return f"the start of the {span_text(int(e.args[1].value))} bucket of {expr(e.args[0])} (epoch ms, UTC)"
     return f"{e.name}({', '.join(expr(a) for a in e.args)})"
-
-
-def _duration(millis: int) -> str:
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
-        if millis % size == 0:
-            return f"{millis // size}{unit}"
-    return f"{millis}ms"
 
 
 def _function(f: ir.AggFunc) -> str:

@@ -91,6 +91,15 @@ SERIES_LIMIT_MAX = 500
 #: The name of the IR function that computes bucket()'s _bucket from @timestamp: not a LogScale
 #: function (the CQL emitter writes the bucket() call back).
 TIME_BUCKET = "timebucket"
+
+
+def span_text(millis: int) -> str:
+    """A span in the largest unit that divides it (``1h``, ``90s``, ``250ms``): LogScale's relative
+    time syntax and KQL's timespan literals both read it."""
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if millis % size == 0:
+            return f"{millis // size}{unit}"
+    return f"{millis}ms"
 #: groupBy()'s limit: GroupDefaultLimit is 20,000 and the documented maximum 1,000,000; ``max``
 #: means GroupMaxLimit, configurable per cluster, read here as that maximum (functions-groupby).
 GROUP_LIMIT_DEFAULT = 20_000

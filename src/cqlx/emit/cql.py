@@ -44,6 +44,7 @@ from cqlx.functions import (
     SERIES_LIMIT_DEFAULT,
     TIME_BUCKET,
     TOP_LIMIT_DEFAULT,
+    span_text,
 )
 from cqlx.profiles import EventType, Profile
 
@@ -402,7 +403,7 @@ class CqlGenerator(Generator):
         """``bucket(span=, field=, function=, limit=)`` (timeChart() reads back the same)."""
         span = expr.args[1]
         assert isinstance(span, ir.Lit) and isinstance(span.value, int)
-        args = [f"span={_duration(span.value)}"]
+        args = [f"span={span_text(span.value)}"]
         if len(expr.args) > 2:  # timezone= was given (a zone cqlx aligns as UTC: the lowering checked)
             args.append("timezone=UTC")
         if step.keys[1:]:
@@ -653,14 +654,6 @@ def _fields(names: tuple[str, ...], bracket: bool = False) -> str:
     if len(names) == 1 and not bracket:
         return field_name(names[0])
     return f"[{', '.join(field_name(n) for n in names)}]"
-
-
-def _duration(millis: int) -> str:
-    """A span in the largest unit that divides it (``1h``, ``90s``, ``250ms``)."""
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
-        if millis % size == 0:
-            return f"{millis // size}{unit}"
-    return f"{millis}ms"
 
 
 def _ends_in_call(expr: ir.Expr) -> bool:

@@ -24,7 +24,7 @@ import re
 from cqlx import ir
 from cqlx.emit.base import PRESENTATION, Generator
 from cqlx.errors import UnsupportedError
-from cqlx.functions import AGGREGATE_OUTPUTS, GROUP_LIMIT_DEFAULT, TIME_BUCKET
+from cqlx.functions import AGGREGATE_OUTPUTS, GROUP_LIMIT_DEFAULT, TIME_BUCKET, span_text
 from cqlx.passes import expand_case, step_writes
 from cqlx.regexes import RE2_UNSUPPORTED, features, flag_prefix, glob_to_regex, linear_plan, matches_empty, to_re2
 from cqlx.runtime import compare_values, number
@@ -259,6 +259,12 @@ class KqlGenerator(Generator):
         out.append(" ".join(["summarize", ", ".join(terms), *(["by " + ", ".join(keys)] if keys else [])])
                    .replace("summarize  by", "summarize by"))
         out += after
+        if before or after:
+            # The kept values are extended after the summarize: put the columns back in the order of
+            # the group rows (keys, then the functions' outputs), which is what rows are compared by.
+            columns = [*keys, *(name(o) for o in dict.fromkeys(step.outputs) if o in kinds and o not in
+                                 {f.output for f in step.functions if f.name == "percent"})]
+            out.append(f"project {', '.join(columns)}")
         if not keys and terms and not any(f.name in AGGREGATE_OUTPUTS for f in step.functions):
             present = [f"{'isnotnull' if kinds[o] == NUMBER else 'isnotempty'}({name(o)})" for o in step.outputs]
             out.append(f"where {' or '.join(dict.fromkeys(present))}")
@@ -324,7 +330,6 @@ class KqlGenerator(Generator):
             # When no row has a value to pick by, Kusto still picks a row; LogScale picks none.
             after.append(f"extend {name(function_.output)} = iff(isnull({best}), {self.null_of(function_.field)}, "
                          f"{value})")
-        after.append(f"project-away {best}, {', '.join(values)}")
 
     def time_column(self, field: str, span: ir.Span) -> str | None:
         """The column of an event-time field, read as a time (bucket(), selectLast(), selectFromMax()
@@ -665,7 +670,7 @@ class KqlGenerator(Generator):
         if column is None:
             self.unsupported("bucket() needs the event time, which has no datetime column here", expr.span)
             column = name(time.field)
-        return f"tolong((bin({column}, {span.value}ms) - datetime(1970-01-01)) / 1ms)"
+        return f"tolong((bin({column}, {span_text(int(span.value))}) - datetime(1970-01-01)) / 1ms)"
 
     def cond(self, expr: ir.Cond) -> str:
         """``iff()``, whose arms KQL needs to be of one type: with a number and a string arm the

@@ -173,7 +173,12 @@ class SigmaGenerator(Generator):
                             fields.append(column)
             elif isinstance(step, ir.Order):
                 keys = ", ".join(f"{k.field} {'desc' if k.descending else 'asc'}" for k in step.keys)
-                self.note(f"results are sorted by {keys} and limited to {step.limit} rows", step.span)
+                if any(isinstance(later, ir.Aggregate) for later in self.query.steps):
+                    # head(), tail(), sort() before an aggregation choose the events it counts
+                    self.unsupported(f"the aggregation counts only the {step.limit} events {step.origin}() keeps; "
+                                     "a Sigma rule cannot limit the events it matches", step.span)
+                else:
+                    self.note(f"results are sorted by {keys} and limited to {step.limit} rows", step.span)
             elif isinstance(step, ir.Case):
                 # Sigma can keep the events some branch takes; what the branches assign is derived.
                 keep = case_keep(step)
