@@ -6,6 +6,9 @@ and anything that cannot be mapped are read in large chunks. The scan is Hypersc
 multi-literal engine: one pass over the window for all the literals and the ``\\u`` escape) when
 the ``hyperscan`` package is installed, else one RE2 alternation.
 
+A mapped file must not shrink while it is read (as for any program that maps its input, the
+operating system stops the process if it does); one that grows is read up to its size at the start.
+
 Every line is still accounted for: a line the prefilter passes over is counted as *skipped* (it
 cannot match, and it is not parsed, so it is not known to be well-formed); parsed lines are
 events, blank or malformed as in :mod:`cqlx.events`.
