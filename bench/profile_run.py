@@ -49,8 +49,10 @@ def category(filename: str, name: str) -> str:
         return "JSON parsing (orjson + classify)"
     if filename.endswith("events.py"):
         return "line reading, event accounting (read_events)"
-    if filename.endswith(("scan.py", "prefilter.py")) or "/re2/" in filename:
-        return "prefilter scan (raw bytes, RE2)"
+    if filename.endswith(("scan.py", "prefilter.py")):
+        return "prefilter scan (mapped bytes: Hyperscan or RE2, line counting)"
+    if "/re2/" in filename:  # pyre2's Python wrapper: the matcher's regexes (and the scan's under CQLX_SCANNER=re2)
+        return "regex (runtime search)"
     if "json/" in filename:
         return "output (jsonl)" if "encoder" in filename else "JSON parsing (orjson + classify)"
     if any(part in filename for part in STARTUP):

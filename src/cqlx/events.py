@@ -7,7 +7,6 @@ kept for the summary; ``strict`` stops at the first one with its file and line n
 
 from __future__ import annotations
 
-import gzip
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -94,6 +93,8 @@ def _open(name: str) -> IO[bytes]:
     path = Path(name)
     try:
         if path.suffix == ".gz":
+            import gzip  # only for .gz files: not imported on every run
+
             return gzip.GzipFile(path, "rb")  # type: ignore[return-value]  # a binary stream of lines
         return path.open("rb")
     except FileNotFoundError:

@@ -6,7 +6,12 @@ expected ("a value after '='", "a closing ')'") rather than Lark's terminal name
 
 from __future__ import annotations
 
+import hashlib
+import os
+import sys
+import tempfile
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import lark
@@ -26,12 +31,63 @@ MAX_NESTING = 200
 MAX_QUERY_LENGTH = 1_000_000
 
 
+_OPTIONS: dict[str, Any] = {"parser": "lalr", "lexer": "contextual", "propagate_positions": True,
+                            "maybe_placeholders": False}
+
+
 @cache
 def _parser() -> lark.Lark:
-    grammar = data_path("grammar", "cql.lark").read_text(encoding="utf-8")
-    # cache=True stores the LALR tables in the temp dir, keyed by the grammar's hash.
-    return lark.Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True,
-                     maybe_placeholders=False, cache=True)
+    return load_parser(data_path("grammar", "cql.lark").read_text(encoding="utf-8"), cache_dir())
+
+
+def cache_dir() -> Path | None:
+    """Where the LALR tables are kept: ``$XDG_CACHE_HOME/cqlx`` (``~/.cache/cqlx``), created
+    private to the user. None, so the tables are built in memory each time, when it cannot be
+    created or is not the user's own private directory (a file there is unpickled: no other user
+    may be able to write it)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    directory = Path(base) / "cqlx"
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        status = directory.stat()
+    except OSError:
+        return None
+    if hasattr(os, "getuid") and (status.st_uid != os.getuid() or status.st_mode & 0o022):
+        return None
+    return directory
+
+
+def load_parser(grammar: str, directory: Path | None) -> lark.Lark:
+    """The LALR parser of ``grammar``: its tables read from ``directory`` when an earlier run
+    saved them for this grammar text, these options, this Lark and this Python (the file's name is
+    their hash, so a changed grammar is never read from an old file), else built and saved there.
+    A file that cannot be written (read-only, full) or read (damaged) only costs the build."""
+    key = "\0".join([grammar, repr(sorted(_OPTIONS.items())), lark.__version__, sys.version])
+    path = None if directory is None else directory / f"cql-{hashlib.sha256(key.encode()).hexdigest()[:32]}.lark"
+    if path is not None:
+        try:
+            with path.open("rb") as handle:
+                loaded: lark.Lark = lark.Lark.load(handle)
+            return loaded
+        except Exception:  # missing, or damaged: build the tables again
+            pass
+    parser = lark.Lark(grammar, **_OPTIONS)
+    if path is not None:
+        _save(parser, path)
+    return parser
+
+
+def _save(parser: lark.Lark, path: Path) -> None:
+    """Write the tables under a temporary name, then rename: a reader never sees half a file."""
+    temporary = None
+    try:
+        with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=".tmp-", delete=False) as handle:
+            temporary = handle.name
+            parser.save(handle)
+        os.replace(temporary, path)
+    except OSError:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
 
 
 def parse(text: str) -> A.Pipeline:

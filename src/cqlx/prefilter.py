@@ -1,20 +1,28 @@
 """Literal prefilters: what every matching event's raw JSON line must contain.
 
 For each conjunct of a rule's filters, the set of literals at least one of which a matching value
-must contain (``/\\/(docker|kubectl)$/i`` → ``docker`` or ``kubectl``, ignoring case). A line that
+must contain (``/\\/(docker|kubectl)/i`` → ``docker`` or ``kubectl``, ignoring case). A line that
 contains none of them cannot match and need not be parsed. Soundness rules:
 
 - literals are cut at characters JSON may write escaped (``"``, ``\\``, ``/`` as ``\\/``, control
   characters, non-ASCII as ``\\uXXXX``): only a piece of plain ASCII is required, which is weaker;
 - a line holding any ``\\u`` escape is always kept (it could spell a literal in escapes);
-- case-insensitive literals are compared with the line lowered (ASCII only, which is what the
-  matcher's ``re.ASCII | re.IGNORECASE`` folds);
+- case-insensitive literals are compared ignoring ASCII case, which is what the matcher's
+  ``re.ASCII | re.IGNORECASE`` folds. Equality, globs and ``in()`` with ``ignoreCase`` fold Unicode
+  (``str.lower``, ``re.IGNORECASE``), where U+212A (Kelvin sign), U+017F, U+0131 and U+0130 meet
+  ``k``, ``s`` and ``i``: their literals are also cut at those three letters;
+- a text anchored at the start or end of the value (``^``, ``$``, ``\\A``, ``\\Z``, an equality, a
+  glob's first or last part) sits right after or before the value's quote in JSON (or a ``\\n``
+  escape, where ``$`` or multi-line ``^`` allow a newline there), so the quote is required too:
+  ``/\\/docker$/`` needs ``docker"``. Not when the text could be all or part of the text the
+  matcher reads from a JSON number, ``true`` or ``false``, which have no quotes;
 - anything the analysis does not understand gives no prefilter for that conjunct (keep the line).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,12 +34,22 @@ AT, BRANCH, IN, LITERAL = C.AT, C.BRANCH, C.IN, C.LITERAL
 MAX_REPEAT, MIN_REPEAT, POSSESSIVE_REPEAT, SUBPATTERN = C.MAX_REPEAT, C.MIN_REPEAT, C.POSSESSIVE_REPEAT, C.SUBPATTERN
 
 _SAFE = re.compile(r"[A-Za-z0-9 !#$%&'()*+,\-.:;<=>?@\[\]^_`{|}~]+")
+# The same without the letters that non-ASCII characters fold to under Unicode case rules.
+_SAFE_UNICODE_FOLD = re.compile(r"[A-HJLMN-RT-Za-hjlmn-rt-z0-9 !#$%&'()*+,\-.:;<=>?@\[\]^_`{|}~]+")
 MIN_LITERAL = 3  # shorter literals would keep nearly every line: no better than no prefilter
+
+QUOTE = '"'  # what JSON writes right before and after a string value
+NEWLINE = "\\n"  # how JSON writes a newline inside a string (or \u000a, which any \u keeps)
+# The texts the matcher reads from JSON values that are not strings, besides numbers (``nan`` and
+# ``inf`` only where the standard library's json stands in for orjson).
+_UNQUOTED = ("true", "false", "nan", "inf", "-inf")
+_NUMBER_LIKE = re.compile(r"[0-9.eE+\-]+")
 
 
 @dataclass(frozen=True)
 class Need:
-    """At least one of ``literals`` occurs in a matching line (lowered first when ``folded``)."""
+    """At least one of ``literals`` occurs in a matching line (ignoring ASCII case when ``folded``;
+    folded literals are lower case)."""
 
     literals: tuple[bytes, ...]
     folded: bool
@@ -49,10 +67,66 @@ class Prefilter:
     scan: Need | None
 
 
-def _safe_piece(text: str) -> str | None:
-    pieces = _SAFE.findall(text)
-    best = max(pieces, key=len, default="")
-    return best if len(best) >= MIN_LITERAL else None
+@dataclass(frozen=True)
+class Alternative:
+    """A text that a match holds; ``before``/``after``: when the text starts or ends the value, what
+    the JSON line holds right before or after it (one of them), else empty."""
+
+    text: str
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+
+
+def _unquoted(text: str, before: bool, after: bool) -> bool:
+    """Whether ``text`` could be (at the anchored ends) the text of a number, boolean, NaN or infinity."""
+    if _NUMBER_LIKE.fullmatch(text):
+        return True
+    lowered = text.lower()
+    return any((not before or x.startswith(lowered)) and (not after or x.endswith(lowered)) and lowered in x
+               for x in _UNQUOTED)
+
+
+def _literals(alternative: Alternative, folded: bool, unicode_fold: bool) -> list[str] | None:
+    """The literals (any one) a line with this alternative holds: the best piece of plain ASCII,
+    with the value's quote when the piece is where the value starts or ends."""
+    text, before, after = alternative.text, alternative.before, alternative.after
+    if (before or after) and _unquoted(text, bool(before), bool(after)):
+        before = after = ()
+    best: list[str] | None = None
+    for found in (_SAFE_UNICODE_FOLD if unicode_fold else _SAFE).finditer(text):
+        piece = found.group().lower() if folded else found.group()
+        heads = before if before and found.start() == 0 else ("",)
+        tails = after if after and found.end() == len(text) else ("",)
+        variants = [head + piece + tail for head in heads for tail in tails]
+        if min(map(len, variants)) >= MIN_LITERAL and (best is None or min(map(len, variants)) > min(map(len, best))):
+            best = variants
+    return best
+
+
+def _need(alternatives: Iterable[Alternative] | None, folded: bool, unicode_fold: bool = False) -> Need | None:
+    """The need of a set of alternatives (a match holds one of them), or None when one of them
+    gives no literal."""
+    if alternatives is None:
+        return None
+    alternatives = list(alternatives)
+    if not alternatives or any(not a.text for a in alternatives):
+        return None
+    if any(_NUMBER_LIKE.fullmatch(a.text) for a in alternatives):
+        return None  # a JSON number may spell the same value otherwise (1e16 for 10000000000000000)
+    pieces: set[str] = set()
+    for alternative in alternatives:
+        literals = _literals(alternative, folded, unicode_fold)
+        if literals is None:
+            return None
+        pieces.update(literals)
+    unique = sorted(pieces, key=lambda x: (-len(x), x))
+    # A literal that contains another is implied by it: keep the shorter one only.
+    kept = [p for p in unique if not any(q != p and q in p for q in unique)]
+    return Need(tuple(p.encode("ascii") for p in sorted(kept)), folded)
+
+
+def _plain(texts: Iterable[str]) -> list[Alternative]:
+    return [Alternative(text) for text in texts]
 
 
 # ---------------------------------------------------------------- regex analysis
@@ -131,51 +205,80 @@ def _required(items: Any, folded: bool) -> Alts:
     return best
 
 
+def _anchored(items: Any, folded: bool, multiline: bool) -> list[Alternative] | None:
+    """The strings of a literal-only pattern with its anchors: ``^abc$`` is ``"abc"`` in the line.
+    A pattern that is one alternation at the top (``^a$|b``) is read branch by branch."""
+    if len(items) == 1 and items[0][0] is BRANCH:
+        alternatives: list[Alternative] = []
+        for branch in items[0][1][1]:
+            inner = _anchored(branch, folded, multiline)
+            if inner is None:
+                return None
+            alternatives += inner
+        return alternatives
+    exact = _exact(items, folded)
+    if exact is None or not all(exact):
+        return None
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    if items and items[0][0] is AT:
+        if items[0][1] is C.AT_BEGINNING_STRING or (items[0][1] is C.AT_BEGINNING and not multiline):
+            before = (QUOTE,)
+        elif items[0][1] is C.AT_BEGINNING:
+            before = (QUOTE, NEWLINE)
+    if items and items[-1][0] is AT:
+        if items[-1][1] is C.AT_END_STRING:
+            after = (QUOTE,)
+        elif items[-1][1] is C.AT_END:  # the end, or before a (final, unless multi-line) newline
+            after = (QUOTE, NEWLINE)
+    return [Alternative(text, before, after) for text in sorted(exact)]
+
+
 def regex_need(pattern: str, flags: str) -> Need | None:
     if INLINE_FLAGS in features(pattern):
         return None  # (?i) inside the pattern changes case rules part-way: keep every line
     folded = "i" in flags
     try:
-        parsed = sre_parse.parse(to_python(pattern), re.ASCII | (re.IGNORECASE if folded else 0))
+        parsed = list(sre_parse.parse(to_python(pattern), re.ASCII | (re.IGNORECASE if folded else 0)))
     except (re.error, RecursionError, OverflowError):
         return None
-    alternatives = _required(list(parsed), folded)
-    return _need(alternatives, folded)
-
-
-_NUMBER_LIKE = re.compile(r"[0-9.eE+\-]+")
-
-
-def _need(alternatives: Alts, folded: bool) -> Need | None:
-    if not alternatives:
-        return None
-    if any(_NUMBER_LIKE.fullmatch(x) for x in alternatives):
-        return None  # a JSON number may spell the same value otherwise (1e16 for 10000000000000000)
-    pieces = []
-    for literal in alternatives:
-        piece = _safe_piece(literal)
-        if piece is None:
-            return None
-        pieces.append(piece.lower() if folded else piece)
-    unique = sorted(set(pieces), key=lambda x: (-len(x), x))
-    # A literal that contains another is implied by it: keep the shorter one only.
-    kept = [p for p in unique if not any(q != p and q in p for q in unique)]
-    return Need(tuple(p.encode("ascii") for p in sorted(kept)), folded)
+    anchored = _need(_anchored(parsed, folded, "m" in flags), folded)
+    if anchored is not None:
+        return anchored
+    required = _required(parsed, folded)
+    return _need(_plain(required) if required else None, folded)
 
 
 # ---------------------------------------------------------------- predicates
 
 
+def _glob_need(pattern: str, ignore_case: bool) -> Need | None:
+    """A glob matches the whole value: its first part starts it, its last part ends it, and every
+    part is required; the part with the longest literal is kept."""
+    parts = pattern.split("*")
+    best: Need | None = None
+    for index, part in enumerate(parts):
+        before = (QUOTE,) if index == 0 else ()
+        after = (QUOTE,) if index == len(parts) - 1 else ()
+        need = _need([Alternative(part, before, after)], ignore_case, ignore_case) if part else None
+        if need is not None and (best is None or need.weakest > best.weakest):
+            best = need
+    return best
+
+
 def pred_need(pred: ir.Pred) -> Need | None:
     if isinstance(pred, ir.Regex):
         return regex_need(pred.pattern, pred.flags)
-    if isinstance(pred, ir.Eq | ir.Glob):
-        text = pred.value if isinstance(pred, ir.Eq) else max(pred.pattern.split("*"), key=len)
-        return _need(frozenset({text}) if text else None, pred.ignore_case)
+    if isinstance(pred, ir.Eq):
+        exact = [Alternative(pred.value, (QUOTE,), (QUOTE,))] if pred.value else None
+        return _need(exact, pred.ignore_case, pred.ignore_case)
+    if isinstance(pred, ir.Glob):
+        return _glob_need(pred.pattern, pred.ignore_case)
     if isinstance(pred, ir.In) and not any("*" in v for v in pred.values):
-        return _need(frozenset(pred.values), pred.ignore_case)
+        values = [Alternative(v, (QUOTE,), (QUOTE,)) for v in pred.values]
+        return _need(values, pred.ignore_case, pred.ignore_case)
     if isinstance(pred, ir.FreeText) and not pred.regex:
-        return _need(frozenset({pred.value}), False)
+        return _need([Alternative(pred.value)], False)
     if isinstance(pred, ir.FreeText):
         return regex_need(pred.value, pred.flags)
     if isinstance(pred, ir.Or):
@@ -192,7 +295,7 @@ def build(query: ir.Query) -> Prefilter:
     needs: list[Need] = []
     source_needs: list[Need] = []
     if query.source.event_types:
-        need = _need(frozenset(query.source.event_types), False)
+        need = _need([Alternative(t, (QUOTE,), (QUOTE,)) for t in query.source.event_types], False)
         if need:
             source_needs.append(need)
     for step in query.steps:
