@@ -90,6 +90,11 @@ def test_glob_plan_means_what_re_means(globs: list[str], ignore_case: bool, valu
 
 @pytest.mark.parametrize(("pattern", "flags", "linear"), [
     ("foo$", "", True),  # $ before a final newline, as re
+    ("(?:a$|b$)", "", True),
+    ("a$|b", "", True),
+    ("\\Z(?:a*)\\W", "", False),  # hypothesis finding: \W after the anchor can match the final newline
+    ("(a$|c)d", "", False),
+    ("(a$)?b", "", False),
     ("(?<name>x+)y", "", True),
     ("k", "i", True),  # ASCII values only: RE2 folds the Kelvin sign into k
     ("é", "i", False),  # folding beyond ASCII: the engines' tables differ

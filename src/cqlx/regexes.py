@@ -256,10 +256,43 @@ def linear_plan(pattern: str, flags: str = "") -> LinearPlan | None:
             text = _END if text == "\\Z" else text
         elif token.kind == "literal" and text == "$" and not multiline:
             text = _END
+        if text == _END and not _nothing_follows(tokens(pattern), len(out)):
+            # _END consumes the final newline `$` only looks at: right only when nothing after it
+            # in its branch could match that newline (`\Z\W` on "\n" matches in re, not in RE2).
+            return None
         out.append(text)
     if ignore_case and not pattern.isascii():  # folding of non-ASCII letters: the engines' tables differ
         return None
     return LinearPlan(flag_prefix(flags) + "".join(out), ignore_case, vertical_tab)
+
+
+def _nothing_follows(parsed: list[Token], index: int) -> bool:
+    """Whether the anchor at ``parsed[index]`` ends its branch: what follows it, up to the end of
+    the pattern, is only group closes, other branches (skipped) and further end anchors."""
+    position = index + 1
+    while position < len(parsed):
+        token = parsed[position]
+        if token.kind == "group_close":
+            pass  # the anchor's group ends; what follows the group follows the anchor
+        elif token.kind == "literal" and token.text == "|":
+            # The rest of this group is other branches: skip to the group's close.
+            level = 0
+            while position + 1 < len(parsed):
+                position += 1
+                kind = parsed[position].kind
+                if kind == "group_open":
+                    level += 1
+                elif kind == "group_close":
+                    if level == 0:
+                        break
+                    level -= 1
+            else:
+                return True  # a top-level alternation: the anchor's branch ends the pattern
+            continue
+        elif not (token.text in ("$", "\\Z", "\\z") and token.kind in ("literal", "escape")):
+            return False
+        position += 1
+    return True
 
 
 def glob_plan(patterns: tuple[str, ...], ignore_case: bool) -> LinearPlan | None:
