@@ -98,15 +98,30 @@ class KqlGenerator(Generator):
             else:
                 lines.append(f"| where {name(column)} in ({', '.join(string(v) for v in values)})")
         if self.query.source.platforms:
-            # Defender's and ASIM's event tables hold no OS platform column (Defender keeps it per
-            # device, in DeviceInfo.OSPlatform): without the filter every platform would match.
-            self.unsupported(f"the rule selects event_platform {', '.join(self.query.source.platforms)}; "
-                             f"{self.event.table if self.event else 'the table'} has no platform column in "
-                             f"profile {self.profile.name}, so the KQL would match every platform")
+            lines.extend(self.platform_filter(self.query.source.platforms))
         for step in self.query.steps:
             lines.extend(f"| {op}" for op in self.step(step))
             self.track(step)
         return "\n".join(lines) + "\n"
+
+    def platform_filter(self, platforms: tuple[str, ...]) -> list[str]:
+        """``event_platform``: the event tables hold no OS column, so the events are kept whose
+        device the profile's ``platform_lookup`` table says runs one of the platforms (Defender:
+        ``DeviceInfo.OSPlatform`` starts with ``Windows``, ``Linux`` or ``macOS``). Without that
+        table, or for a platform the profile has no value for, every platform would match: refused."""
+        lookup = self.profile.platform_lookup
+        unknown = [p for p in platforms if p not in self.profile.platforms]
+        if lookup is None or unknown:
+            why = (f"platform {', '.join(unknown)} has no value in profile {self.profile.name}" if lookup
+                   else f"{self.event.table if self.event else 'the table'} has no platform column in profile "
+                        f"{self.profile.name}")
+            self.unsupported(f"the rule selects event_platform {', '.join(platforms)}; {why}, so the KQL would "
+                             "match every platform")
+            return []
+        tests = [f"{name(lookup.column)} startswith_cs {string(self.profile.platforms[p])}" for p in platforms]
+        test = tests[0] if len(tests) == 1 else "(" + " or ".join(tests) + ")"
+        devices = f"{name(lookup.table)} | where {test} | distinct {name(lookup.key)}"
+        return [f"| where {name(lookup.key)} in (({devices}))"]
 
     def track(self, step: ir.Step) -> None:
         super().track(step)
