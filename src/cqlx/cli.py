@@ -120,6 +120,9 @@ def run(
                                                               "backtracking (RE2 cannot run it) may take on an event; "
                                                               "the event is then counted undecided. 0: no limit.")
                              ] = 50,
+    lookup: Annotated[list[str] | None, typer.Option("--lookup", help="A lookup file the rule's match() reads: "
+                                                     "NAME=PATH (NAME as the rule writes it, PATH a CSV file); "
+                                                     "repeatable.", show_default=False)] = None,
 ) -> None:
     """Run a rule over events with the Python matcher; print the rule's output rows.
 
@@ -136,7 +139,7 @@ def run(
         raise typer.BadParameter(f"{chosen!r}; choose from jsonl, table, csv", param_hint="--format")
     loaded = load_rule(rule)
     query = loaded.parse()
-    matcher = compile_query(query, loaded.text, loaded.meta.title, profile)
+    matcher = compile_query(query, loaded.text, loaded.meta.title, profile, _pairs(lookup or [], "--lookup", "PATH"))
     matcher.limit_regex_time(regex_timeout / 1000)
     stats = EventStats()
     tested = sorted({f for s in query.steps if hasattr(s, "pred") for f in pred_fields(s.pred)} - {"*"})
@@ -176,6 +179,17 @@ def run(
         _err(f"  malformed: {example}")
     if stats.matched > len(rows):
         _err(f"  {len(rows)} rows shown: the rule's sort()/table() keeps that many")
+
+
+def _pairs(values: list[str], option: str, what: str) -> dict[str, str]:
+    """``NAME=VALUE`` options as a mapping; one without ``=`` or a name is bad input (exit 2)."""
+    pairs: dict[str, str] = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"{value!r} is not NAME={what}", param_hint=option)
+        pairs[name] = rest
+    return pairs
 
 
 def _cell(value: Any) -> str:

@@ -148,6 +148,9 @@ OPAQUE: dict[str, OpaqueSpec] = {
                    "not convert it"),
         OpaqueSpec("lookup", "filter", "file", "lookup() (match() before LogScale 1.51) reads a lookup file; "
                    "cqlx does not convert it"),
+        # A match() stage is converted (ir.Lookup); inside a boolean expression it is kept as is.
+        OpaqueSpec("match", "filter", "file", "match() inside a boolean expression (and/or) is not converted; "
+                   "cqlx converts it as a stage of its own: | match(...) or | !match(...)"),
         OpaqueSpec("ipLocation", "enrich", "field", "ipLocation() reads a GeoIP database; " + _ENRICH,
                    ("{as}.*",), (("as", "{field}"),)),
         OpaqueSpec("asn", "enrich", "field", "asn() reads an ASN database; " + _ENRICH,
@@ -202,7 +205,7 @@ _PENDING = {
                "formatDuration", "concat", "length", "concatArray", "base64Decode", "urlDecode",
                "shannonEntropy", "coalesce", "default", "eval", "math:log", "math:abs", "math:floor",
                "math:ceil", "hash", "md5", "sha1", "sha256", "tokenHash", "unit:convert"),
-    "filter": ("regex", "wildcard", "cidr", "text:contains", "like", "match", "dedup"),
+    "filter": ("regex", "wildcard", "cidr", "text:contains", "like", "dedup"),
     "aggregate": ("percentile", "stdDev", "range", "counterAsRate", "linReg"),
 }
 for _effect, _names in _PENDING.items():
@@ -221,3 +224,10 @@ ROW_LIMIT_DEFAULT = 200
 # StateRowLimit: 200,000 rows by default in LogScale (configuration-dynamic-config-settingdetails-state_row_limit;
 # 20,000 before 1.44)
 ROW_LIMIT_MAX = 200_000
+
+#: match(file, field, column=field, include=every column, strict=true, ignoreCase=false,
+#: mode=string, nrows=1, glob=false; table= names an ad-hoc table) — functions-match. ``file`` is
+#: the default parameter ("The argument name file can be omitted").
+MATCH = FunctionSpec("match", ("file", "field", "column", "include", "strict", "ignoreCase", "mode", "nrows",
+                               "glob", "table"), "file", "lookup")
+LOOKUP_MODES = ("string", "glob", "cidr")

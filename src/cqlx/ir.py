@@ -378,7 +378,47 @@ class Opaque:
     span: Span = _span()
 
 
-Step = Filter | Eval | Signal | Score | Ladder | Case | Project | Order | Aggregate | Drop | Opaque
+@dataclass(frozen=True)
+class Lookup:
+    """``match(file, field, column, include, strict, ignoreCase, mode)``: each event is looked up
+    in the lookup file's rows, its ``fields`` against their ``columns`` (all must match; an event
+    without a value for one of them matches no row, nor does a row with an empty key cell). A
+    matching row's ``include`` columns (every column when None) are written to the event under
+    their column names; ``strict`` drops the events no row matches; ``negated`` (``!match()``)
+    keeps only those, adding nothing. ``mode`` is how a key cell is read: ``string`` (equal),
+    ``glob`` (a ``*`` pattern) or ``cidr`` (a subnet holding the field's IP). One row per event
+    (``nrows=1``, functions-match's default)."""
+
+    file: str
+    fields: tuple[str, ...]
+    columns: tuple[str, ...]
+    include: tuple[str, ...] | None = None
+    strict: bool = True
+    ignore_case: bool = False
+    mode: str = "string"
+    negated: bool = False
+    span: Span = _span()
+
+    @property
+    def filters(self) -> bool:
+        """Whether it drops events (strict, or negated)."""
+        return self.strict or self.negated
+
+    @property
+    def writes(self) -> tuple[str, ...] | None:
+        """The fields it writes: none when negated, None when every column of the file."""
+        return () if self.negated else self.include
+
+    @property
+    def stem(self) -> str:
+        """The file name without its ``.csv``/``.json`` suffix (the name targets give the table)."""
+        for suffix in (".csv", ".json"):
+            if self.file.lower().endswith(suffix):
+                return self.file[: -len(suffix)]
+        return self.file
+
+
+Step = Filter | Eval | Signal | Score | Ladder | Case | Project | Order | Aggregate | Drop | Opaque | Lookup
 
 
 @dataclass(frozen=True)

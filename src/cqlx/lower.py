@@ -24,6 +24,8 @@ from cqlx.functions import (
     FUNCTIONS,
     GROUP_LIMIT_DEFAULT,
     GROUP_LIMIT_MAX,
+    LOOKUP_MODES,
+    MATCH,
     OPAQUE,
     ROW_LIMIT_DEFAULT,
     ROW_LIMIT_MAX,
@@ -161,6 +163,25 @@ def _plain_text(value: A.Node) -> str:
     raise CqlValueError("expected a word or a quoted string", value.span)
 
 
+def _items(value: A.Expr) -> tuple[A.Expr, ...]:
+    return value.items if isinstance(value, A.Array) else (value,)
+
+
+def _lookup_call(stage: A.Stage) -> tuple[A.Call, bool] | None:
+    """``match(...)``, ``!match(...)`` and ``f =~ match(...)`` (which is ``match(..., field=f)``)
+    as a stage of their own, with whether they are negated; None for anything else."""
+    negated = False
+    node: A.Node = stage
+    if isinstance(node, A.NotFilter):
+        negated, node = True, node.operand
+    if isinstance(node, A.FnCompare) and node.call.name.lower() == "match":
+        field = A.Argument(node.field.span, "field", A.FieldRef(node.field.span, node.field.name))
+        return A.Call(node.call.span, node.call.name, node.call.name_span, (*node.call.args, field)), negated
+    if isinstance(node, A.Call) and node.name.lower() == "match":
+        return node, negated
+    return None
+
+
 class _Lowering:
     def __init__(self, text: str = "", params: Mapping[str, str] | None = None) -> None:
         self.notes: list[tuple[Span, str]] = []
@@ -266,6 +287,9 @@ class _Lowering:
             return [ir.Opaque(opaque.name, self.source(stage.span), effect, writes, opaque.reason, stage.span)]
 
     def known_stage(self, stage: A.Stage) -> Sequence[ir.Step]:
+        found_lookup = _lookup_call(stage)
+        if found_lookup is not None:
+            return [self.lookup(*found_lookup, stage.span)]
         if isinstance(stage, A.Assignment):
             return [ir.Eval(stage.field.name, self.expr(stage.value), stage.span)]
         if isinstance(stage, A.MatchStmt):
@@ -299,6 +323,48 @@ class _Lowering:
                 out = self.field_arg(args["as"]) if "as" in args else default_out
                 return [ir.Eval(out, self.call_value(stage, spec), stage.span)]
         return [ir.Filter(self.filter(stage), stage.span)]
+
+    def lookup(self, call: A.Call, negated: bool, span: Span) -> ir.Lookup | ir.Opaque:
+        """``match(...)`` (or ``!match(...)``) as a stage: an :class:`ir.Lookup`; what cqlx does not
+        convert of it (``nrows`` other than 1, an ad-hoc ``table=``) stays an opaque stage."""
+        args = self.bind(call, MATCH)
+
+        def kept(reason: str) -> ir.Opaque:
+            return ir.Opaque("match", self.source(span), ir.FILTERS, None, f"match(): {reason}", span)
+
+        if "table" in args:
+            return kept("an ad-hoc table (defineTable()) is not converted; cqlx converts lookup files")
+        if "file" not in args:
+            raise CqlValueError('match() needs the lookup file, e.g. match(file="hosts.csv", field=aid)', call.span)
+        if "field" not in args:
+            raise CqlValueError("match() needs the event field(s) to look up, e.g. field=aid", call.span)
+        file = self.word(args["file"])
+        fields = self.field_list(args["field"])
+        columns = tuple(self.word(c) for c in _items(args["column"])) if "column" in args else fields
+        if len(columns) != len(fields):
+            raise CqlValueError(f"match() has {len(fields)} field(s) and {len(columns)} column(s); they are "
+                                "matched in order and must be as many (functions-match)", args["column"].span)
+        include = tuple(self.word(c) for c in _items(args["include"])) if "include" in args else None
+        strict = self.boolean(args["strict"], "strict") if "strict" in args else True
+        ignore_case = self.boolean(args["ignoreCase"], "ignoreCase") if "ignoreCase" in args else False
+        mode = self.word(args["mode"]).lower() if "mode" in args else "string"
+        if mode not in LOOKUP_MODES:
+            raise CqlValueError(f"mode={self.word(args['mode'])} is not a match mode; accepted: "
+                                + ", ".join(LOOKUP_MODES), args["mode"].span)
+        if "glob" in args and self.boolean(args["glob"], "glob"):  # deprecated for mode=glob (1.23)
+            if "mode" in args and mode != "glob":
+                raise CqlValueError("glob=true and mode= disagree; keep mode=", args["glob"].span)
+            mode = "glob"
+        if "nrows" in args:
+            rows = self.word(args["nrows"])
+            if not re.fullmatch(r"[0-9]{1,9}", rows) or int(rows) < 1:
+                raise CqlValueError(f"nrows={rows} must be a whole number of at least 1", args["nrows"].span)
+            if int(rows) != 1:
+                return kept(f"nrows={rows} makes one event of each matching row; cqlx converts nrows=1 "
+                            "(one row per event)")
+        if negated and not strict:
+            return kept("!match(strict=false) negates a match that keeps every event; cqlx does not convert it")
+        return ir.Lookup(file, fields, columns, include, strict, ignore_case, mode, negated, span)
 
     def match_stmt(self, stage: A.MatchStmt) -> ir.Case:
         """``field match { p => ... ; * => ... }`` is the ``case`` whose branches test ``field = p``

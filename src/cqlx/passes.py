@@ -55,6 +55,8 @@ def step_writes(step: ir.Step) -> frozenset[str]:
         return frozenset(step.outputs)
     if isinstance(step, ir.Opaque):
         return frozenset(step.writes) if step.writes is not None else frozenset({"*"})
+    if isinstance(step, ir.Lookup):
+        return frozenset(step.writes) if step.writes is not None else frozenset({"*"})
     return frozenset()
 
 
@@ -77,6 +79,8 @@ def step_reads(step: ir.Step) -> frozenset[str]:
         return frozenset(step.keys) | frozenset().union(*(_function_reads(f) for f in step.functions))
     if isinstance(step, ir.Opaque):
         return frozenset({"*"})
+    if isinstance(step, ir.Lookup):
+        return frozenset(step.fields)
     return frozenset()  # Score reads its signals' fields, which are written in the same run
 
 
@@ -146,6 +150,8 @@ def _decisive_reads(step: ir.Step, needed: set[str]) -> frozenset[str]:
         return frozenset()
     if isinstance(step, ir.Project | ir.Order | ir.Drop):
         return frozenset()
+    if isinstance(step, ir.Lookup):  # its keys decide which rows it keeps, or what it writes
+        return frozenset(step.fields) if step.filters or _overlaps(step_writes(step), needed) else frozenset()
     if isinstance(step, ir.Score):  # reads its signals, named as they are
         return frozenset(step.signals) if _overlaps(frozenset({step.field}), needed) else frozenset()
     writes = step_writes(step) | ({step.name} if isinstance(step, ir.Signal) else set())

@@ -273,6 +273,25 @@ class CqlGenerator(Generator):
     def step_opaque(self, step: ir.Opaque) -> str:
         return step.text  # as written: cqlx gives it no meaning to rewrite
 
+    def step_lookup(self, step: ir.Lookup) -> str:
+        """``match(...)`` with the defaults left out (column=field, strict=true, ignoreCase=false,
+        mode=string); ``!match(...)`` when negated."""
+        def names(items: tuple[str, ...]) -> str:
+            return field_name(items[0]) if len(items) == 1 else f"[{', '.join(field_name(i) for i in items)}]"
+
+        args = [f"file={string(step.file)}", f"field={names(step.fields)}"]
+        if step.columns != step.fields:
+            args.append(f"column={names(step.columns)}")
+        if step.include is not None:
+            args.append(f"include=[{', '.join(field_name(i) for i in step.include)}]")
+        if not step.strict:
+            args.append("strict=false")
+        if step.ignore_case:
+            args.append("ignoreCase=true")
+        if step.mode != "string":
+            args.append(f"mode={step.mode}")
+        return ("!" if step.negated else "") + f"match({', '.join(args)})"
+
     def step_drop(self, step: ir.Drop) -> str:
         return f"drop([{', '.join(field_name(f) for f in step.fields)}])"
 

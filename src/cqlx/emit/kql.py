@@ -183,7 +183,79 @@ class KqlGenerator(Generator):
         if isinstance(step, ir.Opaque):
             self.opaque(step)
             return []
+        if isinstance(step, ir.Lookup):
+            return self.lookup(step)
         raise AssertionError(f"unexpected step {type(step).__name__}")
+
+    def lookup_source(self, step: ir.Lookup) -> str:
+        """The table a lookup file becomes, as the profile's ``lookup_table`` says."""
+        if self.profile.lookup_table == "{name}":
+            return name(step.stem)
+        return f"_GetWatchlist({string(step.stem)})"
+
+    def lookup(self, step: ir.Lookup) -> list[str]:
+        """``match()`` as a join with the lookup file's table: ``inner`` when strict (one row per
+        matching lookup row: with unique keys, each event once; a key the file holds twice gives
+        the event twice, where LogScale's nrows=1 gives it once), ``leftsemi`` when it only
+        filters, ``leftouter`` when not strict, ``leftanti`` for ``!match()``. Keys are compared as
+        text (``tolower()`` of both sides for ignoreCase); lookup rows with an empty key match
+        nothing. The row's columns come in under scratch names and are written over the event's
+        fields (when not strict, only where a row matched), as match() overwrites them."""
+        if step.mode != "string":
+            self.lookup_lost(step, f"mode={step.mode} has no KQL join (a join compares keys for equality)")
+            return []
+        if any(self.dead(f) for f in step.fields):  # no event has the key: no row matches
+            return ["where false"] if step.filters and not step.negated else []
+        self.lookups = getattr(self, "lookups", 0) + 1
+        tag = f"_cqlx_lookup{self.lookups}"
+        extends: list[str] = []
+        left: list[str] = []
+        right: list[tuple[str, str]] = []
+        for index, (field, column) in enumerate(zip(step.fields, step.columns, strict=True), 1):
+            value = self.col(field, step.span)
+            if step.ignore_case or self.column_type(field) != "string":
+                text = value if self.column_type(field) == "string" else f"tostring({value})"
+                extends.append(f"{tag}_left{index} = {f'tolower({text})' if step.ignore_case else text}")
+                value = f"{tag}_left{index}"
+            left.append(value)
+            key = f"tostring({name(column)})"
+            right.append((f"{tag}_key{index}", f"tolower({key})" if step.ignore_case else key))
+        written = () if step.negated else (step.include or ())
+        values = [(f"{tag}_value{i}", f"tostring({name(c)})") for i, c in enumerate(written, 1)]
+        if step.negated:
+            kind = "leftanti"
+        elif step.strict:
+            kind = "inner" if values else "leftsemi"
+        else:
+            kind = "leftouter"
+        if step.include is None and not step.negated:
+            self.lookup_lost(step, "without include= it adds every column of the file, which KQL must name: "
+                             "give include=[...]", part="columns")
+        if kind == "leftouter" and not values:
+            return []  # keeps every event and writes nothing KQL can name
+        project = ", ".join(f"{n} = {e}" for n, e in [*right, *values])
+        nonempty = " and ".join(f"isnotempty({n})" for n, _ in right)
+        on = ", ".join(f"$left.{k} == $right.{r}" for k, (r, _) in zip(left, right, strict=True))
+        out = [f"extend {', '.join(extends)}"] if extends else []
+        out.append(f"join kind={kind} ({self.lookup_source(step)} | project {project} | where {nonempty}) on {on}")
+        assignments = []
+        for column, (scratch, _) in zip(written, values, strict=True):
+            value = scratch
+            if not step.strict and self.exists(column):
+                before = self.expr(ir.Ref(column, step.span))
+                if self.kind(ir.Ref(column)) != TEXT or self.column_type(column) != "string":
+                    before = f"tostring({before})"
+                value = f"iff(isnotempty({right[0][0]}), {scratch}, {before})"
+            assignments.append(f"{name(column)} = {value}")
+            self.kinds[column] = TEXT
+        if assignments:
+            out.append("extend " + ", ".join(assignments))
+        scratch_columns = [e.split(" = ")[0] for e in extends]
+        if kind in ("inner", "leftouter"):
+            scratch_columns += [n for n, _ in [*right, *values]]
+        if scratch_columns:
+            out.append("project-away " + ", ".join(scratch_columns))
+        return out
 
     def case(self, step: ir.Case) -> list[str]:
         """KQL has no first-match branches: the branch an event takes is computed once, then each

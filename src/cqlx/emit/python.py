@@ -169,8 +169,23 @@ class _Segment:
             self.owned = True
         elif isinstance(step, ir.Opaque):
             self.module.opaque(step)
+        elif isinstance(step, ir.Lookup):
+            self.lookup(step)
         else:  # pragma: no cover - Order is a barrier, handled by the caller
             raise AssertionError(f"unexpected step {type(step).__name__}")
+
+    def lookup(self, step: ir.Lookup) -> None:
+        """``match()``: the runtime looks the event up in the file's rows, which the module's
+        ``LOOKUPS`` holds at run time (set by :func:`cqlx.api.compile_matcher`, or by the user of
+        a saved module)."""
+        spec = (step.file, tuple(self.module.field(f) for f in step.fields), step.columns, step.include,
+                step.strict, step.ignore_case, step.mode, step.negated)
+        self.emit(f"rec = lookup(rec, {self.module.constant(repr(spec), 'L')})")
+        self.emit("if rec is None:")
+        self.emit("return None", 2)
+        if step.strict and not step.negated:
+            self.owned = True  # a record it keeps is its copy with the row written
+        # negated: the record as it was; strict=false: its copy when a row matched, else itself
 
     def signal(self, step: ir.Signal) -> None:
         var = self.fresh("s")

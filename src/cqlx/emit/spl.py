@@ -185,7 +185,57 @@ class SplGenerator(Generator):
         if isinstance(step, ir.Opaque):
             self.opaque(step)
             return []
+        if isinstance(step, ir.Lookup):
+            return self.lookup(step)
         raise AssertionError(f"unexpected step {type(step).__name__}")
+
+    def lookup(self, step: ir.Lookup) -> list[str]:
+        """``match()`` as ``lookup FILE column AS field ... OUTPUT column AS scratch ...``: Splunk's
+        CSV lookup compares exactly and case-sensitively (transforms.conf case_sensitive_match
+        defaults to true); its key column is output too, so a non-null scratch key says a row
+        matched. ``where`` then keeps (strict) or drops (``!match()``) the events, and ``eval``
+        writes each included column over the event's field (an empty cell as ``""``, as the
+        matcher does; when not strict, only where a row matched). With several matching rows Splunk
+        makes multivalue fields, where LogScale's nrows=1 takes one row: the file's keys are
+        assumed unique."""
+        if step.ignore_case:
+            self.lookup_lost(step, "ignoreCase=true needs a lookup definition with case_sensitive_match = false "
+                             "(transforms.conf); the lookup command on a file matches case-sensitively")
+            return []
+        if step.mode != "string":
+            kind = "WILDCARD" if step.mode == "glob" else "CIDR"
+            self.lookup_lost(step, f"mode={step.mode} needs a lookup definition with match_type = "
+                             f"{kind}(column) (transforms.conf); the lookup command on a file matches exactly")
+            return []
+        self.lookups = getattr(self, "lookups", 0) + 1
+        tag = f"_cqlx_lookup{self.lookups}"
+        keys = ", ".join(f"{table_name(c)} AS {table_name(self.col(f, step.span))}"
+                         for f, c in zip(step.fields, step.columns, strict=True))
+        written = () if step.negated else (step.include or ())
+        outputs = [(step.columns[0], f"{tag}_key"), *((c, f"{tag}_value{i}") for i, c in enumerate(written, 1))]
+        out = [f"lookup {table_name(step.file)} {keys} OUTPUT "
+               + ", ".join(f"{table_name(c)} AS {s}" for c, s in outputs)]
+        matched = f"isnotnull({tag}_key)"
+        if step.negated:
+            out.append(f"where isnull({tag}_key)")
+        elif step.strict:
+            out.append(f"where {matched}")
+        assignments = []
+        for column, (_, scratch) in zip(written, outputs[1:], strict=True):
+            value = f'coalesce({scratch}, "")'
+            if not step.strict:
+                value = f"if({matched}, {value}, {field_ref(self.col(column, step.span))})"
+            assignments.append(f"{field_ref(column)}={value}")
+            self.numeric.discard(column)
+        if assignments:
+            out.append("eval " + ", ".join(assignments))
+        out.append("fields - " + " ".join(s for _, s in outputs))
+        if step.include is None and not step.negated:
+            self.lookup_lost(step, "without include= it adds every column of the file, which the SPL must name: "
+                             "give include=[...]", part="columns")
+        if step.filters and not step.negated:
+            self.present |= set(step.fields)
+        return out
 
     def case(self, step: ir.Case) -> list[str]:
         """SPL has no first-match branches: the branch an event takes is computed once, then each
