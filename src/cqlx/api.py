@@ -30,15 +30,17 @@ def parse_tree(text: str) -> Pipeline:
                              "pipeline stages", source=text) from None
 
 
-def parse(text: str, params: Mapping[str, str] | None = None) -> ir.Query:
+def parse(text: str, params: Mapping[str, str] | None = None,
+          saved_searches: Mapping[str, str] | None = None) -> ir.Query:
     """The IR of a CQL query: lowered from the syntax tree and normalised by the passes.
-    ``params`` gives values to the query's parameters (``?name``)."""
+    ``params`` gives values to the query's parameters (``?name``); ``saved_searches`` the bodies of
+    the saved searches its ``$name()`` calls may name (by name, ``package:name`` for a package's)."""
     from cqlx.lower import lower
     from cqlx.passes import run_passes
 
     tree = parse_tree(text)
     try:
-        return run_passes(lower(tree, text, params))
+        return run_passes(lower(tree, text, params, saved_searches))
     except CqlError as error:
         raise error.located(text) from None
     except RecursionError:

@@ -8,6 +8,7 @@ so ``cqlx check`` can point at it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -58,14 +59,17 @@ _DAY = 86_400_000
 _QUARTER_HOUR = 900_000  # every time zone's offset is a multiple of 15 minutes
 
 
-def lower(tree: A.Pipeline, text: str = "", params: Mapping[str, str] | None = None) -> ir.Query:
+def lower(tree: A.Pipeline, text: str = "", params: Mapping[str, str] | None = None,
+          saved: Mapping[str, str] | None = None) -> ir.Query:
     """The IR of a parsed query (before passes); raises :class:`CqlError` for meaningless input.
 
     ``text`` is the query the tree was parsed from: a stage cqlx cannot give a meaning to (a
     ``join()``, a ``$saved()`` search) keeps its text, so canonical CQL can write it back.
     ``params`` gives values to the query's parameters (``?name``); a parameter without one takes
-    its ``?{name=default}``, and with neither its stage is kept as an :class:`ir.Opaque` stage."""
-    lowering = _Lowering(text, params or {})
+    its ``?{name=default}``, and with neither its stage is kept as an :class:`ir.Opaque` stage.
+    ``saved`` holds saved searches' bodies by name: a ``$name(...)`` stage whose name is there is
+    replaced by its body (:meth:`_Lowering.saved_search`); one that is not stays opaque."""
+    lowering = _Lowering(text, params or {}, saved or {})
     steps = lowering.pipeline(tree)
     return ir.Query(ir.Source(), steps, tuple(lowering.notes))
 
@@ -182,12 +186,49 @@ def _lookup_call(stage: A.Stage) -> tuple[A.Call, bool] | None:
     return None
 
 
+class _SavedSearchCycle(CqlValueError):
+    """A saved search that calls itself: reported once, at the outermost call."""
+
+
+#: How deep saved searches may call saved searches (a guard against long chains; cycles are
+#: refused as soon as a name repeats).
+SAVED_SEARCH_DEPTH = 16
+
+
+def _saved_name(call_name: str) -> str:
+    """``$name`` and ``$"package:name"`` as the name a saved search is filed under."""
+    name = call_name[1:]
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return name
+
+
+def _respan(node: T, span: Span) -> T:
+    """``node`` with every span in it (its own and its parts') set to ``span``: a saved search's
+    steps point at the call they came from, not into a text the query does not hold."""
+    if isinstance(node, tuple):
+        return tuple(_respan(item, span) for item in node)  # type: ignore[return-value]
+    if dataclasses.is_dataclass(node) and not isinstance(node, type | Span):
+        changes: dict[str, object] = {}
+        for item in dataclasses.fields(node):
+            value = getattr(node, item.name)
+            if item.name == "span" and isinstance(value, Span):
+                changes[item.name] = span
+            elif isinstance(value, tuple) or (dataclasses.is_dataclass(value) and not isinstance(value, Span)):
+                changes[item.name] = _respan(value, span)
+        return dataclasses.replace(node, **changes)
+    return node
+
+
 class _Lowering:
-    def __init__(self, text: str = "", params: Mapping[str, str] | None = None) -> None:
+    def __init__(self, text: str = "", params: Mapping[str, str] | None = None,
+                 saved: Mapping[str, str] | None = None, calling: tuple[str, ...] = ()) -> None:
         self.notes: list[tuple[Span, str]] = []
         self.case_depth = 0  # inside case { } branches: no aggregation there
         self.text = text
         self.params = dict(params or {})
+        self.saved = dict(saved or {})
+        self.calling = calling  # the saved searches being expanded, outermost first
         self.line_starts = _offsets(text)
 
     def source(self, span: Span) -> str:
@@ -273,8 +314,44 @@ class _Lowering:
     def pipeline(self, tree: A.Pipeline) -> tuple[ir.Step, ...]:
         return tuple(step for stage in tree.stages for step in self.stage(stage))
 
+    def saved_search(self, call: A.Call, body: str) -> tuple[ir.Step, ...]:
+        """A ``$name(...)`` stage whose body is known: the body's pipeline in its place, with the
+        call's arguments as the body's query parameters (LogScale's saved searches as user
+        functions: ``$name(param=value)`` gives ``?param``; parameters the call does not give are
+        the calling query's). A saved search that calls itself, directly or not, is refused."""
+        name = _saved_name(call.name)
+        if name in self.calling:
+            chain = " -> ".join(f"${n}()" for n in (*self.calling, name))
+            raise _SavedSearchCycle(f"saved search ${name}() calls itself: {chain}", call.span)
+        if len(self.calling) >= SAVED_SEARCH_DEPTH:
+            raise CqlValueError(f"saved searches call each other more than {SAVED_SEARCH_DEPTH} deep", call.span)
+        args: dict[str, str] = {}
+        for arg in call.args:
+            if arg.name is None:
+                raise CqlValueError(f"{call.name}() takes its arguments by name (the saved search's parameters: "
+                                    "name=value)", arg.span)
+            args[arg.name] = self.param(arg.value) if isinstance(arg.value, A.Param) else self.word(arg.value)
+        from cqlx.errors import CqlError
+        from cqlx.parser import parse as parse_text
+
+        inner = _Lowering(body, {**self.params, **args}, self.saved, (*self.calling, name))
+        inner.case_depth = self.case_depth
+        try:
+            steps = inner.pipeline(parse_text(body))
+        except _SavedSearchCycle as error:
+            raise _SavedSearchCycle(error.message, call.span) from None
+        except CqlError as error:
+            where = f" (line {error.span.line}, column {error.span.column} of its body)" if error.span.line else ""
+            raise CqlValueError(f"in saved search {call.name}(){where}: {error.message}", call.span) from None
+        self.notes.extend((call.span, note) for _, note in inner.notes)
+        return _respan(steps, call.span)
+
     def stage(self, stage: A.Stage) -> Sequence[ir.Step]:
         try:
+            if isinstance(stage, A.Call) and stage.name.startswith("$"):
+                body = self.saved.get(_saved_name(stage.name))
+                if body is not None:
+                    return self.saved_search(stage, body)
             return self.known_stage(stage)
         except _Opaque as opaque:
             # An expression holds what cqlx cannot evaluate: the stage keeps every event (it

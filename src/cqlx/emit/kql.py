@@ -124,6 +124,8 @@ class KqlGenerator(Generator):
         return [f"| where {name(lookup.key)} in (({devices}))"]
 
     def track(self, step: ir.Step) -> None:
+        if isinstance(step, ir.Opaque):
+            return  # the KQL computes none of its fields: a later select() must not name them as columns
         super().track(step)
         if isinstance(step, ir.Project):
             self.live = {f for f in step.fields if not self.dead(f)}
