@@ -82,22 +82,26 @@ KQL = [
     (P + 'match(file="hosts.csv", field=ComputerName, column=host, include=[owner])',
      "DeviceProcessEvents\n"
      "| join kind=inner (hosts | project _cqlx_lookup1_key1 = tostring(host), _cqlx_lookup1_value1 = tostring(owner) "
-     "| where isnotempty(_cqlx_lookup1_key1)) on $left.DeviceName == $right._cqlx_lookup1_key1\n"
+     "| where isnotempty(_cqlx_lookup1_key1) | summarize _cqlx_lookup1_value1 = take_any(_cqlx_lookup1_value1) "
+     "by _cqlx_lookup1_key1) on $left.DeviceName == $right._cqlx_lookup1_key1\n"
      "| extend owner = _cqlx_lookup1_value1\n"
      "| project-away _cqlx_lookup1_key1, _cqlx_lookup1_value1\n"),
     (P + '!match(file="allow.csv", field=CommandLine, column=cmd)',
      "DeviceProcessEvents\n"
      "| join kind=leftanti (allow | project _cqlx_lookup1_key1 = tostring(cmd) "
-     "| where isnotempty(_cqlx_lookup1_key1)) on $left.ProcessCommandLine == $right._cqlx_lookup1_key1\n"),
+     "| where isnotempty(_cqlx_lookup1_key1) | distinct _cqlx_lookup1_key1) "
+     "on $left.ProcessCommandLine == $right._cqlx_lookup1_key1\n"),
     (P + 'match(file="hosts.csv", field=ComputerName, include=[])',
      "DeviceProcessEvents\n"
      "| join kind=leftsemi (hosts | project _cqlx_lookup1_key1 = tostring(ComputerName) "
-     "| where isnotempty(_cqlx_lookup1_key1)) on $left.DeviceName == $right._cqlx_lookup1_key1\n"),
+     "| where isnotempty(_cqlx_lookup1_key1) | distinct _cqlx_lookup1_key1) "
+     "on $left.DeviceName == $right._cqlx_lookup1_key1\n"),
     (P + 'match(file="pids.csv", field=RawProcessId, column=pid, include=[note], strict=false, ignoreCase=true)',
      "DeviceProcessEvents\n"
      "| extend _cqlx_lookup1_left1 = tolower(tostring(ProcessId))\n"
      "| join kind=leftouter (pids | project _cqlx_lookup1_key1 = tolower(tostring(pid)), "
-     "_cqlx_lookup1_value1 = tostring(note) | where isnotempty(_cqlx_lookup1_key1)) "
+     "_cqlx_lookup1_value1 = tostring(note) | where isnotempty(_cqlx_lookup1_key1) "
+     "| summarize _cqlx_lookup1_value1 = take_any(_cqlx_lookup1_value1) by _cqlx_lookup1_key1) "
      "on $left._cqlx_lookup1_left1 == $right._cqlx_lookup1_key1\n"
      "| extend note = _cqlx_lookup1_value1\n"
      "| project-away _cqlx_lookup1_left1, _cqlx_lookup1_key1, _cqlx_lookup1_value1\n"),
@@ -353,6 +357,15 @@ def test_number_columns_are_compared_as_text_in_kql() -> None:
     lookups = {"pids.csv": [{"pid": "20", "note": "n"}, {"pid": "x", "note": "no number"}]}
     rows = assert_agree(rule, AGREE_EVENTS, engines=("kql", "spl"), lookups=lookups)
     assert [dict(r)["ComputerName"] for r in rows] == ["host-02"]
+
+
+def test_duplicate_rows_that_agree_give_each_event_once_everywhere() -> None:
+    """The KQL's right side holds each key once (summarize ... by key), as the matcher does."""
+    rule = P + 'match(file="dup.csv", field=ComputerName, column=host, include=[owner]) | select([ComputerName, owner])'
+    lookups = {"dup.csv": [{"host": "host-01", "owner": "alice", "n": "1"},
+                           {"host": "host-01", "owner": "alice", "n": "2"}]}
+    rows = assert_agree(rule, AGREE_EVENTS, engines=("kql",), lookups=lookups)
+    assert rows == [(("ComputerName", "host-01"), ("owner", "alice"))]
 
 
 def test_lookup_tables_are_named_as_the_profile_says() -> None:

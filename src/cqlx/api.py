@@ -68,7 +68,7 @@ class Matcher:
             result: dict[str, Any] | None = self.namespace["match"](event)
         except self.namespace["RegexTimeout"] as error:
             raise RegexTimeoutError(str(error)) from None
-        except self.namespace["LookupFileError"] as error:
+        except (self.namespace["LookupFileError"], self.namespace["JoinError"]) as error:
             raise LookupFileError(str(error)) from None
         return result
 
@@ -81,7 +81,7 @@ class Matcher:
             result: list[dict[str, Any]] = self.namespace["run"](events, counts)
         except self.namespace["RegexTimeout"] as error:
             raise RegexTimeoutError(str(error)) from None
-        except self.namespace["LookupFileError"] as error:
+        except (self.namespace["LookupFileError"], self.namespace["JoinError"]) as error:
             raise LookupFileError(str(error)) from None
         return result
 

@@ -156,6 +156,7 @@ def run(
 
     Example: cqlx run samples/rules/container_cli_api.yml samples/events/container_cli_api.ndjson
     """
+    from cqlx import ir
     from cqlx.api import compile_query
     from cqlx.events import EventStats, read_events
     from cqlx.passes import pred_fields
@@ -191,7 +192,9 @@ def run(
             stats.not_text += odd
 
     counts: dict[str, int] = {}
-    if prefilter and not strict and profile is None:
+    # A join()'s subquery reads other events than the rule's filters keep: no prefilter then.
+    joins = any(isinstance(step, ir.Join) for step in query.steps)
+    if prefilter and not strict and profile is None and not joins:
         from cqlx.prefilter import build
         from cqlx.scan import scan_events
 

@@ -59,7 +59,7 @@ class ProfileError(CqlError):
 
 class LookupFileError(CqlError):
     """A lookup file a rule's ``match()`` reads: not given, unreadable, lacking a column, or with
-    two rows for one event that say different things."""
+    two rows for one event that say different things; or a ``join()`` whose subquery has such rows."""
 
 
 def caret_context(source: str | None, span: Span) -> str:

@@ -132,8 +132,8 @@ _ENRICH = "no target cqlx writes has this enrichment"
 OPAQUE: dict[str, OpaqueSpec] = {
     spec.name.lower(): spec
     for spec in (
-        OpaqueSpec("join", "filter", "query", "join() runs a second search and joins its rows; cqlx does not "
-                   "convert joins"),
+        OpaqueSpec("join", "filter", "query", "join() inside a boolean expression (and/or) is not converted; "
+                   "cqlx converts it as a stage of its own: | join(...) or | !join(...)"),
         OpaqueSpec("selfJoin", "filter", "field", "selfJoin() keeps events by what other events in the search "
                    "hold; cqlx does not convert it"),
         OpaqueSpec("selfJoinFilter", "filter", "field", "selfJoinFilter() keeps events by what other events in "
@@ -231,3 +231,9 @@ ROW_LIMIT_MAX = 200_000
 MATCH = FunctionSpec("match", ("file", "field", "column", "include", "strict", "ignoreCase", "mode", "nrows",
                                "glob", "table"), "file", "lookup")
 LOOKUP_MODES = ("string", "glob", "cidr")
+#: join(query, field, key=field, include=[], mode=inner, max=1, limit=100000, start, end, repo, view,
+#: live) — functions-join: ``query`` (the subquery) is the default parameter.
+JOIN = FunctionSpec("join", ("query", "field", "key", "include", "mode", "max", "limit", "start", "end", "repo",
+                             "view", "live"), "query", "join")
+JOIN_MODES = ("inner", "left")
+JOIN_LIMIT_DEFAULT = 100_000

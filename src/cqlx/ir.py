@@ -418,7 +418,34 @@ class Lookup:
         return self.file
 
 
-Step = Filter | Eval | Signal | Score | Ladder | Case | Project | Order | Aggregate | Drop | Opaque | Lookup
+@dataclass(frozen=True)
+class Join:
+    """``join({subquery}, field, key=field, include=[...], mode=inner|left)``: the subquery runs
+    over the same events; an event whose ``fields`` equal (as text) the ``keys`` of one of the
+    subquery's rows gets that row's ``include`` fields (``""`` for one the row lacks); an event or
+    row without a key value matches nothing. ``mode=inner`` drops the events no row matches,
+    ``left`` keeps them; ``negated`` (``!join()``) keeps only those, adding nothing. One row per key
+    (``max=1``, functions-join's default)."""
+
+    subquery: Query
+    fields: tuple[str, ...]
+    keys: tuple[str, ...]
+    include: tuple[str, ...] = ()
+    mode: str = "inner"
+    negated: bool = False
+    span: Span = _span()
+
+    @property
+    def filters(self) -> bool:
+        """Whether it drops events (inner, or negated)."""
+        return self.mode == "inner" or self.negated
+
+    @property
+    def writes(self) -> tuple[str, ...]:
+        return () if self.negated else self.include
+
+
+Step = Filter | Eval | Signal | Score | Ladder | Case | Project | Order | Aggregate | Drop | Opaque | Lookup | Join
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,9 @@ from cqlx.functions import (
     FUNCTIONS,
     GROUP_LIMIT_DEFAULT,
     GROUP_LIMIT_MAX,
+    JOIN,
+    JOIN_LIMIT_DEFAULT,
+    JOIN_MODES,
     LOOKUP_MODES,
     MATCH,
     OPAQUE,
@@ -171,17 +174,18 @@ def _items(value: A.Expr) -> tuple[A.Expr, ...]:
     return value.items if isinstance(value, A.Array) else (value,)
 
 
-def _lookup_call(stage: A.Stage) -> tuple[A.Call, bool] | None:
+def _lookup_call(stage: A.Stage, function: str = "match") -> tuple[A.Call, bool] | None:
     """``match(...)``, ``!match(...)`` and ``f =~ match(...)`` (which is ``match(..., field=f)``)
-    as a stage of their own, with whether they are negated; None for anything else."""
+    as a stage of their own, with whether they are negated; None for anything else. The same for
+    ``join`` with ``function="join"``."""
     negated = False
     node: A.Node = stage
     if isinstance(node, A.NotFilter):
         negated, node = True, node.operand
-    if isinstance(node, A.FnCompare) and node.call.name.lower() == "match":
+    if isinstance(node, A.FnCompare) and node.call.name.lower() == function:
         field = A.Argument(node.field.span, "field", A.FieldRef(node.field.span, node.field.name))
         return A.Call(node.call.span, node.call.name, node.call.name_span, (*node.call.args, field)), negated
-    if isinstance(node, A.Call) and node.name.lower() == "match":
+    if isinstance(node, A.Call) and node.name.lower() == function:
         return node, negated
     return None
 
@@ -367,6 +371,9 @@ class _Lowering:
         found_lookup = _lookup_call(stage)
         if found_lookup is not None:
             return [self.lookup(*found_lookup, stage.span)]
+        found_join = _lookup_call(stage, "join")
+        if found_join is not None:
+            return [self.join(*found_join, stage.span)]
         if isinstance(stage, A.Assignment):
             return [ir.Eval(stage.field.name, self.expr(stage.value), stage.span)]
         if isinstance(stage, A.MatchStmt):
@@ -442,6 +449,52 @@ class _Lowering:
         if negated and not strict:
             return kept("!match(strict=false) negates a match that keeps every event; cqlx does not convert it")
         return ir.Lookup(file, fields, columns, include, strict, ignore_case, mode, negated, span)
+
+    def join(self, call: A.Call, negated: bool, span: Span) -> ir.Join | ir.Opaque:
+        """``join({...}, ...)`` (or ``!join(...)``) as a stage: an :class:`ir.Join` whose subquery
+        is lowered as a query of its own; what cqlx does not convert of it stays opaque (another
+        time range or repository, ``max`` other than 1, a ``limit`` other than the default)."""
+        args = self.bind(call, JOIN)
+
+        def kept(reason: str) -> ir.Opaque:
+            return ir.Opaque("join", self.source(span), ir.FILTERS, None, f"join(): {reason}", span)
+
+        subquery = args.get("query")
+        if not isinstance(subquery, A.SubQuery):
+            raise CqlValueError("join() needs its subquery in braces, e.g. join({#event_simpleName=DnsRequest}, "
+                                "field=aid)", (subquery or call).span)
+        if "field" not in args:
+            raise CqlValueError("join() needs the field(s) to join on, e.g. field=aid", call.span)
+        fields = self.field_list(args["field"])
+        keys = self.field_list(args["key"]) if "key" in args else fields
+        if len(keys) != len(fields):
+            raise CqlValueError(f"join() has {len(fields)} field(s) and {len(keys)} key(s); they are matched in "
+                                "order and must be as many", args["key"].span)
+        include = self.field_list(args["include"]) if "include" in args else ()
+        mode = self.word(args["mode"]).lower() if "mode" in args else "inner"
+        if mode not in JOIN_MODES:
+            raise CqlValueError(f"mode={self.word(args['mode'])} is not a join mode; accepted: "
+                                + ", ".join(JOIN_MODES), args["mode"].span)
+        for name in ("max", "limit"):
+            if name in args:
+                word = self.word(args[name])
+                if not re.fullmatch(r"[0-9]{1,9}", word) or int(word) < 1:
+                    raise CqlValueError(f"{name}={word} must be a whole number of at least 1", args[name].span)
+        if "max" in args and int(self.word(args["max"])) != 1:
+            return kept(f"max={self.word(args['max'])} emits several rows per key; cqlx converts max=1")
+        if "limit" in args and int(self.word(args["limit"])) != JOIN_LIMIT_DEFAULT:
+            return kept(f"limit={self.word(args['limit'])} keeps that many of the subquery's rows, and which is not "
+                        f"documented; cqlx converts the default ({JOIN_LIMIT_DEFAULT:,}), assuming fewer rows")
+        elsewhere = [name for name in ("start", "end", "repo", "view", "live") if name in args]
+        if elsewhere:
+            return kept(f"{'/'.join(elsewhere)}= runs the subquery over other events (another time range or "
+                        "repository) than the query's, which the targets' tables do not say")
+        if negated and mode == "left":
+            return kept("!join(mode=left) negates a join that keeps every event; cqlx does not convert it")
+        inner = _Lowering(self.text, self.params, self.saved, self.calling)
+        steps = inner.pipeline(subquery.pipeline)
+        self.notes.extend(inner.notes)
+        return ir.Join(ir.Query(ir.Source(), steps), fields, keys, include, mode, negated, span)
 
     def match_stmt(self, stage: A.MatchStmt) -> ir.Case:
         """``field match { p => ... ; * => ... }`` is the ``case`` whose branches test ``field = p``

@@ -740,3 +740,59 @@ def lookup(record: dict[str, Any], spec: tuple[Any, ...]) -> dict[str, Any] | No
     out = dict(record)
     out.update(row)
     return out
+
+
+# ---- join() ----
+
+#: Each join()'s subquery rows by key, set by prepare_joins() before the events run.
+JOINED: list[dict[tuple[str, ...], dict[str, str]]] = []
+
+
+class JoinError(Exception):
+    """A join() whose subquery has rows for one key that say different things."""
+
+
+def run_pipeline(segments: tuple[Any, ...], barriers: tuple[Any, ...], events: Iterable[dict[str, Any]]
+                 ) -> list[dict[str, Any]]:
+    """The rows of a (sub)query's segments over ``events``, barriers between them."""
+    rows = [row for row in map(segments[0], events) if row is not None]
+    for spec, segment in zip(barriers, segments[1:], strict=True):
+        rows = [row for row in map(segment, barrier(rows, spec)) if row is not None]
+    return rows
+
+
+def prepare_joins(joins: tuple[Any, ...], events: list[dict[str, Any]]) -> None:
+    """Run each join()'s subquery over the events and index its rows: by the key fields' text
+    (a row without one is left out), each holding the include fields (``""`` for one it lacks,
+    functions-join). Rows of one key that differ there are refused: which one LogScale's
+    ``max=1`` takes is not documented."""
+    JOINED[:] = []
+    for number, (segments, barriers, keys, include, names) in enumerate(joins, 1):
+        index: dict[tuple[str, ...], dict[str, str]] = {}
+        for row in run_pipeline(segments, barriers, events):
+            values = tuple(_cell(get(row, name)) for name in keys)
+            if "" in values:
+                continue
+            written = {shown: _cell(get(row, name)) for name, shown in zip(include, names, strict=True)}
+            seen = index.get(values)
+            if seen is not None and seen != written:
+                raise JoinError(f"join() number {number}: its subquery has rows for the key {', '.join(values)} "
+                                "with different values in the include fields; which one LogScale's join() (max=1) "
+                                "takes is not documented")
+            index[values] = written
+        JOINED.append(index)
+
+
+def join(record: dict[str, Any], number: int, fields: tuple[str, ...], strict: bool, negated: bool
+         ) -> dict[str, Any] | None:
+    """``join()``: the record with the matching subquery row's include fields written, the record as
+    it is (no match, ``mode=left``), or None (dropped)."""
+    values = tuple(_cell(get(record, name)) for name in fields)
+    row = None if "" in values else JOINED[number - 1].get(values)
+    if negated:
+        return None if row is not None else record
+    if row is None:
+        return None if strict else record
+    out = dict(record)
+    out.update(row)
+    return out

@@ -187,6 +187,8 @@ class KqlGenerator(Generator):
             return []
         if isinstance(step, ir.Lookup):
             return self.lookup(step)
+        if isinstance(step, ir.Join):
+            return self.join(step)
         raise AssertionError(f"unexpected step {type(step).__name__}")
 
     def lookup_source(self, step: ir.Lookup) -> str:
@@ -206,6 +208,41 @@ class KqlGenerator(Generator):
         if step.mode != "string":
             self.lookup_lost(step, f"mode={step.mode} has no KQL join (a join compares keys for equality)")
             return []
+        keys = [f"tostring({name(c)})" for c in step.columns]
+        written = () if step.negated else (step.include or ())
+        if step.include is None and not step.negated:
+            self.lookup_lost(step, "without include= it adds every column of the file, which KQL must name: "
+                             "give include=[...]", part="columns")
+        return self.join_rows(step, self.lookup_source(step), keys, written,
+                              [f"tostring({name(c)})" for c in written], step.ignore_case)
+
+    def join(self, step: ir.Join) -> list[str]:
+        """``join()``: the subquery converted by the same emitter (its own table), joined as a
+        ``match()`` is (:meth:`join_rows`): each subquery key once (``max=1``), its ``include``
+        fields as text, ``""`` for one the row lacks (functions-join)."""
+        sub = KqlGenerator(step.subquery, self.profile, self.meta, self.target)
+        text = sub.generate().rstrip("\n")
+        keys: list[str] = []
+        for key in step.keys:
+            if sub.dead(key):  # no subquery row has the key: none matches
+                return ["where false"] if step.filters and not step.negated else []
+            keys.append(f"tostring({sub.col(key, step.span)})")
+        values = ['""' if sub.dead(f) else f"tostring({sub.col(f, step.span)})" for f in step.writes]
+        for diagnostic in sub.diagnostics:
+            self.unsupported(diagnostic.message, diagnostic.span, diagnostic.kind)
+        source = "\n    " + text.replace("\n", "\n    ")
+        return self.join_rows(step, source, keys, step.writes, values, False)
+
+    def join_rows(self, step: ir.Lookup | ir.Join, source: str, keys: list[str], written: tuple[str, ...],
+                  values: list[str], ignore_case: bool) -> list[str]:
+        """The rows of ``source`` (keys and values as text expressions over it) joined to the events:
+        ``inner`` when the step keeps only matching events (``leftsemi`` when it writes nothing),
+        ``leftouter`` when it keeps them all, ``leftanti`` when negated. The right side holds each
+        key once (``summarize ... take_any()`` by the keys): with unique keys each event comes out
+        once, as in LogScale; a key with rows that differ in the written values gives one of them
+        (the Python matcher refuses that). Keys are compared as text (``tolower()`` on both sides
+        for ignoreCase); an empty key matches nothing. The values come in under scratch names and
+        are written over the event's fields (when not strict, only where a row matched)."""
         if any(self.dead(f) for f in step.fields):  # no event has the key: no row matches
             return ["where false"] if step.filters and not step.negated else []
         self.lookups = getattr(self, "lookups", 0) + 1
@@ -213,37 +250,39 @@ class KqlGenerator(Generator):
         extends: list[str] = []
         left: list[str] = []
         right: list[tuple[str, str]] = []
-        for index, (field, column) in enumerate(zip(step.fields, step.columns, strict=True), 1):
+        for index, (field, key) in enumerate(zip(step.fields, keys, strict=True), 1):
             value = self.col(field, step.span)
-            if step.ignore_case or self.column_type(field) != "string":
+            if ignore_case or self.column_type(field) != "string":
                 text = value if self.column_type(field) == "string" else f"tostring({value})"
-                extends.append(f"{tag}_left{index} = {f'tolower({text})' if step.ignore_case else text}")
+                extends.append(f"{tag}_left{index} = {f'tolower({text})' if ignore_case else text}")
                 value = f"{tag}_left{index}"
             left.append(value)
-            key = f"tostring({name(column)})"
-            right.append((f"{tag}_key{index}", f"tolower({key})" if step.ignore_case else key))
-        written = () if step.negated else (step.include or ())
-        values = [(f"{tag}_value{i}", f"tostring({name(c)})") for i, c in enumerate(written, 1)]
+            right.append((f"{tag}_key{index}", f"tolower({key})" if ignore_case else key))
+        scratch_values = [(f"{tag}_value{i}", v) for i, v in enumerate(values, 1)]
+        strict = step.filters and not step.negated
         if step.negated:
             kind = "leftanti"
-        elif step.strict:
-            kind = "inner" if values else "leftsemi"
+        elif strict:
+            kind = "inner" if scratch_values else "leftsemi"
         else:
             kind = "leftouter"
-        if step.include is None and not step.negated:
-            self.lookup_lost(step, "without include= it adds every column of the file, which KQL must name: "
-                             "give include=[...]", part="columns")
-        if kind == "leftouter" and not values:
+        if kind == "leftouter" and not scratch_values:
             return []  # keeps every event and writes nothing KQL can name
-        project = ", ".join(f"{n} = {e}" for n, e in [*right, *values])
+        project = ", ".join(f"{n} = {e}" for n, e in [*right, *scratch_values])
         nonempty = " and ".join(f"isnotempty({n})" for n, _ in right)
+        by = ", ".join(n for n, _ in right)
+        once = (f"summarize {', '.join(f'{n} = take_any({n})' for n, _ in scratch_values)} by {by}"
+                if scratch_values else f"distinct {by}")
         on = ", ".join(f"$left.{k} == $right.{r}" for k, (r, _) in zip(left, right, strict=True))
         out = [f"extend {', '.join(extends)}"] if extends else []
-        out.append(f"join kind={kind} ({self.lookup_source(step)} | project {project} | where {nonempty}) on {on}")
+        # A multi-line source (a subquery) gets its operators on lines of their own too.
+        pipe = "\n    | " if "\n" in source else " | "
+        right_side = pipe.join([source.rstrip(), f"project {project}", f"where {nonempty}", once])
+        out.append(f"join kind={kind} ({right_side}{chr(10) + '   ' if pipe != ' | ' else ''}) on {on}")
         assignments = []
-        for column, (scratch, _) in zip(written, values, strict=True):
+        for column, (scratch, _) in zip(written, scratch_values, strict=True):
             value = scratch
-            if not step.strict and self.exists(column):
+            if not strict and self.exists(column):
                 before = self.expr(ir.Ref(column, step.span))
                 if self.kind(ir.Ref(column)) != TEXT or self.column_type(column) != "string":
                     before = f"tostring({before})"
@@ -254,7 +293,7 @@ class KqlGenerator(Generator):
             out.append("extend " + ", ".join(assignments))
         scratch_columns = [e.split(" = ")[0] for e in extends]
         if kind in ("inner", "leftouter"):
-            scratch_columns += [n for n, _ in [*right, *values]]
+            scratch_columns += [n for n, _ in [*right, *scratch_values]]
         if scratch_columns:
             out.append("project-away " + ", ".join(scratch_columns))
         return out

@@ -190,8 +190,10 @@ class SigmaGenerator(Generator):
                 self.opaque(step)
             elif isinstance(step, ir.Lookup):
                 self.lookup_lost(step, "Sigma has no lookup files")
+            elif isinstance(step, ir.Join):
+                self.lookup_lost(step, "Sigma has no joins of two searches")
             self.track(step)
-            if not isinstance(step, ir.Opaque | ir.Lookup):  # reported on its own, with its reason
+            if not isinstance(step, ir.Opaque | ir.Lookup | ir.Join):  # reported on its own, with its reason
                 derived += [f for f in sorted(step_writes(step)) if f not in derived]
         if derived:
             self.note("the rule computes " + ", ".join(derived) + ", which Sigma cannot output",
