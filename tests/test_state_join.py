@@ -19,6 +19,7 @@ from cqlx.emit.base import DETECTION
 from cqlx.emit.cql import same_ir
 from cqlx.errors import CqlValueError, LookupFileError
 from cqlx.explain import explain
+from cqlx.spl_oracle import SplOracleError, run_spl
 from cqlx.testing import check_kql
 from tests.agreement import assert_agree
 
@@ -126,8 +127,8 @@ JOINS = [
 
 
 @pytest.mark.parametrize("rule", JOINS)
-def test_join_rows_agree_with_duckdb_kql(rule: str) -> None:
-    rows = assert_agree(rule, EVENTS, engines=("kql",))
+def test_join_rows_agree_on_every_engine(rule: str) -> None:
+    rows = assert_agree(rule, EVENTS, engines=("kql", "spl"))
     assert 0 < len(rows) < 4 or "mode=left" in rule
     check_kql(convert(rule, to="kql"))
 
@@ -148,14 +149,51 @@ def test_match_of_one_event_joins_that_event_alone() -> None:
     assert matcher.match(EVENTS[0]) is None  # its subquery saw no network event
 
 
-@pytest.mark.parametrize(("target", "message"), [
-    ("spl", "does not write SPL's join"),
-    ("sigma", "Sigma has no joins"),
-])
-def test_targets_without_joins_refuse(target: str, message: str) -> None:
-    conversion = convert_query(parse(RULE), target)
+def test_sigma_refuses_joins() -> None:
+    conversion = convert_query(parse(RULE), "sigma")
     found = [d for d in conversion.diagnostics if "join()" in d.message]
-    assert found and found[0].kind == DETECTION and message in found[0].message
+    assert found and found[0].kind == DETECTION and "Sigma has no joins" in found[0].message
+
+
+def test_spl_joins_a_subsearch() -> None:
+    spl = convert(P + f"join({{{NET} | RemotePort=4444}}, field=aid, include=[RemoteAddressIP4], mode=left)",
+                  to="spl")
+    assert spl.splitlines()[1:] == [
+        "| eval _cqlx_join1_key1=aid",
+        '| join type=left max=1 _cqlx_join1_key1 [search sourcetype="crowdstrike:events:sensor" '
+        'event_simpleName=CASE(NetworkConnectIP4) | where RemotePort=="4444" | eval _cqlx_join1_key1=aid, '
+        '_cqlx_join1_value1=coalesce(RemoteAddressIP4, ""), _cqlx_join1_hit=1 | where isnotnull(_cqlx_join1_key1) '
+        'AND _cqlx_join1_key1!="" | dedup _cqlx_join1_key1 | fields _cqlx_join1_key1 _cqlx_join1_value1 '
+        "_cqlx_join1_hit]",
+        "| eval RemoteAddressIP4=if(isnotnull(_cqlx_join1_hit), _cqlx_join1_value1, RemoteAddressIP4)",
+        "| fields - _cqlx_join1_key1 _cqlx_join1_value1 _cqlx_join1_hit"]
+
+
+ORACLE_EVENTS = [{"kind": "a", "id": "1", "v": "main"}, {"kind": "a", "id": "2"}, {"kind": "a"},
+                 {"kind": "b", "id": "1", "v": "first"}, {"kind": "b", "id": "1", "v": "second"}]
+
+
+@pytest.mark.parametrize(("spl", "expected"), [
+    # inner: only matched results; max=1 takes the subsearch's first row; its fields overwrite
+    ("search kind=a | join id [search kind=b | fields id v]", [{"kind": "a", "id": "1", "v": "first"}]),
+    ("search kind=a | join type=left max=1 id [search kind=b | fields id v]",
+     [{"kind": "a", "id": "1", "v": "first"}, {"kind": "a", "id": "2"}, {"kind": "a"}]),
+    ("search kind=a | join type=outer id [search kind=b | dedup id | fields id]",
+     [{"kind": "a", "id": "1", "v": "main"}, {"kind": "a", "id": "2"}, {"kind": "a"}]),
+    ("search * | dedup kind", [{"kind": "a", "id": "1", "v": "main"}, {"kind": "b", "id": "1", "v": "first"}]),
+])
+def test_oracle_join_and_dedup(spl: str, expected: list[dict[str, str]]) -> None:
+    assert run_spl(spl, ORACLE_EVENTS) == expected
+
+
+@pytest.mark.parametrize(("spl", "message"), [
+    ("search * | join max=0 id [search *]", "max=1"),
+    ("search * | join id", r"subsearch in \[ \]"),
+    ("search * | join id [search *", "not closed"),
+])
+def test_oracle_join_refuses_what_it_does_not_interpret(spl: str, message: str) -> None:
+    with pytest.raises(SplOracleError, match=message):
+        run_spl(spl, ORACLE_EVENTS)
 
 
 CQL = [

@@ -10,8 +10,8 @@ What it interprets (Splunk Search Reference and Search Manual, help.splunk.com):
   ``field!=value``, ``*``, ``( )``, ``NOT``, ``OR``, ``AND`` and implicit AND;
 * the commands ``search``, ``regex``, ``where``, ``eval``, ``table``, ``sort``, ``head``,
   ``stats`` and ``eventstats`` (count, count(X), dc, sum, min, max, avg, values, latest, first;
-  ``by``), ``fields`` and ``lookup`` (of
-  the CSV tables given to :func:`run_spl`);
+  ``by``), ``fields``, ``dedup``, ``lookup`` (of the CSV tables given to :func:`run_spl`) and
+  ``join`` (type, max=1, a field list and a ``[subsearch]`` over the same events);
 * in ``where``/``eval``: literals, fields (bare or in single quotes), ``AND OR NOT``, comparisons,
   ``+ - * / % .``, and the functions ``if case match like isnull isnotnull lower upper tonumber in
   coalesce floor mvjoin urldecode true false null``.
@@ -53,6 +53,8 @@ class _Source:
     text: str
     # Lookup tables the `lookup` command reads, by the name the SPL gives them: rows of {field: value}.
     lookups: Mapping[str, Sequence[Mapping[str, object]]] = field(default_factory=dict)
+    # The events the search runs over (a `join` subsearch reads them too), set by SplProgram.run.
+    events: list[Row] = field(default_factory=list)
 
     def span(self, start: int, end: int | None = None) -> Span:
         end = start + 1 if end is None or end <= start else end
@@ -1593,8 +1595,30 @@ def _lookup_stage(text: str, base: int, source: _Source) -> Stage:
     return run
 
 
+def _dedup_stage(text: str, base: int, source: _Source) -> Stage:
+    # dedup <field-list>: keeps the first result of each combination of the fields' values; results
+    # without one of the fields are removed (keepempty=false, the default) (Search Reference, dedup).
+    names = _field_list(text, base, source)
+    if not names:
+        raise source.error("dedup needs a field", base, base + len(text))
+
+    def run(rows: list[Row]) -> list[Row]:
+        seen: set[tuple[str, ...]] = set()
+        out = []
+        for row in rows:
+            values = tuple(_text(_lookup(row, name)) for name in names)
+            if None in values or values in seen:
+                continue
+            seen.add(values)  # type: ignore[arg-type]
+            out.append(row)
+        return out
+
+    return run
+
+
 _COMMANDS: dict[str, Callable[[str, int, _Source], Stage]] = {
     "lookup": _lookup_stage,
+    "dedup": _dedup_stage,
     "stats": _stats_stage,
     "eventstats": _eventstats_stage,
     "fields": _fields_stage,
@@ -1622,6 +1646,9 @@ def _split_pipeline(text: str, source: _Source) -> list[tuple[str, int]]:
             # A single quote only quotes in eval expressions; elsewhere the emitter writes none.
             index = _read_quoted(text, index, char, source, 0)[1]
             continue
+        if char == "[":  # a subsearch: its pipes are its own
+            index = _subsearch_end(text, index, source) + 1
+            continue
         if char == "|":
             segments.append((text[start:index], start))
             start = index + 1
@@ -1630,14 +1657,83 @@ def _split_pipeline(text: str, source: _Source) -> list[tuple[str, int]]:
     return segments
 
 
+def _subsearch_end(text: str, start: int, source: _Source) -> int:
+    """The index of the ``]`` that closes the subsearch opened at ``start`` (quotes and nested
+    brackets skipped)."""
+    depth = 0
+    index = start
+    while index < len(text):
+        char = text[index]
+        if char in "\"'":
+            index = _read_quoted(text, index, char, source, 0)[1]
+            continue
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+            if depth == 0:
+                return index
+        index += 1
+    raise source.error("a subsearch '[' is not closed", start, len(text))
+
+
+def _join_stage(text: str, base: int, source: _Source) -> Stage:
+    # join [type=inner|outer|left] [max=<int>] <field-list> [subsearch] (Search Reference, join): the
+    # results joined with the subsearch's on the fields of the list, which both must have; inner
+    # keeps only matched results, outer/left every result; max (default 1) is how many subsearch rows
+    # each result joins; the subsearch's fields overwrite the result's (overwrite=true).
+    # *Assumptions*: values are compared as text, case-sensitively; with max=1 the first matching
+    # row in subsearch order is joined (cqlx's SPL dedups its subsearch, so it does not rely on it).
+    # The oracle's subset: max=1 and the options type and max only.
+    open_at = text.find("[")
+    if open_at < 0:
+        raise source.error("join needs a subsearch in [ ]", base, base + len(text))
+    close_at = _subsearch_end(text, open_at, source)
+    if text[close_at + 1:].strip():
+        raise source.error("nothing may follow join's subsearch", base + close_at + 1, base + len(text))
+    words = text[:open_at].split()
+    options = {w.split("=", 1)[0]: w.split("=", 1)[1] for w in words if "=" in w}
+    fields = [w for w in words if "=" not in w]
+    kind = options.pop("type", "inner")
+    if kind not in ("inner", "outer", "left") or options.pop("max", "1") != "1" or options or not fields:
+        raise source.error("join takes type=inner|outer|left, max=1 and a field list in the oracle's subset",
+                           base, base + open_at)
+    inner = text[open_at + 1:close_at].strip()
+    if inner.startswith("search "):
+        inner = inner[len("search "):]
+    program = compile_spl(inner, source.lookups)
+
+    def run(rows: list[Row]) -> list[Row]:
+        sub = program.run(source.events)
+        out = []
+        for row in rows:
+            values = [_text(_lookup(row, name)) for name in fields]
+            hit = None if None in values else next(
+                (s for s in sub if [_text(_lookup(s, name)) for name in fields] == values), None)
+            if hit is None:
+                if kind != "inner":
+                    out.append(row)
+                continue
+            out.append({**row, **hit})
+        return out
+
+    return run
+
+
+_COMMANDS["join"] = _join_stage  # defined after the table: it compiles its subsearch with compile_spl
+
+
 @dataclass(frozen=True)
 class SplProgram:
     """Compiled SPL: ``run(events)`` gives the result rows in order."""
 
     stages: tuple[Stage, ...]
+    source: _Source | None = None
 
     def run(self, events: Iterable[Mapping[str, object]]) -> list[dict[str, object]]:
         rows = [_event_row(event) for event in events]
+        if self.source is not None:
+            self.source.events[:] = rows
         for stage in self.stages:
             rows = stage(rows)
         return rows
@@ -1677,7 +1773,7 @@ def compile_spl(spl: str, lookups: Mapping[str, Sequence[Mapping[str, object]]] 
             raise source.error(f"the command {name!r} is outside the oracle's subset", offset + match.start(1),
                                offset + match.end(1))
         stages.append(builder(text[match.end():], offset + match.end(), source))
-    return SplProgram(tuple(stages))
+    return SplProgram(tuple(stages), source)
 
 
 def run_spl(spl: str, events: Iterable[Mapping[str, object]],

@@ -188,11 +188,52 @@ class SplGenerator(Generator):
         if isinstance(step, ir.Lookup):
             return self.lookup(step)
         if isinstance(step, ir.Join):
-            # SPL's join takes the subsearch's first 50,000 rows (limits.conf subsearch_maxout) and
-            # compares keys of the same name; cqlx does not write it yet, nor does its oracle run it.
-            self.lookup_lost(step, "cqlx does not write SPL's join command (and a subsearch) yet")
-            return []
+            return self.join(step)
         raise AssertionError(f"unexpected step {type(step).__name__}")
+
+    def join(self, step: ir.Join) -> list[str]:
+        """``join()`` as SPL's ``join`` with a subsearch converted by the same emitter. SPL joins on
+        fields of the same name: both sides copy their keys to scratch fields (a key the subsearch
+        row lacks, or empty, matches nothing); the subsearch keeps one row per key (``dedup``:
+        LogScale's max=1) and its include fields as text (``""`` for one the row lacks,
+        functions-join). ``type=inner`` drops unmatched events, ``type=left`` keeps them (a marker
+        field says which matched; ``!join()`` keeps those without it). Splunk's join reads at most
+        50,000 subsearch rows (limits.conf subsearch_maxout), LogScale's 100,000: both are assumed
+        not reached."""
+        self.joins = getattr(self, "joins", 0) + 1
+        tag = f"_cqlx_join{self.joins}"
+        sub = SplGenerator(step.subquery, self.profile, self.meta, self.target)
+        lines = sub.generate().strip().split("\n")
+        keys = [f"{tag}_key{i}" for i in range(1, len(step.keys) + 1)]
+        sub_keys = [f"{k}={field_ref(sub.col(f, step.span))}" for k, f in zip(keys, step.keys, strict=True)]
+        written = step.writes
+        values = [f"{tag}_value{i}" for i in range(1, len(written) + 1)]
+        sub_values = [f'{v}=coalesce({field_ref(sub.col(f, step.span))}, "")' for v, f in zip(values, written,
+                                                                                               strict=True)]
+        for diagnostic in sub.diagnostics:
+            self.unsupported(diagnostic.message, diagnostic.span, diagnostic.kind)
+        present = " AND ".join(f'isnotnull({k}) AND {k}!=""' for k in keys)
+        body = " ".join(lines) if lines[0].startswith("|") else "search " + " ".join(lines)
+        subsearch = (f"[{body} | eval {', '.join([*sub_keys, *sub_values, f'{tag}_hit=1'])} | where {present} "
+                     f"| dedup {' '.join(keys)} | fields {' '.join([*keys, *values, f'{tag}_hit'])}]")
+        main_keys = ", ".join(f"{k}={field_ref(self.col(f, step.span))}" for k, f in zip(keys, step.fields,
+                                                                                         strict=True))
+        kind = "inner" if step.filters and not step.negated else "left"
+        out = [f"eval {main_keys}", f"join type={kind} max=1 {' '.join(keys)} {subsearch}"]
+        if step.negated:
+            out.append(f"where isnull({tag}_hit)")
+        assignments = []
+        for column, value in zip(written, values, strict=True):
+            if kind == "left":
+                value = f"if(isnotnull({tag}_hit), {value}, {field_ref(self.col(column, step.span))})"
+            assignments.append(f"{field_ref(column)}={value}")
+            self.numeric.discard(column)
+        if assignments:
+            out.append("eval " + ", ".join(assignments))
+        out.append("fields - " + " ".join([*keys, *values, f"{tag}_hit"]))
+        if kind == "inner":
+            self.present |= set(step.fields)
+        return out
 
     def lookup(self, step: ir.Lookup) -> list[str]:
         """``match()`` as ``lookup FILE column AS field ... OUTPUT column AS scratch ...``: Splunk's
