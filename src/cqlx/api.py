@@ -129,7 +129,7 @@ def compile_matcher(text: str, title: str = "", profile: str | None = None,
 
 
 def lookup_files(query: ir.Query) -> list[ir.Lookup]:
-    """The ``match()`` stages of a query, case branches included, in order."""
+    """The ``match()`` stages of a query, case branches and join() subqueries included, in order."""
     found: list[ir.Lookup] = []
 
     def visit(steps: tuple[ir.Step, ...]) -> None:
@@ -139,6 +139,8 @@ def lookup_files(query: ir.Query) -> list[ir.Lookup]:
             elif isinstance(step, ir.Case):
                 for branch in step.branches:
                     visit(branch.steps)
+            elif isinstance(step, ir.Join):
+                visit(step.subquery.steps)
 
     visit(query.steps)
     return found
