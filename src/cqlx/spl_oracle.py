@@ -27,7 +27,8 @@ import math
 import re
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 from cqlx.ast import Span
 from cqlx.errors import CqlError
@@ -52,9 +53,9 @@ class SplOracleError(CqlError):
 class _Source:
     text: str
     # Lookup tables the `lookup` command reads, by the name the SPL gives them: rows of {field: value}.
-    lookups: Mapping[str, Sequence[Mapping[str, object]]] = field(default_factory=dict)
+    lookups: Mapping[str, Sequence[Mapping[str, object]]] = dataclass_field(default_factory=dict)
     # The events the search runs over (a `join` subsearch reads them too), set by SplProgram.run.
-    events: list[Row] = field(default_factory=list)
+    events: list[Row] = dataclass_field(default_factory=list)
 
     def span(self, start: int, end: int | None = None) -> Span:
         end = start + 1 if end is None or end <= start else end
