@@ -54,24 +54,38 @@ def _rows(rows: list[dict[str, Any]], fields: tuple[str, ...], renames: dict[str
     return out
 
 
-def python_rows(rule: str, events: list[dict[str, Any]]) -> list[Row]:
-    matcher = compile_matcher(rule)
+#: Lookup files by the name match() gives them: rows of {column: value}.
+Lookups = dict[str, list[dict[str, str]]]
+
+
+def lookup_tables(lookups: Lookups) -> dict[str, tuple[tuple[tuple[str, str], ...], list[dict[str, Any]]]]:
+    """The lookup files as KQL tables (profile mde: a file x.csv is the table x), every column a string."""
+    tables = {}
+    for file, rows in lookups.items():
+        columns = tuple((c, "string") for c in (rows[0] if rows else {}))
+        tables[parse(f'match(file="{file}", field=x)').steps[0].stem] = (columns, [dict(r) for r in rows])  # type: ignore[union-attr]
+    return tables
+
+
+def python_rows(rule: str, events: list[dict[str, Any]], lookups: Lookups | None = None) -> list[Row]:
+    matcher = compile_matcher(rule, lookups=lookups)
     fields = matcher.fields
     assert fields is not None, "the rule must select its output fields"
     return _rows(matcher.run(events), fields, {})
 
 
-def kql_rows(rule: str, events: list[dict[str, Any]]) -> list[Row]:
+def kql_rows(rule: str, events: list[dict[str, Any]], lookups: Lookups | None = None) -> list[Row]:
     fields = output_fields(parse(rule))
     assert fields is not None
-    rows = run_kql(convert(rule, to="kql"), to_tables(events, load_profile("mde")))
+    tables = {**to_tables(events, load_profile("mde")), **lookup_tables(lookups or {})}
+    rows = run_kql(convert(rule, to="kql"), tables)
     return _rows(rows, fields, _renames("mde", rule))
 
 
-def spl_rows(rule: str, events: list[dict[str, Any]]) -> list[Row]:
+def spl_rows(rule: str, events: list[dict[str, Any]], lookups: Lookups | None = None) -> list[Row]:
     fields = output_fields(parse(rule))
     assert fields is not None
-    rows = run_spl(convert(rule, to="spl"), splunk_events(events))
+    rows = run_spl(convert(rule, to="spl"), splunk_events(events), lookups)
     return _rows(rows, fields, _renames("splunk", rule))
 
 
@@ -79,14 +93,15 @@ ENGINES = {"kql": kql_rows, "spl": spl_rows}
 
 
 def assert_agree(rule: str, events: list[dict[str, Any]], engines: tuple[str, ...] = ("kql", "spl"),
-                 ordered: bool = False) -> list[Row]:
+                 ordered: bool = False, lookups: Lookups | None = None) -> list[Row]:
     """Every engine returns the reference's rows; returns them (so a test can check they are not
-    trivial). Defender's view drops empty strings from the reference's events too."""
-    reference = python_rows(rule, events)
+    trivial). Defender's view drops empty strings from the reference's events too. ``lookups``
+    are the files the rule's match() reads, given to every engine."""
+    reference = python_rows(rule, events, lookups)
     for engine in engines:
         view = [{k: v for k, v in e.items() if v != ""} for e in events] if engine == "kql" else events
-        expected = python_rows(rule, view) if engine == "kql" else reference
-        got = ENGINES[engine](rule, events)
+        expected = python_rows(rule, view, lookups) if engine == "kql" else reference
+        got = ENGINES[engine](rule, events, lookups)
         if ordered:
             assert got == expected, (engine, got, expected)
         else:

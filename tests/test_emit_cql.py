@@ -85,6 +85,10 @@ TABLE = [
     ("event_platform=Lin | event_simpleName=A or event_simpleName=B",
      'in(#event_simpleName, values=["A", "B"])\n| event_platform=Lin\n'),
     ("", "*\n"),
+    # match(): defaults left out, the negation as !match()
+    ('match(hosts.csv, field=aid, column=aid, strict=true, mode=string, include=[owner])',
+     'match(file="hosts.csv", field=aid, include=[owner])\n'),
+    ('not aid =~ match(file="allow.csv", column=id)', '!match(file="allow.csv", field=aid, column=id)\n'),
 ]
 
 
@@ -192,7 +196,8 @@ def test_cli_convert_to_cql() -> None:
 # Module-level tables of the other test modules: every string in them that parses is a query.
 _TABLE_MODULES = ("test_agreement", "test_emit_kql", "test_emit_python", "test_emit_sigma", "test_emit_spl",
                   "test_grammar", "test_passes", "test_prefilter", "test_profile_data", "test_spl_agreement",
-                  "test_spl_oracle", "test_testing", "test_fuzz", "test_aggs")
+                  "test_spl_oracle", "test_testing", "test_fuzz", "test_aggs", "test_state_lookup",
+                  "test_state_platform", "test_state_join", "test_state_options")
 
 
 def _strings(item: object) -> Iterator[str]:

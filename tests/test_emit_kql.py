@@ -65,10 +65,12 @@ def test_kql_table(cql: str, kql: str | None) -> None:
 
 
 def test_a_platform_filter_is_detection_loss() -> None:
-    """Defender's event tables have no OS platform column: dropping event_platform=Win would
-    match every platform, so the conversion is refused (fuzz of the sample library found it)."""
+    """ASIM's event tables have no OS platform column: dropping event_platform=Win would match
+    every platform, so the conversion is refused (fuzz of the sample library found it). Defender
+    reads it from DeviceInfo (tests/test_state_platform.py)."""
     with pytest.raises(UnsupportedError, match=r"event_platform Win.*would match every platform"):
-        convert("#event_simpleName=ProcessRollup2 event_platform=Win | CommandLine = x", to="kql")
+        convert("#event_simpleName=ProcessRollup2 event_platform=Win | CommandLine = x", to="kql",
+                profile="sentinel-asim")
 
 
 def test_seed_golden(seed_text: str) -> None:

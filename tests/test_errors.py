@@ -61,7 +61,7 @@ def test_unknown_function_is_kept_and_refused_with_its_name_and_position() -> No
 
 @pytest.mark.parametrize(("text", "reason"), [
     ("$falcon/helper:enrich(field=x) | x = 1", "saved search $falcon/helper:enrich(): the body"),
-    ('join({#event_simpleName=DnsRequest}, field=aid) | x = 1', "join() runs a second search"),
+    ('join({#event_simpleName=DnsRequest}, field=aid, repo=dns) | x = 1', "join(): repo= runs the subquery"),
     ("CommandLine = ?cmd", "query parameter ?cmd has no value (give one with --param cmd=VALUE)"),
     ("ioc:lookup(RemoteIP, type=ip_address, strict=true)", "ioc:lookup() reads CrowdStrike's IOC database"),
 ])

@@ -49,6 +49,7 @@ from hypothesis import strategies as st
 
 import cqlx
 from cqlx.errors import CqlError
+from cqlx.testing import lookup_schema
 
 T = TypeVar("T")
 
@@ -839,8 +840,17 @@ class OutputError(Exception):
 
 def check_spl(output: str) -> None:
     """No SPL engine runs here, so a lexical check: quotes close; outside them there is no ``|``
-    but the one starting each stage's line, no backtick (macro), no ``[`` (subsearch) and no empty
-    argument (``in(f, )``); no command is left without its arguments (``| table``)."""
+    but the one starting each stage's line, no backtick (macro), no ``[`` (subsearch) but the one
+    a ``| join`` line ends with (checked as SPL of its own), and no empty argument (``in(f, )``);
+    no command is left without its arguments (``| table``)."""
+    lines = output.split("\n")
+    for number, line in enumerate(lines):
+        if line.startswith("| join ") and line.endswith("]") and " [" in line:
+            head, _, sub = line.partition(" [")
+            body = sub[:-1].removeprefix("search ")
+            check_spl(body.replace(" | ", "\n| "))  # the subsearch's stages, one a line
+            lines[number] = head
+    output = "\n".join(lines)
     for line in output.splitlines()[1:]:
         if re.fullmatch(r"\| (table|sort|fields|eval|where|regex|head)\s*", line):
             raise OutputError(f"a command without arguments: {line!r}")
@@ -1076,7 +1086,12 @@ def check_kusto(pairs: Sequence[tuple[str, str]]) -> list[Failure]:
     if not pairs:
         return []
     failures = []
-    results = analyze([kql for _, kql in pairs], mde_tables())
+    tables = mde_tables()
+    for text, _ in pairs:  # the tables a match() reads are the user's: known with the columns it names
+        for name, columns in lookup_schema(cqlx.parse(text)).items():
+            known_columns = tables.setdefault(name, [])
+            known_columns += [c for c in columns if c not in known_columns]
+    results = analyze([kql for _, kql in pairs], tables)
     for (text, kql), diagnostics in zip(pairs, results, strict=True):
         for diagnostic in diagnostics:
             if diagnostic.severity == "Error":

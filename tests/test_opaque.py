@@ -24,7 +24,7 @@ PR2 = "#event_simpleName=ProcessRollup2 "
     ("ioc:lookup(field=[RemoteIP], type=ip_address)", "ioc:lookup", ir.ENRICHES, ("ioc.*",)),
     ("ioc:lookup(field=[RemoteIP], type=ip_address, strict=true)", "ioc:lookup", ir.FILTERS, ("ioc.*",)),
     ("ioc:lookup(RemoteIP, prefix=hit)", "ioc:lookup", ir.ENRICHES, ("hit.*",)),
-    ("join({#event_simpleName=DnsRequest}, field=aid, key=aid)", "join", ir.FILTERS, None),
+    ("join({#event_simpleName=DnsRequest}, field=aid, key=aid, max=2)", "join", ir.FILTERS, None),
     ("readFile(hosts.csv)", "readFile", ir.AGGREGATES, None),
     ("frobnicate(x)", "frobnicate", ir.FILTERS, None),
     ("x := frobnicate(y)", "frobnicate", ir.ENRICHES, ("x",)),
@@ -70,7 +70,7 @@ def test_decisive_after_is_what_later_steps_decide_on() -> None:
 
 def test_a_matcher_refuses_what_it_would_run_wrongly_and_leaves_out_what_is_only_shown() -> None:
     with pytest.raises(UnsupportedError, match="join"):
-        compile_matcher("join({x=1}, field=aid) | aid = 3")
+        compile_matcher("join({x=1}, field=aid, start=7d) | aid = 3")
     matcher = compile_matcher("ipLocation(aip) | aip = *")
     assert matcher.match({"aip": "10.0.0.1"}) == {"aip": "10.0.0.1"}
 

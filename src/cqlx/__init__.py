@@ -14,9 +14,11 @@ __all__ = ["CqlError", "Matcher", "compile_matcher", "convert", "parse", "parse_
 __version__ = "0.1.0"
 
 
-def convert(text: str, to: str = "kql", profile: str | None = None, params: dict[str, str] | None = None) -> str:
+def convert(text: str, to: str = "kql", profile: str | None = None, params: dict[str, str] | None = None,
+            saved_searches: dict[str, str] | None = None) -> str:
     """Convert a CQL query to ``to`` (spl, kql, sigma, python, cql) with a target profile;
-    ``params`` gives values to the query's parameters (``?name``)."""
+    ``params`` gives values to the query's parameters (``?name``), ``saved_searches`` the bodies
+    of the saved searches its ``$name()`` calls name."""
     from cqlx.conversion import convert_text
 
-    return convert_text(text, to, profile, params=params).output
+    return convert_text(text, to, profile, params=params, saved_searches=saved_searches).output

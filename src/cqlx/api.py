@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cqlx import ir
 from cqlx.ast import Pipeline
-from cqlx.errors import CqlError
+from cqlx.errors import CqlError, LookupFileError
+
+#: A lookup file as compile_matcher() takes it: a CSV file's path, or its rows ({column: value}).
+LookupSource = str | Path | Iterable[Mapping[str, Any]]
 
 
 def parse_tree(text: str) -> Pipeline:
@@ -26,15 +30,17 @@ def parse_tree(text: str) -> Pipeline:
                              "pipeline stages", source=text) from None
 
 
-def parse(text: str, params: Mapping[str, str] | None = None) -> ir.Query:
+def parse(text: str, params: Mapping[str, str] | None = None,
+          saved_searches: Mapping[str, str] | None = None) -> ir.Query:
     """The IR of a CQL query: lowered from the syntax tree and normalised by the passes.
-    ``params`` gives values to the query's parameters (``?name``)."""
+    ``params`` gives values to the query's parameters (``?name``); ``saved_searches`` the bodies of
+    the saved searches its ``$name()`` calls may name (by name, ``package:name`` for a package's)."""
     from cqlx.lower import lower
     from cqlx.passes import run_passes
 
     tree = parse_tree(text)
     try:
-        return run_passes(lower(tree, text, params))
+        return run_passes(lower(tree, text, params, saved_searches))
     except CqlError as error:
         raise error.located(text) from None
     except RecursionError:
@@ -62,6 +68,8 @@ class Matcher:
             result: dict[str, Any] | None = self.namespace["match"](event)
         except self.namespace["RegexTimeout"] as error:
             raise RegexTimeoutError(str(error)) from None
+        except (self.namespace["LookupFileError"], self.namespace["JoinError"]) as error:
+            raise LookupFileError(str(error)) from None
         return result
 
     def run(self, events: Iterable[dict[str, Any]], counts: dict[str, int] | None = None
@@ -73,6 +81,8 @@ class Matcher:
             result: list[dict[str, Any]] = self.namespace["run"](events, counts)
         except self.namespace["RegexTimeout"] as error:
             raise RegexTimeoutError(str(error)) from None
+        except (self.namespace["LookupFileError"], self.namespace["JoinError"]) as error:
+            raise LookupFileError(str(error)) from None
         return result
 
     @property
@@ -105,16 +115,55 @@ def output_fields(query: ir.Query) -> tuple[str, ...] | None:
 
 
 def compile_matcher(text: str, title: str = "", profile: str | None = None,
-                    params: Mapping[str, str] | None = None) -> Matcher:
+                    params: Mapping[str, str] | None = None,
+                    lookups: Mapping[str, LookupSource] | None = None) -> Matcher:
     """Compile a CQL query into an in-process matcher (the same code ``--to python`` writes).
     ``profile`` names the shape of the events: ``falcon`` (the default), ``ecs`` for Elastic events,
     or any profile whose field names the events carry (``sigma`` for Sigma-named records);
-    ``params`` gives values to the query's parameters (``?name``). A rule the matcher cannot run
-    as LogScale would (a ``join()``, a ``$saved()`` search) raises :class:`UnsupportedError`."""
-    return compile_query(parse(text, params), text, title, profile)
+    ``params`` gives values to the query's parameters (``?name``); ``lookups`` gives each lookup
+    file a ``match()`` reads, by its name in the rule (``{"hosts.csv": "path/to/hosts.csv"}``, or
+    its rows). A rule the matcher cannot run as LogScale would (a ``join()``, a ``$saved()``
+    search) raises :class:`UnsupportedError`; a lookup file it reads and is not given,
+    :class:`LookupFileError`."""
+    return compile_query(parse(text, params), text, title, profile, lookups)
 
 
-def compile_query(query: ir.Query, text: str = "", title: str = "", profile: str | None = None) -> Matcher:
+def lookup_files(query: ir.Query) -> list[ir.Lookup]:
+    """The ``match()`` stages of a query, case branches and join() subqueries included, in order."""
+    found: list[ir.Lookup] = []
+
+    def visit(steps: tuple[ir.Step, ...]) -> None:
+        for step in steps:
+            if isinstance(step, ir.Lookup):
+                found.append(step)
+            elif isinstance(step, ir.Case):
+                for branch in step.branches:
+                    visit(branch.steps)
+            elif isinstance(step, ir.Join):
+                visit(step.subquery.steps)
+
+    visit(query.steps)
+    return found
+
+
+def load_lookup(name: str, source: LookupSource) -> list[dict[str, Any]]:
+    """A lookup file's rows: read from a CSV file (its first line names the columns), or given."""
+    import csv
+
+    if isinstance(source, str | Path):
+        try:
+            with open(source, encoding="utf-8-sig", newline="") as handle:
+                return [dict(row) for row in csv.DictReader(handle)]
+        except (OSError, UnicodeDecodeError, csv.Error) as error:
+            raise LookupFileError(f"cannot read the lookup file {name} from {source}: {error}") from None
+    rows = [dict(row) for row in source]
+    if any(not all(isinstance(k, str) for k in row) for row in rows):
+        raise LookupFileError(f"the rows of the lookup file {name} must map column names to values")
+    return rows
+
+
+def compile_query(query: ir.Query, text: str = "", title: str = "", profile: str | None = None,
+                  lookups: Mapping[str, LookupSource] | None = None) -> Matcher:
     """Compile an already-parsed query into a :class:`Matcher`."""
     from cqlx.emit.python import emit_python
     from cqlx.profiles import load_profile
@@ -127,4 +176,12 @@ def compile_query(query: ir.Query, text: str = "", title: str = "", profile: str
     except (RecursionError, MemoryError, SyntaxError) as error:  # SyntaxError: too many nested parentheses
         raise CqlError(f"the query is nested too deeply for a Python matcher ({type(error).__name__})",
                        source=text) from None
+    given = dict(lookups or {})
+    for step in lookup_files(query):
+        if step.file not in given:
+            raise LookupFileError(f"match() reads the lookup file {step.file}, which was not given (cqlx run "
+                                  f"--lookup {step.file}=PATH; API: lookups={{{step.file!r}: PATH_OR_ROWS}})",
+                                  step.span, text)
+        if step.file not in namespace["LOOKUPS"]:
+            namespace["LOOKUPS"][step.file] = load_lookup(step.file, given[step.file])
     return Matcher(query, source, namespace)

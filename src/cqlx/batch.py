@@ -30,6 +30,7 @@ from typing import Any
 from cqlx.conversion import TARGETS, apply_policy, convert_query, through_sigma_backend
 from cqlx.coverage import DETECTION, FAILED, LABELS, STATUSES, Column, Reason, classify, failed, parse_columns
 from cqlx.errors import CqlError, UnsupportedError
+from cqlx.options import ParseOptions
 from cqlx.rules import NoQueryError, Rule, find_rules, load_rules
 
 FORMAT = 1  # version of the JSON report
@@ -131,10 +132,11 @@ def assign_stems(entries: Sequence[Entry]) -> tuple[str, ...]:
     return tuple(stems)
 
 
-def collect(names: Sequence[str]) -> Collected:
+def collect(names: Sequence[str], options: ParseOptions | None = None) -> Collected:
     """Every query in the files and directories named (directories recursively, sorted), each with
     its output stem; a file named twice is read once. A file that cannot be read is an entry
-    without a rule; a package asset without a query is skipped."""
+    without a rule; a package asset without a query is skipped. Each rule carries ``options``
+    (query parameters, saved searches), so it parses the same in a worker process."""
     entries: list[Entry] = []
     skipped: list[tuple[str, str]] = []
     seen: set[Path] = set()
@@ -147,7 +149,7 @@ def collect(names: Sequence[str]) -> Collected:
             seen.add(key)
             relative = path.relative_to(root).as_posix() if root.is_dir() else path.name
             try:
-                rules = load_rules(path)
+                rules = load_rules(path, options)
             except NoQueryError as error:
                 skipped.append((str(path), error.message))
                 continue

@@ -18,6 +18,7 @@ import typer
 
 from cqlx import batch
 from cqlx.errors import CqlError
+from cqlx.options import ParseOptions
 
 COMMENT = {"spl": "```{}```", "kql": "// {}", "sigma": "# {}", "python": "# {}", "cql": "// {}"}
 
@@ -81,10 +82,12 @@ def _conversions(entries: Sequence[batch.Entry], targets: tuple[batch.Target, ..
 
 
 def run_convert(names: list[str], targets: tuple[batch.Target, ...], output: Path | None, policy: str,
-                report: Path | None, progress: bool | None, jobs: int = 1) -> int:
+                report: Path | None, progress: bool | None, jobs: int = 1,
+                options: ParseOptions | None = None) -> int:
     """Run the command on the targets of :func:`cqlx.batch.parse_targets`; returns the exit status
-    (0 all written, 1 some refused, 2 some failed to load or parse)."""
-    collected = batch.collect(names)
+    (0 all written, 1 some refused, 2 some failed to load or parse). ``options``: query
+    parameters and saved searches every rule is parsed with."""
+    collected = batch.collect(names, options)
     for path, reason in collected.skipped:
         _err(f"{path}: skipped: {reason}")
     entries = collected.entries

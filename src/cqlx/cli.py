@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from cqlx.errors import CqlError
+from cqlx.options import ParseOptions
 
 app = typer.Typer(
     add_completion=False,
@@ -34,6 +35,28 @@ app = typer.Typer(
 )
 
 TARGET_CHOICES = ("spl", "kql", "sigma", "python", "cql", "all")
+
+# Options every command that reads rules takes: what the queries are read with (cqlx.options).
+ParamOption = Annotated[list[str] | None, typer.Option(
+    "--param", help="A value for the query parameter ?NAME: NAME=VALUE (repeatable).", show_default=False)]
+SavedOption = Annotated[list[Path] | None, typer.Option(
+    "--saved-searches", help="Saved searches that $name() calls expand to: a LogScale package directory or YAML "
+                             "files with name and queryString (repeatable).", show_default=False)]
+
+
+def _parse_options(param: list[str] | None, saved: list[Path] | None) -> ParseOptions:
+    """--param and --saved-searches as the options rules are parsed with; bad input is exit 2."""
+    from cqlx.options import load_saved_searches, parse_params
+
+    try:
+        params = parse_params(param or [])
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--param") from None
+    try:
+        searches = load_saved_searches(saved or [])
+    except CqlError as error:
+        raise typer.BadParameter(error.message, param_hint="--saved-searches") from None
+    return ParseOptions(params, searches)
 
 
 def _err(message: str) -> None:
@@ -71,6 +94,8 @@ def convert(
                                                   "several rules).", show_default=False)] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processes that convert the rules (the "
                                                                   "output is the same).")] = 1,
+    param: ParamOption = None,
+    saved_searches: SavedOption = None,
 ) -> None:
     """Convert rules to other platforms. Output goes to stdout unless --output.
 
@@ -97,7 +122,8 @@ def convert(
     except CqlError as error:
         raise typer.BadParameter(f"{error.message} (targets: {', '.join(TARGET_CHOICES)} or sigma:BACKEND)",
                                  param_hint="--to/--profile") from None
-    status = run_convert(rules, targets, output, on_lossy, report, progress, jobs)
+    options = _parse_options(param, saved_searches)
+    status = run_convert(rules, targets, output, on_lossy, report, progress, jobs, options)
     if status:
         raise _fail(status)
 
@@ -120,11 +146,17 @@ def run(
                                                               "backtracking (RE2 cannot run it) may take on an event; "
                                                               "the event is then counted undecided. 0: no limit.")
                              ] = 50,
+    lookup: Annotated[list[str] | None, typer.Option("--lookup", help="A lookup file the rule's match() reads: "
+                                                     "NAME=PATH (NAME as the rule writes it, PATH a CSV file); "
+                                                     "repeatable.", show_default=False)] = None,
+    param: ParamOption = None,
+    saved_searches: SavedOption = None,
 ) -> None:
     """Run a rule over events with the Python matcher; print the rule's output rows.
 
     Example: cqlx run samples/rules/container_cli_api.yml samples/events/container_cli_api.ndjson
     """
+    from cqlx import ir
     from cqlx.api import compile_query
     from cqlx.events import EventStats, read_events
     from cqlx.passes import pred_fields
@@ -134,9 +166,9 @@ def run(
     chosen = fmt or ("table" if sys.stdout.isatty() else "jsonl")
     if chosen not in ("jsonl", "table", "csv"):
         raise typer.BadParameter(f"{chosen!r}; choose from jsonl, table, csv", param_hint="--format")
-    loaded = load_rule(rule)
+    loaded = load_rule(rule, _parse_options(param, saved_searches))
     query = loaded.parse()
-    matcher = compile_query(query, loaded.text, loaded.meta.title, profile)
+    matcher = compile_query(query, loaded.text, loaded.meta.title, profile, _pairs(lookup or [], "--lookup", "PATH"))
     matcher.limit_regex_time(regex_timeout / 1000)
     stats = EventStats()
     tested = sorted({f for s in query.steps if hasattr(s, "pred") for f in pred_fields(s.pred)} - {"*"})
@@ -160,7 +192,9 @@ def run(
             stats.not_text += odd
 
     counts: dict[str, int] = {}
-    if prefilter and not strict and profile is None:
+    # A join()'s subquery reads other events than the rule's filters keep: no prefilter then.
+    joins = any(isinstance(step, ir.Join) for step in query.steps)
+    if prefilter and not strict and profile is None and not joins:
         from cqlx.prefilter import build
         from cqlx.scan import scan_events
 
@@ -176,6 +210,17 @@ def run(
         _err(f"  malformed: {example}")
     if stats.matched > len(rows):
         _err(f"  {len(rows)} rows shown: the rule's sort()/table() keeps that many")
+
+
+def _pairs(values: list[str], option: str, what: str) -> dict[str, str]:
+    """``NAME=VALUE`` options as a mapping; one without ``=`` or a name is bad input (exit 2)."""
+    pairs: dict[str, str] = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"{value!r} is not NAME={what}", param_hint=option)
+        pairs[name] = rest
+    return pairs
 
 
 def _cell(value: Any) -> str:
@@ -207,7 +252,8 @@ def _write_rows(rows: list[dict[str, Any]], fields: tuple[str, ...] | None, fmt:
 
 
 @app.command()
-def explain(rule: Annotated[str, typer.Argument(help="The rule file.", show_default=False)]) -> None:
+def explain(rule: Annotated[str, typer.Argument(help="The rule file.", show_default=False)],
+            param: ParamOption = None, saved_searches: SavedOption = None) -> None:
     """Show what a rule means: source, filter, signals with weights, score, ladder, output, order.
 
     Example: cqlx explain samples/rules/container_cli_api.yml
@@ -215,7 +261,7 @@ def explain(rule: Annotated[str, typer.Argument(help="The rule file.", show_defa
     from cqlx.explain import explain as describe
     from cqlx.rules import load_rule
 
-    loaded = load_rule(rule)
+    loaded = load_rule(rule, _parse_options(param, saved_searches))
     typer.echo(describe(loaded.parse(), loaded.meta.title, loaded.path, loaded.line_offset))
 
 
@@ -223,6 +269,8 @@ def explain(rule: Annotated[str, typer.Argument(help="The rule file.", show_defa
 def check(
     rules: Annotated[list[str], typer.Argument(help="Rule files or directories.", show_default=False)],
     on_lossy: Annotated[str, typer.Option(help="The policy a conversion would run under.")] = "error",
+    param: ParamOption = None,
+    saved_searches: SavedOption = None,
 ) -> None:
     """Parse and lint rules: portability notes, and what each target could not express.
 
@@ -232,10 +280,11 @@ def check(
     from cqlx.lint import regex_engine_notes
     from cqlx.rules import NoQueryError, find_rules, load_rules
 
+    options = _parse_options(param, saved_searches)
     status = 0
     for path in find_rules(rules):
         try:
-            loaded = load_rules(path)
+            loaded = load_rules(path, options)
         except NoQueryError as error:
             _err(f"{path}: skipped: {error.message}")
             continue
@@ -290,6 +339,8 @@ def test_command(
     sarif: Annotated[Path | None, typer.Option(help="Write a SARIF 2.1.0 report.")] = None,
     profile: Annotated[list[str] | None, typer.Option(
         help="A profile for its language's target, e.g. --profile sentinel-asim for the KQL (repeatable).")] = None,
+    param: ParamOption = None,
+    saved_searches: SavedOption = None,
 ) -> None:
     """Run each rule's tests on the Python matcher and compare every target on a real engine:
     the KQL on duckdb-kql and Kusto.Language, the Sigma on pySigma's sqlite backend, the saved
@@ -303,13 +354,14 @@ def test_command(
     from cqlx.witness import generate as witnesses
 
     chosen = {load_profile(p).language: p for p in profile or []}
+    options = _parse_options(param, saved_searches)
     report = testing.Report()
     paths = find_rules(rules)
     if not paths:
         _err("cqlx: no rule files found")
         raise _fail(2)
     for path in paths:
-        rule = load_rule(path)
+        rule = load_rule(path, options)
         extra: list[testing.Case] = []
         if generate:
             found = witnesses(rule.parse(), seed)
@@ -335,6 +387,8 @@ def equiv(
     profile: Annotated[str | None, typer.Option(help="The data model OTHER is written for.")] = None,
     events: Annotated[list[Path] | None, typer.Option("--events", help="More events (NDJSON) to compare on.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the witness events.")] = 0,
+    param: ParamOption = None,
+    saved_searches: SavedOption = None,
 ) -> None:
     """Is a rule written for another platform equivalent to the CQL rule? Both run over witness
     events derived from the CQL (and --events); exit 0 when they agree on every event, 1 when not,
@@ -348,7 +402,7 @@ def equiv(
 
     if kind not in ("kql", "sigma", "spl", "python"):
         raise typer.BadParameter(f"{kind!r}; choose from kql, sigma, spl, python", param_hint="--as")
-    loaded = load_rule(rule)
+    loaded = load_rule(rule, _parse_options(param, saved_searches))
     cases = [testing.Case(f"witness: {w.name}", w.event) for w in witnesses(loaded.parse(), seed)]
     for path in events or []:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -398,6 +452,8 @@ def coverage_command(
     fail_on_gaps: Annotated[bool, typer.Option("--fail-on-gaps", help="Exit 1 when a technique the source rules "
                                                "cover is lost on a target (with --baseline: covered there before, "
                                                "not now).")] = False,
+    param: ParamOption = None,
+    saved_searches: SavedOption = None,
 ) -> None:
     """Convert every rule to every target and show which convert exactly, with presentation loss,
     with detection loss, or not at all; and which ATT&CK techniques each target covers.
@@ -406,7 +462,8 @@ def coverage_command(
     """
     from cqlx.coverage_cli import run_coverage
 
-    status = run_coverage(rules, to, profile or [], navigator, html, markdown, json_report, baseline, fail_on_gaps)
+    status = run_coverage(rules, to, profile or [], navigator, html, markdown, json_report, baseline, fail_on_gaps,
+                          _parse_options(param, saved_searches))
     if status:
         raise _fail(status)
 

@@ -160,8 +160,9 @@ def apply_policy(conversion: Conversion, policy: str = "error", source: str | No
 
 
 def convert_text(text: str, to: str, profile: str | None = None, policy: str = "error",
-                 meta: RuleMeta | None = None, params: Mapping[str, str] | None = None) -> Conversion:
+                 meta: RuleMeta | None = None, params: Mapping[str, str] | None = None,
+                 saved_searches: Mapping[str, str] | None = None) -> Conversion:
     from cqlx.api import parse
 
-    query = parse(text, params)
+    query = parse(text, params, saved_searches)
     return apply_policy(convert_query(query, to, profile, meta, text), policy, text)

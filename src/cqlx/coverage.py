@@ -27,6 +27,7 @@ from cqlx.attack import TACTIC_NAMES, Catalogue, normalise
 from cqlx.conversion import TARGETS, Conversion, convert_query
 from cqlx.emit.base import DETECTION as _DETECTION_KIND
 from cqlx.errors import CqlError
+from cqlx.options import ParseOptions
 from cqlx.rules import NoQueryError, Rule, find_rules, load_rules
 
 EXACT = "exact"
@@ -391,15 +392,17 @@ def _key(rule: Rule | None, path: Path, root: Path, seen: set[str]) -> str:
     return key
 
 
-def assess(names: Iterable[str], columns: Sequence[Column], catalogue: Catalogue | None = None) -> Coverage:
-    """Assess every rule file named (directories searched recursively) on every column."""
+def assess(names: Iterable[str], columns: Sequence[Column], catalogue: Catalogue | None = None,
+           options: ParseOptions | None = None) -> Coverage:
+    """Assess every rule file named (directories searched recursively) on every column, each rule
+    parsed with ``options`` (query parameters, saved searches)."""
     results: list[RuleResult] = []
     seen: set[str] = set()
     for name in names:
         root = Path(name)
         for path in find_rules([name]):
             try:
-                rules = load_rules(path)
+                rules = load_rules(path, options)
             except NoQueryError:  # a LogScale package asset without a query (manifest, parser): not a rule
                 continue
             except CqlError as error:

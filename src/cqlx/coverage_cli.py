@@ -17,6 +17,7 @@ from cqlx import coverage as cov
 from cqlx import coverage_report as report
 from cqlx.attack import catalogue
 from cqlx.errors import CqlError
+from cqlx.options import ParseOptions
 
 _STYLE = {cov.EXACT: "green", cov.PRESENTATION: "yellow", cov.DETECTION: "bold red", cov.FAILED: "bold magenta"}
 
@@ -77,8 +78,10 @@ def print_matrix(coverage: cov.Coverage) -> None:
 
 
 def run_coverage(rules: list[str], to: str, profiles: list[str], navigator: Path | None, html: Path | None,
-                 markdown: Path | None, json_report: Path | None, baseline: Path | None, fail_on_gaps: bool) -> int:
-    """Run the command; returns the exit code."""
+                 markdown: Path | None, json_report: Path | None, baseline: Path | None, fail_on_gaps: bool,
+                 options: ParseOptions | None = None) -> int:
+    """Run the command; returns the exit code. ``options``: query parameters and saved searches
+    every rule is parsed with."""
     from cqlx.rules import find_rules
 
     columns = cov.parse_columns(to, profiles)
@@ -89,7 +92,7 @@ def run_coverage(rules: list[str], to: str, profiles: list[str], navigator: Path
     attack = catalogue()
     if attack.problem:
         _err(f"cqlx: note: {attack.problem}")
-    coverage = cov.assess(rules, columns, attack)
+    coverage = cov.assess(rules, columns, attack, options)
     changes = cov.diff(old, coverage) if old is not None else None
     print_matrix(coverage)
     for line in report.terminal_lines(coverage):

@@ -57,6 +57,11 @@ class ProfileError(CqlError):
     """A target profile that does not validate."""
 
 
+class LookupFileError(CqlError):
+    """A lookup file a rule's ``match()`` reads: not given, unreadable, lacking a column, or with
+    two rows for one event that say different things; or a ``join()`` whose subquery has such rows."""
+
+
 def caret_context(source: str | None, span: Span) -> str:
     """The source line of ``span`` with a caret under its first column (empty when unknown)."""
     if not source or span.line <= 0:

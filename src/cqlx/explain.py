@@ -152,6 +152,10 @@ def explain(query: ir.Query, title: str = "", path: str = "", line_offset: int =
                       ir.AGGREGATES: "replaces the events with rows of its own"}[step.effect]
             writes = "" if step.writes is None or not step.writes else f" ({', '.join(step.writes)})"
             out.append(f"Not converted: {step.text or step.name} {effect}{writes}; {step.reason}")
+        elif isinstance(step, ir.Lookup):
+            out.append(f"Lookup: {_lookup(step)}")
+        elif isinstance(step, ir.Join):
+            out.append(f"Join: {_join(step)}")
         elif isinstance(step, ir.Filter) and all(step is not kept for kept in filters):
             out.append(f"Keep the rows where: {pred(step.pred)}")
     regexes = [p for p in atoms(query) if isinstance(p, ir.Regex)]
@@ -165,3 +169,28 @@ def explain(query: ir.Query, title: str = "", path: str = "", line_offset: int =
         unique = list(dict.fromkeys(lines))
         out.append(f"Note: {note}; line{'s' if len(unique) > 1 else ''} {', '.join(map(str, unique))}")
     return "\n".join(out)
+
+
+def _lookup(step: ir.Lookup) -> str:
+    """A ``match()`` in words: what it compares, what it keeps and what it writes."""
+    pairs = ", ".join(f for f in step.fields) if step.columns == step.fields else \
+        ", ".join(f"{f} against column {c}" for f, c in zip(step.fields, step.columns, strict=True))
+    how = {"string": "equal", "glob": "matching the file's * patterns", "cidr": "in the file's CIDR subnets"}[step.mode]
+    how += ", ignoring case" if step.ignore_case else ""
+    if step.negated:
+        return f"keep the events whose {pairs} ({how}) has no row in {step.file}"
+    written = "every column" if step.include is None else (", ".join(step.include) or "nothing")
+    keep = "keep only the events with a row" if step.strict else "keep every event"
+    return f"look {pairs} up in {step.file} ({how}); {keep}, and write {written} from the matching row"
+
+
+def _join(step: ir.Join) -> str:
+    """A ``join()`` in words."""
+    pairs = ", ".join(f"{f} = {k}" for f, k in zip(step.fields, step.keys, strict=True))
+    types = ", ".join(step.subquery.source.event_types) or "any event type"
+    sub = f"a subquery over {types} ({len(step.subquery.steps)} step{'s' if len(step.subquery.steps) != 1 else ''})"
+    if step.negated:
+        return f"keep the events with no row of {sub} where {pairs}"
+    keep = "keep only the events with a row" if step.mode == "inner" else "keep every event"
+    written = ", ".join(step.include) or "nothing"
+    return f"match {sub} where {pairs}; {keep}, and write {written} from it"

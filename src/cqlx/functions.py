@@ -132,8 +132,8 @@ _ENRICH = "no target cqlx writes has this enrichment"
 OPAQUE: dict[str, OpaqueSpec] = {
     spec.name.lower(): spec
     for spec in (
-        OpaqueSpec("join", "filter", "query", "join() runs a second search and joins its rows; cqlx does not "
-                   "convert joins"),
+        OpaqueSpec("join", "filter", "query", "join() inside a boolean expression (and/or) is not converted; "
+                   "cqlx converts it as a stage of its own: | join(...) or | !join(...)"),
         OpaqueSpec("selfJoin", "filter", "field", "selfJoin() keeps events by what other events in the search "
                    "hold; cqlx does not convert it"),
         OpaqueSpec("selfJoinFilter", "filter", "field", "selfJoinFilter() keeps events by what other events in "
@@ -148,6 +148,9 @@ OPAQUE: dict[str, OpaqueSpec] = {
                    "not convert it"),
         OpaqueSpec("lookup", "filter", "file", "lookup() (match() before LogScale 1.51) reads a lookup file; "
                    "cqlx does not convert it"),
+        # A match() stage is converted (ir.Lookup); inside a boolean expression it is kept as is.
+        OpaqueSpec("match", "filter", "file", "match() inside a boolean expression (and/or) is not converted; "
+                   "cqlx converts it as a stage of its own: | match(...) or | !match(...)"),
         OpaqueSpec("ipLocation", "enrich", "field", "ipLocation() reads a GeoIP database; " + _ENRICH,
                    ("{as}.*",), (("as", "{field}"),)),
         OpaqueSpec("asn", "enrich", "field", "asn() reads an ASN database; " + _ENRICH,
@@ -202,7 +205,7 @@ _PENDING = {
                "formatDuration", "concat", "length", "concatArray", "base64Decode", "urlDecode",
                "shannonEntropy", "coalesce", "default", "eval", "math:log", "math:abs", "math:floor",
                "math:ceil", "hash", "md5", "sha1", "sha256", "tokenHash", "unit:convert"),
-    "filter": ("regex", "wildcard", "cidr", "text:contains", "like", "match", "dedup"),
+    "filter": ("regex", "wildcard", "cidr", "text:contains", "like", "dedup"),
     "aggregate": ("percentile", "stdDev", "range", "counterAsRate", "linReg"),
 }
 for _effect, _names in _PENDING.items():
@@ -221,3 +224,16 @@ ROW_LIMIT_DEFAULT = 200
 # StateRowLimit: 200,000 rows by default in LogScale (configuration-dynamic-config-settingdetails-state_row_limit;
 # 20,000 before 1.44)
 ROW_LIMIT_MAX = 200_000
+
+#: match(file, field, column=field, include=every column, strict=true, ignoreCase=false,
+#: mode=string, nrows=1, glob=false; table= names an ad-hoc table) — functions-match. ``file`` is
+#: the default parameter ("The argument name file can be omitted").
+MATCH = FunctionSpec("match", ("file", "field", "column", "include", "strict", "ignoreCase", "mode", "nrows",
+                               "glob", "table"), "file", "lookup")
+LOOKUP_MODES = ("string", "glob", "cidr")
+#: join(query, field, key=field, include=[], mode=inner, max=1, limit=100000, start, end, repo, view,
+#: live) — functions-join: ``query`` (the subquery) is the default parameter.
+JOIN = FunctionSpec("join", ("query", "field", "key", "include", "mode", "max", "limit", "start", "end", "repo",
+                             "view", "live"), "query", "join")
+JOIN_MODES = ("inner", "left")
+JOIN_LIMIT_DEFAULT = 100_000

@@ -378,7 +378,74 @@ class Opaque:
     span: Span = _span()
 
 
-Step = Filter | Eval | Signal | Score | Ladder | Case | Project | Order | Aggregate | Drop | Opaque
+@dataclass(frozen=True)
+class Lookup:
+    """``match(file, field, column, include, strict, ignoreCase, mode)``: each event is looked up
+    in the lookup file's rows, its ``fields`` against their ``columns`` (all must match; an event
+    without a value for one of them matches no row, nor does a row with an empty key cell). A
+    matching row's ``include`` columns (every column when None) are written to the event under
+    their column names; ``strict`` drops the events no row matches; ``negated`` (``!match()``)
+    keeps only those, adding nothing. ``mode`` is how a key cell is read: ``string`` (equal),
+    ``glob`` (a ``*`` pattern) or ``cidr`` (a subnet holding the field's IP). One row per event
+    (``nrows=1``, functions-match's default)."""
+
+    file: str
+    fields: tuple[str, ...]
+    columns: tuple[str, ...]
+    include: tuple[str, ...] | None = None
+    strict: bool = True
+    ignore_case: bool = False
+    mode: str = "string"
+    negated: bool = False
+    span: Span = _span()
+
+    @property
+    def filters(self) -> bool:
+        """Whether it drops events (strict, or negated)."""
+        return self.strict or self.negated
+
+    @property
+    def writes(self) -> tuple[str, ...] | None:
+        """The fields it writes: none when negated, None when every column of the file."""
+        return () if self.negated else self.include
+
+    @property
+    def stem(self) -> str:
+        """The file name without its ``.csv``/``.json`` suffix (the name targets give the table)."""
+        for suffix in (".csv", ".json"):
+            if self.file.lower().endswith(suffix):
+                return self.file[: -len(suffix)]
+        return self.file
+
+
+@dataclass(frozen=True)
+class Join:
+    """``join({subquery}, field, key=field, include=[...], mode=inner|left)``: the subquery runs
+    over the same events; an event whose ``fields`` equal (as text) the ``keys`` of one of the
+    subquery's rows gets that row's ``include`` fields (``""`` for one the row lacks); an event or
+    row without a key value matches nothing. ``mode=inner`` drops the events no row matches,
+    ``left`` keeps them; ``negated`` (``!join()``) keeps only those, adding nothing. One row per key
+    (``max=1``, functions-join's default)."""
+
+    subquery: Query
+    fields: tuple[str, ...]
+    keys: tuple[str, ...]
+    include: tuple[str, ...] = ()
+    mode: str = "inner"
+    negated: bool = False
+    span: Span = _span()
+
+    @property
+    def filters(self) -> bool:
+        """Whether it drops events (inner, or negated)."""
+        return self.mode == "inner" or self.negated
+
+    @property
+    def writes(self) -> tuple[str, ...]:
+        return () if self.negated else self.include
+
+
+Step = Filter | Eval | Signal | Score | Ladder | Case | Project | Order | Aggregate | Drop | Opaque | Lookup | Join
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ so ``cqlx check`` can point at it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +25,11 @@ from cqlx.functions import (
     FUNCTIONS,
     GROUP_LIMIT_DEFAULT,
     GROUP_LIMIT_MAX,
+    JOIN,
+    JOIN_LIMIT_DEFAULT,
+    JOIN_MODES,
+    LOOKUP_MODES,
+    MATCH,
     OPAQUE,
     ROW_LIMIT_DEFAULT,
     ROW_LIMIT_MAX,
@@ -56,14 +62,17 @@ _DAY = 86_400_000
 _QUARTER_HOUR = 900_000  # every time zone's offset is a multiple of 15 minutes
 
 
-def lower(tree: A.Pipeline, text: str = "", params: Mapping[str, str] | None = None) -> ir.Query:
+def lower(tree: A.Pipeline, text: str = "", params: Mapping[str, str] | None = None,
+          saved: Mapping[str, str] | None = None) -> ir.Query:
     """The IR of a parsed query (before passes); raises :class:`CqlError` for meaningless input.
 
     ``text`` is the query the tree was parsed from: a stage cqlx cannot give a meaning to (a
     ``join()``, a ``$saved()`` search) keeps its text, so canonical CQL can write it back.
     ``params`` gives values to the query's parameters (``?name``); a parameter without one takes
-    its ``?{name=default}``, and with neither its stage is kept as an :class:`ir.Opaque` stage."""
-    lowering = _Lowering(text, params or {})
+    its ``?{name=default}``, and with neither its stage is kept as an :class:`ir.Opaque` stage.
+    ``saved`` holds saved searches' bodies by name: a ``$name(...)`` stage whose name is there is
+    replaced by its body (:meth:`_Lowering.saved_search`); one that is not stays opaque."""
+    lowering = _Lowering(text, params or {}, saved or {})
     steps = lowering.pipeline(tree)
     return ir.Query(ir.Source(), steps, tuple(lowering.notes))
 
@@ -161,12 +170,69 @@ def _plain_text(value: A.Node) -> str:
     raise CqlValueError("expected a word or a quoted string", value.span)
 
 
+def _items(value: A.Expr) -> tuple[A.Expr, ...]:
+    return value.items if isinstance(value, A.Array) else (value,)
+
+
+def _lookup_call(stage: A.Stage, function: str = "match") -> tuple[A.Call, bool] | None:
+    """``match(...)``, ``!match(...)`` and ``f =~ match(...)`` (which is ``match(..., field=f)``)
+    as a stage of their own, with whether they are negated; None for anything else. The same for
+    ``join`` with ``function="join"``."""
+    negated = False
+    node: A.Node = stage
+    if isinstance(node, A.NotFilter):
+        negated, node = True, node.operand
+    if isinstance(node, A.FnCompare) and node.call.name.lower() == function:
+        field = A.Argument(node.field.span, "field", A.FieldRef(node.field.span, node.field.name))
+        return A.Call(node.call.span, node.call.name, node.call.name_span, (*node.call.args, field)), negated
+    if isinstance(node, A.Call) and node.name.lower() == function:
+        return node, negated
+    return None
+
+
+class _SavedSearchCycle(CqlValueError):
+    """A saved search that calls itself: reported once, at the outermost call."""
+
+
+#: How deep saved searches may call saved searches (a guard against long chains; cycles are
+#: refused as soon as a name repeats).
+SAVED_SEARCH_DEPTH = 16
+
+
+def _saved_name(call_name: str) -> str:
+    """``$name`` and ``$"package:name"`` as the name a saved search is filed under."""
+    name = call_name[1:]
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return name
+
+
+def _respan(node: T, span: Span) -> T:
+    """``node`` with every span in it (its own and its parts') set to ``span``: a saved search's
+    steps point at the call they came from, not into a text the query does not hold."""
+    if isinstance(node, tuple):
+        return tuple(_respan(item, span) for item in node)  # type: ignore[return-value]
+    if dataclasses.is_dataclass(node) and not isinstance(node, type | Span):
+        changes: dict[str, object] = {}
+        for item in dataclasses.fields(node):
+            value = getattr(node, item.name)
+            if item.name == "span" and isinstance(value, Span):
+                changes[item.name] = span
+            elif isinstance(value, tuple) or (dataclasses.is_dataclass(value) and not isinstance(value, Span)):
+                changes[item.name] = _respan(value, span)
+        return dataclasses.replace(node, **changes)
+    return node
+
+
 class _Lowering:
-    def __init__(self, text: str = "", params: Mapping[str, str] | None = None) -> None:
+    def __init__(self, text: str = "", params: Mapping[str, str] | None = None,
+                 saved: Mapping[str, str] | None = None, calling: tuple[str, ...] = ()) -> None:
         self.notes: list[tuple[Span, str]] = []
         self.case_depth = 0  # inside case { } branches: no aggregation there
         self.text = text
         self.params = dict(params or {})
+        self.saved = dict(saved or {})
+        self.calling = calling  # the saved searches being expanded, outermost first
         self.line_starts = _offsets(text)
 
     def source(self, span: Span) -> str:
@@ -252,8 +318,44 @@ class _Lowering:
     def pipeline(self, tree: A.Pipeline) -> tuple[ir.Step, ...]:
         return tuple(step for stage in tree.stages for step in self.stage(stage))
 
+    def saved_search(self, call: A.Call, body: str) -> tuple[ir.Step, ...]:
+        """A ``$name(...)`` stage whose body is known: the body's pipeline in its place, with the
+        call's arguments as the body's query parameters (LogScale's saved searches as user
+        functions: ``$name(param=value)`` gives ``?param``; parameters the call does not give are
+        the calling query's). A saved search that calls itself, directly or not, is refused."""
+        name = _saved_name(call.name)
+        if name in self.calling:
+            chain = " -> ".join(f"${n}()" for n in (*self.calling, name))
+            raise _SavedSearchCycle(f"saved search ${name}() calls itself: {chain}", call.span)
+        if len(self.calling) >= SAVED_SEARCH_DEPTH:
+            raise CqlValueError(f"saved searches call each other more than {SAVED_SEARCH_DEPTH} deep", call.span)
+        args: dict[str, str] = {}
+        for arg in call.args:
+            if arg.name is None:
+                raise CqlValueError(f"{call.name}() takes its arguments by name (the saved search's parameters: "
+                                    "name=value)", arg.span)
+            args[arg.name] = self.param(arg.value) if isinstance(arg.value, A.Param) else self.word(arg.value)
+        from cqlx.errors import CqlError
+        from cqlx.parser import parse as parse_text
+
+        inner = _Lowering(body, {**self.params, **args}, self.saved, (*self.calling, name))
+        inner.case_depth = self.case_depth
+        try:
+            steps = inner.pipeline(parse_text(body))
+        except _SavedSearchCycle as error:
+            raise _SavedSearchCycle(error.message, call.span) from None
+        except CqlError as error:
+            where = f" (line {error.span.line}, column {error.span.column} of its body)" if error.span.line else ""
+            raise CqlValueError(f"in saved search {call.name}(){where}: {error.message}", call.span) from None
+        self.notes.extend((call.span, note) for _, note in inner.notes)
+        return _respan(steps, call.span)
+
     def stage(self, stage: A.Stage) -> Sequence[ir.Step]:
         try:
+            if isinstance(stage, A.Call) and stage.name.startswith("$"):
+                body = self.saved.get(_saved_name(stage.name))
+                if body is not None:
+                    return self.saved_search(stage, body)
             return self.known_stage(stage)
         except _Opaque as opaque:
             # An expression holds what cqlx cannot evaluate: the stage keeps every event (it
@@ -266,6 +368,12 @@ class _Lowering:
             return [ir.Opaque(opaque.name, self.source(stage.span), effect, writes, opaque.reason, stage.span)]
 
     def known_stage(self, stage: A.Stage) -> Sequence[ir.Step]:
+        found_lookup = _lookup_call(stage)
+        if found_lookup is not None:
+            return [self.lookup(*found_lookup, stage.span)]
+        found_join = _lookup_call(stage, "join")
+        if found_join is not None:
+            return [self.join(*found_join, stage.span)]
         if isinstance(stage, A.Assignment):
             return [ir.Eval(stage.field.name, self.expr(stage.value), stage.span)]
         if isinstance(stage, A.MatchStmt):
@@ -299,6 +407,94 @@ class _Lowering:
                 out = self.field_arg(args["as"]) if "as" in args else default_out
                 return [ir.Eval(out, self.call_value(stage, spec), stage.span)]
         return [ir.Filter(self.filter(stage), stage.span)]
+
+    def lookup(self, call: A.Call, negated: bool, span: Span) -> ir.Lookup | ir.Opaque:
+        """``match(...)`` (or ``!match(...)``) as a stage: an :class:`ir.Lookup`; what cqlx does not
+        convert of it (``nrows`` other than 1, an ad-hoc ``table=``) stays an opaque stage."""
+        args = self.bind(call, MATCH)
+
+        def kept(reason: str) -> ir.Opaque:
+            return ir.Opaque("match", self.source(span), ir.FILTERS, None, f"match(): {reason}", span)
+
+        if "table" in args:
+            return kept("an ad-hoc table (defineTable()) is not converted; cqlx converts lookup files")
+        if "file" not in args:
+            raise CqlValueError('match() needs the lookup file, e.g. match(file="hosts.csv", field=aid)', call.span)
+        if "field" not in args:
+            raise CqlValueError("match() needs the event field(s) to look up, e.g. field=aid", call.span)
+        file = self.word(args["file"])
+        fields = self.field_list(args["field"])
+        columns = tuple(self.word(c) for c in _items(args["column"])) if "column" in args else fields
+        if len(columns) != len(fields):
+            raise CqlValueError(f"match() has {len(fields)} field(s) and {len(columns)} column(s); they are "
+                                "matched in order and must be as many (functions-match)", args["column"].span)
+        include = tuple(self.word(c) for c in _items(args["include"])) if "include" in args else None
+        strict = self.boolean(args["strict"], "strict") if "strict" in args else True
+        ignore_case = self.boolean(args["ignoreCase"], "ignoreCase") if "ignoreCase" in args else False
+        mode = self.word(args["mode"]).lower() if "mode" in args else "string"
+        if mode not in LOOKUP_MODES:
+            raise CqlValueError(f"mode={self.word(args['mode'])} is not a match mode; accepted: "
+                                + ", ".join(LOOKUP_MODES), args["mode"].span)
+        if "glob" in args and self.boolean(args["glob"], "glob"):  # deprecated for mode=glob (1.23)
+            if "mode" in args and mode != "glob":
+                raise CqlValueError("glob=true and mode= disagree; keep mode=", args["glob"].span)
+            mode = "glob"
+        if "nrows" in args:
+            rows = self.word(args["nrows"])
+            if not re.fullmatch(r"[0-9]{1,9}", rows) or int(rows) < 1:
+                raise CqlValueError(f"nrows={rows} must be a whole number of at least 1", args["nrows"].span)
+            if int(rows) != 1:
+                return kept(f"nrows={rows} makes one event of each matching row; cqlx converts nrows=1 "
+                            "(one row per event)")
+        if negated and not strict:
+            return kept("!match(strict=false) negates a match that keeps every event; cqlx does not convert it")
+        return ir.Lookup(file, fields, columns, include, strict, ignore_case, mode, negated, span)
+
+    def join(self, call: A.Call, negated: bool, span: Span) -> ir.Join | ir.Opaque:
+        """``join({...}, ...)`` (or ``!join(...)``) as a stage: an :class:`ir.Join` whose subquery
+        is lowered as a query of its own; what cqlx does not convert of it stays opaque (another
+        time range or repository, ``max`` other than 1, a ``limit`` other than the default)."""
+        args = self.bind(call, JOIN)
+
+        def kept(reason: str) -> ir.Opaque:
+            return ir.Opaque("join", self.source(span), ir.FILTERS, None, f"join(): {reason}", span)
+
+        subquery = args.get("query")
+        if not isinstance(subquery, A.SubQuery):
+            raise CqlValueError("join() needs its subquery in braces, e.g. join({#event_simpleName=DnsRequest}, "
+                                "field=aid)", (subquery or call).span)
+        if "field" not in args:
+            raise CqlValueError("join() needs the field(s) to join on, e.g. field=aid", call.span)
+        fields = self.field_list(args["field"])
+        keys = self.field_list(args["key"]) if "key" in args else fields
+        if len(keys) != len(fields):
+            raise CqlValueError(f"join() has {len(fields)} field(s) and {len(keys)} key(s); they are matched in "
+                                "order and must be as many", args["key"].span)
+        include = self.field_list(args["include"]) if "include" in args else ()
+        mode = self.word(args["mode"]).lower() if "mode" in args else "inner"
+        if mode not in JOIN_MODES:
+            raise CqlValueError(f"mode={self.word(args['mode'])} is not a join mode; accepted: "
+                                + ", ".join(JOIN_MODES), args["mode"].span)
+        for name in ("max", "limit"):
+            if name in args:
+                word = self.word(args[name])
+                if not re.fullmatch(r"[0-9]{1,9}", word) or int(word) < 1:
+                    raise CqlValueError(f"{name}={word} must be a whole number of at least 1", args[name].span)
+        if "max" in args and int(self.word(args["max"])) != 1:
+            return kept(f"max={self.word(args['max'])} emits several rows per key; cqlx converts max=1")
+        if "limit" in args and int(self.word(args["limit"])) != JOIN_LIMIT_DEFAULT:
+            return kept(f"limit={self.word(args['limit'])} keeps that many of the subquery's rows, and which is not "
+                        f"documented; cqlx converts the default ({JOIN_LIMIT_DEFAULT:,}), assuming fewer rows")
+        elsewhere = [name for name in ("start", "end", "repo", "view", "live") if name in args]
+        if elsewhere:
+            return kept(f"{'/'.join(elsewhere)}= runs the subquery over other events (another time range or "
+                        "repository) than the query's, which the targets' tables do not say")
+        if negated and mode == "left":
+            return kept("!join(mode=left) negates a join that keeps every event; cqlx does not convert it")
+        inner = _Lowering(self.text, self.params, self.saved, self.calling)
+        steps = inner.pipeline(subquery.pipeline)
+        self.notes.extend(inner.notes)
+        return ir.Join(ir.Query(ir.Source(), steps), fields, keys, include, mode, negated, span)
 
     def match_stmt(self, stage: A.MatchStmt) -> ir.Case:
         """``field match { p => ... ; * => ... }`` is the ``case`` whose branches test ``field = p``

@@ -55,6 +55,10 @@ def step_writes(step: ir.Step) -> frozenset[str]:
         return frozenset(step.outputs)
     if isinstance(step, ir.Opaque):
         return frozenset(step.writes) if step.writes is not None else frozenset({"*"})
+    if isinstance(step, ir.Lookup):
+        return frozenset(step.writes) if step.writes is not None else frozenset({"*"})
+    if isinstance(step, ir.Join):
+        return frozenset(step.writes)
     return frozenset()
 
 
@@ -77,6 +81,8 @@ def step_reads(step: ir.Step) -> frozenset[str]:
         return frozenset(step.keys) | frozenset().union(*(_function_reads(f) for f in step.functions))
     if isinstance(step, ir.Opaque):
         return frozenset({"*"})
+    if isinstance(step, ir.Lookup | ir.Join):
+        return frozenset(step.fields)
     return frozenset()  # Score reads its signals' fields, which are written in the same run
 
 
@@ -146,6 +152,8 @@ def _decisive_reads(step: ir.Step, needed: set[str]) -> frozenset[str]:
         return frozenset()
     if isinstance(step, ir.Project | ir.Order | ir.Drop):
         return frozenset()
+    if isinstance(step, ir.Lookup | ir.Join):  # its keys decide which rows it keeps, or what it writes
+        return frozenset(step.fields) if step.filters or _overlaps(step_writes(step), needed) else frozenset()
     if isinstance(step, ir.Score):  # reads its signals, named as they are
         return frozenset(step.signals) if _overlaps(frozenset({step.field}), needed) else frozenset()
     writes = step_writes(step) | ({step.name} if isinstance(step, ir.Signal) else set())
@@ -572,7 +580,23 @@ def recognize_ladder(query: ir.Query) -> ir.Query:
     return replace(query, steps=tuple(out))
 
 
+def join_subqueries(query: ir.Query) -> ir.Query:
+    """Each ``join()``'s subquery is a query of its own: the same passes, its own source."""
+    def rewrite(steps: tuple[ir.Step, ...]) -> tuple[ir.Step, ...]:
+        out: list[ir.Step] = []
+        for step in steps:
+            if isinstance(step, ir.Join):
+                step = replace(step, subquery=run_passes(step.subquery))
+            elif isinstance(step, ir.Case):
+                step = replace(step, branches=tuple(replace(b, steps=rewrite(b.steps)) for b in step.branches))
+            out.append(step)
+        return tuple(out)
+
+    return replace(query, steps=rewrite(query.steps))
+
+
 PASSES: tuple[Callable[[ir.Query], ir.Query], ...] = (
+    join_subqueries,
     cases_to_conds,
     normalize,
     drop_true_filters,

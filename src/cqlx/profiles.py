@@ -33,7 +33,12 @@ KQL_TYPES = frozenset({"string", "long", "int", "real", "double", "bool", "boole
                        "guid", "dynamic", "decimal"})
 
 _TOP_KEYS = {"name", "language", "title", "description", "regex", "unmapped", "missing", "tables",
-             "fields", "event_types", "platforms", "extends", "default_event_type"}
+             "fields", "event_types", "platforms", "extends", "default_event_type", "platform_lookup",
+             "lookup_table"}
+_PLATFORM_LOOKUP_KEYS = {"table", "key", "column"}
+#: How a KQL target names the table a LogScale lookup file (``match(file="x.csv")``) becomes:
+#: ``{name}`` is the file name without ``.csv``.
+LOOKUP_TABLE_FORMS = ("{name}", "_GetWatchlist('{name}')")
 _EVENT_KEYS = {"table", "search", "logsource", "datamodel", "prefix", "match", "fields", "note", "none"}
 # Every profile says what each of these becomes, or (none: reason) that it has no counterpart.
 CORE_EVENT_TYPES = ("ProcessRollup2", "SyntheticProcessRollup2", "NetworkConnectIP4", "NetworkReceiveAcceptIP4",
@@ -68,6 +73,17 @@ class EventType:
 
 
 @dataclass(frozen=True)
+class PlatformLookup:
+    """Where a KQL target keeps the OS platform when its event tables have no column for it: per
+    device, in ``table`` (Defender: DeviceInfo), whose ``column`` (OSPlatform) starts with the
+    profile's ``platforms:`` value, joined to the event tables on ``key`` (DeviceId)."""
+
+    table: str
+    key: str
+    column: str
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     language: str
@@ -81,6 +97,8 @@ class Profile:
     path: str
     default_event_type: str | None = None
     absent: dict[str, str] = field(default_factory=dict)  # event types without counterpart: why
+    platform_lookup: PlatformLookup | None = None
+    lookup_table: str = "{name}"  # one of LOOKUP_TABLE_FORMS
 
     def event_type(self, name: str) -> EventType | None:
         """The mapping of a Falcon event type; None when the data model has no counterpart."""
@@ -314,6 +332,9 @@ def parse_profile(text: str, path: str, base: Profile | None = None) -> Profile:
                     raise reader.fail(f"field {falcon!r} of event type {event.name!r} maps to {mapped.name!r}, "
                                       f"which is not a column of {event.table}", where_map, where_key)
     platforms = {**(base.platforms if base else {}), **dict(_pairs(reader, raw, "platforms", where))}
+    platform_lookup = _platform_lookup(reader, raw, tables, events, base)
+    lookup_table = reader.string(raw, "lookup_table", where, LOOKUP_TABLE_FORMS,
+                                 base.lookup_table if base else "{name}")
     default_event = raw.get("default_event_type", base.default_event_type if base else None)
     return Profile(
         name=reader.string(raw, "name", where, default=Path(path).stem),
@@ -329,7 +350,32 @@ def parse_profile(text: str, path: str, base: Profile | None = None) -> Profile:
         path=path,
         default_event_type=str(default_event) if default_event else None,
         absent=absent,
+        platform_lookup=platform_lookup,
+        lookup_table=lookup_table,
     )
+
+
+def _platform_lookup(reader: _Reader, raw: dict[str, Any], tables: dict[str, tuple[tuple[str, str], ...]],
+                     events: dict[str, EventType], base: Profile | None) -> PlatformLookup | None:
+    """``platform_lookup: {table, key, column}``: the table must be under ``tables:`` with both
+    columns, and every event type's table must have the key column too."""
+    if "platform_lookup" not in raw:
+        return base.platform_lookup if base else None
+    spec = reader.mapping(raw, "platform_lookup", "the profile")
+    where = "platform_lookup"
+    reader.keys(spec, _PLATFORM_LOOKUP_KEYS, where)
+    table, key, column = (reader.string(spec, k, where) for k in ("table", "key", "column"))
+    if table not in tables:
+        raise reader.fail(f"{where}.table names {table!r}, which is not under tables:", spec, "table")
+    names = {c for c, _ in tables[table]}
+    for name, role in ((key, "key"), (column, "column")):
+        if name not in names:
+            raise reader.fail(f"{where}.{role} {name!r} is not a column of {table}", spec, role)
+    for event in events.values():
+        if event.table is not None and event.table in tables and key not in {c for c, _ in tables[event.table]}:
+            raise reader.fail(f"{where}.key {key!r} is not a column of {event.table} (event type {event.name}), "
+                              "so its rows cannot be joined to their device", spec, "key")
+    return PlatformLookup(table, key, column)
 
 
 def shipped_profiles() -> list[str]:

@@ -83,10 +83,12 @@ def to_tables(events: Iterable[Mapping[str, Any]], profile: Profile
               ) -> dict[str, tuple[tuple[tuple[str, str], ...], list[dict[str, Any]]]]:
     """The events as rows of the profile's tables (KQL profiles): each event goes to the table of
     its event type, with the profile's columns; absent string columns hold ``""`` when the
-    profile says ``missing: empty`` (as Defender does)."""
+    profile says ``missing: empty`` (as Defender does). With a ``platform_lookup`` (Defender's
+    DeviceInfo), each device (``aid``) with an ``event_platform`` gets a row there saying it."""
     tables: dict[str, tuple[tuple[tuple[str, str], ...], list[dict[str, Any]]]] = {
         table: (columns, []) for table, columns in profile.tables.items()
     }
+    device_table = profile.platform_lookup.table if profile.platform_lookup else ""
     for event in events:
         name = event_type_of(event)
         event_type = profile.event_type(name) if name else None
@@ -102,7 +104,32 @@ def to_tables(events: Iterable[Mapping[str, Any]], profile: Profile
                 if kind == "string":
                     row.setdefault(column, "")
         tables[event_type.table][1].append(row)
+        device = _device_row(event, row, profile)
+        if device is not None and device not in tables[device_table][1]:
+            tables[device_table][1].append(device)
     return tables
+
+
+PLATFORM_KEYS = ("event_platform", "#event_platform")
+
+
+def _device_row(event: Mapping[str, Any], row: Mapping[str, Any], profile: Profile) -> dict[str, Any] | None:
+    """The row of the profile's ``platform_lookup`` table (Defender: DeviceInfo) that says which
+    platform the event's device runs: its key (DeviceId, from the event's ``aid``) and, as the
+    platform column, the profile's value for the event's ``event_platform`` (the prefix itself:
+    ``Windows`` starts with ``Windows``, as Windows10 does)."""
+    lookup = profile.platform_lookup
+    if lookup is None or not row.get(lookup.key):
+        return None
+    platform = next((event[k] for k in PLATFORM_KEYS if isinstance(event.get(k), str)), None)
+    if platform not in profile.platforms:
+        return None
+    device: dict[str, Any] = {lookup.key: row[lookup.key], lookup.column: profile.platforms[platform]}
+    if profile.missing == "empty":
+        for column, kind in profile.columns(lookup.table):
+            if kind == "string":
+                device.setdefault(column, "")
+    return device
 
 
 def _where(event_type: EventType) -> tuple[Any, ...]:

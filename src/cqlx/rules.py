@@ -12,7 +12,7 @@ at the line and column *in the file*.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from cqlx import ir
 from cqlx.ast import Span
 from cqlx.emit.base import RuleMeta
 from cqlx.errors import CqlError, RuleFileError
+from cqlx.options import ParseOptions
 
 RULE_SUFFIXES = (".cql", ".yml", ".yaml")
 _CARD_KEYS = {"title", "id", "description", "author", "date", "modified", "status", "mitre", "references",
@@ -50,13 +51,15 @@ class Rule:
     card: dict[str, Any] = field(default_factory=dict)
     name: str = ""  # in a file with several queries: the query's own name (a widget's title, a card's name)
     index: int = 0  # in a file with several queries: its position, from 1 (0: the file holds one)
+    options: ParseOptions = field(default_factory=ParseOptions)  # --param, --saved-searches
 
     def parse(self) -> ir.Query:
-        """The rule's IR; errors carry the file name and the position in the file."""
+        """The rule's IR (with its :class:`ParseOptions`); errors carry the file name and the
+        position in the file."""
         from cqlx.api import parse
 
         try:
-            return parse(self.text)
+            return parse(self.text, self.options.param_values, self.options.saved)
         except CqlError as error:
             raise self.relocate(error) from None
 
@@ -260,11 +263,16 @@ def _value(data: Any, where: Path_) -> Any:
     return data
 
 
-def load_rules(path: str | Path) -> tuple[Rule, ...]:
+def load_rules(path: str | Path, options: ParseOptions | None = None) -> tuple[Rule, ...]:
     """Every query of one rule file: one for a ``.cql`` file or a card, one per widget of a
     LogScale dashboard, per YAML document, per card of a list. A package asset without a query
-    raises :class:`NoQueryError`; anything unreadable a :class:`RuleFileError` (a :class:`CqlError`)."""
-    path = Path(path)
+    raises :class:`NoQueryError`; anything unreadable a :class:`RuleFileError` (a :class:`CqlError`).
+    Each rule is parsed with ``options`` (query parameters, saved searches)."""
+    rules = _load_rules(Path(path))
+    return rules if options is None else tuple(replace(rule, options=options) for rule in rules)
+
+
+def _load_rules(path: Path) -> tuple[Rule, ...]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -288,9 +296,9 @@ def load_rules(path: str | Path) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
-def load_rule(path: str | Path) -> Rule:
+def load_rule(path: str | Path, options: ParseOptions | None = None) -> Rule:
     """Read a rule file that holds one query (``.cql``, a rule card or a LogScale package YAML)."""
-    rules = load_rules(path)
+    rules = load_rules(path, options)
     if len(rules) > 1:
         names = ", ".join(repr(r.name) for r in rules[:5]) + (", ..." if len(rules) > 5 else "")
         raise RuleFileError(f"the file holds {len(rules)} queries ({names}); this command takes one rule "

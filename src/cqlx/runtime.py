@@ -15,6 +15,7 @@ tests on them are false. ``#tag`` fields are read as ``#tag``, then ``tag``.
 
 import datetime
 import heapq
+import ipaddress
 import re
 import signal
 import threading
@@ -622,3 +623,176 @@ def guarded(segment: Callable[[dict[str, Any]], Any], events: Iterable[dict[str,
             if counts is None:
                 raise
             counts["timed_out"] = counts.get("timed_out", 0) + 1
+
+
+# ---- lookup files (match()) ----
+
+#: The rows of each lookup file a rule's match() reads, by file name as the rule writes it: a list
+#: of {column: value} (csv.DictReader's rows). Set before running the rule.
+LOOKUPS: dict[str, Any] = {}
+_LOOKUP_INDEXES: dict[Any, Any] = {}
+
+
+class LookupFileError(Exception):
+    """A lookup file a match() reads is missing, lacks a column, or is ambiguous for an event."""
+
+
+def _cell(value: Any) -> str:
+    string = text(value)
+    return "" if string is None else string
+
+
+def _written(row: dict[str, Any], include: Any) -> dict[str, str]:
+    names = list(row) if include is None else include
+    return {name: _cell(row.get(name)) for name in names}
+
+
+def _glob_key(cell: str, ignore_case: bool) -> "re.Pattern[str]":
+    body = ".*".join(re.escape(part) for part in cell.split("*"))
+    return re.compile(body + "\\Z", re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+def _lookup_index(spec: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The file's rows keyed as the match() reads them, built once per spec and rows."""
+    file, _, columns, include, _, ignore_case, mode, _ = spec
+    rows = LOOKUPS.get(file)
+    if rows is None:
+        raise LookupFileError(f"match() reads the lookup file {file!r}, which was not given (cqlx run --lookup "
+                              f"{file}=PATH; API: compile_matcher(..., lookups={{{file!r}: PATH_OR_ROWS}}))")
+    cached: tuple[Any, ...] | None = _LOOKUP_INDEXES.get(spec)
+    if cached is not None and cached[0] is rows:
+        return cached
+    header = list(rows[0]) if rows else []
+    for name in (*columns, *(include or ())):
+        if rows and name not in header:
+            raise LookupFileError(f"the lookup file {file!r} has no column {name!r} (its columns: {', '.join(header)})")
+    exact: dict[tuple[str, ...], tuple[int, dict[str, str]]] = {}
+    patterns: list[tuple[int, tuple[Any, ...], dict[str, str]]] = []
+    for number, row in enumerate(rows, 2):  # line 1 is the header
+        cells = [_cell(row.get(name)) for name in columns]
+        if "" in cells:
+            continue  # an empty key cell matches no event (cqlx's reading; functions-match is silent)
+        written = _written(row, include)
+        if mode == "string":
+            key = tuple(c.lower() for c in cells) if ignore_case else tuple(cells)
+            seen = exact.get(key)
+            if seen is not None and seen[1] != written:
+                raise LookupFileError(f"the lookup file {file!r} has rows {seen[0]} and {number} for the key "
+                                      f"{', '.join(cells)} with different values in the columns match() writes; "
+                                      "LogScale's match() (nrows=1) uses one of them, and which is not documented")
+            exact[key] = (number, written)
+        elif mode == "glob":
+            patterns.append((number, tuple(_glob_key(c, ignore_case) for c in cells), written))
+        else:
+            try:
+                networks = tuple(ipaddress.ip_network(c.strip(), strict=False) for c in cells)
+            except ValueError:
+                raise LookupFileError(f"the lookup file {file!r}, line {number}: {', '.join(cells)} is not a CIDR "
+                                      "subnet (match(mode=cidr))") from None
+            patterns.append((number, networks, written))
+    built = (rows, exact, patterns)
+    _LOOKUP_INDEXES[spec] = built
+    return built
+
+
+def _matching_row(spec: tuple[Any, ...], values: list[str]) -> dict[str, str] | None:
+    file, _, _, _, _, ignore_case, mode, _ = spec
+    _, exact, patterns = _lookup_index(spec)
+    if mode == "string":
+        found = exact.get(tuple(v.lower() for v in values) if ignore_case else tuple(values))
+        return None if found is None else found[1]
+    hits: list[tuple[Any, int, dict[str, str]]] = []
+    if mode == "glob":
+        hits = [((), n, w) for n, keys, w in patterns
+                if all(k.match(v) is not None for k, v in zip(keys, values, strict=True))]
+    else:
+        try:
+            addresses = [ipaddress.ip_address(v.strip()) for v in values]
+        except ValueError:
+            return None  # not an IP: in no subnet
+        for number, networks, written in patterns:
+            if all(a.version == n.version and a in n for a, n in zip(addresses, networks, strict=True)):
+                # functions-match: "the most specific one is selected"
+                hits.append((tuple(-n.prefixlen for n in networks), number, written))
+        if hits:
+            best = min(h[0] for h in hits)
+            hits = [h for h in hits if h[0] == best]
+    if not hits:
+        return None
+    if any(h[2] != hits[0][2] for h in hits[1:]):
+        raise LookupFileError(f"the lookup file {file!r} has rows {hits[0][1]} and {hits[1][1]} that both match "
+                              f"{', '.join(values)} ({mode}) with different values in the columns match() writes; "
+                              "which of them LogScale's match() (nrows=1) uses is not documented")
+    return hits[0][2]
+
+
+def lookup(record: dict[str, Any], spec: tuple[Any, ...]) -> dict[str, Any] | None:
+    """``match()``: the record with the matching row's columns written, the record as it is
+    (no match, ``strict=false``), or None (dropped). ``spec`` is (file, fields, columns, include,
+    strict, ignore_case, mode, negated)."""
+    fields, strict, negated = spec[1], spec[4], spec[7]
+    values = [_cell(get(record, name)) for name in fields]
+    row = None if "" in values else _matching_row(spec, values)
+    if negated:
+        return None if row is not None else record
+    if row is None:
+        return None if strict else record
+    out = dict(record)
+    out.update(row)
+    return out
+
+
+# ---- join() ----
+
+#: Each join()'s subquery rows by key, set by prepare_joins() before the events run.
+JOINED: list[dict[tuple[str, ...], dict[str, str]]] = []
+
+
+class JoinError(Exception):
+    """A join() whose subquery has rows for one key that say different things."""
+
+
+def run_pipeline(segments: tuple[Any, ...], barriers: tuple[Any, ...], events: Iterable[dict[str, Any]]
+                 ) -> list[dict[str, Any]]:
+    """The rows of a (sub)query's segments over ``events``, barriers between them."""
+    rows = [row for row in map(segments[0], events) if row is not None]
+    for spec, segment in zip(barriers, segments[1:], strict=True):
+        rows = [row for row in map(segment, barrier(rows, spec)) if row is not None]
+    return rows
+
+
+def prepare_joins(joins: tuple[Any, ...], events: list[dict[str, Any]]) -> None:
+    """Run each join()'s subquery over the events and index its rows: by the key fields' text
+    (a row without one is left out), each holding the include fields (``""`` for one it lacks,
+    functions-join). Rows of one key that differ there are refused: which one LogScale's
+    ``max=1`` takes is not documented."""
+    JOINED[:] = []
+    for number, (segments, barriers, keys, include, names) in enumerate(joins, 1):
+        index: dict[tuple[str, ...], dict[str, str]] = {}
+        for row in run_pipeline(segments, barriers, events):
+            values = tuple(_cell(get(row, name)) for name in keys)
+            if "" in values:
+                continue
+            written = {shown: _cell(get(row, name)) for name, shown in zip(include, names, strict=True)}
+            seen = index.get(values)
+            if seen is not None and seen != written:
+                raise JoinError(f"join() number {number}: its subquery has rows for the key {', '.join(values)} "
+                                "with different values in the include fields; which one LogScale's join() (max=1) "
+                                "takes is not documented")
+            index[values] = written
+        JOINED.append(index)
+
+
+def join(record: dict[str, Any], number: int, fields: tuple[str, ...], strict: bool, negated: bool
+         ) -> dict[str, Any] | None:
+    """``join()``: the record with the matching subquery row's include fields written, the record as
+    it is (no match, ``mode=left``), or None (dropped)."""
+    values = tuple(_cell(get(record, name)) for name in fields)
+    row = None if "" in values else JOINED[number - 1].get(values)
+    if negated:
+        return None if row is not None else record
+    if row is None:
+        return None if strict else record
+    out = dict(record)
+    out.update(row)
+    return out

@@ -10,7 +10,8 @@ What it interprets (Splunk Search Reference and Search Manual, help.splunk.com):
   ``field!=value``, ``*``, ``( )``, ``NOT``, ``OR``, ``AND`` and implicit AND;
 * the commands ``search``, ``regex``, ``where``, ``eval``, ``table``, ``sort``, ``head``,
   ``stats`` and ``eventstats`` (count, count(X), dc, sum, min, max, avg, values, latest, first;
-  ``by``) and ``fields``;
+  ``by``), ``fields``, ``dedup``, ``lookup`` (of the CSV tables given to :func:`run_spl`) and
+  ``join`` (type, max=1, a field list and a ``[subsearch]`` over the same events);
 * in ``where``/``eval``: literals, fields (bare or in single quotes), ``AND OR NOT``, comparisons,
   ``+ - * / % .``, and the functions ``if case match like isnull isnotnull lower upper tonumber in
   coalesce floor mvjoin urldecode true false null``.
@@ -25,8 +26,9 @@ import functools
 import math
 import re
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 from cqlx.ast import Span
 from cqlx.errors import CqlError
@@ -50,6 +52,10 @@ class SplOracleError(CqlError):
 @dataclass(frozen=True)
 class _Source:
     text: str
+    # Lookup tables the `lookup` command reads, by the name the SPL gives them: rows of {field: value}.
+    lookups: Mapping[str, Sequence[Mapping[str, object]]] = dataclass_field(default_factory=dict)
+    # The events the search runs over (a `join` subsearch reads them too), set by SplProgram.run.
+    events: list[Row] = dataclass_field(default_factory=list)
 
     def span(self, start: int, end: int | None = None) -> Span:
         end = start + 1 if end is None or end <= start else end
@@ -1519,7 +1525,101 @@ def _fields_stage(text: str, base: int, source: _Source) -> Stage:
     return lambda rows: [{k: row[k] for k in names if k in row} for row in rows]
 
 
+_LOOKUP_PAIR = re.compile(r"\s*(\"(?:[^\"\\]|\\.)*\"|[^\s,\"]+)(?:\s+(?i:AS)\s+(\"(?:[^\"\\]|\\.)*\"|[^\s,\"]+))?\s*,?")
+
+
+def _lookup_pairs(text: str, base: int, source: _Source) -> list[tuple[str, str]]:
+    """``name [AS other], ...`` as (name, other) pairs (other defaults to name)."""
+    pairs: list[tuple[str, str]] = []
+    index = 0
+    while index < len(text) and text[index:].strip():
+        match = _LOOKUP_PAIR.match(text, index)
+        if match is None or match.end() == index:
+            raise source.error("expected a field name", base + index, base + len(text))
+        first = _unquote(match.group(1), source, base + index)
+        pairs.append((first, _unquote(match.group(2), source, base + index) if match.group(2) else first))
+        index = match.end()
+    return pairs
+
+
+def _lookup_stage(text: str, base: int, source: _Source) -> Stage:
+    # lookup <lookup-table-name> (<lookup-field> [AS <event-field>])... [OUTPUT | OUTPUTNEW
+    # (<lookup-destfield> [AS <event-destfield>])...] (Search Reference, lookup). A CSV lookup matches
+    # exactly and case-sensitively (transforms.conf: case_sensitive_match defaults to true); an event
+    # without an event field matches no row. OUTPUT overwrites existing fields; OUTPUTNEW leaves an
+    # event whose destination fields all exist as it is; with neither, every column that is not a
+    # match field is output. *Assumptions*: an empty cell is no value (the destination field is
+    # removed), and so is no match under OUTPUT. Several matching rows make multivalue fields in
+    # Splunk, which are outside the oracle's subset: refused.
+    match = re.match(r"\s*(\"(?:[^\"\\]|\\.)*\"|\S+)", text)
+    if match is None:
+        raise source.error("lookup needs a lookup table name", base, base + len(text))
+    table = _unquote(match.group(1), source, base + match.start(1))
+    clause = re.search(r"\s(OUTPUTNEW|OUTPUT)\s", text[match.end():] + " ", re.IGNORECASE)
+    head_end = match.end() + (clause.start() if clause else len(text) - match.end())
+    keys = _lookup_pairs(text[match.end():head_end], base + match.end(), source)
+    tail = match.end() + clause.end() if clause else len(text)
+    outputs = _lookup_pairs(text[tail:], base + tail, source) if clause else None
+    if not keys:
+        raise source.error("lookup needs a lookup field", base, base + len(text))
+    if table not in source.lookups:
+        raise source.error(f"the lookup table {table} was not given to the oracle", base + match.start(1),
+                           base + match.end(1))
+    rows = [{str(k): _field_value(v) for k, v in row.items()} for row in source.lookups[table]]
+    new_only = clause is not None and clause.group(1).upper() == "OUTPUTNEW"
+    start, end = base + match.start(1), base + len(text)
+
+    def run(events: list[Row]) -> list[Row]:
+        out = []
+        for event in events:
+            values = [_text(_lookup(event, field_name)) for _, field_name in keys]
+            hits = [] if None in values else [r for r in rows if all(
+                _text(r.get(column)) == value for (column, _), value in zip(keys, values, strict=True))]
+            if len(hits) > 1:
+                raise source.error(f"{len(hits)} rows of {table} match: Splunk makes multivalue fields, which are "
+                                   "outside the oracle's subset", start, end)
+            pairs = outputs if outputs is not None else [
+                (c, c) for c in (rows[0] if rows else {}) if c not in {k for k, _ in keys}]
+            if new_only and pairs and all(dest in event for _, dest in pairs):
+                out.append(event)
+                continue
+            event = dict(event)
+            for column, dest in pairs:
+                value = _lookup(hits[0], column) if hits else None
+                if value is None or value == "":
+                    event.pop(dest, None)
+                else:
+                    event[dest] = value
+            out.append(event)
+        return out
+
+    return run
+
+
+def _dedup_stage(text: str, base: int, source: _Source) -> Stage:
+    # dedup <field-list>: keeps the first result of each combination of the fields' values; results
+    # without one of the fields are removed (keepempty=false, the default) (Search Reference, dedup).
+    names = _field_list(text, base, source)
+    if not names:
+        raise source.error("dedup needs a field", base, base + len(text))
+
+    def run(rows: list[Row]) -> list[Row]:
+        seen: set[tuple[str, ...]] = set()
+        out = []
+        for row in rows:
+            values = tuple(_text(_lookup(row, name)) for name in names)
+            if None in values or values in seen:
+                continue
+            seen.add(values)  # type: ignore[arg-type]
+            out.append(row)
+        return out
+
+    return run
+
+
 _COMMANDS: dict[str, Callable[[str, int, _Source], Stage]] = {
+    "lookup": _lookup_stage,
+    "dedup": _dedup_stage,
     "stats": _stats_stage,
     "eventstats": _eventstats_stage,
     "fields": _fields_stage,
@@ -1547,6 +1647,9 @@ def _split_pipeline(text: str, source: _Source) -> list[tuple[str, int]]:
             # A single quote only quotes in eval expressions; elsewhere the emitter writes none.
             index = _read_quoted(text, index, char, source, 0)[1]
             continue
+        if char == "[":  # a subsearch: its pipes are its own
+            index = _subsearch_end(text, index, source) + 1
+            continue
         if char == "|":
             segments.append((text[start:index], start))
             start = index + 1
@@ -1555,22 +1658,92 @@ def _split_pipeline(text: str, source: _Source) -> list[tuple[str, int]]:
     return segments
 
 
+def _subsearch_end(text: str, start: int, source: _Source) -> int:
+    """The index of the ``]`` that closes the subsearch opened at ``start`` (quotes and nested
+    brackets skipped)."""
+    depth = 0
+    index = start
+    while index < len(text):
+        char = text[index]
+        if char in "\"'":
+            index = _read_quoted(text, index, char, source, 0)[1]
+            continue
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+            if depth == 0:
+                return index
+        index += 1
+    raise source.error("a subsearch '[' is not closed", start, len(text))
+
+
+def _join_stage(text: str, base: int, source: _Source) -> Stage:
+    # join [type=inner|outer|left] [max=<int>] <field-list> [subsearch] (Search Reference, join): the
+    # results joined with the subsearch's on the fields of the list, which both must have; inner
+    # keeps only matched results, outer/left every result; max (default 1) is how many subsearch rows
+    # each result joins; the subsearch's fields overwrite the result's (overwrite=true).
+    # *Assumptions*: values are compared as text, case-sensitively; with max=1 the first matching
+    # row in subsearch order is joined (cqlx's SPL dedups its subsearch, so it does not rely on it).
+    # The oracle's subset: max=1 and the options type and max only.
+    open_at = text.find("[")
+    if open_at < 0:
+        raise source.error("join needs a subsearch in [ ]", base, base + len(text))
+    close_at = _subsearch_end(text, open_at, source)
+    if text[close_at + 1:].strip():
+        raise source.error("nothing may follow join's subsearch", base + close_at + 1, base + len(text))
+    words = text[:open_at].split()
+    options = {w.split("=", 1)[0]: w.split("=", 1)[1] for w in words if "=" in w}
+    fields = [w for w in words if "=" not in w]
+    kind = options.pop("type", "inner")
+    if kind not in ("inner", "outer", "left") or options.pop("max", "1") != "1" or options or not fields:
+        raise source.error("join takes type=inner|outer|left, max=1 and a field list in the oracle's subset",
+                           base, base + open_at)
+    inner = text[open_at + 1:close_at].strip()
+    if inner.startswith("search "):
+        inner = inner[len("search "):]
+    program = compile_spl(inner, source.lookups)
+
+    def run(rows: list[Row]) -> list[Row]:
+        sub = program.run(source.events)
+        out = []
+        for row in rows:
+            values = [_text(_lookup(row, name)) for name in fields]
+            hit = None if None in values else next(
+                (s for s in sub if [_text(_lookup(s, name)) for name in fields] == values), None)
+            if hit is None:
+                if kind != "inner":
+                    out.append(row)
+                continue
+            out.append({**row, **hit})
+        return out
+
+    return run
+
+
+_COMMANDS["join"] = _join_stage  # defined after the table: it compiles its subsearch with compile_spl
+
+
 @dataclass(frozen=True)
 class SplProgram:
     """Compiled SPL: ``run(events)`` gives the result rows in order."""
 
     stages: tuple[Stage, ...]
+    source: _Source | None = None
 
     def run(self, events: Iterable[Mapping[str, object]]) -> list[dict[str, object]]:
         rows = [_event_row(event) for event in events]
+        if self.source is not None:
+            self.source.events[:] = rows
         for stage in self.stages:
             rows = stage(rows)
         return rows
 
 
-def compile_spl(spl: str) -> SplProgram:
-    """Parse SPL of the oracle's subset; :class:`SplOracleError` (with the position) otherwise."""
-    source = _Source(spl)
+def compile_spl(spl: str, lookups: Mapping[str, Sequence[Mapping[str, object]]] | None = None) -> SplProgram:
+    """Parse SPL of the oracle's subset; :class:`SplOracleError` (with the position) otherwise.
+    ``lookups`` are the tables ``lookup`` reads, by name (``hosts.csv``): rows of {field: value}."""
+    source = _Source(spl, lookups or {})
     segments = _split_pipeline(spl, source)
     stages: list[Stage] = []
     first_text, first_offset = segments[0]
@@ -1601,11 +1774,13 @@ def compile_spl(spl: str) -> SplProgram:
             raise source.error(f"the command {name!r} is outside the oracle's subset", offset + match.start(1),
                                offset + match.end(1))
         stages.append(builder(text[match.end():], offset + match.end(), source))
-    return SplProgram(tuple(stages))
+    return SplProgram(tuple(stages), source)
 
 
-def run_spl(spl: str, events: Iterable[Mapping[str, object]]) -> list[dict[str, object]]:
+def run_spl(spl: str, events: Iterable[Mapping[str, object]],
+            lookups: Mapping[str, Sequence[Mapping[str, object]]] | None = None) -> list[dict[str, object]]:
     """Run SPL of cqlx's emitted subset over ``events`` (field → value; ``_time`` may be a number)
-    as Splunk documents it, and return the result rows in order."""
-    return compile_spl(spl).run(events)
+    as Splunk documents it, and return the result rows in order; ``lookups`` holds the tables the
+    ``lookup`` command reads, by name."""
+    return compile_spl(spl, lookups).run(events)
 

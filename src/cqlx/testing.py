@@ -298,12 +298,28 @@ def kql_duckdb(query: ir.Query, rule: Rule, cases: list[Case], profile: str | No
     return run_kql_text(kql, cases, computed_outputs(query), profile)
 
 
+def lookup_schema(query: ir.Query) -> dict[str, list[tuple[str, str]]]:
+    """The tables the KQL of a query's ``match()`` stages reads (a profile whose ``lookup_table``
+    is ``{name}``), with the columns it names, as strings: what Kusto.Language needs to know of
+    them. A watchlist (``_GetWatchlist()``) is a function the check does not know."""
+    from cqlx.api import lookup_files
+
+    tables: dict[str, list[tuple[str, str]]] = {}
+    for step in lookup_files(query):
+        columns = tables.setdefault(step.stem, [])
+        for column in (*step.columns, *(step.include or ())):
+            if (column, "string") not in columns:
+                columns.append((column, "string"))
+    return tables
+
+
 def kql_parser(query: ir.Query, rule: Rule, profile: str | None = None) -> list[str]:
     from cqlx.engines.kusto_language import analyze
     from cqlx.profiles import DEFAULT_PROFILE, load_profile
 
     kql = convert_query(query, "kql", profile, rule.meta, rule.text).output
     tables = {n: list(c) for n, c in load_profile(profile or DEFAULT_PROFILE["kql"]).tables.items()}
+    tables.update(lookup_schema(query))
     (diagnostics,) = analyze([kql], tables)
     return [f"{d.code} at offset {d.start}: {d.message}" for d in diagnostics if d.severity == "Error"]
 
@@ -528,14 +544,17 @@ def sarif(report: Report) -> str:
 # ---------------------------------------------------------------- equivalence with a rule written elsewhere
 
 
-def check_kql(text: str, profile: str | None = None) -> None:
-    """A KQL query that Microsoft's parser rejects is bad input: raise with its line and column."""
+def check_kql(text: str, profile: str | None = None,
+              extra: dict[str, list[tuple[str, str]]] | None = None) -> None:
+    """A KQL query that Microsoft's parser rejects is bad input: raise with its line and column.
+    ``extra`` tables are known besides the profile's (a rule's lookup files: :func:`lookup_schema`)."""
     from cqlx.engines.kusto_language import analyze, kusto_unavailable_reason
     from cqlx.profiles import DEFAULT_PROFILE, load_profile
 
     if kusto_unavailable_reason() is not None:
         return  # duckdb-kql still reports what it cannot run
     tables = {n: list(c) for n, c in load_profile(profile or DEFAULT_PROFILE["kql"]).tables.items()}
+    tables.update(extra or {})
     (diagnostics,) = analyze([text], tables)
     errors = [d for d in diagnostics if d.severity == "Error"]
     if errors:

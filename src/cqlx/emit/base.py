@@ -86,6 +86,16 @@ class Generator:
         suffix = "" if kind == DETECTION else "; its fields are left out (nothing later tests them)"
         self.unsupported(step.reason + suffix, step.span, kind)
 
+    def lookup_lost(self, step: ir.Lookup | ir.Join, why: str, part: str = "all") -> None:
+        """What a target cannot do of a ``match()``: ``all`` of it (detection loss when it filters or
+        a later step tests what it writes, else presentation: its columns are left out), or only
+        the ``columns`` it writes (the filter is kept)."""
+        written = frozenset(step.writes) if step.writes is not None else frozenset({"*"})
+        kind = DETECTION if part == "all" and step.filters else self.loss(step, written)
+        suffix = "; its columns are left out (nothing later tests them)" if kind == PRESENTATION else ""
+        what = f"match(file={step.file!r})" if isinstance(step, ir.Lookup) else "join()"
+        self.unsupported(f"{what}: {why}{suffix}", step.span, kind)
+
     def opaque_test(self, pred: ir.OpaqueTest) -> None:
         self.unsupported(pred.reason, pred.span, DETECTION)
 

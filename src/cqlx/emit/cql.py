@@ -273,6 +273,44 @@ class CqlGenerator(Generator):
     def step_opaque(self, step: ir.Opaque) -> str:
         return step.text  # as written: cqlx gives it no meaning to rewrite
 
+    def step_lookup(self, step: ir.Lookup) -> str:
+        """``match(...)`` with the defaults left out (column=field, strict=true, ignoreCase=false,
+        mode=string); ``!match(...)`` when negated."""
+        def names(items: tuple[str, ...]) -> str:
+            return field_name(items[0]) if len(items) == 1 else f"[{', '.join(field_name(i) for i in items)}]"
+
+        args = [f"file={string(step.file)}", f"field={names(step.fields)}"]
+        if step.columns != step.fields:
+            args.append(f"column={names(step.columns)}")
+        if step.include is not None:
+            args.append(f"include=[{', '.join(field_name(i) for i in step.include)}]")
+        if not step.strict:
+            args.append("strict=false")
+        if step.ignore_case:
+            args.append("ignoreCase=true")
+        if step.mode != "string":
+            args.append(f"mode={step.mode}")
+        return ("!" if step.negated else "") + f"match({', '.join(args)})"
+
+    def step_join(self, step: ir.Join) -> str:
+        """``join({subquery}, field=..., key=..., include=[...], mode=left)``, defaults left out;
+        ``!join(...)`` when negated. The subquery is written by an emitter of its own."""
+        def names(items: tuple[str, ...]) -> str:
+            return field_name(items[0]) if len(items) == 1 else f"[{', '.join(field_name(i) for i in items)}]"
+
+        sub = CqlGenerator(step.subquery, self.profile)
+        body = sub.generate().rstrip("\n").replace("\n", " ")
+        for diagnostic in sub.diagnostics:
+            self.unsupported(diagnostic.message, diagnostic.span, diagnostic.kind)
+        args = ["{" + body + "}", f"field={names(step.fields)}"]
+        if step.keys != step.fields:
+            args.append(f"key={names(step.keys)}")
+        if step.include:
+            args.append(f"include=[{', '.join(field_name(i) for i in step.include)}]")
+        if step.mode != "inner":
+            args.append(f"mode={step.mode}")
+        return ("!" if step.negated else "") + f"join({', '.join(args)})"
+
     def step_drop(self, step: ir.Drop) -> str:
         return f"drop([{', '.join(field_name(f) for f in step.fields)}])"
 

@@ -98,17 +98,34 @@ class KqlGenerator(Generator):
             else:
                 lines.append(f"| where {name(column)} in ({', '.join(string(v) for v in values)})")
         if self.query.source.platforms:
-            # Defender's and ASIM's event tables hold no OS platform column (Defender keeps it per
-            # device, in DeviceInfo.OSPlatform): without the filter every platform would match.
-            self.unsupported(f"the rule selects event_platform {', '.join(self.query.source.platforms)}; "
-                             f"{self.event.table if self.event else 'the table'} has no platform column in "
-                             f"profile {self.profile.name}, so the KQL would match every platform")
+            lines.extend(self.platform_filter(self.query.source.platforms))
         for step in self.query.steps:
             lines.extend(f"| {op}" for op in self.step(step))
             self.track(step)
         return "\n".join(lines) + "\n"
 
+    def platform_filter(self, platforms: tuple[str, ...]) -> list[str]:
+        """``event_platform``: the event tables hold no OS column, so the events are kept whose
+        device the profile's ``platform_lookup`` table says runs one of the platforms (Defender:
+        ``DeviceInfo.OSPlatform`` starts with ``Windows``, ``Linux`` or ``macOS``). Without that
+        table, or for a platform the profile has no value for, every platform would match: refused."""
+        lookup = self.profile.platform_lookup
+        unknown = [p for p in platforms if p not in self.profile.platforms]
+        if lookup is None or unknown:
+            why = (f"platform {', '.join(unknown)} has no value in profile {self.profile.name}" if lookup
+                   else f"{self.event.table if self.event else 'the table'} has no platform column in profile "
+                        f"{self.profile.name}")
+            self.unsupported(f"the rule selects event_platform {', '.join(platforms)}; {why}, so the KQL would "
+                             "match every platform")
+            return []
+        tests = [f"{name(lookup.column)} startswith_cs {string(self.profile.platforms[p])}" for p in platforms]
+        test = tests[0] if len(tests) == 1 else "(" + " or ".join(tests) + ")"
+        devices = f"{name(lookup.table)} | where {test} | distinct {name(lookup.key)}"
+        return [f"| where {name(lookup.key)} in (({devices}))"]
+
     def track(self, step: ir.Step) -> None:
+        if isinstance(step, ir.Opaque):
+            return  # the KQL computes none of its fields: a later select() must not name them as columns
         super().track(step)
         if isinstance(step, ir.Project):
             self.live = {f for f in step.fields if not self.dead(f)}
@@ -168,7 +185,118 @@ class KqlGenerator(Generator):
         if isinstance(step, ir.Opaque):
             self.opaque(step)
             return []
+        if isinstance(step, ir.Lookup):
+            return self.lookup(step)
+        if isinstance(step, ir.Join):
+            return self.join(step)
         raise AssertionError(f"unexpected step {type(step).__name__}")
+
+    def lookup_source(self, step: ir.Lookup) -> str:
+        """The table a lookup file becomes, as the profile's ``lookup_table`` says."""
+        if self.profile.lookup_table == "{name}":
+            return name(step.stem)
+        return f"_GetWatchlist({string(step.stem)})"
+
+    def lookup(self, step: ir.Lookup) -> list[str]:
+        """``match()`` as a join with the lookup file's table: ``inner`` when strict (one row per
+        matching lookup row: with unique keys, each event once; a key the file holds twice gives
+        the event twice, where LogScale's nrows=1 gives it once), ``leftsemi`` when it only
+        filters, ``leftouter`` when not strict, ``leftanti`` for ``!match()``. Keys are compared as
+        text (``tolower()`` of both sides for ignoreCase); lookup rows with an empty key match
+        nothing. The row's columns come in under scratch names and are written over the event's
+        fields (when not strict, only where a row matched), as match() overwrites them."""
+        if step.mode != "string":
+            self.lookup_lost(step, f"mode={step.mode} has no KQL join (a join compares keys for equality)")
+            return []
+        keys = [f"tostring({name(c)})" for c in step.columns]
+        written = () if step.negated else (step.include or ())
+        if step.include is None and not step.negated:
+            self.lookup_lost(step, "without include= it adds every column of the file, which KQL must name: "
+                             "give include=[...]", part="columns")
+        return self.join_rows(step, self.lookup_source(step), keys, written,
+                              [f"tostring({name(c)})" for c in written], step.ignore_case)
+
+    def join(self, step: ir.Join) -> list[str]:
+        """``join()``: the subquery converted by the same emitter (its own table), joined as a
+        ``match()`` is (:meth:`join_rows`): each subquery key once (``max=1``), its ``include``
+        fields as text, ``""`` for one the row lacks (functions-join)."""
+        sub = KqlGenerator(step.subquery, self.profile, self.meta, self.target)
+        text = sub.generate().rstrip("\n")
+        keys: list[str] = []
+        for key in step.keys:
+            if sub.dead(key):  # no subquery row has the key: none matches
+                return ["where false"] if step.filters and not step.negated else []
+            keys.append(f"tostring({sub.col(key, step.span)})")
+        values = ['""' if sub.dead(f) else f"tostring({sub.col(f, step.span)})" for f in step.writes]
+        for diagnostic in sub.diagnostics:
+            self.unsupported(diagnostic.message, diagnostic.span, diagnostic.kind)
+        source = "\n    " + text.replace("\n", "\n    ")
+        return self.join_rows(step, source, keys, step.writes, values, False)
+
+    def join_rows(self, step: ir.Lookup | ir.Join, source: str, keys: list[str], written: tuple[str, ...],
+                  values: list[str], ignore_case: bool) -> list[str]:
+        """The rows of ``source`` (keys and values as text expressions over it) joined to the events:
+        ``inner`` when the step keeps only matching events (``leftsemi`` when it writes nothing),
+        ``leftouter`` when it keeps them all, ``leftanti`` when negated. The right side holds each
+        key once (``summarize ... take_any()`` by the keys): with unique keys each event comes out
+        once, as in LogScale; a key with rows that differ in the written values gives one of them
+        (the Python matcher refuses that). Keys are compared as text (``tolower()`` on both sides
+        for ignoreCase); an empty key matches nothing. The values come in under scratch names and
+        are written over the event's fields (when not strict, only where a row matched)."""
+        if any(self.dead(f) for f in step.fields):  # no event has the key: no row matches
+            return ["where false"] if step.filters and not step.negated else []
+        self.lookups = getattr(self, "lookups", 0) + 1
+        tag = f"_cqlx_lookup{self.lookups}"
+        extends: list[str] = []
+        left: list[str] = []
+        right: list[tuple[str, str]] = []
+        for index, (field, key) in enumerate(zip(step.fields, keys, strict=True), 1):
+            value = self.col(field, step.span)
+            if ignore_case or self.column_type(field) != "string":
+                text = value if self.column_type(field) == "string" else f"tostring({value})"
+                extends.append(f"{tag}_left{index} = {f'tolower({text})' if ignore_case else text}")
+                value = f"{tag}_left{index}"
+            left.append(value)
+            right.append((f"{tag}_key{index}", f"tolower({key})" if ignore_case else key))
+        scratch_values = [(f"{tag}_value{i}", v) for i, v in enumerate(values, 1)]
+        strict = step.filters and not step.negated
+        if step.negated:
+            kind = "leftanti"
+        elif strict:
+            kind = "inner" if scratch_values else "leftsemi"
+        else:
+            kind = "leftouter"
+        if kind == "leftouter" and not scratch_values:
+            return []  # keeps every event and writes nothing KQL can name
+        project = ", ".join(f"{n} = {e}" for n, e in [*right, *scratch_values])
+        nonempty = " and ".join(f"isnotempty({n})" for n, _ in right)
+        by = ", ".join(n for n, _ in right)
+        once = (f"summarize {', '.join(f'{n} = take_any({n})' for n, _ in scratch_values)} by {by}"
+                if scratch_values else f"distinct {by}")
+        on = ", ".join(f"$left.{k} == $right.{r}" for k, (r, _) in zip(left, right, strict=True))
+        out = [f"extend {', '.join(extends)}"] if extends else []
+        # A multi-line source (a subquery) gets its operators on lines of their own too.
+        pipe = "\n    | " if "\n" in source else " | "
+        right_side = pipe.join([source.rstrip(), f"project {project}", f"where {nonempty}", once])
+        out.append(f"join kind={kind} ({right_side}{chr(10) + '   ' if pipe != ' | ' else ''}) on {on}")
+        assignments = []
+        for column, (scratch, _) in zip(written, scratch_values, strict=True):
+            value = scratch
+            if not strict and self.exists(column):
+                before = self.expr(ir.Ref(column, step.span))
+                if self.kind(ir.Ref(column)) != TEXT or self.column_type(column) != "string":
+                    before = f"tostring({before})"
+                value = f"iff(isnotempty({right[0][0]}), {scratch}, {before})"
+            assignments.append(f"{name(column)} = {value}")
+            self.kinds[column] = TEXT
+        if assignments:
+            out.append("extend " + ", ".join(assignments))
+        scratch_columns = [e.split(" = ")[0] for e in extends]
+        if kind in ("inner", "leftouter"):
+            scratch_columns += [n for n, _ in [*right, *scratch_values]]
+        if scratch_columns:
+            out.append("project-away " + ", ".join(scratch_columns))
+        return out
 
     def case(self, step: ir.Case) -> list[str]:
         """KQL has no first-match branches: the branch an event takes is computed once, then each

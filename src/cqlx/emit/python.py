@@ -64,6 +64,8 @@ class _Module:
     branches: int = 0
     target: str = "python"
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    profile: Profile | None = None
+    joins: list[str] = field(default_factory=list)  # each join()'s (segments, barriers, keys, include)
     needed: list[tuple[ir.Step, frozenset[str]]] = field(default_factory=list)  # decisive_after()
 
     def lose(self, kind: str, message: str, span: ir.Span) -> None:
@@ -169,8 +171,50 @@ class _Segment:
             self.owned = True
         elif isinstance(step, ir.Opaque):
             self.module.opaque(step)
+        elif isinstance(step, ir.Lookup):
+            self.lookup(step)
+        elif isinstance(step, ir.Join):
+            self.join(step)
         else:  # pragma: no cover - Order is a barrier, handled by the caller
             raise AssertionError(f"unexpected step {type(step).__name__}")
+
+    def lookup(self, step: ir.Lookup) -> None:
+        """``match()``: the runtime looks the event up in the file's rows, which the module's
+        ``LOOKUPS`` holds at run time (set by :func:`cqlx.api.compile_matcher`, or by the user of
+        a saved module)."""
+        spec = (step.file, tuple(self.module.field(f) for f in step.fields), step.columns, step.include,
+                step.strict, step.ignore_case, step.mode, step.negated)
+        self.emit(f"rec = lookup(rec, {self.module.constant(repr(spec), 'L')})")
+        self.emit("if rec is None:")
+        self.emit("return None", 2)
+        if step.strict and not step.negated:
+            self.owned = True  # a record it keeps is its copy with the row written
+        # negated: the record as it was; strict=false: its copy when a row matched, else itself
+
+    def join(self, step: ir.Join) -> None:
+        """``join()``: the subquery's segments are functions of the module; ``run`` runs them over
+        the events first (``prepare_joins``) and indexes their rows by key, then each event is
+        looked up there as a ``match()`` row would be."""
+        module = self.module
+        names, computed = module.names, module.computed
+        module.names, module.computed = _field_names(step.subquery, module.profile), set()
+        number = len(module.joins) + 1
+        module.joins.append("")  # its place: a join inside the subquery comes after it
+        segments, barriers = _pipeline(module, step.subquery, f"_join{number}_segment")
+        keys = tuple(module.field(k) for k in step.keys)
+        include = tuple(module.field(f) for f in step.include)
+        module.names, module.computed = names, computed
+        module.functions.extend(s.source() for s in segments)
+        functions = "".join(f"{s.name}, " for s in segments)
+        stops = "".join(f"{b}, " for b in barriers)
+        module.joins[number - 1] = f"(({functions}), ({stops}), {keys!r}, {include!r}, {step.include!r})"
+        fields = tuple(module.field(f) for f in step.fields)
+        strict = step.filters and not step.negated
+        self.emit(f"rec = join(rec, {number!r}, {fields!r}, {strict!r}, {step.negated!r})")
+        self.emit("if rec is None:")
+        self.emit("return None", 2)
+        if strict:
+            self.owned = True
 
     def signal(self, step: ir.Signal) -> None:
         var = self.fresh("s")
@@ -317,6 +361,24 @@ def _aggregate_barrier(step: ir.Aggregate, module: _Module) -> tuple[object, ...
     return ("aggregate", keys_read, functions, step.limit, step.keys, _time_fields(module), step.series_limit)
 
 
+def _pipeline(module: _Module, query: ir.Query, prefix: str) -> tuple[list[_Segment], list[str]]:
+    """The query's segments (named ``prefix0``, ``prefix1``...) and the barriers between them."""
+    segments: list[_Segment] = [_Segment(module, f"{prefix}0")]
+    barriers: list[str] = []
+    for step in [*_source_filter(query, module.profile), *query.steps]:
+        if isinstance(step, ir.Order):
+            barriers.append(repr(_order_barrier(step, module)))
+            segments.append(_Segment(module, f"{prefix}{len(segments)}"))
+        elif isinstance(step, ir.Aggregate):
+            barriers.append(repr(_aggregate_barrier(step, module)))
+            segments.append(_Segment(module, f"{prefix}{len(segments)}"))
+            module.names = {}
+        else:
+            segments[-1].step(step)
+        module.computed |= step_writes(step)
+    return segments, barriers
+
+
 def _source_filter(query: ir.Query, profile: Profile | None) -> list[ir.Step]:
     """The event-type and platform tests, which other targets turn into tables or logsources.
     Under a profile whose event types say which records they are (``match:``), those tests."""
@@ -366,19 +428,8 @@ def emit_python(query: ir.Query, title: str = "", query_text: str = "", profile:
     target = f"python ({profile.name})" if profile is not None else "python (falcon)"
     module = _Module(names=_field_names(query, profile), reshaped=_reshaped(query, profile), target=target,
                      needed=list(zip(query.steps, decisive_after(query), strict=True)))
-    segments: list[_Segment] = [_Segment(module, "_segment0")]
-    barriers: list[str] = []
-    for step in [*_source_filter(query, profile), *query.steps]:
-        if isinstance(step, ir.Order):
-            barriers.append(repr(_order_barrier(step, module)))
-            segments.append(_Segment(module, f"_segment{len(segments)}"))
-        elif isinstance(step, ir.Aggregate):
-            barriers.append(repr(_aggregate_barrier(step, module)))
-            segments.append(_Segment(module, f"_segment{len(segments)}"))
-            module.names = {}
-        else:
-            segments[-1].step(step)
-        module.computed |= step_writes(step)
+    module.profile = profile
+    segments, barriers = _pipeline(module, query, "_segment")
     out = [
         f'"""cqlx matcher{": " + title if title else ""}.',
         "",
@@ -397,6 +448,7 @@ def emit_python(query: ir.Query, title: str = "", query_text: str = "", profile:
     out += ["", ""]
     out += [f"{fn}\n\n" for fn in module.functions]
     out += [f"{segment.source()}\n\n" for segment in segments]
+    out += ["JOINS = (" + "".join(f"{spec}, " for spec in module.joins) + ")", ""]
     if diagnostics is not None:
         diagnostics.extend(module.diagnostics)
     else:
@@ -412,6 +464,8 @@ def emit_python(query: ir.Query, title: str = "", query_text: str = "", profile:
         "def match(event):",
         '    """The output row for one event, or None when the rule drops it: the first row of',
         "    run([event]) (one event sorted is itself; grouped, it is a group of one).\"\"\"",
+        "    if JOINS:",
+        "        prepare_joins(JOINS, [event])",
         "    rec = SEGMENTS[0](event)",
         "    if not BARRIERS:",
         "        return rec",
@@ -425,6 +479,9 @@ def emit_python(query: ir.Query, title: str = "", query_text: str = "", profile:
         '    """Every output row, ordered and limited as the rule\'s sort() and table() say.',
         "    With a dict ``counts``, counts['matched'] is the number of events the filters keep, and",
         "    counts['timed_out'] the number given up because a regex ran past REGEX_TIME_LIMIT.\"\"\"",
+        "    if JOINS:  # each join()'s subquery runs over the same events first",
+        "        events = list(events)",
+        "        prepare_joins(JOINS, events)",
         "    rows = guarded(SEGMENTS[0], events, counts)",
         "    if counts is not None:",
         "        rows = counted(rows, counts)",

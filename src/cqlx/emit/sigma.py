@@ -188,8 +188,12 @@ class SigmaGenerator(Generator):
                     filters.append(keep)
             elif isinstance(step, ir.Opaque):
                 self.opaque(step)
+            elif isinstance(step, ir.Lookup):
+                self.lookup_lost(step, "Sigma has no lookup files")
+            elif isinstance(step, ir.Join):
+                self.lookup_lost(step, "Sigma has no joins of two searches")
             self.track(step)
-            if not isinstance(step, ir.Opaque):  # reported on its own, with its reason
+            if not isinstance(step, ir.Opaque | ir.Lookup | ir.Join):  # reported on its own, with its reason
                 derived += [f for f in sorted(step_writes(step)) if f not in derived]
         if derived:
             self.note("the rule computes " + ", ".join(derived) + ", which Sigma cannot output",

@@ -185,7 +185,103 @@ class SplGenerator(Generator):
         if isinstance(step, ir.Opaque):
             self.opaque(step)
             return []
+        if isinstance(step, ir.Lookup):
+            return self.lookup(step)
+        if isinstance(step, ir.Join):
+            return self.join(step)
         raise AssertionError(f"unexpected step {type(step).__name__}")
+
+    def join(self, step: ir.Join) -> list[str]:
+        """``join()`` as SPL's ``join`` with a subsearch converted by the same emitter. SPL joins on
+        fields of the same name: both sides copy their keys to scratch fields (a key the subsearch
+        row lacks, or empty, matches nothing); the subsearch keeps one row per key (``dedup``:
+        LogScale's max=1) and its include fields as text (``""`` for one the row lacks,
+        functions-join). ``type=inner`` drops unmatched events, ``type=left`` keeps them (a marker
+        field says which matched; ``!join()`` keeps those without it). Splunk's join reads at most
+        50,000 subsearch rows (limits.conf subsearch_maxout), LogScale's 100,000: both are assumed
+        not reached."""
+        self.joins = getattr(self, "joins", 0) + 1
+        tag = f"_cqlx_join{self.joins}"
+        sub = SplGenerator(step.subquery, self.profile, self.meta, self.target)
+        lines = sub.generate().strip().split("\n")
+        keys = [f"{tag}_key{i}" for i in range(1, len(step.keys) + 1)]
+        sub_keys = [f"{k}={field_ref(sub.col(f, step.span))}" for k, f in zip(keys, step.keys, strict=True)]
+        written = step.writes
+        values = [f"{tag}_value{i}" for i in range(1, len(written) + 1)]
+        sub_values = [f'{v}=coalesce({field_ref(sub.col(f, step.span))}, "")' for v, f in zip(values, written,
+                                                                                               strict=True)]
+        for diagnostic in sub.diagnostics:
+            self.unsupported(diagnostic.message, diagnostic.span, diagnostic.kind)
+        present = " AND ".join(f'isnotnull({k}) AND {k}!=""' for k in keys)
+        body = " ".join(lines) if lines[0].startswith("|") else "search " + " ".join(lines)
+        subsearch = (f"[{body} | eval {', '.join([*sub_keys, *sub_values, f'{tag}_hit=1'])} | where {present} "
+                     f"| dedup {' '.join(keys)} | fields {' '.join([*keys, *values, f'{tag}_hit'])}]")
+        main_keys = ", ".join(f"{k}={field_ref(self.col(f, step.span))}" for k, f in zip(keys, step.fields,
+                                                                                         strict=True))
+        kind = "inner" if step.filters and not step.negated else "left"
+        out = [f"eval {main_keys}", f"join type={kind} max=1 {' '.join(keys)} {subsearch}"]
+        if step.negated:
+            out.append(f"where isnull({tag}_hit)")
+        assignments = []
+        for column, value in zip(written, values, strict=True):
+            if kind == "left":
+                value = f"if(isnotnull({tag}_hit), {value}, {field_ref(self.col(column, step.span))})"
+            assignments.append(f"{field_ref(column)}={value}")
+            self.numeric.discard(column)
+        if assignments:
+            out.append("eval " + ", ".join(assignments))
+        out.append("fields - " + " ".join([*keys, *values, f"{tag}_hit"]))
+        if kind == "inner":
+            self.present |= set(step.fields)
+        return out
+
+    def lookup(self, step: ir.Lookup) -> list[str]:
+        """``match()`` as ``lookup FILE column AS field ... OUTPUT column AS scratch ...``: Splunk's
+        CSV lookup compares exactly and case-sensitively (transforms.conf case_sensitive_match
+        defaults to true); its key column is output too, so a non-null scratch key says a row
+        matched. ``where`` then keeps (strict) or drops (``!match()``) the events, and ``eval``
+        writes each included column over the event's field (an empty cell as ``""``, as the
+        matcher does; when not strict, only where a row matched). With several matching rows Splunk
+        makes multivalue fields, where LogScale's nrows=1 takes one row: the file's keys are
+        assumed unique."""
+        if step.ignore_case:
+            self.lookup_lost(step, "ignoreCase=true needs a lookup definition with case_sensitive_match = false "
+                             "(transforms.conf); the lookup command on a file matches case-sensitively")
+            return []
+        if step.mode != "string":
+            kind = "WILDCARD" if step.mode == "glob" else "CIDR"
+            self.lookup_lost(step, f"mode={step.mode} needs a lookup definition with match_type = "
+                             f"{kind}(column) (transforms.conf); the lookup command on a file matches exactly")
+            return []
+        self.lookups = getattr(self, "lookups", 0) + 1
+        tag = f"_cqlx_lookup{self.lookups}"
+        keys = ", ".join(f"{table_name(c)} AS {table_name(self.col(f, step.span))}"
+                         for f, c in zip(step.fields, step.columns, strict=True))
+        written = () if step.negated else (step.include or ())
+        outputs = [(step.columns[0], f"{tag}_key"), *((c, f"{tag}_value{i}") for i, c in enumerate(written, 1))]
+        out = [f"lookup {table_name(step.file)} {keys} OUTPUT "
+               + ", ".join(f"{table_name(c)} AS {s}" for c, s in outputs)]
+        matched = f"isnotnull({tag}_key)"
+        if step.negated:
+            out.append(f"where isnull({tag}_key)")
+        elif step.strict:
+            out.append(f"where {matched}")
+        assignments = []
+        for column, (_, scratch) in zip(written, outputs[1:], strict=True):
+            value = f'coalesce({scratch}, "")'
+            if not step.strict:
+                value = f"if({matched}, {value}, {field_ref(self.col(column, step.span))})"
+            assignments.append(f"{field_ref(column)}={value}")
+            self.numeric.discard(column)
+        if assignments:
+            out.append("eval " + ", ".join(assignments))
+        out.append("fields - " + " ".join(s for _, s in outputs))
+        if step.include is None and not step.negated:
+            self.lookup_lost(step, "without include= it adds every column of the file, which the SPL must name: "
+                             "give include=[...]", part="columns")
+        if step.filters and not step.negated:
+            self.present |= set(step.fields)
+        return out
 
     def case(self, step: ir.Case) -> list[str]:
         """SPL has no first-match branches: the branch an event takes is computed once, then each

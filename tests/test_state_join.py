@@ -1,0 +1,232 @@
+"""``join()``: a second search over the same events joined on keys (ir.Join). Lowering, the KQL
+(the subquery converted by the same emitter, joined as a lookup table is), the Python matcher
+(the subquery runs over the events first), canonical CQL, and what stays refused (SPL, Sigma,
+another time range or repository, several rows per key)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cqlx import compile_matcher, convert, ir, parse
+from cqlx.conversion import convert_query
+from cqlx.emit.base import DETECTION
+from cqlx.emit.cql import same_ir
+from cqlx.errors import CqlValueError, LookupFileError
+from cqlx.explain import explain
+from cqlx.spl_oracle import SplOracleError, run_spl
+from cqlx.testing import check_kql
+from tests.agreement import assert_agree
+
+P = "#event_simpleName=ProcessRollup2 | "
+NET = "#event_simpleName=NetworkConnectIP4"
+
+
+@pytest.mark.parametrize(("text", "fields", "keys", "include", "mode", "negated"), [
+    ("join({x=1}, field=aid)", ("aid",), ("aid",), (), "inner", False),
+    ("join({x=1}, field=[a, b], key=[c, d], include=[e], mode=left)", ("a", "b"), ("c", "d"), ("e",), "left", False),
+    ("aid =~ join({x=1}, key=id, max=1, limit=100000)", ("aid",), ("id",), (), "inner", False),
+    ("!join({x=1}, field=aid)", ("aid",), ("aid",), (), "inner", True),
+])
+def test_join_lowers_to_a_join(text: str, fields: tuple[str, ...], keys: tuple[str, ...], include: tuple[str, ...],
+                               mode: str, negated: bool) -> None:
+    (step,) = parse(text).steps
+    assert isinstance(step, ir.Join)
+    assert (step.fields, step.keys, step.include, step.mode, step.negated) == (fields, keys, include, mode, negated)
+    assert step.subquery.steps == (ir.Filter(ir.Eq("x", "1")),)
+
+
+def test_the_subquery_is_a_query_of_its_own() -> None:
+    (step,) = parse(f"join({{{NET} RemotePort=4444 | groupBy(aid)}}, field=aid)").steps
+    assert isinstance(step, ir.Join)
+    assert step.subquery.source.event_types == ("NetworkConnectIP4",)
+    assert [type(s).__name__ for s in step.subquery.steps] == ["Filter", "Aggregate"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("join(field=aid)", "needs its subquery in braces"),
+    ("join({x=1})", "needs the field"),
+    ("join({x=1}, field=[a, b], key=c)", "2 field.s. and 1 key"),
+    ("join({x=1}, field=a, mode=outer)", "accepted: inner, left"),
+    ("join({x=1}, field=a, max=0)", "at least 1"),
+])
+def test_bad_join_arguments(text: str, message: str) -> None:
+    with pytest.raises(CqlValueError, match=message):
+        parse(text)
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("join({x=1}, field=a, max=5)", "max=5"),
+    ("join({x=1}, field=a, limit=10)", "limit=10"),
+    ("join({x=1}, field=a, repo=weblogs)", "repo="),
+    ("join({x=1}, field=a, start=7d)", "start="),
+    ("!join({x=1}, field=a, mode=left)", "mode=left"),
+])
+def test_what_is_not_converted_stays_opaque(text: str, reason: str) -> None:
+    (step,) = parse(text).steps
+    assert isinstance(step, ir.Opaque) and reason in step.reason and step.text == text
+
+
+def test_join_in_a_boolean_expression_is_an_opaque_test() -> None:
+    (step,) = parse("a=1 or join({x=1}, field=a)").steps
+    assert isinstance(step, ir.Filter) and isinstance(step.pred, ir.Or)
+    assert isinstance(step.pred.items[1], ir.OpaqueTest)
+
+
+RULE = P + f"join({{{NET} | RemotePort=4444}}, field=aid, include=[RemoteAddressIP4]) " \
+           "| select([ComputerName, CommandLine, RemoteAddressIP4])"
+
+
+def test_kql_joins_the_converted_subquery() -> None:
+    kql = convert(RULE, to="kql")
+    assert kql == (
+        "DeviceProcessEvents\n"
+        "| join kind=inner (\n"
+        "    DeviceNetworkEvents\n"
+        '    | where ActionType in ("ConnectionSuccess", "ConnectionFailed", "ConnectionAttempt", '
+        '"ConnectionRequest")\n'
+        "    | where RemotePort == 4444\n"
+        "    | project _cqlx_lookup1_key1 = tostring(DeviceId), _cqlx_lookup1_value1 = tostring(RemoteIP)\n"
+        "    | where isnotempty(_cqlx_lookup1_key1)\n"
+        "    | summarize _cqlx_lookup1_value1 = take_any(_cqlx_lookup1_value1) by _cqlx_lookup1_key1\n"
+        "   ) on $left.DeviceId == $right._cqlx_lookup1_key1\n"
+        "| extend RemoteAddressIP4 = _cqlx_lookup1_value1\n"
+        "| project-away _cqlx_lookup1_key1, _cqlx_lookup1_value1\n"
+        "| project DeviceName, ProcessCommandLine, RemoteAddressIP4\n")
+
+
+def _event(kind: str, **fields: Any) -> dict[str, Any]:
+    return {"#event_simpleName": kind, **fields}
+
+
+EVENTS = [
+    _event("ProcessRollup2", aid="a1", ComputerName="h1", CommandLine="nc -e sh"),
+    _event("ProcessRollup2", aid="a2", ComputerName="h2", CommandLine="curl x"),
+    _event("ProcessRollup2", aid="a3", ComputerName="h3", CommandLine="id"),
+    _event("ProcessRollup2", ComputerName="h4", CommandLine="no aid"),
+    _event("NetworkConnectIP4", aid="a1", RemotePort="4444", RemoteAddressIP4="10.0.0.9"),
+    _event("NetworkConnectIP4", aid="a1", RemotePort="4444", RemoteAddressIP4="10.0.0.9"),
+    _event("NetworkConnectIP4", aid="a2", RemotePort="443", RemoteAddressIP4="10.0.0.8"),
+    _event("NetworkConnectIP4", aid="a2", RemotePort="443", RemoteAddressIP4="10.0.0.7"),
+    _event("NetworkConnectIP4", aid="a3", RemotePort="4444"),
+]
+JOINS = [
+    RULE,
+    P + f"join({{{NET} | RemotePort=4444}}, field=aid) | select([ComputerName])",
+    P + f"join({{{NET} | RemotePort=4444}}, field=aid, include=[RemoteAddressIP4], mode=left) "
+        "| select([ComputerName, RemoteAddressIP4])",
+    P + f"!join({{{NET}}}, field=aid) | select([ComputerName])",
+    P + f"join({{{NET} | groupBy(aid, function=count())}}, field=aid, include=[_count]) "
+        "| _count > 1 | select([ComputerName, _count])",
+]
+
+
+@pytest.mark.parametrize("rule", JOINS)
+def test_join_rows_agree_on_every_engine(rule: str) -> None:
+    rows = assert_agree(rule, EVENTS, engines=("kql", "spl"))
+    assert 0 < len(rows) < 4 or "mode=left" in rule
+    check_kql(convert(rule, to="kql"))
+
+
+def test_a_row_the_subquery_lacks_an_include_field_for_gives_empty() -> None:
+    rows = compile_matcher(RULE).run(EVENTS)
+    assert {r["ComputerName"]: r.get("RemoteAddressIP4") for r in rows} == {"h1": "10.0.0.9", "h3": ""}
+
+
+def test_rows_of_one_key_that_disagree_are_refused() -> None:
+    rule = P + f"join({{{NET}}}, field=aid, include=[RemoteAddressIP4])"
+    with pytest.raises(LookupFileError, match="rows for the key a2 with different values"):
+        compile_matcher(rule).run(EVENTS)
+
+
+def test_match_of_one_event_joins_that_event_alone() -> None:
+    matcher = compile_matcher(P + f"join({{{NET}}}, field=aid)")
+    assert matcher.match(EVENTS[0]) is None  # its subquery saw no network event
+
+
+def test_sigma_refuses_joins() -> None:
+    conversion = convert_query(parse(RULE), "sigma")
+    found = [d for d in conversion.diagnostics if "join()" in d.message]
+    assert found and found[0].kind == DETECTION and "Sigma has no joins" in found[0].message
+
+
+def test_spl_joins_a_subsearch() -> None:
+    spl = convert(P + f"join({{{NET} | RemotePort=4444}}, field=aid, include=[RemoteAddressIP4], mode=left)",
+                  to="spl")
+    assert spl.splitlines()[1:] == [
+        "| eval _cqlx_join1_key1=aid",
+        '| join type=left max=1 _cqlx_join1_key1 [search sourcetype="crowdstrike:events:sensor" '
+        'event_simpleName=CASE(NetworkConnectIP4) | where RemotePort=="4444" | eval _cqlx_join1_key1=aid, '
+        '_cqlx_join1_value1=coalesce(RemoteAddressIP4, ""), _cqlx_join1_hit=1 | where isnotnull(_cqlx_join1_key1) '
+        'AND _cqlx_join1_key1!="" | dedup _cqlx_join1_key1 | fields _cqlx_join1_key1 _cqlx_join1_value1 '
+        "_cqlx_join1_hit]",
+        "| eval RemoteAddressIP4=if(isnotnull(_cqlx_join1_hit), _cqlx_join1_value1, RemoteAddressIP4)",
+        "| fields - _cqlx_join1_key1 _cqlx_join1_value1 _cqlx_join1_hit"]
+
+
+ORACLE_EVENTS = [{"kind": "a", "id": "1", "v": "main"}, {"kind": "a", "id": "2"}, {"kind": "a"},
+                 {"kind": "b", "id": "1", "v": "first"}, {"kind": "b", "id": "1", "v": "second"}]
+
+
+@pytest.mark.parametrize(("spl", "expected"), [
+    # inner: only matched results; max=1 takes the subsearch's first row; its fields overwrite
+    ("search kind=a | join id [search kind=b | fields id v]", [{"kind": "a", "id": "1", "v": "first"}]),
+    ("search kind=a | join type=left max=1 id [search kind=b | fields id v]",
+     [{"kind": "a", "id": "1", "v": "first"}, {"kind": "a", "id": "2"}, {"kind": "a"}]),
+    ("search kind=a | join type=outer id [search kind=b | dedup id | fields id]",
+     [{"kind": "a", "id": "1", "v": "main"}, {"kind": "a", "id": "2"}, {"kind": "a"}]),
+    ("search * | dedup kind", [{"kind": "a", "id": "1", "v": "main"}, {"kind": "b", "id": "1", "v": "first"}]),
+])
+def test_oracle_join_and_dedup(spl: str, expected: list[dict[str, str]]) -> None:
+    assert run_spl(spl, ORACLE_EVENTS) == expected
+
+
+@pytest.mark.parametrize(("spl", "message"), [
+    ("search * | join max=0 id [search *]", "max=1"),
+    ("search * | join id", r"subsearch in \[ \]"),
+    ("search * | join id [search *", "not closed"),
+])
+def test_oracle_join_refuses_what_it_does_not_interpret(spl: str, message: str) -> None:
+    with pytest.raises(SplOracleError, match=message):
+        run_spl(spl, ORACLE_EVENTS)
+
+
+CQL = [
+    (P + f"join({{{NET} | RemotePort=4444}}, field=aid, key=aid, include=[RemoteAddressIP4], max=1)",
+     "#event_simpleName=ProcessRollup2\n"
+     "| join({#event_simpleName=NetworkConnectIP4 | RemotePort=4444}, field=aid, include=[RemoteAddressIP4])\n"),
+    ("not ComputerName =~ join({x=1 | y := 2}, key=[host], mode=inner)",
+     "!join({x=1 | y := 2}, field=ComputerName, key=host)\n"),
+    ("join({a=1}, field=[a, b], key=[c, d], mode=left, include=[e, f])",
+     "join({a=1}, field=[a, b], key=[c, d], include=[e, f], mode=left)\n"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), CQL)
+def test_canonical_cql_round_trips(text: str, expected: str) -> None:
+    output = convert(text, to="cql")
+    assert output == expected
+    assert same_ir(parse(output), parse(text))
+
+
+def test_explain_describes_the_join() -> None:
+    text = explain(parse(RULE))
+    assert "Join: match a subquery over NetworkConnectIP4 (1 step) where aid = aid; keep only the events with " \
+           "a row, and write RemoteAddressIP4 from it" in text
+
+
+def test_cli_run_reads_the_subquerys_events(tmp_path: Path) -> None:
+    """The prefilter would skip the network events the main query's filters do not keep: off for joins."""
+    rule = tmp_path / "rule.cql"
+    rule.write_text(RULE + "\n", encoding="utf-8")
+    events = tmp_path / "events.ndjson"
+    events.write_text("".join(json.dumps(e) + "\n" for e in EVENTS), encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "cqlx", "run", str(rule), str(events), "--format", "jsonl"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert sorted(json.loads(line)["ComputerName"] for line in result.stdout.splitlines()) == ["h1", "h3"]
