@@ -82,7 +82,6 @@ def test_a_time_zone_dependent_bucket_is_noted() -> None:
     ("selectFromMax(field=x)", "selectFromMax() needs include=[...]", 1),
     ("selectFromMin(include=[x])", "selectFromMin() needs the field whose value picks the event", 1),
     ("selectLast([])", "selectLast() needs fields=[...]", 1),
-    ("groupBy(a, function=collect(a))", "collect() writes a, which the aggregation also groups by", 21),
     ("groupBy(a, function=[collect(b), selectLast(b)])", "two functions write b", 34),
     ("top(a, sum=x, max=y)", "top() takes sum= or max=, not both", 1),
     ("top(a, limit=0)", "limit=0 must be a whole number from 1", 14),
@@ -462,3 +461,21 @@ def test_sigma_cannot_limit_the_events_an_aggregation_counts() -> None:
                        "events it matches") in diagnostics
     _, shown = _sigma("tail(5)")
     assert [k for k, m in shown if "limited to 5 rows" in m] == [PRESENTATION]
+
+
+def test_a_function_that_writes_a_key_it_reads_adds_nothing() -> None:
+    """Published queries write collect(k) or selectLast(k) for a key k: every group's value is its
+    key, so the function is left out (LogScale gives the same rows)."""
+    (step,) = parse("groupBy([a, b], function=[collect(a), selectLast([b, c]), count()])").steps
+    assert isinstance(step, ir.Aggregate)
+    assert [(f.name, f.output) for f in step.functions] == [("selectLast", "c"), ("count", "_count")]
+
+
+@pytest.mark.parametrize("text", [
+    "groupBy(a, function=[{x=1 | count()}, count()])",
+    "groupBy(a, function=stats([count()]))",
+    "groupBy(a, function=tail(1))",
+])
+def test_aggregates_cqlx_cannot_nest_are_opaque(text: str) -> None:
+    (step,) = parse(text).steps
+    assert isinstance(step, ir.Opaque) and step.effect == ir.AGGREGATES

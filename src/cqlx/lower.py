@@ -600,7 +600,10 @@ class _Lowering:
         functions: list[ir.AggFunc] = []
         nodes: list[A.Node] = []
         for item in calls:
-            made = self.agg_function(item)
+            # collect(k), selectLast(k)... of a key k: every row's value is the key's own (published
+            # queries write it), so the function adds nothing and is left out.
+            made = tuple(f for f in self.agg_function(item) if not (f.output in keys and f.field == f.output
+                                                                    and f.name not in AGGREGATE_OUTPUTS))
             functions += made
             nodes += [item] * len(made)
         self.check_outputs(keys, tuple(functions), nodes)
@@ -622,12 +625,16 @@ class _Lowering:
         """One function of ``function=...``: count(), sum(f), min(f), max(f), avg(f), collect(),
         selectLast(), selectFromMax(), selectFromMin() (one AggFunc per field a call writes)."""
         accepted = ", ".join(f"{name}()" for name in AGGREGATE_FUNCTIONS)
+        if isinstance(node, A.SubQuery):  # function=[{filter | count()}, ...]: a pipeline per group
+            raise _Opaque("groupBy", "groupBy() with a subquery among its functions: cqlx does not convert it")
         if not isinstance(node, A.Call):
             raise CqlValueError(f"groupBy(function=...) takes aggregate functions ({accepted}), or a list of them",
                                 node.span)
         if spec is None:
             spec = self.known(node)
         if spec.name not in AGGREGATE_FUNCTIONS:
+            if spec.kind != "value":  # an aggregate LogScale has (stats(), tail()...) where cqlx takes none
+                raise _Opaque(spec.name, f"{spec.name}() among groupBy()'s functions: cqlx does not convert it")
             raise CqlValueError(f"{spec.name}() is not an aggregate function cqlx converts; accepted: {accepted}",
                                 node.name_span)
         args = self.bind(node, spec)

@@ -346,9 +346,10 @@ class KqlGenerator(Generator):
         keys: list[str] = []
         tests: list[str] = []
         for key in step.keys:
-            if self.dead(key):  # no row has the key: no group, as in CQL
-                tests = ["false"]
-                break
+            if self.dead(key):  # no row has the key: no group in CQL; KQL cannot name the column
+                self.unsupported(f"the aggregation groups by {key}, which an earlier step removed; cqlx does not "
+                                 "write that in KQL", step.span)
+                return ["where false"]
             column = self.col(key, step.span)
             keys.append(column)
             tests.append(f"{'isnotempty' if self.column_type(key) == 'string' else 'isnotnull'}({column})")
