@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from cqlx import convert, ir, parse
-from cqlx.passes import case_keep, expand_case
+from cqlx.passes import branch_arm, case_keep, expand_case
 from tests.agreement import assert_agree
 
 P = "#event_simpleName=ProcessRollup2 "
@@ -49,6 +49,12 @@ CASES = [
          CommandLine=* | Pid := RawProcessId ;
        }
        | select([ComputerName, Pid, RawProcessId])""",
+    # A filter after an assignment it does not read; a constant the branch assigned, read back.
+    """| case {
+         CommandLine=/javascript:/i | Where := "script" | ParentBaseFileName=/word/i ;
+         RawProcessId > 55 | Kind := "pid" | Label := Kind ;
+       }
+       | select([ComputerName, Where, Kind, Label])""",
     # match statement: a case over one field.
     """| ParentBaseFileName match {
          "winword.exe" => App := "Word" ;
@@ -90,7 +96,7 @@ def test_a_default_branch_keeps_every_event_and_writes_its_value_last() -> None:
 
 @pytest.mark.parametrize("text", [
     "case { x := 1 | x = 1 ; * }",  # filters after it assigns
-    "case { a = 1 | x := 1 | y := x ; * }",  # reads what the same branch assigns
+    "case { a = 1 | x := lower(b) | y := x ; * }",  # reads a value the same branch computed
 ])
 def test_branches_that_are_not_tests_then_assignments_are_refused(text: str) -> None:
     (case,) = parse(text).steps
@@ -98,6 +104,16 @@ def test_branches_that_are_not_tests_then_assignments_are_refused(text: str) -> 
     for target in ("kql", "spl"):
         with pytest.raises(Exception, match="case"):
             convert(P + "| " + text, to=target)
+
+
+def test_branch_arms_hoist_independent_filters_and_read_constants_back() -> None:
+    (case,) = parse('case { a = 1 | w := "s" | b = 2 | k := 3 | l := k + 1 }').steps
+    assert isinstance(case, ir.Case)
+    arm = branch_arm(case.branches[0])
+    assert arm == (ir.And((ir.Eq("a", "1"), ir.Eq("b", "2"))),
+                   (ir.Eval("w", ir.Lit("s")), ir.Eval("k", ir.Lit(3)), ir.Eval("l", ir.Arith("+", ir.Lit(3), ir.Lit(1)))))
+    (reads,) = parse('case { w := "s" | w = s ; * }').steps
+    assert isinstance(reads, ir.Case) and branch_arm(reads.branches[0]) is None
 
 
 def test_sigma_keeps_the_events_some_branch_takes() -> None:

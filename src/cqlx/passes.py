@@ -311,31 +311,79 @@ def _case_assignments(case: ir.Case) -> tuple[ir.Eval, ...] | None:
     return tuple(out)
 
 
+def branch_arm(branch: ir.CaseBranch) -> tuple[ir.Pred, tuple[ir.Eval, ...]] | None:
+    """A ``case`` branch as (its test, on the event as it came in; the assignments it makes), or
+    None when it is not filters and assignments that way.
+
+    A filter that reads nothing the branch assigned before it tests the incoming event, so it may
+    sit after an assignment (``t = x | Where := "a" | CommandLine = /y/``). An assignment that reads
+    one made earlier in the branch gets its value when that value is a constant (which cannot be
+    null, so the earlier ``:=`` did set the field); anything else is left to targets that run
+    branches as written (the Python matcher, LogScale)."""
+    tests: list[ir.Pred] = []
+    values: dict[str, ir.Expr] = {}
+    for step in branch.steps:
+        if isinstance(step, ir.Filter):
+            read = pred_fields(step.pred)
+            if values and (read & values.keys() or "*" in read):
+                return None
+            tests.append(step.pred)
+        elif isinstance(step, ir.Eval):
+            expr = _substitute(step.expr, values)
+            if expr is None or step.field in values:
+                return None
+            values[step.field] = expr
+        else:
+            return None
+    test = normalize_pred(ir.And(tuple(tests), branch.span)) if tests else ir.TrueP(branch.span)
+    return test, tuple(ir.Eval(f, e, branch.span) for f, e in values.items())
+
+
+def _constant(expr: ir.Expr) -> bool:
+    if isinstance(expr, ir.Lit):
+        return True
+    return isinstance(expr, ir.Cond) and _constant(expr.then) and _constant(expr.otherwise)
+
+
+def _substitute(expr: ir.Expr, values: dict[str, ir.Expr]) -> ir.Expr | None:
+    """``expr`` with references to ``values`` replaced by them, or None when that is not exact."""
+    read = expr_fields(expr) & values.keys()
+    if not read:
+        return None if "*" in expr_fields(expr) and values else expr
+    if not all(_constant(values[f]) for f in read):
+        return None
+    if isinstance(expr, ir.Ref):
+        return values[expr.field]
+    if isinstance(expr, ir.Arith):
+        left, right = _substitute(expr.left, values), _substitute(expr.right, values)
+        return None if left is None or right is None else replace(expr, left=left, right=right)
+    if isinstance(expr, ir.Cond) and not pred_fields(expr.test) & values.keys():
+        then, other = _substitute(expr.then, values), _substitute(expr.otherwise, values)
+        return None if then is None or other is None else replace(expr, then=then, otherwise=other)
+    return None  # a function or a condition over an assigned field: the target runs it as written
+
+
 def expand_case(case: ir.Case, tag: str, existing: Callable[[str], bool]) -> tuple[ir.Step, ...] | None:
-    """A ``case { }`` as steps a target without first-match branches can run, or None when its
-    branches are not *tests, then assignments* (after :func:`cases_to_conds`, that is the case that
-    drops events, or assigns different fields per branch).
+    """A ``case { }`` as steps a target without first-match branches can run, or None when a branch
+    is not filters and assignments (:func:`branch_arm`).
 
     ``tag := if(test1, 1, if(test2, 2, ... 0))`` records which branch takes the event (tests read
     the event as it came in); ``tag != 0`` keeps what some branch takes (unless one is ``*``); each
     assigned field becomes ``F := if(tag == i, value_i, ..., F)`` over the branches that assign it,
     keeping its value elsewhere (:class:`ir.Null` when ``existing(F)`` says it has none yet); then
-    the tag is dropped. A branch whose assignment reads a field the same branch assigns is not
-    rewritten (the order of the rewritten assignments could change what it reads)."""
-    arms: list[tuple[ir.Pred, list[ir.Eval]]] = []
+    the tag is dropped. Every value reads the event as it came in (branch_arm), so the order of
+    the rewritten assignments does not matter."""
+    arms: list[tuple[ir.Pred, tuple[ir.Eval, ...]]] = []
     for branch in case.branches:
-        count = next((i for i, s in enumerate(branch.steps) if not isinstance(s, ir.Filter)), len(branch.steps))
-        tests = [s.pred for s in branch.steps[:count] if isinstance(s, ir.Filter)]
-        evals = [s for s in branch.steps[count:] if isinstance(s, ir.Eval)]
-        if len(evals) != len(branch.steps) - count:
+        arm = branch_arm(branch)
+        if arm is None:
             return None
-        written = {e.field for e in evals}
-        if any(expr_fields(e.expr) & (written | {"*"}) for e in evals) or len(written) != len(evals):
-            return None
-        test = normalize_pred(ir.And(tuple(tests), branch.span)) if tests else ir.TrueP(branch.span)
-        arms.append((test, evals))
-        if isinstance(test, ir.TrueP):
+        arms.append(arm)
+        if isinstance(arm[0], ir.TrueP):
             break
+    written = {e.field for _, evals in arms for e in evals}
+    if any(expr_fields(e.expr) & (written | {"*"}) for _, evals in arms for e in evals):
+        return None  # a value reads a field another branch assigns: the rewritten order would matter
     chain: ir.Expr = ir.Lit(0)
     for index in range(len(arms), 0, -1):
         test = arms[index - 1][0]
@@ -360,15 +408,14 @@ def expand_case(case: ir.Case, tag: str, existing: Callable[[str], bool]) -> tup
 
 
 def case_keep(case: ir.Case) -> ir.Pred | None:
-    """Which events a ``case`` keeps (the disjunction of its branches' leading tests), for targets
-    that can filter but not assign; None when a branch filters after assigning."""
+    """Which events a ``case`` keeps (the disjunction of its branches' tests), for targets that can
+    filter but not assign; None when a branch is not filters and assignments (:func:`branch_arm`)."""
     tests: list[ir.Pred] = []
     for branch in case.branches:
-        count = next((i for i, s in enumerate(branch.steps) if not isinstance(s, ir.Filter)), len(branch.steps))
-        if any(isinstance(s, ir.Filter) for s in branch.steps[count:]):
+        arm = branch_arm(branch)
+        if arm is None:
             return None
-        parts = tuple(s.pred for s in branch.steps[:count] if isinstance(s, ir.Filter))
-        tests.append(normalize_pred(ir.And(parts, branch.span)) if parts else ir.TrueP(branch.span))
+        tests.append(arm[0])
     return normalize_pred(ir.Or(tuple(tests), case.span))
 
 
