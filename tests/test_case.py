@@ -111,7 +111,8 @@ def test_branch_arms_hoist_independent_filters_and_read_constants_back() -> None
     assert isinstance(case, ir.Case)
     arm = branch_arm(case.branches[0])
     assert arm == (ir.And((ir.Eq("a", "1"), ir.Eq("b", "2"))),
-                   (ir.Eval("w", ir.Lit("s")), ir.Eval("k", ir.Lit(3)), ir.Eval("l", ir.Arith("+", ir.Lit(3), ir.Lit(1)))))
+                   (ir.Eval("w", ir.Lit("s")), ir.Eval("k", ir.Lit(3)),
+                    ir.Eval("l", ir.Arith("+", ir.Lit(3), ir.Lit(1)))))
     (reads,) = parse('case { w := "s" | w = s ; * }').steps
     assert isinstance(reads, ir.Case) and branch_arm(reads.branches[0]) is None
 
