@@ -6,6 +6,7 @@ from cqlx import ir
 from cqlx.functions import TIME_BUCKET, span_text
 from cqlx.passes import atoms
 from cqlx.regexes import features
+from cqlx.valuefns import LAYOUTS, named_arguments
 
 
 def _quote(value: str) -> str:
@@ -60,6 +61,10 @@ def expr(e: ir.Expr) -> str:
         return "(no value)"
     if e.name == TIME_BUCKET and len(e.args) >= 2 and isinstance(e.args[1], ir.Lit):
         return f"the start of the {span_text(int(e.args[1].value))} bucket of {expr(e.args[0])} (epoch ms, UTC)"
+    if e.name in LAYOUTS:  # a value function: its arguments by name, defaults left out
+        parts = [f"{name}=" + ("[" + ", ".join(expr(v) for v in value) + "]" if isinstance(value, tuple)
+                               else expr(value)) for name, value in named_arguments(e)]
+        return f"{e.name}({', '.join(parts)})"
     return f"{e.name}({', '.join(expr(a) for a in e.args)})"
 
 

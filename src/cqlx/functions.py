@@ -17,6 +17,44 @@ class FunctionSpec:
     kind: str  # filter | value | projection | order | aggregate
 
 
+#: Value functions (:mod:`cqlx.lower_values` lowers them to :class:`cqlx.ir.Func`; each emitter renders
+#: them by name). Parameters and default parameters from library.humio.com, functions-<name>.html.
+VALUE_FUNCTIONS = (
+    # format(format, field=[...], as=_format, timezone) — functions-format
+    FunctionSpec("format", ("format", "field", "as", "timezone"), "format", "value"),
+    # formatTime(format, as (required), field=@timestamp, locale, timezone=UTC, unit=auto) — functions-formattime
+    FunctionSpec("formatTime", ("format", "as", "field", "locale", "timezone", "unit"), "format", "value"),
+    # concat(field=[...], as=_concat) — functions-concat
+    FunctionSpec("concat", ("field", "as"), "field", "value"),
+    # length(field, as=_length) — functions-length
+    FunctionSpec("length", ("field", "as"), "field", "value"),
+    # replace(regex, with= (or replacement=), field=@rawstring, as=<field>, flags=m) — functions-replace
+    FunctionSpec("replace", ("regex", "with", "replacement", "field", "as", "flags"), "regex", "value"),
+    # splitString(field=@rawstring, by, index, as=_splitstring) — functions-splitstring
+    FunctionSpec("splitString", ("field", "by", "index", "as"), "field", "value"),
+    # round(field, as=<field>, how=round|floor|ceil) — functions-round
+    FunctionSpec("round", ("field", "as", "how"), "field", "value"),
+    # now(as) — functions-now (the time functions table: now([as]), default argument as)
+    FunctionSpec("now", ("as",), "as", "value"),
+    # coalesce(expressions=[...], as=_coalesce, ignoreEmpty=true) — functions-coalesce
+    FunctionSpec("coalesce", ("expressions", "as", "ignoreEmpty"), "expressions", "value"),
+    # base64Decode(field, as=_base64Decode, charset=UTF-8) — functions-base64decode
+    FunctionSpec("base64Decode", ("field", "as", "charset"), "field", "value"),
+    # urlDecode(field, as=_urldecode) — functions-urldecode
+    FunctionSpec("urlDecode", ("field", "as"), "field", "value"),
+    # shannonEntropy(field, as=_shannonentropy) — functions-shannonentropy
+    FunctionSpec("shannonEntropy", ("field", "as"), "field", "value"),
+    # concatArray(field, as=_concatArray, from=0, to, prefix, separator, suffix) — functions-concatarray
+    FunctionSpec("concatArray", ("field", "as", "from", "to", "prefix", "separator", "suffix"), "field", "value"),
+    # default(value, field=[...], replaceEmpty=false): sets each missing field — functions-default
+    FunctionSpec("default", ("value", "field", "replaceEmpty"), "value", "default"),
+    # rename(field, as) or rename(field=[[old, new], ...]) — functions-rename
+    FunctionSpec("rename", ("field", "as"), "field", "rename"),
+    # eval(x = expression, ...): the old assignment form; every field it reads must be present
+    # (functions-default: "eval() requires all used fields to be present", else the event is discarded)
+    FunctionSpec("eval", (), None, "eval"),
+)
+
 FUNCTIONS: dict[str, FunctionSpec] = {
     spec.name.lower(): spec
     for spec in (
@@ -72,6 +110,7 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         # head(limit=200) / tail(limit=200) — functions-head, functions-tail: the oldest / newest events
         FunctionSpec("head", ("limit",), "limit", "order"),
         FunctionSpec("tail", ("limit",), "limit", "order"),
+        *VALUE_FUNCTIONS,
     )
 }
 
@@ -201,10 +240,8 @@ OPAQUE: dict[str, OpaqueSpec] = {
 # Functions real detection content uses that cqlx reads but does not convert yet (CQL.md's
 # frequency list), with what they do to the rows.
 _PENDING = {
-    "enrich": ("format", "formatTime", "rename", "replace", "round", "now", "splitString",
-               "formatDuration", "concat", "length", "concatArray", "base64Decode", "urlDecode",
-               "shannonEntropy", "coalesce", "default", "eval", "math:log", "math:abs", "math:floor",
-               "math:ceil", "hash", "md5", "sha1", "sha256", "tokenHash", "unit:convert"),
+    "enrich": ("formatDuration", "math:log", "math:abs", "math:floor", "math:ceil", "hash", "md5", "sha1",
+               "sha256", "tokenHash", "unit:convert"),
     "filter": ("regex", "wildcard", "cidr", "text:contains", "like", "dedup"),
     "aggregate": ("percentile", "stdDev", "range", "counterAsRate", "linReg"),
 }

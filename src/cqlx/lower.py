@@ -48,6 +48,8 @@ from cqlx.functions import (
 T = TypeVar("T")
 
 _FLAG_ORDER = "imdgF"
+#: Functions that are stages setting fields themselves, not values (cqlx.lower_values).
+_STEP_FUNCTIONS = ("default", "rename", "eval")
 _ARITH = {"+", "-", "*", "/", "%"}
 _COMPARE = {"==", "!=", "<", "<=", ">", ">="}
 # Relative time units (syntax-time-relative) in milliseconds; calendar units have no fixed length.
@@ -375,7 +377,17 @@ class _Lowering:
         if found_join is not None:
             return [self.join(*found_join, stage.span)]
         if isinstance(stage, A.Assignment):
+            if isinstance(stage.value, A.Call):
+                spec = self.spec(stage.value)
+                if spec is not None and spec.kind in _STEP_FUNCTIONS:  # b := rename(a)
+                    return lower_values.assignment(self, stage, spec)
             return [ir.Eval(stage.field.name, self.expr(stage.value), stage.span)]
+        if isinstance(stage, A.FnCompare):  # minutes =~ default(0) is default(0, field=minutes)
+            spec = self.spec(stage.call)
+            if spec is not None and (spec.kind in _STEP_FUNCTIONS or spec.name in lower_values.NAMES):
+                field_arg = A.Argument(stage.field.span, "field", A.FieldRef(stage.field.span, stage.field.name))
+                call = stage.call
+                return self.known_stage(A.Call(stage.span, call.name, call.name_span, (*call.args, field_arg)))
         if isinstance(stage, A.MatchStmt):
             return [self.match_stmt(stage)]
         if isinstance(stage, A.CaseStmt):
@@ -401,6 +413,8 @@ class _Lowering:
                 return [ir.Drop(self.field_list(args["fields"]), stage.span)]
             if spec.kind == "order":
                 return [self.order(stage, spec)]
+            if spec.kind in _STEP_FUNCTIONS or (spec.kind == "value" and spec.name in lower_values.NAMES):
+                return lower_values.stage(self, stage, spec)
             if spec.kind == "value":
                 args = self.bind(stage, spec)
                 default_out = "_if" if spec.name == "if" else f"_{spec.name}"
@@ -1014,6 +1028,8 @@ class _Lowering:
     def call_value(self, call: A.Call, spec: FunctionSpec) -> ir.Expr:
         if spec.name == "if":
             return self.if_call(call)
+        if spec.name in lower_values.NAMES:
+            return lower_values.expression(self, call, spec)
         args = self.bind(call, spec)
         if "field" not in args:
             raise CqlValueError(f"{spec.name}() needs a field", call.span)
@@ -1076,3 +1092,6 @@ class _Lowering:
         if isinstance(node, A.Call):
             return self.filter_call(node)
         raise CqlValueError("expected a condition such as a == b or x >= 3", node.span)
+
+
+from cqlx import lower_values  # noqa: E402  # it builds on _Lowering, defined above

@@ -20,7 +20,7 @@ import re
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 try:  # google-re2: linear-time matching for every pattern it can run with the same meaning
     import re2 as _re2
@@ -278,6 +278,561 @@ def lower(value: Any) -> str | None:
 def upper(value: Any) -> str | None:
     string = text(value)
     return None if string is None else string.upper()
+
+
+# ---- value functions: format(), formatTime(), replace(), splitString()... as cqlx reads LogScale's
+# documentation (library.humio.com, functions-*.html); where it is silent, the assumption is stated.
+# LogScale runs on the JVM: "characters" are Java chars (UTF-16 code units), format() follows Java's
+# Formatter and formatTime() its date/time conversions (functions-formattime: "a subset of the Java
+# Formatter pattern format"). A function whose input is missing gives no value (``:=`` sets nothing).
+
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+_NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_LONG = 2 ** 63
+
+
+def utf16_length(string: str) -> int:
+    """The number of Java chars (UTF-16 code units) in ``string``: a character beyond the BMP is two."""
+    return len(string) + sum(1 for char in string if ord(char) > 0xFFFF)
+
+
+def _utf16_prefix(string: str, units: int) -> str:
+    """The longest prefix of ``string`` of at most ``units`` UTF-16 code units (Java's substring
+    would split a surrogate pair; keeping it whole is cqlx's choice, the text stays valid)."""
+    out = []
+    for char in string:
+        units -= 2 if ord(char) > 0xFFFF else 1
+        if units < 0:
+            break
+        out.append(char)
+    return "".join(out)
+
+
+def integer_text(value: Any) -> int | None:
+    """The value as a Java long when its text is a whole number in base 10 (``"42"``, ``"-7"``)."""
+    string = text(value)
+    if string is None or not _INTEGER_TEXT.fullmatch(string):
+        return None
+    result = int(string)
+    return result if -_LONG <= result < _LONG else None
+
+
+def decimal_text(value: Any) -> float | None:
+    """The value as a Java double when its text is a decimal number (``"2.5"``, ``"1e3"``)."""
+    string = text(value)
+    if string is None or not _NUMBER_TEXT.fullmatch(string):
+        return None
+    result = float(string)
+    return result if result not in (float("inf"), float("-inf")) else None
+
+
+# -- format(): Java's Formatter (%[flags][width][.precision]conversion), the subset cqlx converts
+
+_FORMAT_SPEC = re.compile(r"%([0-9]+\$)?([-#+ 0,(<]*)([0-9]+)?(?:\.([0-9]+))?([tT]?[a-zA-Z%])")
+#: Conversion → the flags it takes (Java's Formatter rejects the others).
+FORMAT_FLAGS = {"s": "-", "d": "-+ 0,", "x": "-0", "X": "-0", "o": "-0", "f": "-+ 0,", "%": "", "n": ""}
+
+
+class FormatSpec(NamedTuple):
+    """One conversion of a format string."""
+
+    flags: str
+    width: int | None
+    precision: int | None
+    conversion: str
+
+
+def format_pieces(pattern: str) -> list[Any]:
+    """A format() string as literal texts and :class:`FormatSpec` s; ValueError names what cqlx does
+    not convert (argument indexes, date/time and other conversions, flags Java rejects)."""
+    pieces: list[Any] = []
+    index = 0
+    while True:
+        found = pattern.find("%", index)
+        if found < 0:
+            if index < len(pattern):
+                pieces.append(pattern[index:])
+            return pieces
+        if found > index:
+            pieces.append(pattern[index:found])
+        match = _FORMAT_SPEC.match(pattern, found)
+        if match is None:
+            raise ValueError(f"{pattern[found:found + 2]!r} is not a conversion of Java's Formatter")
+        position, flags, width, precision, conversion = match.groups()
+        spec = match.group(0)
+        if position or "<" in flags:
+            raise ValueError(f"{spec!r}: argument indexes are not converted")
+        if conversion[0] in "tT" and len(conversion) == 2:
+            raise ValueError(f"{spec!r}: date/time conversions are not converted (formatTime() is)")
+        if conversion not in FORMAT_FLAGS:
+            raise ValueError(f"{spec!r}: the conversion %{conversion} is not converted; cqlx converts "
+                             "%s %d %x %X %o %f %% %n")
+        bad = sorted(set(flags) - set(FORMAT_FLAGS[conversion]))
+        if bad:
+            raise ValueError(f"{spec!r}: Java's Formatter rejects the flag {bad[0]!r} with %{conversion}")
+        if conversion in "%n" and (width or precision):
+            raise ValueError(f"{spec!r}: %{conversion} takes no width or precision")
+        if precision is not None and conversion not in "sf":
+            raise ValueError(f"{spec!r}: Java's Formatter rejects a precision with %{conversion}")
+        if ("-" in flags or "0" in flags) and not width:
+            raise ValueError(f"{spec!r}: Java's Formatter needs a width with the flag '-' or '0'")
+        if ("-" in flags and "0" in flags) or ("+" in flags and " " in flags):
+            raise ValueError(f"{spec!r}: Java's Formatter rejects these flags together")
+        if (width is not None and int(width) > 1000) or (precision is not None and int(precision) > 100):
+            raise ValueError(f"{spec!r}: widths above 1000 and precisions above 100 are not converted")
+        pieces.append(FormatSpec(flags, int(width) if width else None,
+                                 int(precision) if precision is not None else None, conversion))
+        index = match.end()
+
+
+def format_arguments(pieces: list[Any]) -> int:
+    """How many fields the conversions of a format string read."""
+    return sum(1 for piece in pieces if isinstance(piece, FormatSpec) and piece.conversion not in "%n")
+
+
+def _justify(body: str, spec: FormatSpec) -> str:
+    width = spec.width
+    if width is None or utf16_length(body) >= width:
+        return body
+    padding = width - utf16_length(body)
+    if "-" in spec.flags:
+        return body + " " * padding
+    if "0" in spec.flags:
+        sign = body[:1] if body[:1] in "+- " else ""
+        return sign + "0" * padding + body[len(sign):]
+    return " " * padding + body
+
+
+def _signed(magnitude: str, negative: bool, flags: str) -> str:
+    if negative:
+        return "-" + magnitude
+    return ("+" if "+" in flags else " " if " " in flags else "") + magnitude
+
+
+def format_one(spec: FormatSpec, value: Any) -> str | None:
+    """One conversion of a value, as Java's Formatter writes it; None when the value is missing or
+    not of the conversion's kind (*assumption*: %d %x %o need a whole number's text, %f a decimal
+    number's; LogScale's documentation does not say what it does with other values)."""
+    conversion, flags = spec.conversion, spec.flags
+    if conversion == "%":
+        return "%"
+    if conversion == "n":
+        return "\n"
+    if conversion == "s":
+        string = text(value)
+        if string is None:
+            return None
+        return _justify(string if spec.precision is None else _utf16_prefix(string, spec.precision), spec)
+    if conversion == "f":
+        number_ = decimal_text(value)
+        if number_ is None:
+            return None
+        from decimal import ROUND_HALF_UP, Decimal
+
+        # Java rounds the shortest decimal that reads back as the double, half up (FormattedFloatingDecimal).
+        exact = Decimal(repr(number_)).quantize(Decimal(1).scaleb(-(6 if spec.precision is None else spec.precision)),
+                                                rounding=ROUND_HALF_UP)
+        negative = exact.is_signed()
+        magnitude = format(abs(exact), ",f" if "," in flags else "f")
+        return _justify(_signed(magnitude, negative, flags), spec)
+    whole = integer_text(value)
+    if whole is None:
+        return None
+    if conversion == "d":
+        magnitude = format(abs(whole), "," if "," in flags else "d")
+        return _justify(_signed(magnitude, whole < 0, flags), spec)
+    unsigned = whole % (1 << 64)  # Java writes a negative long in two's complement for %x and %o
+    body = format(unsigned, {"x": "x", "X": "X", "o": "o"}[conversion])
+    return _justify(body, spec)
+
+
+def format_string(pieces: list[Any], values: tuple[Any, ...]) -> str | None:
+    """format(): the pieces with each conversion applied to the next value; None when a value is
+    missing or cannot be converted (*assumption*: the output field is then not set)."""
+    out = []
+    values_left = iter(values)
+    for piece in pieces:
+        if not isinstance(piece, FormatSpec):
+            out.append(piece)
+            continue
+        value = next(values_left, None) if piece.conversion not in "%n" else None
+        written = format_one(piece, value)
+        if written is None:
+            return None
+        out.append(written)
+    return "".join(out)
+
+
+# -- formatTime(): Java's date/time conversions, spelled %Y rather than %tY (functions-formattime)
+
+#: Codes cqlx converts; composites are written out (Java's Formatter: %tR is %tH:%tM, and so on).
+TIME_CODES = frozenset("HIklMSLNpzZsQBbhAaCYyjmdeRTrDFc%")
+TIME_COMPOSITES = {"R": "%H:%M", "T": "%H:%M:%S", "r": "%I:%M:%S %P", "D": "%m/%d/%y", "F": "%Y-%m-%d",
+                   "c": "%a %b %d %H:%M:%S %Z %Y"}
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+#: formatTime(unit=auto): "If the number is less than or equals to 100,000,000,000, it's interpreted
+#: as seconds, otherwise it's interpreted as milliseconds" (functions-formattime).
+AUTO_UNIT_LIMIT = 100_000_000_000
+
+
+def time_pieces(pattern: str, inner: bool = False) -> list[tuple[str, str]]:
+    """A formatTime() string as ("text", literal) and ("code", letter) pieces, composites written
+    out (``%P`` is upper-case AM/PM, Java's ``%Tp``, only inside ``%r``). ValueError names a code
+    cqlx does not convert."""
+    pieces: list[tuple[str, str]] = []
+
+    def literal(string: str) -> None:
+        if not string:
+            return
+        if pieces and pieces[-1][0] == "text":
+            pieces[-1] = ("text", pieces[-1][1] + string)
+        else:
+            pieces.append(("text", string))
+
+    index = 0
+    while index < len(pattern):
+        found = pattern.find("%", index)
+        if found < 0:
+            literal(pattern[index:])
+            break
+        literal(pattern[index:found])
+        code = pattern[found + 1:found + 2]
+        if code == "P" and inner:
+            pieces.append(("code", "P"))
+        elif code not in TIME_CODES:
+            raise ValueError(f"'%{code}' is not a formatTime() code cqlx converts; it converts "
+                             + " ".join("%" + c for c in sorted(TIME_CODES)))
+        elif code == "%":
+            literal("%")
+        elif code in TIME_COMPOSITES:
+            for kind, piece in time_pieces(TIME_COMPOSITES[code], True):
+                if kind == "text":
+                    literal(piece)
+                else:
+                    pieces.append((kind, piece))
+        else:
+            pieces.append(("code", code))
+        index = found + 2
+    return pieces
+
+
+def _zone(name: str) -> Any:
+    import datetime
+
+    if name in ("UTC", "Z", "GMT"):
+        return datetime.UTC
+    offset = re.fullmatch(r"([+-])([0-9]{2}):?([0-9]{2})", name)
+    if offset:
+        sign = -1 if offset.group(1) == "-" else 1
+        return datetime.timezone(sign * datetime.timedelta(hours=int(offset.group(2)), minutes=int(offset.group(3))))
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
+
+
+def epoch_millis(value: Any, unit: str) -> int | None:
+    """The instant a field holds, in milliseconds since the epoch: seconds or milliseconds by
+    ``unit`` (auto: seconds up to 100,000,000,000). *Assumption*: a fraction is kept to the
+    millisecond, rounded down (the documentation speaks of 64-bit integers only)."""
+    number_ = decimal_text(value)
+    string = text(value)
+    if number_ is None or string is None:
+        return None
+    from decimal import Decimal
+
+    exact = Decimal(string)
+    seconds = unit == "seconds" or (unit == "auto" and exact <= AUTO_UNIT_LIMIT)
+    millis = int((exact * 1000 if seconds else exact).to_integral_value(rounding="ROUND_FLOOR"))
+    return millis if -_LONG <= millis < _LONG else None
+
+
+def format_time(pieces: list[tuple[str, str]], value: Any, zone: str, unit: str) -> str | None:
+    """formatTime(): the instant in ``zone`` written by the pieces; None when the field is missing,
+    not a number, or beyond the years 1 to 9999."""
+    import datetime
+
+    millis = epoch_millis(value, unit)
+    if millis is None:
+        return None
+    try:
+        moment = datetime.datetime.fromtimestamp(millis // 1000, _zone(zone)).replace(
+            microsecond=(millis % 1000) * 1000)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return "".join(piece if kind == "text" else _time_code(piece, moment, millis, zone) for kind, piece in pieces)
+
+
+def _time_code(code: str, moment: Any, millis: int, zone: str) -> str:
+    hour12 = moment.hour % 12 or 12
+    if code in "HMSmdjyC":
+        number_ = {"H": moment.hour, "M": moment.minute, "S": moment.second, "m": moment.month,
+                   "d": moment.day, "j": moment.timetuple().tm_yday, "y": moment.year % 100,
+                   "C": moment.year // 100}[code]
+        return f"{number_:0{3 if code == 'j' else 2}d}"
+    simple = {"I": f"{hour12:02d}", "k": str(moment.hour), "l": str(hour12), "e": str(moment.day),
+              "L": f"{millis % 1000:03d}", "N": f"{(millis % 1000) * 1_000_000:09d}",
+              "p": "am" if moment.hour < 12 else "pm", "P": "AM" if moment.hour < 12 else "PM",
+              "s": str(millis // 1000), "Q": str(millis), "Y": f"{moment.year:04d}",
+              "B": _MONTHS[moment.month - 1], "b": _MONTHS[moment.month - 1][:3], "h": _MONTHS[moment.month - 1][:3],
+              "A": _DAYS[moment.weekday()], "a": _DAYS[moment.weekday()][:3]}
+    if code in simple:
+        return simple[code]
+    if code == "Z":
+        return zone
+    offset = moment.utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    return f"{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}"
+
+
+def _limited(call: Callable[[], Any]) -> Any:
+    """``call()`` (a regex replace or split), interrupted after ``REGEX_TIME_LIMIT`` seconds as a
+    search is (:func:`_bounded`): the event is then undecided."""
+    limit = REGEX_TIME_LIMIT[0]
+    if (limit <= 0 or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, signal.SIG_IGN, None)
+            or signal.getitimer(signal.ITIMER_REAL)[0]):
+        return call()
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    _ALARM["armed"] = True
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        return call()
+    finally:
+        _ALARM["armed"] = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# -- replace(): Java's Matcher.replaceAll; the replacement's $n and ${name} are groups, \x is x
+
+def replacement_pieces(replacement: str, groups: int, names: dict[str, int]) -> list[Any]:
+    """A replace() replacement as literal texts and group numbers (Java's appendReplacement: the
+    first digit after ``$`` is a group, later digits join it while the group exists). ValueError
+    for what Java rejects: a trailing ``\\`` or ``$``, ``$`` before anything else, an unknown group."""
+    out: list[Any] = []
+    literal: list[str] = []
+    index = 0
+    while index < len(replacement):
+        char = replacement[index]
+        if char == "\\":
+            if index + 1 == len(replacement):
+                raise ValueError("the replacement ends with a '\\' that escapes nothing")
+            literal.append(replacement[index + 1])
+            index += 2
+            continue
+        if char != "$":
+            literal.append(char)
+            index += 1
+            continue
+        index += 1
+        if index < len(replacement) and replacement[index] == "{":
+            close = replacement.find("}", index)
+            name = replacement[index + 1:close] if close > 0 else ""
+            if name not in names:
+                raise ValueError(f"the replacement names a group {name!r} the regex does not have")
+            group = names[name]
+            index = close + 1
+        else:
+            if index == len(replacement) or replacement[index] not in "0123456789":
+                raise ValueError("a '$' in the replacement must be followed by a group number or {name} "
+                                 "(write \\$ for a dollar sign)")
+            group = int(replacement[index])
+            if group > groups:
+                raise ValueError(f"the replacement refers to group {group}, which the regex does not have")
+            index += 1
+            while index < len(replacement) and replacement[index] in "0123456789" \
+                    and group * 10 + int(replacement[index]) <= groups:
+                group = group * 10 + int(replacement[index])
+                index += 1
+        if literal:
+            out.append("".join(literal))
+            literal = []
+        out.append(group)
+    if literal:
+        out.append("".join(literal))
+    return out
+
+
+def replace_all(regex: Regex, value: Any, pieces: list[Any]) -> str | None:
+    """replace(): every match of the regex in the value's text replaced; None when it is missing."""
+    string = text(value)
+    if string is None:
+        return None
+
+    def expand(match: re.Match[str]) -> str:
+        return "".join(piece if isinstance(piece, str) else (match.group(piece) or "") for piece in pieces)
+
+    result: str = _limited(lambda: regex.python.sub(expand, string))
+    return result
+
+
+# -- splitString(): Java's String.split
+
+def java_split(regex: Regex, string: str) -> list[str]:
+    """Java's ``String.split(regex)``: a zero-width match at the start makes no leading empty
+    piece, trailing empty pieces are dropped, and a value without a match is itself."""
+    cuts = [m.span() for m in _limited(lambda: list(regex.python.finditer(string))) if m.end() > 0]
+    if not cuts:
+        return [string]
+    pieces = []
+    start = 0
+    for begin, end in cuts:
+        pieces.append(string[start:begin])
+        start = end
+    pieces.append(string[start:])
+    while pieces and pieces[-1] == "":
+        pieces.pop()
+    return pieces
+
+
+def split_index(regex: Regex, value: Any, index: int) -> str | None:
+    """splitString(index=i): the i-th piece (-1 the last); None when there is none."""
+    string = text(value)
+    if string is None:
+        return None
+    pieces = java_split(regex, string)
+    position = index + len(pieces) if index < 0 else index
+    return pieces[position] if 0 <= position < len(pieces) else None
+
+
+# -- the others
+
+def length(value: Any) -> int | None:
+    """length(): the number of Java chars (UTF-16 code units) in the value's text."""
+    string = text(value)
+    return None if string is None else utf16_length(string)
+
+
+def concat(*values: Any) -> str | None:
+    """concat([a, b]): the texts of the fields that are present (*assumption*: a missing field adds
+    nothing; with none present the output is not set)."""
+    texts = [string for string in map(text, values) if string is not None]
+    return "".join(texts) if texts else None
+
+
+def default_value(value: Any, fallback: Any, replace_empty: bool) -> Any:
+    """default(): the field's value, or ``fallback`` when it is missing (or empty, with
+    replaceEmpty=true) (functions-default)."""
+    if value is None or (replace_empty and value == ""):
+        return fallback
+    return value
+
+
+def coalesce(ignore_empty: bool, *values: Any) -> Any:
+    """coalesce(): the first value that is present (and not the empty string, with ignoreEmpty,
+    its default) (functions-coalesce)."""
+    for value in values:
+        if value is not None and not (ignore_empty and value == ""):
+            return value
+    return None
+
+
+def round_number(value: Any, how: str) -> int | float | None:
+    """round(how=round|floor|ceil): the nearest whole number; a half rounds up, towards positive
+    infinity (*assumption*: Java's Math.round; the documentation says only "<0.5 rounds down,
+    >0.5 rounds up"). A whole number stays as it is."""
+    number_ = number(value)
+    if number_ is None or isinstance(number_, int):
+        return number_
+    import math
+
+    floor = math.floor(number_)
+    if how == "floor":
+        return floor
+    if how == "ceil":
+        return math.ceil(number_)
+    return floor + 1 if number_ - floor >= 0.5 else floor  # number_ - floor is exact in binary
+
+
+def now_millis() -> int:
+    """now(): the current time in milliseconds since the epoch."""
+    import time
+
+    return int(time.time() * 1000)
+
+
+_BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+
+
+def base64_decode(value: Any, charset: str) -> str | None:
+    """base64Decode(): characters outside the Base64 alphabet are ignored; an invalid encoding gives
+    no value; bytes the charset cannot decode become U+FFFD (functions-base64decode). *Assumption*
+    (Java's MIME decoder): padding is optional, but when present it must be complete."""
+    string = text(value)
+    if string is None:
+        return None
+    import base64
+
+    data = "".join(char for char in string.split("=", 1)[0] if char in _BASE64)
+    padding = "".join(char for char in string[len(string.split("=", 1)[0]):] if char in _BASE64 or char == "=")
+    if len(data) % 4 == 1 or (padding and padding != "=" * (-len(data) % 4)):
+        return None
+    decoded = base64.b64decode(data + "=" * (-len(data) % 4))
+    codec = {"UTF-8": "utf-8", "ISO-8859-1": "latin-1", "UTF-16BE": "utf-16-be", "UTF-16LE": "utf-16-le"}[charset]
+    return decoded.decode(codec, "replace")
+
+
+def url_decode(value: Any) -> str | None:
+    """urlDecode(): Java's URLDecoder with UTF-8 (``+`` is a space, runs of %XX are UTF-8 bytes,
+    invalid bytes become U+FFFD); *assumption*: an incomplete or non-hex escape (which Java
+    rejects) gives no value."""
+    string = text(value)
+    if string is None:
+        return None
+    out: list[str] = []
+    index = 0
+    while index < len(string):
+        char = string[index]
+        if char == "+":
+            out.append(" ")
+            index += 1
+        elif char == "%":
+            run = bytearray()
+            while index < len(string) and string[index] == "%":
+                digits = string[index + 1:index + 3]
+                if len(digits) < 2 or any(d not in "0123456789abcdefABCDEF" for d in digits):
+                    return None
+                run.append(int(digits, 16))
+                index += 3
+            out.append(run.decode("utf-8", "replace"))
+        else:
+            out.append(char)
+            index += 1
+    return "".join(out)
+
+
+def shannon_entropy(value: Any) -> float | None:
+    """shannonEntropy(): -sum(p * log2(p)) over the value's Java chars (functions-shannonentropy:
+    example.com gives 3.095795); *assumption*: an empty value gives none."""
+    string = text(value)
+    if not string:
+        return None
+    import math
+
+    units = string.encode("utf-16-le", "surrogatepass")
+    counts: dict[bytes, int] = {}
+    for offset in range(0, len(units), 2):
+        unit = units[offset:offset + 2]
+        counts[unit] = counts.get(unit, 0) + 1
+    total = len(units) // 2
+    return -sum(count / total * math.log2(count / total) for count in counts.values())
+
+
+def concat_array(record: dict[str, Any], name: str, start: int, stop: int, prefix: str, separator: str,
+                 suffix: str) -> str | None:
+    """concatArray(): the texts of name[start], name[start + 1]... up to name[stop] (-1: no end),
+    stopping at the first missing index; no value when the first is missing (functions-concatarray)."""
+    texts = []
+    index = start
+    while stop < 0 or index <= stop:
+        string = text(get(record, f"{name}[{index}]"))
+        if string is None:
+            break
+        texts.append(string)
+        index += 1
+    return prefix + separator.join(texts) + suffix if texts else None
 
 
 def assign(record: dict[str, Any], name: str, value: Any) -> dict[str, Any]:

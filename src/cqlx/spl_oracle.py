@@ -928,6 +928,215 @@ def _constant(value: Value) -> _Builder:
     return lambda args, source: (lambda row: value)
 
 
+# -- text, conversion, date and multivalue functions (Search Reference, evaluation functions), the
+# ones cqlx's value functions are written with (cqlx.emit.spl_funcs).
+
+
+class _MultiValue(tuple):  # type: ignore[type-arg]
+    """What split() returns: only mvindex() takes it (multivalue fields are outside the subset)."""
+
+
+def _values(args: _Args, row: Mapping[str, object], what: str, source: _Source) -> list[Value]:
+    values = []
+    for expr, start, end in args:
+        value = expr(row)
+        if isinstance(value, _MultiValue):
+            raise source.error(f"{what} takes a single value here, not a multivalue field (outside the subset)",
+                               start, end)
+        values.append(_boolean_free(value, what, (expr, start, end), source))
+    return values
+
+
+def _fn_tostring(args: _Args, source: _Source) -> Expr:
+    # tostring(<value>): a number as its text, a string as it is (conversion functions).
+    def evaluate(row: Mapping[str, object]) -> Value:
+        (value,) = _values(args, row, "tostring()", source)
+        return _text(value)
+
+    return evaluate
+
+
+def _fn_len(args: _Args, source: _Source) -> Expr:
+    # len(<str>): the number of characters (text functions). *Assumption*: Unicode code points.
+    def evaluate(row: Mapping[str, object]) -> Value:
+        (value,) = _values(args, row, "len()", source)
+        text = _text(value)
+        return None if text is None else len(text)
+
+    return evaluate
+
+
+def _replacement(template: str) -> Callable[[re.Match[str]], str]:
+    """replace()'s replacement: ``\\1``..``\\9`` are the groups (text functions, replace: "use
+    backreferences ... \\1"); *assumption*: ``\\\\`` is a backslash, other characters are literal."""
+    pieces: list[str | int] = []
+    index = 0
+    while index < len(template):
+        char = template[index]
+        if char == "\\" and index + 1 < len(template) and template[index + 1].isdigit():
+            pieces.append(int(template[index + 1]))
+            index += 2
+        elif char == "\\" and template[index + 1:index + 2] == "\\":
+            pieces.append("\\")
+            index += 2
+        else:
+            pieces.append(char)
+            index += 1
+    return lambda match: "".join(p if isinstance(p, str) else (match.group(p) or "") for p in pieces)
+
+
+def _fn_replace(args: _Args, source: _Source) -> Expr:
+    # replace(<str>,<regex>,<replacement>): every match of the PCRE regex replaced (text functions).
+    def evaluate(row: Mapping[str, object]) -> Value:
+        value, pattern, template = _values(args, row, "replace()", source)
+        text, regex, replacement = _text(value), _text(pattern), _text(template)
+        if text is None or regex is None or replacement is None:
+            return None
+        try:
+            return _compile_pcre(regex).sub(_replacement(replacement), text)
+        except ValueError as error:
+            raise source.error(str(error), args[1][1], args[1][2]) from None
+
+    return evaluate
+
+
+_PRINTF_SPEC = re.compile(r"%([-+ 0'#]*)([0-9]*)(?:\.([0-9]+))?([diouxXfFeEgGsc%])")
+
+
+def _fn_printf(args: _Args, source: _Source) -> Expr:
+    # printf(<format>,<arguments>): "similar to the C sprintf() function" (conversion functions), with
+    # the ' flag for thousands separators (printf("%'d",12345) is 12,345). *Assumption*: %d of a
+    # number that is not whole takes its whole part, as C's conversion to an integer does.
+    def evaluate(row: Mapping[str, object]) -> Value:
+        layout, *values = _values(args, row, "printf()", source)
+        if not isinstance(layout, str):
+            raise source.error("printf() needs a format string", args[0][1], args[0][2])
+        left = iter(values)
+        out: list[str] = []
+        index = 0
+        for match in _PRINTF_SPEC.finditer(layout):
+            out.append(layout[index:match.start()])
+            index = match.end()
+            flags, width, precision, conversion = match.groups()
+            if conversion == "%":
+                out.append("%")
+                continue
+            value = next(left, None)
+            if value is None:
+                raise source.error("printf() got a null argument (outside the subset)", args[0][1], args[-1][2])
+            if conversion in "diFf":
+                number = _number(value)
+                if number is None:
+                    raise source.error(f"printf() %{conversion} needs a number", args[0][1], args[-1][2])
+                whole = conversion in "di"
+                spec = _python_spec(flags, width, None if whole else precision or "6", "d" if whole else "f")
+                out.append(format(int(number) if whole else float(number), spec))
+            elif conversion == "s":
+                out.append(format(_text(value) or "", _python_spec(flags.replace("0", ""), width, precision, "s")))
+            else:
+                raise source.error(f"printf() %{conversion} is outside the oracle's subset", args[0][1], args[0][2])
+        out.append(layout[index:])
+        return "".join(out)
+
+    return evaluate
+
+
+def _python_spec(flags: str, width: str, precision: str | None, conversion: str) -> str:
+    """A C printf conversion's flags as Python's format spec: - left, + and space signs, 0 padding,
+    ' grouping (C: "If the 0 and - flags both appear, the 0 flag is ignored")."""
+    align = "<" if "-" in flags else ""
+    sign = "+" if "+" in flags else " " if " " in flags else ""
+    zero = "0" if "0" in flags and "-" not in flags else ""
+    grouping = "," if "'" in flags else ""
+    return f"{align}{sign}{zero}{width}{grouping}{'.' + precision if precision is not None else ''}{conversion}"
+
+
+def _fn_strftime(args: _Args, source: _Source) -> Expr:
+    # strftime(<time>,<format>): the time (seconds since the epoch) written with the C library's
+    # codes (date and time format variables). *Assumption*: the searching user's time zone is UTC,
+    # and the locale's names are English.
+    import time
+
+    def evaluate(row: Mapping[str, object]) -> Value:
+        value, layout = _values(args, row, "strftime()", source)
+        seconds = _number(value)
+        if seconds is None or not isinstance(layout, str):
+            return None
+        moment = time.gmtime(math.floor(seconds))
+        return time.strftime(layout.replace("%z", "+0000").replace("%Z", "UTC"), moment)
+
+    return evaluate
+
+
+def _fn_rounding(function: Callable[[float], int | float]) -> _Builder:
+    # floor(<num>), ceiling(<num>), round(<num>) (mathematical functions). *Assumption*: round()
+    # takes a half away from zero.
+    def build(args: _Args, source: _Source) -> Expr:
+        def evaluate(row: Mapping[str, object]) -> Value:
+            (value,) = _values(args, row, "a rounding function", source)
+            number = _number(value)
+            return None if number is None else _numeric(function(number))
+
+        return evaluate
+
+    return build
+
+
+def _half_away(number: float) -> int:
+    return math.floor(abs(number) + 0.5) * (1 if number >= 0 else -1)
+
+
+def _fn_substr(args: _Args, source: _Source) -> Expr:
+    # substr(<str>,<start>,<length>): characters from start, counting from 1 (text functions).
+    def evaluate(row: Mapping[str, object]) -> Value:
+        value, *bounds = _values(args, row, "substr()", source)
+        text = _text(value)
+        numbers = [_number(b) for b in bounds]
+        if text is None or None in numbers:
+            return None
+        start = int(numbers[0] or 0)
+        begin = start - 1 if start > 0 else max(len(text) + start, 0)
+        return text[begin:] if len(numbers) == 1 else text[begin:begin + int(numbers[1] or 0)]
+
+    return evaluate
+
+
+def _fn_split(args: _Args, source: _Source) -> Expr:
+    # split(<str>,<delim>): a multivalue field of the pieces (multivalue eval functions).
+    # *Assumption*: empty pieces are kept, as the delimiter separates them.
+    def evaluate(row: Mapping[str, object]) -> Value:
+        value, delimiter = _values(args, row, "split()", source)
+        text, separator = _text(value), _text(delimiter)
+        if text is None or not separator:
+            return None
+        return _MultiValue(text.split(separator))
+
+    return evaluate
+
+
+def _fn_mvindex(args: _Args, source: _Source) -> Expr:
+    # mvindex(<mv>,<start>): the value at start, counting from 0; a negative index counts from the
+    # end (multivalue eval functions); none beyond the values.
+    def evaluate(row: Mapping[str, object]) -> Value:
+        values = args[0][0](row)
+        (index,) = _values(args[1:], row, "mvindex()", source)
+        position = _number(index)
+        if values is None or position is None:
+            return None
+        items = tuple(values) if isinstance(values, tuple) else (values,)  # split()'s, or stats values()'s
+        at = int(position) + (len(items) if position < 0 else 0)
+        return items[at] if 0 <= at < len(items) else None
+
+    return evaluate
+
+
+def _fn_time(args: _Args, source: _Source) -> Expr:
+    # time(): the wall-clock time in seconds since the epoch, with microseconds (date and time functions).
+    import time
+
+    return lambda row: time.time()
+
+
 _FUNCTIONS: dict[str, tuple[int, int, _Builder]] = {
     "if": (3, 3, _fn_if),
     "case": (2, -1, _fn_case),
@@ -942,6 +1151,17 @@ _FUNCTIONS: dict[str, tuple[int, int, _Builder]] = {
     "coalesce": (1, -1, _fn_coalesce),
     "floor": (1, 1, _fn_floor),
     "mvjoin": (2, 2, _fn_mvjoin),
+    "tostring": (1, 1, _fn_tostring),
+    "len": (1, 1, _fn_len),
+    "replace": (3, 3, _fn_replace),
+    "printf": (1, -1, _fn_printf),
+    "strftime": (2, 2, _fn_strftime),
+    "ceiling": (1, 1, _fn_rounding(math.ceil)),
+    "round": (1, 1, _fn_rounding(_half_away)),
+    "substr": (2, 3, _fn_substr),
+    "split": (2, 2, _fn_split),
+    "mvindex": (2, 2, _fn_mvindex),
+    "time": (0, 0, _fn_time),
     "urldecode": (1, 1, _fn_urldecode),
     "true": (0, 0, _constant(True)),
     "false": (0, 0, _constant(False)),
@@ -1198,6 +1418,9 @@ def _eval_stage(text: str, base: int, source: _Source) -> Stage:
                 if isinstance(value, bool):
                     raise source.error("an eval result cannot be a Boolean: wrap it in if() "
                                        "(Search Reference, eval)", start, end)
+                if isinstance(value, _MultiValue):
+                    raise source.error("a multivalue eval result is outside the subset (mvindex() takes one "
+                                       "value)", start, end)
                 if value is None:
                     row.pop(name, None)
                 else:

@@ -47,6 +47,7 @@ from cqlx.functions import (
     span_text,
 )
 from cqlx.profiles import EventType, Profile
+from cqlx.valuefns import DEFAULT_OUTPUT, FROM_INPUT, LAYOUTS, named_arguments
 
 # grammar/cql.lark's NAME: what may stand unquoted as a field name (and, in an expression, must).
 _NAME = re.compile(r"[#@]?[A-Za-z_][A-Za-z0-9_.]*(?::[A-Za-z_][A-Za-z0-9_.]*)*(?:\[\d+\])*")
@@ -60,6 +61,8 @@ _BARE = re.compile(r"[A-Za-z0-9_.:@#\\+\-*][A-Za-z0-9_.:@#\\+\-~*/]*")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 # if() parameters: a dialect-2 condition on a field of one of these names would bind to it instead.
 _IF_PARAMS = frozenset({"condition", "then", "else", "as"})
+#: Parameters whose value is a word, written bare (what lowering reads with word()).
+_WORD_PARAMETERS = frozenset({"how", "unit", "ignoreEmpty"})
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "%": 2}
 _UNARY = 3
 _ATOM = 4
@@ -184,6 +187,11 @@ class CqlGenerator(Generator):
                 stages.append(paired)
                 index += 2
                 continue
+            renamed = self.renames(steps, index)
+            if renamed is not None:
+                stages.append(renamed[0])
+                index = renamed[1]
+                continue
             stages.append(self.step(step))
             index += 1
         text = "\n| ".join(stages or ["*"]) + "\n"
@@ -232,7 +240,7 @@ class CqlGenerator(Generator):
         return self.pred(step.pred)
 
     def step_eval(self, step: ir.Eval) -> str:
-        return self.assign(step.field, step.expr)
+        return self.default_stage(step) or self.value_stage(step) or self.assign(step.field, step.expr)
 
     def step_signal(self, step: ir.Signal) -> str:
         yes, no = step.flag_values
@@ -643,9 +651,7 @@ class CqlGenerator(Generator):
             return (f"if({self.nested_condition(expr.test)}, then={self.expr(expr.then)}, "
                     f"else={self.expr(expr.otherwise)})"), _ATOM
         if isinstance(expr, ir.Func):
-            args = [string(a.field) if isinstance(a, ir.Ref) and not is_plain_name(a.field) else self.expr(a)
-                    for a in expr.args]
-            return f"{expr.name}({', '.join(args)})", _ATOM
+            return self.func(expr), _ATOM
         raise AssertionError(f"unexpected expression {expr!r}")
 
     def lit(self, lit: ir.Lit) -> str:
@@ -685,6 +691,81 @@ class CqlGenerator(Generator):
             texts.append(text)
         parts = [texts[0], *(f"{op} {text}" for op, text in zip(ops, texts[1:], strict=True))]
         return " ".join(parts), level
+
+
+    # ------------------------------------------------------------ value functions
+
+    def func(self, expr: ir.Func) -> str:
+        """A value function with its arguments by name (:func:`cqlx.valuefns.named_arguments`),
+        LogScale's unnamed parameter first and unnamed, defaults left out."""
+        layout = LAYOUTS.get(expr.name)
+        if layout is None:  # an internal function (timebucket) a paired stage writes back
+            args = [string(a.field) if isinstance(a, ir.Ref) and not is_plain_name(a.field) else self.expr(a)
+                    for a in expr.args]
+            return f"{expr.name}({', '.join(args)})"
+        parts: list[str] = []
+        for name, value in named_arguments(expr):
+            text = self.argument(expr.name, name, value)
+            parts.append(text if name == layout.first and not parts else f"{name}={text}")
+        return f"{expr.name}({', '.join(parts)})"
+
+    def argument(self, function: str, name: str, value: ir.Expr | tuple[ir.Expr, ...]) -> str:
+        if isinstance(value, tuple):
+            if name == "field" and len(value) == 1:  # field=a is field=[a]
+                return self.argument(function, name, value[0])
+            return "[" + ", ".join(self.argument(function, name, item) for item in value) + "]"
+        if function == "concatArray" and name == "field" and isinstance(value, ir.Lit):
+            return field_name(str(value.value))
+        if isinstance(value, ir.Ref) and name == "field":  # a field name here, quoted when it is not plain
+            return value.field if is_plain_name(value.field) else string(value.field)
+        if isinstance(value, ir.Lit) and isinstance(value.value, int) and value.value < 0:
+            return str(value.value)  # index=-1
+        if isinstance(value, ir.Lit) and name in _WORD_PARAMETERS:
+            return str(value.value)  # how=floor, unit=seconds, ignoreEmpty=false
+        return self.expr(value)
+
+    def value_stage(self, step: ir.Eval) -> str | None:
+        """A value function writing the field it writes without ``as=`` is written as a stage:
+        ``round(x)``, ``replace("a", field=x)``, ``format("%s", field=[a])`` (writing _format)."""
+        expr = step.expr
+        if not isinstance(expr, ir.Func) or expr.name not in DEFAULT_OUTPUT:
+            return None
+        output = DEFAULT_OUTPUT[expr.name]
+        if output == FROM_INPUT:
+            field = expr.args[0]
+            if not (isinstance(field, ir.Ref) and field.field == step.field):
+                return None
+        elif output != step.field:
+            return None
+        return self.func(expr)
+
+    def default_stage(self, step: ir.Eval) -> str | None:
+        """``default(field=x, value=v)``: an assignment of x's own default (it has no ``:=`` form)."""
+        expr = step.expr
+        if not (isinstance(expr, ir.Func) and expr.name == "default" and expr.args[0] == ir.Ref(step.field)):
+            return None
+        value, replace_empty = expr.args[1], expr.args[2]
+        assert isinstance(value, ir.Lit) and isinstance(replace_empty, ir.Lit)
+        extra = ", replaceEmpty=true" if replace_empty.value == "true" else ""
+        return f"default(field={field_name(step.field)}, value={string(str(value.value))}{extra})"
+
+    def renames(self, steps: tuple[ir.Step, ...], index: int) -> tuple[str, int] | None:
+        """``rename()``: pairs of ``new := old`` and ``drop([old])`` that one call wrote (one span)."""
+        pairs: list[tuple[str, str]] = []
+        span = steps[index].span
+        while index + 1 < len(steps):
+            step, after = steps[index], steps[index + 1]
+            if not (isinstance(step, ir.Eval) and isinstance(step.expr, ir.Ref) and isinstance(after, ir.Drop)
+                    and after.fields == (step.expr.field,) and step.field != step.expr.field
+                    and span != ir.NO_SPAN and step.span == span and after.span == span):
+                break
+            pairs.append((step.expr.field, step.field))
+            index += 2
+        if not pairs:
+            return None
+        if len(pairs) == 1:
+            return f"rename(field={field_name(pairs[0][0])}, as={field_name(pairs[0][1])})", index
+        return "rename(field=[" + ", ".join(f"[{field_name(a)}, {field_name(b)}]" for a, b in pairs) + "])", index
 
 
 def _fields(names: tuple[str, ...], bracket: bool = False) -> str:

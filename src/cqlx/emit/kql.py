@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 
 from cqlx import ir
-from cqlx.emit.base import PRESENTATION, Generator
+from cqlx.emit.base import DETECTION, PRESENTATION, Generator
 from cqlx.errors import UnsupportedError
 from cqlx.functions import AGGREGATE_OUTPUTS, GROUP_LIMIT_DEFAULT, TIME_BUCKET, span_text
 from cqlx.passes import expand_case, step_writes
@@ -135,6 +135,9 @@ class KqlGenerator(Generator):
             self.gone = set()
         elif isinstance(step, ir.Drop):
             self.gone |= set(step.fields)
+        elif isinstance(step, ir.Opaque) and step.effect == ir.ENRICHES and step.writes is not None:
+            # Not converted (reported): no column holds what it would write, as after a drop().
+            self.gone |= {f for f in step.writes if not f.endswith("*")}
         else:
             if self.live is not None:
                 self.live |= step_writes(step)
@@ -153,7 +156,11 @@ class KqlGenerator(Generator):
             if _call_depth(step.expr) > MAX_CALL_DEPTH:
                 self.unsupported(f"the expression nests calls deeper than Kusto's parser accepts (about "
                                  f"{MAX_CALL_DEPTH})", step.span)
-            value = self.expr(step.expr)
+            self.current: ir.Step | None = step
+            try:
+                value = self.expr(step.expr)
+            finally:
+                self.current = None
             self.kinds[step.field] = self.kind(step.expr)
             return [f"extend {name(step.field)} = {value}"]
         if isinstance(step, ir.Signal):
@@ -747,7 +754,11 @@ class KqlGenerator(Generator):
             return NULL
         if isinstance(expr, ir.Func) and expr.name == TIME_BUCKET:
             return NUMBER
-        return TEXT  # lower(), upper()
+        if isinstance(expr, ir.Func):
+            from cqlx.emit import kql_funcs
+
+            return kql_funcs.kind(self, expr)
+        return TEXT
 
     def operand(self, expr: ir.Expr) -> str:
         """An arithmetic operand: text is read as a number (CQL arithmetic is numeric); a value that
@@ -780,12 +791,9 @@ class KqlGenerator(Generator):
         if isinstance(expr, ir.Func) and expr.name == TIME_BUCKET:
             return self.time_bucket(expr)
         if isinstance(expr, ir.Func):
-            function = {"lower": "tolower", "upper": "toupper"}.get(expr.name)
-            if function:
-                argument = self.expr(expr.args[0])
-                if self.kind(expr.args[0]) in (NUMBER, NULL):
-                    argument = f"tostring({argument})"
-                return f"{function}({argument})"
+            from cqlx.emit import kql_funcs
+
+            return kql_funcs.render(self, expr)
         raise AssertionError(f"unexpected expression {expr!r}")
 
     def time_bucket(self, expr: ir.Func) -> str:
@@ -800,6 +808,12 @@ class KqlGenerator(Generator):
             self.unsupported("bucket() needs the event time, which has no datetime column here", expr.span)
             column = name(time.field)
         return f"tolong((bin({column}, {span_text(int(span.value))}) - datetime(1970-01-01)) / 1ms)"
+
+    def lose(self, message: str, span: ir.Span) -> None:
+        """What a value function cannot say in KQL: detection loss when a later step decides rows on
+        the field the current assignment writes (or when a filter computes it), else presentation."""
+        current = getattr(self, "current", None)
+        self.unsupported(message, span, self.loss(current) if current is not None else DETECTION)
 
     def cond(self, expr: ir.Cond) -> str:
         """``iff()``, whose arms KQL needs to be of one type: with a number and a string arm the

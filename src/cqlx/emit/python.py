@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cqlx import ir
+from cqlx import ir, runtime
 from cqlx.emit.base import DETECTION, PRESENTATION, Diagnostic
 from cqlx.errors import UnsupportedError
 from cqlx.functions import TIME_BUCKET
@@ -30,6 +30,10 @@ from cqlx.profiles import Profile
 from cqlx.regexes import LinearPlan, glob_plan, glob_to_regex, linear_plan, python_flags, to_python
 
 _RUNTIME = Path(__file__).resolve().parent.parent / "runtime.py"
+#: Value functions whose runtime implementation takes the values, then the options, in order.
+_SIMPLE_FUNCTIONS = {"lower": "lower", "upper": "upper", "concat": "concat", "length": "length",
+                     "round": "round_number", "now": "now_millis", "base64Decode": "base64_decode",
+                     "urlDecode": "url_decode", "shannonEntropy": "shannon_entropy"}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -323,14 +327,46 @@ class _Segment:
             return f"({self.expr(expr.then)} if {self.pred(expr.test)} else {self.expr(expr.otherwise)})"
         if isinstance(expr, ir.Arith):
             return f"arith({expr.op!r}, {self.expr(expr.left)}, {self.expr(expr.right)})"
-        if isinstance(expr, ir.Func) and expr.name in ("lower", "upper"):
-            return f"{expr.name}({self.expr(expr.args[0])})"
         if isinstance(expr, ir.Func) and expr.name == TIME_BUCKET:  # bucket(): the event time's bucket
             span = expr.args[1]
             assert isinstance(span, ir.Lit)
             times = self.module.constant(repr(_time_fields(self.module)), "F")
             return f"time_bucket(event_time(rec, {times}), {span.value!r})"
+        if isinstance(expr, ir.Func):
+            return self.func(expr)
         raise AssertionError(f"unexpected expression {expr!r}")
+
+    def func(self, expr: ir.Func) -> str:
+        """A value function: a call of its :mod:`cqlx.runtime` implementation; options (format
+        strings, regexes) become module constants."""
+        name, args = expr.name, expr.args
+        options = [a.value for a in args if isinstance(a, ir.Lit)]
+        if name in _SIMPLE_FUNCTIONS:
+            values = [self.expr(a) for a in args if not isinstance(a, ir.Lit)]
+            return f"{_SIMPLE_FUNCTIONS[name]}({', '.join(values + [repr(o) for o in options])})"
+        m = self.module
+        if name == "format":
+            pieces = m.constant(f"format_pieces({options[0]!r})", "P")
+            return f"format_string({pieces}, ({''.join(self.expr(a) + ', ' for a in args[1:])}))"
+        if name == "formatTime":
+            pieces = m.constant(f"time_pieces({options[0]!r})", "P")
+            return f"format_time({pieces}, {self.expr(args[1])}, {options[1]!r}, {options[2]!r})"
+        if name == "replace":
+            pattern, replacement, flags = (str(o) for o in options)
+            compiled = re.compile(to_python(pattern), python_flags(flags))
+            regex = m.regex(to_python(pattern), python_flags(flags), expr.span)
+            parts = runtime.replacement_pieces(replacement, compiled.groups, dict(compiled.groupindex))
+            return f"replace_all({regex}, {self.expr(args[0])}, {m.constant(repr(parts), 'P')})"
+        if name == "splitString":
+            regex = m.regex(to_python(str(options[0])), python_flags(""), expr.span)
+            return f"split_index({regex}, {self.expr(args[0])}, {options[1]!r})"
+        if name == "coalesce":
+            return f"coalesce({options[0] == 'true'!r}, {', '.join(self.expr(a) for a in args[1:])})"
+        if name == "default":
+            return f"default_value({self.expr(args[0])}, {options[0]!r}, {options[1] == 'true'!r})"
+        if name == "concatArray":
+            return f"concat_array(rec, {', '.join(repr(o) for o in options)})"
+        raise AssertionError(f"unexpected function {name}")
 
 
 def _time_fields(module: _Module) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from cqlx import ir
-from cqlx.emit.base import PRESENTATION, Generator
+from cqlx.emit.base import DETECTION, PRESENTATION, Generator
 from cqlx.functions import AGGREGATE_OUTPUTS, COLLECT_LIMIT_DEFAULT, GROUP_LIMIT_DEFAULT, TIME_BUCKET
 from cqlx.passes import expand_case, pred_fields
 from cqlx.regexes import flag_prefix, glob_to_regex, to_pcre, to_python
@@ -142,7 +142,11 @@ class SplGenerator(Generator):
                 return [f"regex {table_name(column)}={string(self.pattern(pred.pattern, pred.flags, pred.span))}"]
             return [f"where {self.pred(pred)}"]
         if isinstance(step, ir.Eval):
-            value = self.expr(step.expr)
+            self.current: ir.Step | None = step
+            try:
+                value = self.expr(step.expr)
+            finally:
+                self.current = None
             if _may_be_null(step.expr):  # eval would erase the field; CQL's := leaves it as it was
                 value = f"coalesce({value}, {field_ref(self.col(step.field, step.span))})"
             if _numeric_expr(step.expr, self.numeric):
@@ -586,9 +590,19 @@ class SplGenerator(Generator):
             return f"{expr.name}({self.expr(expr.args[0])})"
         if isinstance(expr, ir.Func) and expr.name == TIME_BUCKET:
             return self.time_bucket(expr)
+        if isinstance(expr, ir.Func):
+            from cqlx.emit import spl_funcs
+
+            return spl_funcs.render(self, expr)
         if isinstance(expr, ir.Null):
             return "null()"
         raise AssertionError(f"unexpected expression {expr!r}")
+
+    def lose(self, message: str, span: ir.Span) -> None:
+        """What a value function cannot say in SPL: detection loss when a later step decides rows on
+        the field the current assignment writes (or when a filter computes it), else presentation."""
+        current = getattr(self, "current", None)
+        self.unsupported(message, span, self.loss(current) if current is not None else DETECTION)
 
 
     def operand(self, expr: ir.Expr) -> str:
