@@ -9,6 +9,8 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cqlx import compile_matcher, ir, parse
 from cqlx import runtime as R
@@ -17,6 +19,9 @@ from cqlx.emit.base import DETECTION, PRESENTATION
 from cqlx.emit.cql import same_ir
 from cqlx.errors import CqlValueError
 from cqlx.explain import explain
+from cqlx.testing import check_kql
+from tests.test_fuzz import FIXED_EVENTS, check_text, describe
+from tests.test_fuzz import events as fuzz_events
 
 P = "#event_simpleName=ProcessRollup2 | "
 a, b, c = ir.Ref("a"), ir.Ref("b"), ir.Ref("c")
@@ -455,3 +460,63 @@ def test_losses_are_reported_with_their_kind(query: str, target: str, kind: str,
 def test_the_python_matcher_loses_nothing(query: str) -> None:
     _, diagnostics = _out(query, "python")
     assert diagnostics == []
+
+
+# ---------------------------------------------------------------- generated calls: every invariant of the fuzz tests
+
+_FIELDS = ("CommandLine", "RawProcessId", "@timestamp", '"host name"', "ImageFileName", "a")
+_OPTIONS: dict[str, tuple[str, ...]] = {
+    "format": ('"%s"', '"%d"', '"%s/%s"', '"%,.2f"', '"%05d"', '"%x"', '"%-5s|"', '"%e"', '"%%%n"', '"%"', '"%1$s"',
+               '"%tY"', '"%.3s"', '"text"', '""', '"%+ d"', '"%0-5d"', '"%.0f"'),
+    "time": ('"%Y-%m-%d %H:%M:%S.%L"', '"%c"', '"%r %p %Z %z"', '"%q"', '"%s %Q %N"', '"%e %k %l %j %C"', '""',
+             '"%%"', '"%"'),
+    "regex": ('"a+"', '"(\\\\w+)"', '"x*"', '"("', '"^p"', '"\\\\s+"', '"(?<n>a)"', '"["', '"\\\\\\\\"', '"é"'),
+    "with": ('""', '"$1"', '"${n}"', '"\\\\$"', '"$"', '"x\\\\\\\\y"', '"$10"', '"\\\\"'),
+    "by": ('","', '"\\\\\\\\"', '"[;,]"', '""', '"."', '"/"', '" "'),
+    "index": ("0", "1", "-1", "-3", "x", "99"),
+    "how": ("round", "floor", "ceil", "bad"),
+    "timezone": ("UTC", '"Europe/Berlin"', '"+02:00"', '"Nowhere/Else"', '"GMT"'),
+    "unit": ("auto", "seconds", "milliseconds", "years"),
+    "charset": ('"UTF-8"', '"UTF-16LE"', '"ISO-8859-1"', '"EBCDIC"'),
+}
+
+
+@st.composite
+def value_calls(draw: Any) -> str:
+    """A stage that calls a value function with options drawn from valid and invalid ones, then a step
+    that shows or tests what it wrote."""
+    def pick(name: str) -> str:
+        return draw(st.sampled_from(_OPTIONS[name]))
+
+    field = draw(st.sampled_from(_FIELDS))
+    fields = ", ".join(draw(st.lists(st.sampled_from(_FIELDS), min_size=1, max_size=3)))
+    calls = (
+        f"x := format({pick('format')}, field=[{fields}])",
+        f"formatTime({pick('time')}, as=x, field={field}, timezone={pick('timezone')}, unit={pick('unit')})",
+        f"x := replace({pick('regex')}, with={pick('with')}, field={field})",
+        f"x := splitString({field}, by={pick('by')}, index={pick('index')})",
+        f"x := round({field}, how={pick('how')})",
+        f"x := concat([{fields}])",
+        f"x := length({field})",
+        f"x := coalesce([{fields}, \"-\"])",
+        f"default(field=[{fields}], value=\"-\")",
+        f"rename(field={field}, as=x)",
+        f"x := base64Decode({field}, charset={pick('charset')})",
+        f"x := urlDecode({field}) | y := shannonEntropy(x)",
+        f"eval(x = {field} + 1)",
+        "x := now()",
+    )
+    after = draw(st.sampled_from(("| select([x])", "| x = *", "| x != *a*", "| test(length(x) > 2)", "")))
+    return f"{P}{draw(st.sampled_from(calls))} {after}"
+
+
+@settings(max_examples=200, deadline=None, database=None, print_blob=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(value_calls(), fuzz_events())
+def test_generated_value_calls_convert_or_raise_cql_error(text: str, evs: list[dict[str, Any]]) -> None:
+    outcome = check_text(text, [*FIXED_EVENTS, *evs, {"#event_simpleName": "ProcessRollup2", "@timestamp": MS,
+                                                      "CommandLine": "aGVsbG8= %41+x", "RawProcessId": "-7"}])
+    assert not outcome.unexpected(), describe(outcome.unexpected())
+    if outcome.kql:
+        for kql in outcome.kql:
+            check_kql(kql)

@@ -230,6 +230,9 @@ OPAQUE: dict[str, OpaqueSpec] = {
         OpaqueSpec("array:regex", "filter", "array", "cqlx does not convert array:regex() yet"),
         OpaqueSpec("array:filter", "enrich", "array", "cqlx does not convert array:filter() yet"),
         OpaqueSpec("array:eval", "enrich", "array", "cqlx does not convert array:eval() yet"),
+        OpaqueSpec("formatDuration", "enrich", "field", "formatDuration() is not converted: its documentation "
+                   "shows one output (23452553 ms is 6h30m52s553ms), not how zero units, negative values or "
+                   "precision= are written", ("{as}",), (("as", "{field}"),)),
         OpaqueSpec("json:prettyPrint", "enrich", "field", "json:prettyPrint() only reformats a field",
                    ("{as}",), (("as", "{field}"),)),
         OpaqueSpec("xml:prettyPrint", "enrich", "field", "xml:prettyPrint() only reformats a field",
@@ -240,7 +243,7 @@ OPAQUE: dict[str, OpaqueSpec] = {
 # Functions real detection content uses that cqlx reads but does not convert yet (CQL.md's
 # frequency list), with what they do to the rows.
 _PENDING = {
-    "enrich": ("formatDuration", "math:log", "math:abs", "math:floor", "math:ceil", "hash", "md5", "sha1",
+    "enrich": ("math:log", "math:abs", "math:floor", "math:ceil", "hash", "md5", "sha1",
                "sha256", "tokenHash", "unit:convert"),
     "filter": ("regex", "wildcard", "cidr", "text:contains", "like", "dedup"),
     "aggregate": ("percentile", "stdDev", "range", "counterAsRate", "linReg"),

@@ -180,7 +180,8 @@ class Arith:
 
 @dataclass(frozen=True)
 class Func:
-    """A value function: ``lower``, ``upper``, ``length``."""
+    """A value function (``format``, ``replace``, ``round``...): ``args`` are the values it reads and its
+    options as :class:`Lit`, in the order of :data:`cqlx.valuefns.LAYOUTS`."""
 
     name: str
     args: tuple[Expr, ...]

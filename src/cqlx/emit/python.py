@@ -139,7 +139,9 @@ class _Segment:
             self.emit("return None", 2)
         elif isinstance(step, ir.Eval):
             self.own()
+            self.current: ir.Step | None = step
             self.emit(f"rec = assign(rec, {step.field!r}, {self.expr(step.expr)})")
+            self.current = None
         elif isinstance(step, ir.Signal):
             self.signal(step)
         elif isinstance(step, ir.Score):
@@ -336,10 +338,24 @@ class _Segment:
             return self.func(expr)
         raise AssertionError(f"unexpected expression {expr!r}")
 
+    def readable(self, arg: ir.Expr) -> ir.Expr:
+        """A field a function reads, or no value (reported) when the profile holds it in another shape
+        (a datetime for epoch milliseconds): the function would read something LogScale never gives it."""
+        m = self.module
+        if not (isinstance(arg, ir.Ref) and arg.field in m.reshaped and arg.field not in m.computed and m.names):
+            return arg
+        current = getattr(self, "current", None)
+        needed = next((n for s, n in m.needed if s is current), frozenset({"*"}))
+        kind = DETECTION if current is None or loss_kind_of(step_writes(current), needed) else PRESENTATION
+        m.lose(kind, f"{arg.field} is {m.names.get(arg.field, arg.field)} in this profile's events, held in "
+                     "another shape: the function is not given its value", arg.span)
+        return ir.Null(arg.span)
+
     def func(self, expr: ir.Func) -> str:
         """A value function: a call of its :mod:`cqlx.runtime` implementation; options (format
         strings, regexes) become module constants."""
-        name, args = expr.name, expr.args
+        name = expr.name
+        args = tuple(self.readable(a) for a in expr.args)
         options = [a.value for a in args if isinstance(a, ir.Lit)]
         if name in _SIMPLE_FUNCTIONS:
             values = [self.expr(a) for a in args if not isinstance(a, ir.Lit)]
