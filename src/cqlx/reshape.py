@@ -69,9 +69,14 @@ def _convert(value: Any, kind: str, transform: str | None) -> Any:
 
 def _reshape(event: Mapping[str, Any], event_type: EventType, types: Mapping[str, str]) -> dict[str, Any]:
     row: dict[str, Any] = {}
-    for falcon, mapped in event_type.fields.items():
+    # Exact mappings first: a column a derived field also maps to (FileName → the path's end) is
+    # the full field's own (ImageFileName), when the event has it, under either name.
+    ordered = sorted(event_type.fields.items(), key=lambda item: item[1].transform == "basename")
+    for falcon, mapped in ordered:
         value = _lookup(event, falcon)
         if value is None or mapped.name in row:
+            continue
+        if mapped.transform == "basename" and _lookup(event, mapped.name) is not None:
             continue
         converted = _convert(value, types.get(mapped.name, mapped.type), mapped.transform)
         if converted is not None:

@@ -70,6 +70,9 @@ def _required(pred: ir.Pred) -> set[str]:
     return set()
 
 
+_FOLDERS = "(?s)^.*[\\\\/]"  # PCRE: everything up to the last \\ or / (what a file name follows)
+
+
 class SplGenerator(Generator):
     present: set[str]
     numeric: set[str]
@@ -77,20 +80,43 @@ class SplGenerator(Generator):
     def generate(self) -> str:
         self.present = set()
         self.numeric = set()  # computed fields known to hold numbers
+        self.preamble: list[str] = []  # evals a step needs before it (derived fields)
         lines = [self.base_search()]
         for step in self.query.steps:
-            lines.extend(f"| {op}" for op in self.step(step))
+            ops = self.step(step)
+            lines.extend(f"| {op}" for op in [*self.preamble, *ops])
+            self.preamble.clear()
             self.track(step)
             if isinstance(step, ir.Filter):
                 self.present |= _required(step.pred)
         return "\n".join(lines) + "\n"
 
     def column(self, name: str, span: ir.Span = ir.NO_SPAN, output: bool = False) -> str | None:
+        derived = self.derive(name)
+        if derived is not None:
+            return derived
         mapped = super().column(name, span, output)
         if mapped is not None and self.event is not None and self.event.prefix and name not in self.computed \
                 and not mapped.startswith("_") and mapped not in _BASE_FIELDS:
             return self.event.prefix + mapped
         return mapped
+
+    def derive(self, name: str) -> str | None:
+        """A Falcon field the profile holds in another shape, computed back where eval can: a file
+        name (``FileName``) from the full path the profile has (``ImageFileName``), as the text after
+        its last ``\\`` or ``/`` — what LogScale's Falcon parser writes. Computed once, before the
+        first step that reads it; then the field is the rule's own."""
+        if name in self.computed or not hasattr(self, "preamble"):
+            return None
+        mapped = self.profile.field(self.event, name)
+        if mapped is None or mapped.transform != "basename":
+            return None
+        source = mapped.name
+        if self.event is not None and self.event.prefix and mapped.name not in _BASE_FIELDS:
+            source = self.event.prefix + mapped.name
+        self.preamble.append(f"eval {field_ref(name)}=replace({field_ref(source)}, {string(_FOLDERS)}, \"\")")
+        self.computed.add(name)
+        return name
 
     def base_search(self) -> str:
         event = self.event

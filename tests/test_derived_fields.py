@@ -1,0 +1,50 @@
+"""Falcon fields a profile holds in another shape, computed back in the target: ``FileName`` (the
+file name LogScale's Falcon parser writes) from the full path raw FDR events carry, in SPL. The
+rows agree with the Python matcher on the SPL oracle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cqlx import convert
+from tests.agreement import assert_agree
+
+P = "#event_simpleName=ProcessRollup2 "
+
+
+def _event(n: int, path: str, **fields: Any) -> dict[str, Any]:
+    name = path.replace("/", "\\").rsplit("\\", 1)[-1]
+    return {"#event_simpleName": "ProcessRollup2", "ComputerName": f"host-{n:02d}", "ImageFileName": path,
+            "FileName": name, **fields}
+
+
+EVENTS = [
+    _event(1, "\\Device\\HarddiskVolume3\\Windows\\System32\\cmd.exe", CommandLine="cmd /c whoami"),
+    _event(2, "\\Device\\HarddiskVolume3\\Windows\\System32\\WindowsPowerShell\\v1.0\\PowerShell.exe"),
+    _event(3, "/usr/bin/bash", CommandLine="bash -i"),
+    _event(4, "\\Device\\HarddiskVolume3\\Users\\a\\cmd.exe.bak"),
+    _event(5, "\\Device\\HarddiskVolume3\\Tools\\cmd\\run.exe"),
+]
+
+RULES = [
+    "FileName = /^(cmd|powershell)\\.exe$/i | select([ComputerName, FileName])",
+    "FileName = cmd.exe | select([ComputerName])",
+    'in(FileName, values=["bash", "run.exe"]) | select([ComputerName, FileName])',
+    "FileName = *.exe | groupBy(FileName) | select([FileName, _count])",
+    "select([ComputerName, FileName])",
+]
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_spl_computes_the_file_name_as_logscale_does(rule: str) -> None:
+    rows = assert_agree(P + "| " + rule, EVENTS, engines=("spl",))
+    assert rows
+
+
+def test_the_file_name_is_computed_once_before_its_first_use() -> None:
+    spl = convert(P + "| FileName = cmd.exe | x := lower(FileName) | select([x, FileName])", to="spl")
+    assert spl.count("eval FileName=replace(ImageFileName") == 1
+    lines = spl.splitlines()
+    assert lines[1].startswith("| eval FileName=") and "FileName" in lines[2]
