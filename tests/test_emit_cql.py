@@ -197,7 +197,7 @@ def test_cli_convert_to_cql() -> None:
 _TABLE_MODULES = ("test_agreement", "test_emit_kql", "test_emit_python", "test_emit_sigma", "test_emit_spl",
                   "test_grammar", "test_passes", "test_prefilter", "test_profile_data", "test_spl_agreement",
                   "test_spl_oracle", "test_testing", "test_fuzz", "test_aggs", "test_state_lookup",
-                  "test_state_platform", "test_state_join", "test_state_options")
+                  "test_state_platform", "test_state_join", "test_state_options", "test_filters")
 
 
 def _strings(item: object) -> Iterator[str]:
