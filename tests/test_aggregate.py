@@ -161,7 +161,7 @@ def test_sigma_correlation_table(cql: str, expected: dict[str, Any]) -> None:
     base, correlation = rules
     assert correlation["correlation"] == {**expected, "rules": [base["id"]]} or \
         correlation["correlation"] == {"type": expected["type"], "rules": [base["id"]], **expected}
-    assert base["detection"]["selection"] == {"CommandLine|cased": "*whoami*"}
+    assert base["detection"]["selection"] == {"CommandLine|contains|cased": "whoami"}
     assert any("timespan 1h" in d and d.startswith("presentation") for d in diagnostics)
     assert not any(d.startswith("detection") for d in diagnostics)
     collection = SigmaCollection.from_yaml(convert_text(P + "CommandLine = *whoami* | " + cql, "sigma").output)

@@ -198,7 +198,7 @@ _TABLE_MODULES = ("test_agreement", "test_emit_kql", "test_emit_python", "test_e
                   "test_grammar", "test_passes", "test_prefilter", "test_profile_data", "test_spl_agreement",
                   "test_spl_oracle", "test_testing", "test_fuzz", "test_aggs", "test_state_lookup",
                   "test_state_platform", "test_state_join", "test_state_options", "test_funcs",
-                  "test_funcs_agreement")
+                  "test_funcs_agreement", "test_filters")
 
 
 def _strings(item: object) -> Iterator[str]:

@@ -30,7 +30,8 @@ def detection(cql: str) -> dict[str, Any]:
 
 TABLE = [
     ("CommandLine = whoami", {"selection": {"CommandLine|cased": "whoami"}, "condition": "selection"}),
-    ("CommandLine = *who*", {"selection": {"CommandLine|cased": "*who*"}, "condition": "selection"}),
+    ("CommandLine = *who*", {"selection": {"CommandLine|contains|cased": "who"}, "condition": "selection"}),
+    ("CommandLine = *who*ami*", {"selection": {"CommandLine|contains|cased": "who*ami"}, "condition": "selection"}),
     ("CommandLine = /who/i", {"selection": {"CommandLine|re|i": "who"}, "condition": "selection"}),
     ("CommandLine = /who/", {"selection": {"CommandLine|re": "who"}, "condition": "selection"}),
     ("CommandLine = /a.b/md", {"selection": {"CommandLine|re|m|s": "a.b"}, "condition": "selection"}),

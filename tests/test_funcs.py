@@ -520,3 +520,13 @@ def test_generated_value_calls_convert_or_raise_cql_error(text: str, evs: list[d
     if outcome.kql:
         for kql in outcome.kql:
             check_kql(kql)
+
+
+def test_a_non_finite_number_in_an_event_is_no_number() -> None:
+    """Hypothesis finding: Python's JSON reader makes NaN and infinities (JSON has none); round()
+    of one raised. They are no number, as the text "NaN" is."""
+    from cqlx import compile_matcher
+
+    matcher = compile_matcher("x := round(RawProcessId, how=round) | select([x])")
+    for value in (float("nan"), float("inf"), float("-inf")):
+        assert matcher.match({"RawProcessId": value}) == {}

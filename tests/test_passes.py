@@ -51,8 +51,12 @@ def test_extract_source_takes_event_type_and_platform() -> None:
 
 
 def test_extract_source_keeps_a_case_insensitive_event_type_filter() -> None:
+    """The anchored regex names the event type (the table), and the source keeps the test itself."""
     query = extract_source(normalize(lowered("#event_simpleName=/^ProcessRollup2$/i")))
-    assert query.source.event_types == ()
+    assert query.source.event_types == ("ProcessRollup2",)
+    assert query.source.types_test == ir.Regex("#event_simpleName", "^ProcessRollup2$", "i")
+    unanchored = extract_source(normalize(lowered("#event_simpleName=/ProcessRollup2/i")))
+    assert unanchored.source.event_types == ()
 
 
 def test_extract_source_alternatives() -> None:

@@ -246,7 +246,7 @@ def test_parse_errors_need_no_events() -> None:
     program = compile_spl('search * | where x=="a"')
     assert program.run([]) == []
     with pytest.raises(SplOracleError):
-        compile_spl("search * | rex field=x \"(?<a>.)\"")
+        compile_spl("search * | rex field=x mode=sed \"s/a/b/\"")
 
 
 def test_the_golden_seed_spl_is_in_the_subset() -> None:

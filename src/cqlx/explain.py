@@ -41,6 +41,8 @@ def pred(p: ir.Pred) -> str:
                + (", ignoreCase=true)" if p.ignore_case else ")")
     if isinstance(p, ir.FreeText):
         return _regex(p.value, p.flags) if p.regex else _quote(p.value)
+    if isinstance(p, ir.Cidr):
+        return f"{p.field} in subnet {', '.join(p.subnets)}"
     if isinstance(p, ir.ExprTest):
         return f"test({expr(p.left)} {p.op} {expr(p.right)})"
     if isinstance(p, ir.OpaqueTest):
@@ -99,8 +101,13 @@ def explain(query: ir.Query, title: str = "", path: str = "", line_offset: int =
     types = ", ".join(query.source.event_types) or "any"
     platforms = ", ".join(query.source.platforms) or "any"
     out.append(f"Source: event types {types}; platforms {platforms}")
+    for test in (query.source.types_test, query.source.platforms_test):
+        if test is not None:
+            out.append(f"  (selected by {pred(test)}, which the Python matcher and CQL keep as written)")
     signals = [s for s in query.steps if isinstance(s, ir.Signal)]
-    first_group = next((i for i, s in enumerate(query.steps) if isinstance(s, ir.Aggregate)), len(query.steps))
+    # Filters after an aggregation or a field extraction are listed in order, where they run.
+    first_group = next((i for i, s in enumerate(query.steps) if isinstance(s, ir.Aggregate | ir.Extract)),
+                       len(query.steps))
     filters = [s for s in query.steps[:first_group] if isinstance(s, ir.Filter)]
     if filters:
         out.append("Filter (every test must hold):")
@@ -131,6 +138,10 @@ def explain(query: ir.Query, title: str = "", path: str = "", line_offset: int =
             out.append(f"Ladder: {step.field} = {arms}; else {step.default}")
         elif isinstance(step, ir.Eval):
             out.append(f"Assign: {step.field} := {expr(step.expr)}")
+        elif isinstance(step, ir.Extract):
+            keep = "keep the events it matches" if step.strict else "keep every event"
+            out.append(f"Extract: {', '.join(step.groups)} from the named groups of {pred(step.test)} "
+                       f"(first match; {keep})")
         elif isinstance(step, ir.Case):
             out.append(f"Case: {len(step.branches)} branches (the first that keeps the event wins; "
                        "no match drops it)")

@@ -64,6 +64,17 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         FunctionSpec("in", ("field", "values", "ignoreCase"), "field", "filter"),
         # test(expression) — functions-test
         FunctionSpec("test", ("expression",), "expression", "filter"),
+        # regex(regex, field=@rawstring, flags=m, strict=true, repeat=false, limit=100) —
+        # functions-regex: filters, and extracts its named groups into fields
+        FunctionSpec("regex", ("regex", "field", "flags", "strict", "repeat", "limit"), "regex", "filter"),
+        # wildcard(pattern, field=[...], ignoreCase=false, includeEverythingOnAsterisk=false) —
+        # functions-wildcard: a glob over the whole value of each field given
+        FunctionSpec("wildcard", ("pattern", "field", "ignoreCase", "includeEverythingOnAsterisk"), "pattern",
+                     "filter"),
+        # cidr(field, subnet=[...], negate=false (deprecated 1.100), file, column) — functions-cidr
+        FunctionSpec("cidr", ("field", "subnet", "negate", "file", "column"), "field", "filter"),
+        # text:contains(string, substring) — functions-text-contains: both are expressions
+        FunctionSpec("text:contains", ("string", "substring"), "string", "filter"),
         # lower(field, as=_lower, locale) / upper(field, as=_upper, locale) — functions-lower/upper
         FunctionSpec("lower", ("field", "as", "locale"), "field", "value"),
         FunctionSpec("upper", ("field", "as", "locale"), "field", "value"),
@@ -139,6 +150,12 @@ def span_text(millis: int) -> str:
         if millis % size == 0:
             return f"{millis // size}{unit}"
     return f"{millis}ms"
+#: regex()'s flags (functions-regex): d dot-all, i ignore case, m multi-line, F LogScale's regex engine v2.
+REGEX_FLAGS = "dimF"
+#: regex() without flags= runs with m (functions-regex; syntax-regex-flags: "enabled by default in
+#: the regex() function").
+REGEX_DEFAULT_FLAGS = "m"
+
 #: groupBy()'s limit: GroupDefaultLimit is 20,000 and the documented maximum 1,000,000; ``max``
 #: means GroupMaxLimit, configurable per cluster, read here as that maximum (functions-groupby).
 GROUP_LIMIT_DEFAULT = 20_000
@@ -245,7 +262,7 @@ OPAQUE: dict[str, OpaqueSpec] = {
 _PENDING = {
     "enrich": ("math:log", "math:abs", "math:floor", "math:ceil", "hash", "md5", "sha1",
                "sha256", "tokenHash", "unit:convert"),
-    "filter": ("regex", "wildcard", "cidr", "text:contains", "like", "dedup"),
+    "filter": ("dedup",),
     "aggregate": ("percentile", "stdDev", "range", "counterAsRate", "linReg"),
 }
 for _effect, _names in _PENDING.items():

@@ -86,6 +86,18 @@ class In:
 
 
 @dataclass(frozen=True)
+class Cidr:
+    """The field holds an IP address (v4 or v6) inside one of ``subnets`` (written as
+    ``ipaddress`` writes the network: host bits cleared); false when missing or not an address.
+    An address only falls in a subnet of its own version (functions-cidr: ``0.0.0.0/0`` checks for
+    IPv4, ``::/0`` for IPv6)."""
+
+    field: str
+    subnets: tuple[str, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
 class FreeText:
     """A string or regex searched for in every field of the event (``@rawstring`` semantics)."""
 
@@ -142,7 +154,7 @@ class TrueP:
     span: Span = _span()
 
 
-Pred = Eq | Glob | Regex | Cmp | Exists | In | FreeText | ExprTest | OpaqueTest | And | Or | Not | TrueP
+Pred = Eq | Glob | Regex | Cmp | Exists | In | Cidr | FreeText | ExprTest | OpaqueTest | And | Or | Not | TrueP
 
 
 # ---------------------------------------------------------------- expressions
@@ -206,6 +218,27 @@ Expr = Lit | Ref | Cond | Arith | Func | Null
 class Filter:
     pred: Pred
     span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Extract:
+    """A regex with named groups, run on ``field``: each group that takes part in the first match
+    sets the field of its name (a group that does not take part leaves its field as it was).
+    ``strict`` drops the events it does not match (``field = /re/`` and ``regex()``'s default);
+    without it they pass unchanged (``regex(..., strict=false)``). library.humio.com:
+    syntax-fields (regex field extraction), functions-regex."""
+
+    field: str
+    pattern: str  # LogScale's, the \/ escape removed
+    flags: str
+    groups: tuple[str, ...]  # the named groups, in order
+    strict: bool = True
+    span: Span = _span()
+
+    @property
+    def test(self) -> Regex:
+        """The regex as a test (what the step keeps, when strict)."""
+        return Regex(self.field, self.pattern, self.flags, self.span)
 
 
 @dataclass(frozen=True)
@@ -446,15 +479,23 @@ class Join:
         return () if self.negated else self.include
 
 
-Step = Filter | Eval | Signal | Score | Ladder | Case | Project | Order | Aggregate | Drop | Opaque | Lookup | Join
+Step = (Filter | Extract | Eval | Signal | Score | Ladder | Case | Project | Order | Aggregate | Drop | Opaque | Lookup
+        | Join)
 
 
 @dataclass(frozen=True)
 class Source:
-    """The event types (``#event_simpleName``) and platforms (``event_platform``) a rule reads."""
+    """The event types (``#event_simpleName``) and platforms (``event_platform``) a rule reads.
+
+    ``types_test`` / ``platforms_test`` hold the test that selected them when it is not a plain
+    exact equality (``#event_simpleName=/^ProcessRollup2$/i``, as Sigma converters write): the
+    values name the table or logsource, the test is what the Python matcher and canonical CQL keep
+    (:func:`cqlx.passes.extract_source`)."""
 
     event_types: tuple[str, ...] = ()
     platforms: tuple[str, ...] = ()
+    types_test: Pred | None = None
+    platforms_test: Pred | None = None
 
 
 @dataclass(frozen=True)

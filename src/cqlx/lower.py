@@ -9,6 +9,7 @@ so ``cqlx check`` can point at it.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +32,8 @@ from cqlx.functions import (
     LOOKUP_MODES,
     MATCH,
     OPAQUE,
+    REGEX_DEFAULT_FLAGS,
+    REGEX_FLAGS,
     ROW_LIMIT_DEFAULT,
     ROW_LIMIT_MAX,
     SAVED_SEARCH,
@@ -44,6 +47,7 @@ from cqlx.functions import (
     FunctionSpec,
     OpaqueSpec,
 )
+from cqlx.regexes import bad_group_name, named_groups, unname_groups
 
 T = TypeVar("T")
 
@@ -420,7 +424,7 @@ class _Lowering:
                 default_out = "_if" if spec.name == "if" else f"_{spec.name}"
                 out = self.field_arg(args["as"]) if "as" in args else default_out
                 return [ir.Eval(out, self.call_value(stage, spec), stage.span)]
-        return [ir.Filter(self.filter(stage), stage.span)]
+        return self.filter_stage(stage)
 
     def lookup(self, call: A.Call, negated: bool, span: Span) -> ir.Lookup | ir.Opaque:
         """``match(...)`` (or ``!match(...)``) as a stage: an :class:`ir.Lookup`; what cqlx does not
@@ -519,7 +523,13 @@ class _Lowering:
             for branch in stage.branches:
                 pattern = branch.pattern
                 steps = self.pipeline(branch.pipeline)
-                if not (isinstance(pattern, A.BareValue) and pattern.text == "*"):
+                if isinstance(pattern, A.RegexLit) and named_groups(unescape_regex(pattern.pattern)):
+                    # `field = /re/` with named groups extracts them (syntax-conditional: each pattern
+                    # tests the field as `field = pattern` would)
+                    extraction = self.extract(stage.field.name, unescape_regex(pattern.pattern),
+                                              _flags(pattern.flags), True, pattern.span)
+                    steps = (*extraction, *steps)
+                elif not (isinstance(pattern, A.BareValue) and pattern.text == "*"):
                     test = _value_predicate(stage.field.name, pattern, pattern.span)
                     steps = (ir.Filter(test, pattern.span), *steps)
                 branches.append(ir.CaseBranch(steps, branch.span))
@@ -931,7 +941,10 @@ class _Lowering:
             call = A.Call(node.call.span, node.call.name, node.call.name_span, (*node.call.args, field_arg))
             if self.spec(call) is None:
                 return self.opaque_test(call, node.span)
-            return self.filter_call(call)
+            try:
+                return self.filter_call(call)
+            except _Opaque as opaque:
+                return ir.OpaqueTest(opaque.name, self.source(node.span), opaque.reason, node.span)
         if isinstance(node, A.FreeText):
             value = node.value
             if isinstance(value, A.RegexLit):
@@ -971,6 +984,8 @@ class _Lowering:
                 value = A.BareValue(value.span, self.param(value))
             except _Opaque as opaque:
                 return ir.OpaqueTest(opaque.name, self.source(span), opaque.reason, span)
+        if op.lower() == "like":
+            return self.like(field, value, span)
         if op in ("=", "!="):
             pred = _value_predicate(field, value, span)
             return ir.Not(pred, span) if op == "!=" else pred
@@ -989,6 +1004,10 @@ class _Lowering:
             if "expression" not in args:
                 raise CqlValueError("test() needs an expression", call.span)
             return self.condition(args["expression"])
+        special = {"regex": self.regex_test, "wildcard": self.wildcard, "cidr": self.cidr,
+                   "text:contains": self.text_contains}.get(spec.name.lower())
+        if special is not None:
+            return special(call, args)
         # in(field, values=[...], ignoreCase=false)
         if "field" not in args or "values" not in args:
             raise CqlValueError("in() needs a field and values=[...]", call.span)
@@ -1051,7 +1070,7 @@ class _Lowering:
                 if condition is not None:
                     raise CqlValueError("if() takes one condition", arg.span)
                 # Dialect 2: a filter as the condition (`CommandLine = /re/i`).
-                condition = self.comparison(arg.name, "=", arg.value, arg.span)
+                condition = self.test_only(self.comparison(arg.name, "=", arg.value, arg.span))
                 dialect.append("a filter as its condition")
             else:
                 positional.append(arg)
@@ -1093,5 +1112,259 @@ class _Lowering:
             return self.filter_call(node)
         raise CqlValueError("expected a condition such as a == b or x >= 3", node.span)
 
+    # ------------------------------------------------------------ filter stages and filter functions
+
+    def filter_stage(self, node: A.Node) -> list[ir.Step]:
+        """A filter stage. A conjunct that is ``field = /re/`` with named groups, or a ``regex()``
+        call, extracts fields (syntax-fields; functions-regex), and the conjuncts after it may test
+        them: implicit AND is a pipe (syntax-filters), so the stage is cut there into filters and
+        :class:`ir.Extract` steps, in order. A stage without one is a single filter, as before."""
+        parts = _and_parts(node)
+        if not any(self.extracts(part) for part in parts):
+            return [ir.Filter(self.filter(node), node.span)]
+        steps: list[ir.Step] = []
+        pending: list[A.Node] = []
+
+        def flush() -> None:
+            if pending:
+                preds = tuple(self.filter(part) for part in pending)
+                span = _cover([part.span for part in pending])
+                steps.append(ir.Filter(preds[0] if len(preds) == 1 else ir.And(preds, span), span))
+                pending.clear()
+
+        for part in parts:
+            if self.extracts(part):
+                flush()
+                steps.extend(self.extraction(part))
+            else:
+                pending.append(part)
+        flush()
+        return steps
+
+    def regex_call(self, node: A.Node) -> A.Call | None:
+        """``regex(...)`` or ``field =~ regex(...)`` (as ``regex(..., field=field)``), else None."""
+        if isinstance(node, A.Call) and node.name.lower() == "regex":
+            return node
+        if isinstance(node, A.FnCompare) and node.call.name.lower() == "regex":
+            field_arg = A.Argument(node.field.span, "field", A.FieldRef(node.field.span, node.field.name))
+            return A.Call(node.span, node.call.name, node.call.name_span, (*node.call.args, field_arg))
+        return None
+
+    def extracts(self, node: A.Node) -> bool:
+        """Whether a conjunct of a filter stage is an extraction (a ``regex()`` call, which may
+        also keep every event, or a regex filter with named groups)."""
+        if self.regex_call(node) is not None:
+            return True
+        return (isinstance(node, A.Comparison) and node.op == "=" and isinstance(node.value, A.RegexLit)
+                and bool(named_groups(unescape_regex(node.value.pattern))))
+
+    def extraction(self, node: A.Node) -> list[ir.Step]:
+        call = self.regex_call(node)
+        if call is None:
+            assert isinstance(node, A.Comparison) and isinstance(node.value, A.RegexLit)
+            pattern = unescape_regex(node.value.pattern)
+            return self.extract(node.field.name, pattern, _flags(node.value.flags), True, node.span)
+        try:
+            field, pattern, flags, strict = self.regex_arguments(call, self.bind(call, FUNCTIONS["regex"]))
+        except _Opaque as opaque:
+            return [ir.Opaque(opaque.name, self.source(node.span), ir.FILTERS, None, opaque.reason, node.span)]
+        return self.extract(field, pattern, flags, strict, node.span)
+
+    def extract(self, field: str, pattern: str, flags: str, strict: bool, span: Span) -> list[ir.Step]:
+        self.check_groups(pattern, span)
+        groups = named_groups(pattern)
+        if not groups:  # a regex() without named groups filters (strict) or does nothing
+            return [ir.Filter(ir.Regex(field, pattern, flags, span), span)] if strict else []
+        if "g" in flags:
+            return [ir.Opaque("/regex/g", self.source(span), ir.FILTERS, groups,
+                              "a /regex/g with named groups extracts every match (syntax-regex-flags); cqlx does "
+                              "not convert repeated extraction", span)]
+        return [ir.Extract(field, pattern, flags, groups, strict, span)]
+
+    def test_only(self, pred: ir.Pred) -> ir.Pred:
+        """The seed dialect's ``if(field = /re/, ...)`` tests its regex and extracts nothing
+        (LogScale's ``if()`` takes an expression, which has no regex; ``case { }`` extracts): its
+        named groups become plain groups, which match the same text."""
+        if isinstance(pred, ir.Regex) and named_groups(pred.pattern):
+            self.notes.append((pred.span, "the regex's named groups extract nothing in an if() condition; write "
+                                          "case { field=/re/ | ... ; * | ... } to extract them"))
+            return ir.Regex(pred.field, unname_groups(pred.pattern), pred.flags, pred.span)
+        return pred
+
+    def check_groups(self, pattern: str, span: Span) -> None:
+        bad = bad_group_name(pattern)
+        if bad is None:
+            return
+        if named_groups(pattern).count(bad) > 1:
+            raise CqlValueError(f"the regex names the group {bad!r} twice; LogScale refuses that", span)
+        raise CqlValueError(f"the group name {bad!r} is not a field name cqlx can write: use ASCII letters, "
+                            "digits and _", span)
+
+    def regex_arguments(self, call: A.Call, args: dict[str, A.Expr]) -> tuple[str, str, str, bool]:
+        """``regex()``'s field, pattern, flags and strict (functions-regex: field defaults to
+        @rawstring, flags to m, strict to true); :class:`_Opaque` for ``repeat=true``."""
+        if "regex" not in args:
+            raise CqlValueError('regex() needs a regular expression, e.g. regex("user=(?<user>\\\\S+)")', call.span)
+        given = args["regex"]
+        if not isinstance(given, A.StringLit | A.FieldRef | A.BareValue | A.Number):
+            raise CqlValueError("regex() takes its regular expression as a quoted string (functions-regex)",
+                                given.span)
+        pattern = unescape_regex(_plain_text(given))
+        if not pattern:
+            raise CqlValueError("regex() needs a regular expression that is not empty", given.span)
+        field = self.field_arg(args["field"]) if "field" in args else "@rawstring"
+        flags = REGEX_DEFAULT_FLAGS
+        if "flags" in args:
+            word = self.word(args["flags"])
+            if set(word) - set(REGEX_FLAGS):
+                raise CqlValueError(f"flags={word!r}: regex() accepts the flags d, i, m and F", args["flags"].span)
+            flags = _flags(word)
+        strict = self.boolean(args["strict"], "strict") if "strict" in args else True
+        if "limit" in args:
+            self.limit_word(args["limit"])
+        if "repeat" in args and self.boolean(args["repeat"], "repeat"):
+            raise _Opaque(call.name, "regex(repeat=true) makes one event of each match; cqlx does not convert it")
+        return field, pattern, flags, strict
+
+    def limit_word(self, value: A.Expr) -> None:
+        word = self.word(value)
+        if word.lower() != "max" and not re.fullmatch(r"[0-9]{1,9}", word):
+            raise CqlValueError(f"limit={word} must be a whole number or max", value.span)
+
+    def regex_test(self, call: A.Call, args: dict[str, A.Expr]) -> ir.Pred:
+        """``regex()`` inside a boolean expression (``not regex(...)``, an ``or``): a test; its named
+        groups extract nothing there (reported when a later step reads them)."""
+        field, pattern, flags, strict = self.regex_arguments(call, args)
+        self.check_groups(pattern, call.span)
+        return ir.Regex(field, pattern, flags, call.span) if strict else ir.TrueP(call.span)
+
+    def wildcard(self, call: A.Call, args: dict[str, A.Expr]) -> ir.Pred:
+        """``wildcard(pattern, field=[...], ignoreCase, includeEverythingOnAsterisk)``: the glob over
+        each field's whole value (functions-wildcard examples: ``pattern=horse, ignoreCase=true`` is
+        ``animal=/\\Ahorse\\z/i``); with several fields, any of them (an or)."""
+        if "pattern" not in args:
+            raise CqlValueError('wildcard() needs a pattern, e.g. wildcard(field=CommandLine, pattern="*whoami*")',
+                                call.span)
+        pattern = self.pattern_text(args["pattern"], "wildcard()")
+        ignore = self.boolean(args["ignoreCase"], "ignoreCase") if "ignoreCase" in args else False
+        everything = (self.boolean(args["includeEverythingOnAsterisk"], "includeEverythingOnAsterisk")
+                      if "includeEverythingOnAsterisk" in args else False)
+        if "field" not in args:
+            raise _Opaque(call.name, "wildcard() without field= searches every field of the event; cqlx converts it "
+                                     "with field= only")
+        fields = self.field_list(args["field"])
+        if not fields:
+            raise CqlValueError("wildcard() needs at least one field", args["field"].span)
+        if not pattern:
+            raise _Opaque(call.name, "wildcard() with an empty pattern: LogScale does not document what it matches")
+        if pattern == "*" and everything:
+            return ir.TrueP(call.span)
+        tests = tuple(_glob_test(field, pattern, ignore, call.span) for field in fields)
+        return tests[0] if len(tests) == 1 else ir.Or(tests, call.span)
+
+    def pattern_text(self, value: A.Expr, where: str) -> str:
+        if isinstance(value, A.Star):
+            return "*"
+        if isinstance(value, A.StringLit | A.BareValue | A.FieldRef | A.Number):
+            return _plain_text(value)
+        raise CqlValueError(f"{where} takes one pattern, a quoted string or a glob such as *.exe", value.span)
+
+    def cidr(self, call: A.Call, args: dict[str, A.Expr]) -> ir.Pred:
+        """``cidr(field, subnet=[...])`` (functions-cidr). The deprecated ``negate=true`` lets only
+        addresses outside the subnets through, where ``!cidr()`` also keeps events without the
+        field: read as the field present and not in the subnets."""
+        if "field" not in args:
+            raise CqlValueError('cidr() needs a field, e.g. cidr(RemoteAddressIP4, subnet="10.0.0.0/8")', call.span)
+        field = self.field_arg(args["field"])
+        if "file" in args or "column" in args:
+            raise _Opaque(call.name, "cidr(file=..., column=...) reads its subnets from an uploaded lookup file, "
+                                     "which the query does not hold")
+        if "subnet" not in args:
+            raise CqlValueError('cidr() needs subnet=[...], e.g. cidr(aip, subnet=["10.0.0.0/8"])', call.span)
+        value = args["subnet"]
+        items = value.items if isinstance(value, A.Array) else (value,)
+        subnets = tuple(dict.fromkeys(self.subnet(item) for item in items))
+        if not subnets:
+            raise CqlValueError("cidr() needs at least one subnet", value.span)
+        pred = ir.Cidr(field, subnets, call.span)
+        if "negate" in args and self.boolean(args["negate"], "negate"):
+            self.notes.append((call.span, "cidr(negate=true) is deprecated since LogScale 1.100; write !cidr(...), "
+                                          "which also keeps events without the field (cqlx reads negate=true as: "
+                                          "the field is present and outside the subnets)"))
+            return ir.And((ir.Exists(field, call.span), ir.Not(pred, call.span)), call.span)
+        return pred
+
+    def subnet(self, value: A.Expr) -> str:
+        if not isinstance(value, A.StringLit | A.BareValue | A.FieldRef | A.Number):
+            raise CqlValueError('a subnet is a quoted string such as "10.0.0.0/8"', value.span)
+        text = _plain_text(value)
+        try:
+            return str(ipaddress.ip_network(text.strip(), strict=False))
+        except ValueError:
+            raise CqlValueError(f"{text!r} is not an IPv4 or IPv6 subnet (such as 10.0.0.0/8 or 2001:db8::/32)",
+                                value.span) from None
+
+    def text_contains(self, call: A.Call, args: dict[str, A.Expr]) -> ir.Pred:
+        """``text:contains(string, substring)``, case-sensitive (functions-text-contains: with a field
+        and a quoted substring it is ``field = /substring/``). Both may be expressions; cqlx
+        converts a field and a quoted substring."""
+        if "string" not in args or "substring" not in args:
+            raise CqlValueError('text:contains() needs a string and a substring, e.g. '
+                                'text:contains(string=CommandLine, substring="whoami")', call.span)
+        string, substring = args["string"], args["substring"]
+        if isinstance(string, A.FieldRef) and isinstance(substring, A.StringLit):
+            return _contains_test(string.name, substring.value, call.span)
+        raise _Opaque(call.name, "text:contains() of a computed string or substring; cqlx converts a field and a "
+                                 "quoted substring")
+
+    def like(self, field: str, value: A.Node, span: Span) -> ir.Pred:
+        """``field like "text"``: the value contains the text, case-sensitive (syntax-operators:
+        ``class like "Bucket"`` is ``class like "*Bucket*"``). With a ``*`` the page says both
+        "contains" and "begins with foo and ends with bar": cqlx does not guess."""
+        if isinstance(value, A.RegexLit):
+            raise CqlValueError("like takes a string, not a /regex/ (write field = /regex/)", value.span)
+        text = _plain_text(value) if not isinstance(value, A.Star) else "*"
+        if "*" in text:
+            return ir.OpaqueTest("like", self.source(span), "like with a '*': LogScale's docs say both that the value "
+                                 "contains the pattern and that it begins and ends with its parts; cqlx converts like "
+                                 "without '*' only", span)
+        return _contains_test(field, text, span)
+
+
+def _and_parts(node: A.Node) -> list[A.Node]:
+    """The conjuncts of a filter (implicit or explicit AND), left to right."""
+    if isinstance(node, A.AndFilter):
+        return _and_parts(node.left) + _and_parts(node.right)
+    return [node]
+
+
+def _cover(spans: Sequence[Span]) -> Span:
+    """The span from the first to the last of ``spans``."""
+    first, last = min(spans), max(spans, key=lambda s: (s.end_line, s.end_column))
+    return Span(first.line, first.column, last.end_line, last.end_column)
+
+
+def _glob_test(field: str, pattern: str, ignore_case: bool, span: Span) -> ir.Pred:
+    """``field`` matches the glob over its whole value (``*`` alone: the field is present)."""
+    if pattern == "*":
+        return ir.Exists(field, span)
+    if ignore_case:
+        return ir.In(field, (pattern,), True, span)  # in() takes globs and ignoreCase (functions-in)
+    return ir.Glob(field, pattern, False, span) if "*" in pattern else ir.Eq(field, pattern, False, span)
+
+
+def _literal_regex(text: str) -> str:
+    """A regex matching ``text`` literally (Java and the targets escape the same metacharacters)."""
+    return "".join("\\" + c if c in "\\^$.|?*+()[]{}" else c for c in text)
+
+
+def _contains_test(field: str, text: str, span: Span) -> ir.Pred:
+    """``field`` contains ``text`` (case-sensitive): a glob when ``text`` holds no ``*`` (which a glob
+    cannot escape), else a regex; the empty text is in every value, so the field need only exist."""
+    if not text:
+        return ir.Exists(field, span)
+    if "*" in text:
+        return ir.Regex(field, _literal_regex(text), "", span)
+    return ir.Glob(field, f"*{text}*", False, span)
 
 from cqlx import lower_values  # noqa: E402  # it builds on _Lowering, defined above

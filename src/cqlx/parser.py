@@ -367,6 +367,7 @@ _WORDS: dict[str, str] = {
     "OR": "'or'",
     "CASE": "'case'",
     "MATCH": "'match'",
+    "LIKE": "'like'",
     "PARAM": "a query parameter such as ?name",
     "SAVED": "a saved search such as $name()",
     "DURATION": "a time span such as 1h",

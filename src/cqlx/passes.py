@@ -6,6 +6,7 @@ ladder) passes through unchanged and still converts as plain ``Eval`` steps.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from itertools import pairwise
@@ -45,6 +46,8 @@ def expr_fields(expr: ir.Expr) -> frozenset[str]:
 def step_writes(step: ir.Step) -> frozenset[str]:
     if isinstance(step, ir.Eval):
         return frozenset({step.field})
+    if isinstance(step, ir.Extract):
+        return frozenset(step.groups)
     if isinstance(step, ir.Signal):
         return frozenset(f for f in (step.flag_field, step.score_field) if f)
     if isinstance(step, ir.Score | ir.Ladder):
@@ -65,6 +68,8 @@ def step_writes(step: ir.Step) -> frozenset[str]:
 def step_reads(step: ir.Step) -> frozenset[str]:
     if isinstance(step, ir.Filter):
         return pred_fields(step.pred)
+    if isinstance(step, ir.Extract):
+        return frozenset({step.field})
     if isinstance(step, ir.Eval):
         return expr_fields(step.expr)
     if isinstance(step, ir.Signal):
@@ -133,6 +138,8 @@ def _decisive_reads(step: ir.Step, needed: set[str]) -> frozenset[str]:
     """What a step reads that decides the rows, given the fields ``needed`` after it."""
     if isinstance(step, ir.Filter):
         return pred_fields(step.pred)
+    if isinstance(step, ir.Extract) and step.strict:
+        return frozenset({step.field})  # it drops what it does not match
     if isinstance(step, ir.Case):
         reads: set[str] = set()
         for branch in step.branches:
@@ -247,8 +254,18 @@ def atoms(query: ir.Query) -> list[ir.Pred]:
             found.append(pred)
         return pred
 
+    def visit_step(step: ir.Step) -> None:
+        if isinstance(step, ir.Extract):
+            found.append(step.test)
+        elif isinstance(step, ir.Case):
+            for branch in step.branches:
+                for inner in branch.steps:
+                    visit_step(inner)
+        else:
+            _map_preds(step, visit)
+
     for step in query.steps:
-        _map_preds(step, visit)
+        visit_step(step)
     return found
 
 
@@ -411,12 +428,88 @@ def case_keep(case: ir.Case) -> ir.Pred | None:
     """Which events a ``case`` keeps (the disjunction of its branches' tests), for targets that can
     filter but not assign; None when a branch is not filters and assignments (:func:`branch_arm`)."""
     tests: list[ir.Pred] = []
-    for branch in case.branches:
+    # A field extraction keeps what its regex matches (when strict); what it writes is derived.
+    for branch in extraction_as_test(case)[0].branches:
         arm = branch_arm(branch)
         if arm is None:
             return None
         tests.append(arm[0])
     return normalize_pred(ir.Or(tuple(tests), case.span))
+
+
+def extraction_as_test(case: ir.Case) -> tuple[ir.Case, tuple[str, ...], bool]:
+    """The ``case`` with each field extraction in its branches reduced to the test it makes (a
+    strict one filters, a lax one keeps every event), the fields they would have written, and
+    whether a later step of the same branch reads one of them: for a target that can branch but not
+    extract there, which reports those fields as lost (detection loss when a branch reads them)."""
+    lost: list[str] = []
+    read_inside = False
+
+    def steps(branch_steps: tuple[ir.Step, ...]) -> tuple[ir.Step, ...]:
+        nonlocal read_inside
+        out: list[ir.Step] = []
+        written: set[str] = set()
+        for step in branch_steps:
+            if written and _overlaps(frozenset(written), set(step_reads(step))):
+                read_inside = True
+            if isinstance(step, ir.Extract):
+                lost.extend(g for g in step.groups if g not in lost)
+                written |= set(step.groups)
+                if step.strict:
+                    out.append(ir.Filter(step.test, step.span))
+            elif isinstance(step, ir.Case):
+                out.append(replace(step, branches=tuple(replace(b, steps=steps(b.steps)) for b in step.branches)))
+            else:
+                out.append(step)
+        return tuple(out)
+
+    rewritten = replace(case, branches=tuple(replace(b, steps=steps(b.steps)) for b in case.branches))
+    return rewritten, tuple(lost), read_inside
+
+
+def step_unextracted(step: ir.Step) -> tuple[ir.Pred, tuple[str, ...]] | None:
+    """:func:`unextracted_groups` over every test of a step that is not a ``case`` (a filter, a
+    signal's condition, the conditions inside an assignment)."""
+    if isinstance(step, ir.Case):
+        return None
+    found: list[tuple[ir.Pred, tuple[str, ...]]] = []
+
+    def visit(pred: ir.Pred) -> ir.Pred:
+        result = unextracted_groups(pred)
+        if result is not None:
+            found.append(result)
+        return pred
+
+    _map_preds(step, visit)
+    return found[0] if found else None
+
+
+def unextracted_groups(pred: ir.Pred) -> tuple[ir.Pred, tuple[str, ...]] | None:
+    """A regex with named groups in a place where cqlx tests it but extracts nothing, though
+    LogScale may: under an ``or`` (syntax-filters: an OR's operands "can't be a Regex with named
+    groups"; newer LogScale reads ``a or b`` as ``case { a ; b }``, which would extract), or a
+    free-text regex (which extracts from whichever field matches first, syntax-filters). A negated
+    regex extracts nothing. The first such regex and its groups, else None."""
+    from cqlx.regexes import named_groups
+
+    def walk(node: ir.Pred, under_or: bool) -> tuple[ir.Pred, tuple[str, ...]] | None:
+        if isinstance(node, ir.Not):
+            return None
+        if isinstance(node, ir.And | ir.Or):
+            for item in node.items:
+                found = walk(item, under_or or isinstance(node, ir.Or))
+                if found is not None:
+                    return found
+            return None
+        if isinstance(node, ir.Regex) and under_or:
+            groups = named_groups(node.pattern)
+            return (node, groups) if groups else None
+        if isinstance(node, ir.FreeText) and node.regex:
+            groups = named_groups(node.value)
+            return (node, groups) if groups else None
+        return None
+
+    return walk(pred, False)
 
 
 def drop_true_filters(query: ir.Query) -> ir.Query:
@@ -431,32 +524,76 @@ EVENT_TYPE_FIELDS = ("#event_simpleName", "event_simpleName")
 PLATFORM_FIELDS = ("event_platform", "#event_platform")
 
 
-def _exact_values(pred: ir.Pred, fields: tuple[str, ...]) -> tuple[str, ...] | None:
-    """The values of ``field = v1 or field = v2 ...`` (exact, case-sensitive), else None."""
-    if isinstance(pred, ir.Eq) and pred.field in fields and not pred.ignore_case:
-        return (pred.value,)
-    if isinstance(pred, ir.In) and pred.field in fields and not pred.ignore_case \
-            and not any("*" in v for v in pred.values):
-        return pred.values
+_NAME_ALTERNATION = re.compile(r"\^(?:\(\?:|\()?([A-Za-z0-9_]+(?:\|[A-Za-z0-9_]+)*)\)?\$")
+
+
+def _anchored_names(pattern: str) -> tuple[str, ...] | None:
+    """The names of ``^Name$``, ``^(A|B)$`` or ``^(?:A|B)$``, else None."""
+    match = _NAME_ALTERNATION.fullmatch(pattern)
+    grouped = pattern[1:2] == "("
+    if match is None or grouped != pattern.endswith(")$"):
+        return None
+    names = tuple(match.group(1).split("|"))
+    return names if grouped or len(names) == 1 else None  # ^A|B$ is (^A)|(B$)
+
+
+def _selected_values(pred: ir.Pred, fields: tuple[str, ...]) -> tuple[tuple[str, ...], bool] | None:
+    """The values of ``field = v1 or field = v2 ...`` and whether the test is exactly that (an
+    equality or in(), case-sensitive). An anchored regex of plain names (``/^ProcessRollup2$/i``,
+    as Sigma converters write) selects the same event types or platforms, which are names without
+    line breaks (so ``$`` before a final newline never differs), ignoring case with ``i``: not
+    exact, so the test is kept with the values (:class:`ir.Source`). Else None."""
+    if isinstance(pred, ir.Eq) and pred.field in fields:
+        return (pred.value,), not pred.ignore_case
+    if isinstance(pred, ir.In) and pred.field in fields and not any("*" in v for v in pred.values) and pred.values:
+        return pred.values, not pred.ignore_case
+    if isinstance(pred, ir.Regex) and pred.field in fields and set(pred.flags) <= set("iF"):
+        names = _anchored_names(pred.pattern)
+        return (names, False) if names is not None else None
     if isinstance(pred, ir.Or):
         found: list[str] = []
+        exact = True
         for item in pred.items:
-            values = _exact_values(item, fields)
-            if values is None:
+            selected = _selected_values(item, fields)
+            if selected is None:
                 return None
-            found.extend(v for v in values if v not in found)
-        return tuple(found)
+            found.extend(v for v in selected[0] if v not in found)
+            exact = exact and selected[1]
+        return tuple(found), exact
     return None
+
+
+def _exact_values(pred: ir.Pred, fields: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The values of ``field = v1 or field = v2 ...`` (exact, case-sensitive), else None."""
+    selected = _selected_values(pred, fields)
+    return selected[0] if selected is not None and selected[1] else None
+
+
+def folds_case(pred: ir.Pred | None) -> bool:
+    """Whether a source test ignores case (a regex with ``i``, a case-insensitive equality)."""
+    if pred is None:
+        return False
+    if isinstance(pred, ir.Or | ir.And):
+        return any(folds_case(p) for p in pred.items)
+    if isinstance(pred, ir.Regex):
+        return pred.ignore_case
+    return bool(getattr(pred, "ignore_case", False))
 
 
 def extract_source(query: ir.Query) -> ir.Query:
     """Move the leading ``#event_simpleName=...`` and ``event_platform=...`` conjuncts of the
-    first filters into :class:`Source`; a target profile turns them into tables or logsources."""
-    event_types: tuple[str, ...] = query.source.event_types
-    platforms: tuple[str, ...] = query.source.platforms
+    first filters into :class:`Source`; a target profile turns them into tables or logsources.
+    A field extraction that writes neither field does not end the leading filters (two filters
+    commute). A test that is not an exact equality is kept in the source with its values."""
+    source = query.source
+    event_types, platforms = source.event_types, source.platforms
+    types_test, platforms_test = source.types_test, source.platforms_test
     steps: list[ir.Step] = []
     leading = True
     for step in query.steps:
+        if leading and isinstance(step, ir.Extract) and not set(step.groups) & {*EVENT_TYPE_FIELDS, *PLATFORM_FIELDS}:
+            steps.append(step)
+            continue
         if not (leading and isinstance(step, ir.Filter)):
             leading = False
             steps.append(step)
@@ -464,18 +601,20 @@ def extract_source(query: ir.Query) -> ir.Query:
         conjuncts = step.pred.items if isinstance(step.pred, ir.And) else (step.pred,)
         kept: list[ir.Pred] = []
         for conjunct in conjuncts:
-            types = _exact_values(conjunct, EVENT_TYPE_FIELDS)
-            plats = _exact_values(conjunct, PLATFORM_FIELDS)
+            types = _selected_values(conjunct, EVENT_TYPE_FIELDS)
+            plats = _selected_values(conjunct, PLATFORM_FIELDS)
             if types is not None and not event_types:
-                event_types = types
+                event_types = types[0]
+                types_test = None if types[1] else conjunct
             elif plats is not None and not platforms:
-                platforms = plats
+                platforms = plats[0]
+                platforms_test = None if plats[1] else conjunct
             else:
                 kept.append(conjunct)
         if kept:
             pred = kept[0] if len(kept) == 1 else ir.And(tuple(kept), step.pred.span)
             steps.append(replace(step, pred=pred))
-    return replace(query, source=ir.Source(event_types, platforms), steps=tuple(steps))
+    return replace(query, source=ir.Source(event_types, platforms, types_test, platforms_test), steps=tuple(steps))
 
 
 # ---------------------------------------------------------------- signals, score, ladder

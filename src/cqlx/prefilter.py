@@ -295,10 +295,17 @@ def build(query: ir.Query) -> Prefilter:
     needs: list[Need] = []
     source_needs: list[Need] = []
     if query.source.event_types:
-        need = _need([Alternative(t, (QUOTE,), (QUOTE,)) for t in query.source.event_types], False)
+        # A source test that is not an exact equality (/^ProcessRollup2$/i) needs what the test needs.
+        test = query.source.types_test
+        need = pred_need(test) if test is not None else \
+            _need([Alternative(t, (QUOTE,), (QUOTE,)) for t in query.source.event_types], False)
         if need:
             source_needs.append(need)
     for step in query.steps:
+        if isinstance(step, ir.Extract) and step.strict:
+            need = pred_need(step.test)  # the regex must match; what it extracts is computed
+            if need is not None:
+                needs.append(need)
         if not isinstance(step, ir.Filter):
             break  # later filters may test computed fields, which the raw line does not hold
         conjuncts = step.pred.items if isinstance(step.pred, ir.And) else (step.pred,)

@@ -151,8 +151,10 @@ def to_re2(pattern: str) -> str:
 
 def to_sigma(pattern: str, flags: str = "") -> str:
     """For Sigma's ``|re`` (PCRE-like, and Python's ``re`` in pySigma's own backends): Java's
-    ``\\Z`` is ``$`` there, when ``$`` is not multi-line."""
-    return pattern if "m" in flags else _rewrite(pattern, {}, {"\\Z": "$"})
+    ``\\Z`` is ``$`` there, when ``$`` is not multi-line; named groups are plain groups (Sigma
+    extracts nothing, and its portable subset has no names)."""
+    plain = unname_groups(pattern)
+    return plain if "m" in flags else _rewrite(plain, {}, {"\\Z": "$"})
 
 
 def to_pcre(pattern: str) -> str:
@@ -408,3 +410,88 @@ def _top_level(pattern: str) -> str:
             out.append(char)
         index += 1
     return "".join(out)
+
+
+# ---------------------------------------------------------------- named groups (field extraction)
+
+_GROUP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _named_open(token: Token) -> str | None:
+    """The name a group-opening token gives (``(?<name>`` or ``(?P<name>``), else None."""
+    if token.kind != "group_open":
+        return None
+    if token.text.startswith("(?<") and token.text[3:4] not in ("=", "!"):
+        return token.text[3:-1]
+    if token.text.startswith("(?P<"):
+        return token.text[4:-1]
+    return None
+
+
+def named_groups(pattern: str) -> tuple[str, ...]:
+    """The names of the pattern's named groups, in order (a name given twice appears twice)."""
+    return tuple(name for name in map(_named_open, tokens(pattern)) if name is not None)
+
+
+def bad_group_name(pattern: str) -> str | None:
+    """A group name no target can use as a field (LogScale's are letters, digits and ``_``; RE2,
+    PCRE and Python accept only ASCII ones), or a name given twice (Java refuses it); else None."""
+    seen: set[str] = set()
+    for name in named_groups(pattern):
+        if not _GROUP_NAME.fullmatch(name) or name in seen:
+            return name
+        seen.add(name)
+    return None
+
+
+def unname_groups(pattern: str) -> str:
+    """The pattern with each named group made a plain group: it matches the same text, and a
+    dialect without named groups (Sigma's subset) reads it. Group numbers do not change."""
+    return "".join("(" if _named_open(token) is not None else token.text for token in tokens(pattern))
+
+
+def group_numbers(pattern: str) -> dict[str, int]:
+    """Each named group's number (1 for the first opening parenthesis that captures), as RE2 and
+    KQL's ``extract()`` count them; ValueError when Python's ``re`` cannot read the pattern."""
+    try:
+        return dict(re.compile(to_python(pattern)).groupindex)
+    except (re.error, OverflowError, RecursionError) as error:
+        raise ValueError(str(error)) from None
+
+
+def group_is_optional(pattern: str, flags: str, name: str) -> bool:
+    """Whether a match may leave the named group empty or out (inside ``?``, ``*``, ``{0,n}``, an
+    alternation or a negative lookaround, or able to match nothing): a target that cannot tell an
+    empty value from a missing one, or that does not document either, may then read the field
+    differently. True when unsure."""
+    try:
+        python = to_python(pattern)
+        parsed = sre_parse.parse(python, python_flags(flags))
+        number = re.compile(python, python_flags(flags)).groupindex[name]
+    except (re.error, KeyError, OverflowError, RecursionError, ValueError):
+        return True
+    repeats = (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, getattr(sre_constants, "POSSESSIVE_REPEAT", None))
+    stack: list[tuple[object, bool]] = [(parsed, False)]
+    while stack:
+        node, optional = stack.pop()
+        items = node.data if hasattr(node, "data") else node
+        if not isinstance(items, list):
+            continue
+        for op, arg in items:
+            if op is sre_constants.SUBPATTERN:
+                group, _, _, inner = arg
+                if group == number:
+                    return optional or bool(inner.getwidth()[0] == 0)
+                stack.append((inner, optional))
+            elif op in repeats:
+                stack.append((arg[2], optional or arg[0] == 0))
+            elif op is sre_constants.BRANCH:
+                stack.extend((alternative, optional or len(arg[1]) > 1) for alternative in arg[1])
+            elif op is sre_constants.ASSERT:
+                stack.append((arg[1], optional))
+            elif op is sre_constants.ASSERT_NOT or op is sre_constants.GROUPREF_EXISTS:
+                stack.extend((x, True) for x in (arg[1:] if op is sre_constants.GROUPREF_EXISTS else (arg[1],))
+                             if x is not None)
+            elif op is getattr(sre_constants, "ATOMIC_GROUP", None):
+                stack.append((arg, optional))
+    return True

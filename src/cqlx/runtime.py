@@ -67,12 +67,17 @@ def text(value: Any) -> str | None:
     return None
 
 
+_INFINITY = float("inf")
+
+
 def number(value: Any) -> int | float | None:
     """The number a numeric test or arithmetic sees, or None."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
         return value
+    if isinstance(value, float):  # NaN and infinities (JSON has none; Python's reader makes them) are none
+        return value if value == value and value not in (_INFINITY, -_INFINITY) else None
     if isinstance(value, str):
         stripped = value.strip()
         try:
@@ -103,16 +108,21 @@ def _on_alarm(signum: int, frame: Any) -> None:
 def _bounded(method: Callable[[str], Any], string: str) -> bool:
     """``method(string) is not None``, interrupted after ``REGEX_TIME_LIMIT`` seconds when this
     thread can take a timer signal and no one else uses ``SIGALRM``."""
+    return _bounded_call(method, string) is not None
+
+
+def _bounded_call(method: Callable[[str], Any], string: str) -> Any:
+    """``method(string)`` under the time limit of :func:`_bounded`."""
     limit = REGEX_TIME_LIMIT[0]
     if (limit <= 0 or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread()
             or signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, signal.SIG_IGN, None)
             or signal.getitimer(signal.ITIMER_REAL)[0]):
-        return method(string) is not None
+        return method(string)
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     _ALARM["armed"] = True
     signal.setitimer(signal.ITIMER_REAL, limit)
     try:
-        return method(string) is not None
+        return method(string)
     finally:
         _ALARM["armed"] = False
         signal.setitimer(signal.ITIMER_REAL, 0)
@@ -142,6 +152,16 @@ class Regex:
                 pass
         return _bounded(self.python.search, string)
 
+    def groups(self, string: str) -> dict[str, str | None] | None:
+        """The named groups of the first match (None for a group that takes no part), or None
+        when nothing matches. RE2 rules out values that do not match in linear time; the groups of
+        a match come from ``re``, time-bounded, whose submatch rules are Java's (RE2's differ for
+        repeated empty groups)."""
+        if not self.search(string):
+            return None
+        match = _bounded_call(self.python.search, string)
+        return None if match is None else match.groupdict()
+
 
 def compile_regex(pattern: str, flags: int, linear: str | None = None, ascii_only: bool = False,
                   vertical_tab: bool = False) -> Regex:
@@ -158,6 +178,42 @@ def compile_regex(pattern: str, flags: int, linear: str | None = None, ascii_onl
 def search(regex: Regex, value: Any) -> bool:
     string = text(value)
     return string is not None and regex.search(string)
+
+
+def groups(regex: Regex, value: Any) -> dict[str, str | None] | None:
+    """A field extraction's match on a value: its named groups, or None (no match, no value)."""
+    string = text(value)
+    return None if string is None else regex.groups(string)
+
+
+def assign_groups(record: dict[str, Any], found: dict[str, str | None] | None) -> dict[str, Any]:
+    """Each group that took part in the match sets the field of its name (copy-on-write record);
+    one that did not leaves its field as it was."""
+    if found:
+        for name, value in found.items():
+            if value is not None:
+                record[name] = value
+    return record
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def networks(subnets: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(subnet, strict=False) for subnet in subnets)
+
+
+def in_networks(value: Any, nets: tuple[Network, ...]) -> bool:
+    """``cidr()``: the value is an IP address in one of the networks of its own version; a value that
+    is no address (leading zeros included, which ``ipaddress`` refuses) is in none."""
+    string = text(value)
+    if string is None:
+        return False
+    try:
+        address = ipaddress.ip_address(string)
+    except ValueError:
+        return False
+    return any(address.version == net.version and address in net for net in nets)
 
 
 def equals(value: Any, expected: str) -> bool:
@@ -229,19 +285,25 @@ def _strings(node: Any) -> Iterator[str]:
             yield string
 
 
-def free_text(record: dict[str, Any], needle: str) -> bool:
-    """Free-text search: in ``@rawstring`` when the event has it, else in every field's value."""
-    raw = record.get("@rawstring")
-    if isinstance(raw, str):
-        return needle in raw
-    return any(needle in string for string in _strings(record))
+#: Fields free text does not search (syntax-filters: "All fields (except for the special @id,
+#: @timestamp, @ingesttimestamp fields and the tag fields) are searched, including @rawstring").
+_NOT_SEARCHED = frozenset({"@id", "@timestamp", "@ingesttimestamp"})
 
 
-def free_regex(record: dict[str, Any], regex: Regex) -> bool:
-    raw = record.get("@rawstring")
-    if isinstance(raw, str):
-        return regex.search(raw)
-    return any(regex.search(string) for string in _strings(record))
+def _searched(event: dict[str, Any]) -> Iterator[str]:
+    for name, value in event.items():
+        if name not in _NOT_SEARCHED and name[:1] != "#":
+            yield from _strings(value)
+
+
+def free_text(event: dict[str, Any], needle: str) -> bool:
+    """Free-text search, case-sensitive, over the event as it came in (syntax-filters: fields added
+    or removed in the pipeline do not count), ``@rawstring`` included."""
+    return any(needle in string for string in _searched(event))
+
+
+def free_regex(event: dict[str, Any], regex: Regex) -> bool:
+    return any(regex.search(string) for string in _searched(event))
 
 
 def arith(op: str, left: Any, right: Any) -> int | float | None:

@@ -8,13 +8,14 @@ What it interprets (Splunk Search Reference and Search Manual, help.splunk.com):
 * the initial search line (``search`` implied or written, or a ``| datamodel M D search``
   generating command): ``field=value``, ``field="quoted value"``, ``field=CASE(value)``,
   ``field!=value``, ``*``, ``( )``, ``NOT``, ``OR``, ``AND`` and implicit AND;
-* the commands ``search``, ``regex``, ``where``, ``eval``, ``table``, ``sort``, ``head``,
-  ``stats`` and ``eventstats`` (count, count(X), dc, sum, min, max, avg, values, latest, first;
-  ``by``), ``fields``, ``dedup``, ``lookup`` (of the CSV tables given to :func:`run_spl`) and
-  ``join`` (type, max=1, a field list and a ``[subsearch]`` over the same events);
+* the commands ``search``, ``regex``, ``rex`` (``field=``, one match), ``where``, ``eval``,
+  ``table``, ``sort``, ``head``, ``stats`` and ``eventstats`` (count, count(X), dc, sum, min, max,
+  avg, values, latest, first; ``by``), ``fields``, ``dedup``, ``lookup`` (of the CSV tables given
+  to :func:`run_spl`) and ``join`` (type, max=1, a field list and a ``[subsearch]`` over the same
+  events);
 * in ``where``/``eval``: literals, fields (bare or in single quotes), ``AND OR NOT``, comparisons,
   ``+ - * / % .``, and the functions ``if case match like isnull isnotnull lower upper tonumber in
-  coalesce floor mvjoin urldecode true false null``.
+  coalesce floor mvjoin urldecode cidrmatch true false null``.
 
 Where Splunk's documentation is silent the oracle makes an explicit assumption, marked
 *assumption* below; each is covered by ``tests/test_spl_oracle.py`` so it is easy to change.
@@ -23,6 +24,7 @@ Where Splunk's documentation is silent the oracle makes an explicit assumption, 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import math
 import re
 import urllib.parse
@@ -867,6 +869,31 @@ def _fn_in(args: _Args, source: _Source) -> Expr:
     return evaluate
 
 
+def _fn_cidrmatch(args: _Args, source: _Source) -> Expr:
+    # cidrmatch(<cidr>,<ip>): TRUE when the IP address belongs to the CIDR subnet (comparison and
+    # conditional functions). *Assumptions*: null for a null address; false for a value that is no
+    # address, or an address of the other IP version (IPv6 taken as IPv4 is, Splunk 8 and later);
+    # host bits of the subnet ignored.
+    cidr, address = args
+
+    def evaluate(row: Mapping[str, object]) -> Value:
+        subnet = _text(_boolean_free(cidr[0](row), "cidrmatch()", cidr, source))
+        value = _text(_boolean_free(address[0](row), "cidrmatch()", address, source))
+        if subnet is None or value is None:
+            return None
+        try:
+            network = ipaddress.ip_network(subnet, strict=False)
+        except ValueError:
+            raise source.error(f"cidrmatch(): {subnet!r} is not a CIDR subnet", cidr[1], cidr[2]) from None
+        try:
+            ip = ipaddress.ip_address(value)
+        except ValueError:
+            return False
+        return ip.version == network.version and ip in network
+
+    return evaluate
+
+
 def _fn_coalesce(args: _Args, source: _Source) -> Expr:
     def evaluate(row: Mapping[str, object]) -> Value:
         for arg, _, _ in args:
@@ -1163,6 +1190,7 @@ _FUNCTIONS: dict[str, tuple[int, int, _Builder]] = {
     "mvindex": (2, 2, _fn_mvindex),
     "time": (0, 0, _fn_time),
     "urldecode": (1, 1, _fn_urldecode),
+    "cidrmatch": (2, 2, _fn_cidrmatch),
     "true": (0, 0, _constant(True)),
     "false": (0, 0, _constant(False)),
     "null": (0, 0, _constant(None)),
@@ -1380,6 +1408,55 @@ def _regex_stage(text: str, base: int, source: _Source) -> Stage:
         return (regex.search(value) is None) == negated
 
     return _filter(keep)
+
+
+def _rex_stage(text: str, base: int, source: _Source) -> Stage:
+    # rex [field=<field>] "<regex-expression>": "matches the value of the specified field against the
+    # unanchored regular expression and extracts the named groups into fields of the corresponding
+    # names"; the field defaults to _raw; events it does not match pass unchanged (Search Reference,
+    # rex). One match (max_match defaults to 1). *Assumptions*: an extracted field replaces one of the
+    # same name; a group that takes no part in the match leaves its field as it was; a group that
+    # captures nothing sets its field to the empty string.
+    field = "_raw"
+    index = len(text) - len(text.lstrip())
+    option = re.compile(r"field\s*=\s*").match(text, index)
+    if option is not None:
+        index = option.end()
+        if text.startswith('"', index):
+            field, index = _read_quoted(text, index, '"', source, base)
+        else:
+            name = re.compile(r"[^\s\"]+").match(text, index)
+            if name is None:
+                raise source.error("rex field= needs a field name", base + index, base + len(text))
+            field, index = name.group(0), name.end()
+        index += len(text[index:]) - len(text[index:].lstrip())
+    if not text.startswith('"', index):
+        raise source.error("rex needs its regex in double quotes (Search Reference, rex)", base + index,
+                           base + len(text))
+    start = index
+    pattern, index = _read_quoted(text, index, '"', source, base)
+    if text[index:].strip():
+        raise source.error(f"unexpected {text[index:].strip()!r} after rex's regex (max_match, offset_field and "
+                           "mode=sed are outside the oracle's subset)", base + index, base + len(text))
+    try:
+        regex = _compile_pcre(pattern)
+    except ValueError as error:
+        raise source.error(str(error), base + start, base + index) from None
+    if not regex.groupindex:
+        raise source.error("rex's regex needs a named group (Search Reference, rex)", base + start, base + index)
+
+    def extract(row: Row) -> Row:
+        value = _text(_lookup(row, field))
+        match = regex.search(value) if value is not None else None
+        if match is None:
+            return row
+        out = dict(row)
+        for name, captured in match.groupdict().items():
+            if captured is not None:
+                out[name] = captured
+        return out
+
+    return lambda rows: [extract(row) for row in rows]
 
 
 def _where_stage(text: str, base: int, source: _Source) -> Stage:
@@ -1848,6 +1925,7 @@ _COMMANDS: dict[str, Callable[[str, int, _Source], Stage]] = {
     "fields": _fields_stage,
     "search": _search_stage,
     "regex": _regex_stage,
+    "rex": _rex_stage,
     "where": _where_stage,
     "eval": _eval_stage,
     "table": _table_stage,

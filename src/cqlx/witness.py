@@ -180,7 +180,8 @@ def generate(query: ir.Query, seed: int = 0) -> list[Witness]:
         base["#event_simpleName"] = query.source.event_types[0]
     if query.source.platforms:
         base["event_platform"] = query.source.platforms[0]
-    filters = [s.pred for s in query.steps if isinstance(s, ir.Filter)]
+    filters = [s.pred if isinstance(s, ir.Filter) else s.test for s in query.steps
+               if isinstance(s, ir.Filter) or (isinstance(s, ir.Extract) and s.strict)]
     signals = [s for s in query.steps if isinstance(s, ir.Signal)]
     # The filters' values: of a few samples, the one that sets off the fewest signals, so that the
     # signal witnesses differ from the base by one signal each.

@@ -12,11 +12,25 @@ from dataclasses import dataclass, field
 
 from cqlx import ir
 from cqlx.ast import NO_SPAN, Span
-from cqlx.passes import decisive_after, loss_kind_of, step_writes
+from cqlx.passes import (
+    decisive_after,
+    extraction_as_test,
+    loss_kind_of,
+    step_reads,
+    step_unextracted,
+    step_writes,
+)
 from cqlx.profiles import EventType, Profile
 
 PRESENTATION = "presentation"
 DETECTION = "detection"
+
+
+def unextracted_message(groups: tuple[str, ...]) -> str:
+    """Why a named-group regex under an ``or`` or in free text extracts nothing in cqlx."""
+    return (f"a regex with named groups ({', '.join(groups)}) under an or, or in free text: cqlx tests it but "
+            "extracts no field there (syntax-filters: an or's operands cannot be a regex with named groups; free "
+            "text extracts from whichever field matches first)")
 
 
 @dataclass(frozen=True)
@@ -33,6 +47,10 @@ class Diagnostic:
     def __str__(self) -> str:
         where = f"line {self.span.line}, column {self.span.column}: " if self.span.line else ""
         return where + self.describe()
+
+
+def _other_terms(search: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    return tuple(term for term in search if term[0] != "event_simpleName")
 
 
 @dataclass(frozen=True)
@@ -99,6 +117,53 @@ class Generator:
     def opaque_test(self, pred: ir.OpaqueTest) -> None:
         self.unsupported(pred.reason, pred.span, DETECTION)
 
+    def unextracted(self, step: ir.Step) -> None:
+        """Report a named-group regex the step tests without extracting (passes.unextracted_groups):
+        detection loss when a later step decides on its fields, else presentation."""
+        found = step_unextracted(step)
+        if found is not None:
+            groups = frozenset(found[1])
+            # The step may read them itself (`a=/(?<g>x)/ or b=1 g=x`): then it decides on them. Free text
+            # reads every field, but of the event as it came in: not these.
+            itself = loss_kind_of(groups, step_reads(step) - {"*"}) and (
+                isinstance(step, ir.Filter) or self.loss(step) == DETECTION)
+            self.unsupported(unextracted_message(found[1]), step.span,
+                             DETECTION if itself else self.loss(step, groups))
+
+    def case_without_extraction(self, step: ir.Case) -> ir.Case:
+        """The case with its field extractions reduced to their tests, for a target that expands
+        ``case`` into tests and assignments; the fields they write are reported as lost."""
+        self.case_unextracted(step)
+        rewritten, lost, read_inside = extraction_as_test(step)
+        if lost:
+            kind = DETECTION if read_inside else self.loss(step, frozenset(lost))
+            self.unsupported(f"a regex inside case {{ }} extracts {', '.join(lost)}; {self.target} keeps its test but "
+                             "cqlx does not extract fields inside case branches", step.span, kind)
+        return rewritten
+
+    def case_unextracted(self, step: ir.Case) -> None:
+        """:meth:`unextracted` for the filters inside a case's branches: detection loss when a later
+        step of the branch, or after the case, reads the groups."""
+        for branch in step.branches:
+            for index, inner in enumerate(branch.steps):
+                found = step_unextracted(inner)
+                if found is None:
+                    continue
+                groups = frozenset(found[1])
+                later = frozenset().union(*(step_reads(s) for s in branch.steps[index + 1:]))
+                kind = DETECTION if loss_kind_of(groups, later) else self.loss(step, groups)
+                self.unsupported(unextracted_message(found[1]), inner.span, kind)
+
+    def optional_groups(self, step: ir.Extract, why: str) -> None:
+        """Report the groups a match may leave empty or out (regexes.group_is_optional) that a later
+        step decides on: ``why`` says what the target does not tell apart."""
+        from cqlx.regexes import group_is_optional
+
+        for group in step.groups:
+            if group_is_optional(step.pattern, step.flags, group) and self.loss(step, frozenset({group})) == DETECTION:
+                self.unsupported(f"the regex group {group} may capture nothing or take no part in a match, and a "
+                                 f"later step tests it: {why}", step.span)
+
     def unsupported(self, message: str, span: Span = NO_SPAN, kind: str = DETECTION) -> None:
         if not any(d.kind == kind and d.message == message for d in self.diagnostics):
             self.diagnostics.append(Diagnostic(kind, self.target, message, span))
@@ -126,8 +191,9 @@ class Generator:
         if not known:
             return None
         first = known[0]
-        if any(r.table != first.table or r.logsource != first.logsource or r.search != first.search
-               for r in known[1:]):
+        # A search that differs only in event_simpleName is one search: the SPL emitter ORs the types.
+        if any(r.table != first.table or r.logsource != first.logsource
+               or _other_terms(r.search) != _other_terms(first.search) for r in known[1:]):
             self.unsupported("the rule's event types map to different tables or logsources in profile "
                              f"{self.profile.name}; cqlx converts one at a time")
         elif any(r.fields != first.fields for r in known[1:]):

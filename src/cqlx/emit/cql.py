@@ -47,6 +47,7 @@ from cqlx.functions import (
     span_text,
 )
 from cqlx.profiles import EventType, Profile
+from cqlx.regexes import named_groups
 from cqlx.valuefns import DEFAULT_OUTPUT, FROM_INPUT, LAYOUTS, named_arguments
 
 # grammar/cql.lark's NAME: what may stand unquoted as a field name (and, in an expression, must).
@@ -118,6 +119,22 @@ def regex(pattern: str, flags: str) -> str:
         out.append("\\/" if char == "/" else char)
         index += 1
     return "/" + "".join(out) + "/" + flags
+
+
+def literal_reads_back(pattern: str, flags: str) -> bool:
+    """Whether ``/pattern/flags`` is one regex literal to the grammar (an unbalanced ``[`` is not:
+    a ``/`` in a character class does not end the literal)."""
+    from cqlx.parser import _parser
+
+    terminal = re.compile(_parser().get_terminal("REGEX").pattern.to_regexp())
+    return terminal.fullmatch(regex(pattern, flags)) is not None
+
+
+def regex_call(field: str, pattern: str, flags: str, strict: bool = True) -> str:
+    """``regex("pattern", field=..., flags=...)``: the same test (and extraction) as ``field=/pattern/``
+    for any pattern (functions-regex; flags= written out, its default is m)."""
+    return (f"regex({string(pattern)}, field={field_name(field)}, flags={string(flags)}"
+            + ("" if strict else ", strict=false") + ")")
 
 
 def filter_number(number: int | float) -> str:
@@ -218,11 +235,15 @@ class CqlGenerator(Generator):
     # ------------------------------------------------------------ the source
 
     def source(self) -> list[str]:
-        """The event types and platforms as the leading tag filters they were read from."""
+        """The event types and platforms as the leading tag filters they were read from (the test
+        itself when it was not an exact equality: ``#event_simpleName=/^ProcessRollup2$/i``)."""
         out = []
-        for name, values in (("#event_simpleName", self.query.source.event_types),
-                             ("event_platform", self.query.source.platforms)):
-            if len(values) > 1 and not any("*" in v for v in values):
+        source = self.query.source
+        for name, values, test in (("#event_simpleName", source.event_types, source.types_test),
+                                   ("event_platform", source.platforms, source.platforms_test)):
+            if test is not None:
+                out.append(self.pred(test))
+            elif len(values) > 1 and not any("*" in v for v in values):
                 out.append(self.pred(ir.In(name, values)))
             elif values:
                 out.append(self.pred(ir.Or(tuple(ir.Eq(name, v) for v in values))
@@ -237,7 +258,14 @@ class CqlGenerator(Generator):
         return result
 
     def step_filter(self, step: ir.Filter) -> str:
-        return self.pred(step.pred)
+        return self.stage_pred(step.pred)
+
+    def step_extract(self, step: ir.Extract) -> str:
+        """``field=/re/flags`` (strict) or ``regex("re", field=..., flags=..., strict=false)``: both
+        read back as the same extraction (functions-regex; flags= written out, its default is m)."""
+        if step.strict and literal_reads_back(step.pattern, step.flags):
+            return f"{field_name(step.field)}={regex(step.pattern, step.flags)}"
+        return regex_call(step.field, step.pattern, step.flags, step.strict)
 
     def step_eval(self, step: ir.Eval) -> str:
         return self.default_stage(step) or self.value_stage(step) or self.assign(step.field, step.expr)
@@ -252,7 +280,7 @@ class CqlGenerator(Generator):
         written = {name for name, _, _ in arms[:-1]}
         if len(arms) > 1 and not (written | {"*"}) & _reads(step.condition):
             # One case writes both: the condition is tested once, as the signal means.
-            test = self.pred(step.condition)
+            test = self.stage_pred(step.condition)
             then = " | ".join(self.assign(name, yes_value) for name, yes_value, _ in arms)
             other = " | ".join(self.assign(name, no_value) for name, _, no_value in arms)
             return f"case {{ {test} | {then} ; * | {other} }}"
@@ -485,7 +513,7 @@ class CqlGenerator(Generator):
             branches: list[str] = []
             rest: ir.Expr = expr
             while isinstance(rest, ir.Cond):
-                branches.append(f"{self.pred(rest.test)} | {self.assign(field, rest.then)}")
+                branches.append(f"{self.stage_pred(rest.test)} | {self.assign(field, rest.then)}")
                 rest = rest.otherwise
             branches.append(f"* | {self.assign(field, rest)}")
             return "case { " + " ; ".join(branches) + " }"
@@ -514,7 +542,9 @@ class CqlGenerator(Generator):
 
     def pred_not(self, pred: ir.Not) -> str:
         item = pred.item
-        if isinstance(item, ir.Eq | ir.Glob | ir.Regex | ir.Exists):
+        if isinstance(item, ir.Regex) and literal_reads_back(item.pattern, item.flags):
+            return f"{field_name(item.field)}!={regex(item.pattern, item.flags)}"
+        if isinstance(item, ir.Eq | ir.Glob | ir.Exists):
             positive = self.pred(item)
             name = field_name(item.field)
             if positive.startswith(name + "="):  # f!=v is LogScale's own negation of f=v
@@ -554,7 +584,24 @@ class CqlGenerator(Generator):
         return f"{field_name(pred.field)}={value(pred.pattern, glob=True)}"
 
     def pred_regex(self, pred: ir.Regex) -> str:
+        if not literal_reads_back(pred.pattern, pred.flags):
+            return regex_call(pred.field, pred.pattern, pred.flags)
         return f"{field_name(pred.field)}={regex(pred.pattern, pred.flags)}"
+
+    def stage_pred(self, pred: ir.Pred) -> str:
+        """A predicate standing as a filter stage (or a case branch's test). There a conjunct
+        ``field=/re/`` with named groups would extract (ir.Extract); a regex the IR only tests (left
+        by a double negation) is written ``not field!=/re/``, which tests without extracting."""
+        items = pred.items if isinstance(pred, ir.And) else (pred,)
+        if not any(isinstance(i, ir.Regex) and named_groups(i.pattern) for i in items):
+            return self.pred(pred)
+        parts = []
+        for item in items:
+            if isinstance(item, ir.Regex) and named_groups(item.pattern):
+                parts.append(f"not {self.pred_not(ir.Not(item))}")
+            else:
+                parts.append(f"({self.pred(item)})" if isinstance(item, ir.Or | ir.And) else self.pred(item))
+        return " and ".join(parts)
 
     def pred_exists(self, pred: ir.Exists) -> str:
         return f"{field_name(pred.field)}=*"
@@ -575,6 +622,9 @@ class CqlGenerator(Generator):
 
     def pred_opaquetest(self, pred: ir.OpaqueTest) -> str:
         return pred.text
+
+    def pred_cidr(self, pred: ir.Cidr) -> str:
+        return f"cidr({field_name(pred.field)}, subnet=[{', '.join(string(s) for s in pred.subnets)}])"
 
     def pred_freetext(self, pred: ir.FreeText) -> str:
         return regex(pred.value, pred.flags) if pred.regex else string(pred.value)

@@ -26,7 +26,16 @@ from cqlx.emit.base import DETECTION, PRESENTATION, Generator
 from cqlx.errors import UnsupportedError
 from cqlx.functions import AGGREGATE_OUTPUTS, GROUP_LIMIT_DEFAULT, TIME_BUCKET, span_text
 from cqlx.passes import expand_case, step_writes
-from cqlx.regexes import RE2_UNSUPPORTED, features, flag_prefix, glob_to_regex, linear_plan, matches_empty, to_re2
+from cqlx.regexes import (
+    RE2_UNSUPPORTED,
+    features,
+    flag_prefix,
+    glob_to_regex,
+    group_numbers,
+    linear_plan,
+    matches_empty,
+    to_re2,
+)
 from cqlx.runtime import compare_values, number
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -100,6 +109,7 @@ class KqlGenerator(Generator):
         if self.query.source.platforms:
             lines.extend(self.platform_filter(self.query.source.platforms))
         for step in self.query.steps:
+            self.unextracted(step)
             lines.extend(f"| {op}" for op in self.step(step))
             self.track(step)
         return "\n".join(lines) + "\n"
@@ -152,6 +162,8 @@ class KqlGenerator(Generator):
     def step(self, step: ir.Step) -> list[str]:
         if isinstance(step, ir.Filter):
             return [f"where {self.pred(step.pred)}"]
+        if isinstance(step, ir.Extract):
+            return self.extract(step)
         if isinstance(step, ir.Eval):
             if _call_depth(step.expr) > MAX_CALL_DEPTH:
                 self.unsupported(f"the expression nests calls deeper than Kusto's parser accepts (about "
@@ -310,7 +322,7 @@ class KqlGenerator(Generator):
         assigned field from it (:func:`cqlx.passes.expand_case`). A field that no column holds yet
         starts as a typed null (extend cannot read a column that does not exist)."""
         self.cases += 1
-        steps = expand_case(step, f"_cqlx_case{self.cases}", self.exists)
+        steps = expand_case(self.case_without_extraction(step), f"_cqlx_case{self.cases}", self.exists)
         if steps is None:
             self.unsupported("a case { } branch filters after it assigns, or reads what it assigns; cqlx does not "
                              "convert that to KQL", step.span)
@@ -326,6 +338,37 @@ class KqlGenerator(Generator):
         if self.dead(field):
             return False
         return field in self.computed or self.profile.field(self.event, field) is not None
+
+    def extract(self, step: ir.Extract) -> list[str]:
+        """``where F matches regex`` (when strict), then ``extend g = extract(re, n, F)`` per named
+        group, by number (Kusto reference, extract(): 1 is the first parenthesis). extract() gives
+        an empty string for no match (and for a group that takes no part), which KQL cannot tell from
+        a missing value: a field that exists keeps its value then; a later test on a group a match
+        may leave empty or out is reported. The source field, if a group overwrites it, is written
+        last, as every group reads it."""
+        out = [f"where {self.pred(step.test)}"] if step.strict else []
+        if self.dead(step.field):  # a projection removed it: no match, every group keeps its value
+            kept = [f"{name(g)} = {self.text_col(g, step.span) if self.exists(g) else string('')}" for g in step.groups]
+            for group in step.groups:
+                self.kinds[group] = TEXT
+            return out if step.strict else [*out, "extend " + ", ".join(kept)]
+        try:
+            numbers = group_numbers(step.pattern)
+        except ValueError as error:
+            self.unsupported(f"the regex does not compile ({error})", step.span)
+            return out
+        column = self.text_col(step.field, step.span)
+        pattern = string(self.re2(step.pattern, step.flags, step.span))
+        self.optional_groups(step, "KQL's extract() gives an empty string for both")
+        assignments = []
+        for group in sorted(step.groups, key=lambda g: g == step.field):
+            value = f"extract({pattern}, {numbers[group]}, {column})"
+            if self.exists(group):
+                value = f"iff(isempty({value}), {self.text_col(group, step.span)}, {value})"
+            assignments.append(f"{name(group)} = {value}")
+        for group in step.groups:
+            self.kinds[group] = TEXT
+        return [*out, "extend " + ", ".join(assignments)]
 
     def signal(self, step: ir.Signal) -> list[str]:
         condition = self.pred(step.condition)
@@ -604,9 +647,10 @@ class KqlGenerator(Generator):
         return f"{self.text_col(pred.field, pred.span)} {op} {string(pred.value)}"
 
     def pred_glob(self, pred: ir.Glob) -> str:
-        if self.is_basename(pred.field) and not pred.pattern.startswith("*"):
-            self.unsupported(f"a glob anchored at the start of {pred.field} (a file name) has no form on a "
-                             "full path", pred.span)
+        if self.is_basename(pred.field) and (not pred.pattern.startswith("*") or "*" in pred.pattern[1:]):
+            # only *suffix says the same of the file name and of the full path
+            self.unsupported(f"a glob on {pred.field} (a file name) other than *suffix has no form on a full "
+                             "path", pred.span)
         column = self.text_col(pred.field, pred.span)
         suffix = "" if pred.ignore_case else "_cs"
         parts = pred.pattern.split("*")
@@ -690,8 +734,26 @@ class KqlGenerator(Generator):
         return "false"
 
     def pred_freetext(self, pred: ir.FreeText) -> str:
-        self.unsupported("free-text search over every field has no exact KQL form", pred.span)
+        self.unsupported("free-text search reads every field of the LogScale event and its @rawstring, which "
+                         f"the columns of {self.event.table if self.event else 'the table'} do not hold one for one "
+                         "(KQL's search and * has read the target's columns, by term, ignoring case)", pred.span)
         return "false"
+
+    def pred_cidr(self, pred: ir.Cidr) -> str:
+        """ipv4_is_in_any_range() / ipv6_is_in_any_range() (Kusto reference), null for a value that
+        is no address, hence the coalesce (a negation must still hold there). Kusto's IPv6
+        functions also read IPv4 addresses (as ::ffff:a.b.c.d), where cidr() keeps an address to
+        subnets of its version: the IPv6 test runs only on values with a ':'."""
+        column = self.text_col(pred.field, pred.span)
+        v4 = [s for s in pred.subnets if ":" not in s]
+        v6 = [s for s in pred.subnets if ":" in s]
+        tests = []
+        if v4:
+            tests.append(f"coalesce(ipv4_is_in_any_range({column}, {', '.join(string(s) for s in v4)}), false)")
+        if v6:
+            tests.append(f"({column} contains \":\" and "
+                         f"coalesce(ipv6_is_in_any_range({column}, {', '.join(string(s) for s in v6)}), false))")
+        return tests[0] if len(tests) == 1 else "(" + " or ".join(tests) + ")"
 
     def pred_exprtest(self, pred: ir.ExprTest) -> str:
         """``test(a OP b)``: as numbers when both sides are numbers, else as text; false when a

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cqlx import ir, runtime
-from cqlx.emit.base import DETECTION, PRESENTATION, Diagnostic
+from cqlx.emit.base import DETECTION, PRESENTATION, Diagnostic, unextracted_message
 from cqlx.errors import UnsupportedError
 from cqlx.functions import TIME_BUCKET
-from cqlx.passes import decisive_after, loss_kind_of, step_writes
+from cqlx.passes import decisive_after, loss_kind_of, step_reads, step_unextracted, step_writes
 from cqlx.profiles import Profile
 from cqlx.regexes import LinearPlan, glob_plan, glob_to_regex, linear_plan, python_flags, to_python
 
@@ -106,15 +106,19 @@ class _Module:
 
 
 class _Segment:
-    """Code for one run of streaming steps, as the body of ``def NAME(rec):``."""
+    """Code for one run of streaming steps, as the body of ``def NAME(rec):``. ``event`` says
+    whether ``_event``, the event as it came in (what free text searches), is bound: in the first
+    segment and the case branches it calls; after a barrier the rows are no longer events."""
 
-    def __init__(self, module: _Module, name: str) -> None:
+    def __init__(self, module: _Module, name: str, event: bool = False, branch: bool = False) -> None:
         self.module = module
         self.name = name
         self.lines: list[str] = []
         self.owned = False  # rec is our own copy (safe to write)
         self.signals: dict[str, tuple[str, int | float]] = {}  # signal name → (variable, weight)
         self.counter = 0
+        self.event = event
+        self.branch = branch
 
     def emit(self, line: str, depth: int = 1) -> None:
         self.lines.append("    " * depth + line)
@@ -129,14 +133,21 @@ class _Segment:
             self.owned = True
 
     def source(self) -> str:
-        return "\n".join([f"def {self.name}(rec):", *self.lines, "    return rec"])
+        if self.branch:
+            head = [f"def {self.name}(rec, _event):"]
+        else:
+            head = [f"def {self.name}(rec):", *(["    _event = rec"] if self.event else [])]
+        return "\n".join([*head, *self.lines, "    return rec"])
 
     # ------------------------------------------------------------ steps
 
     def step(self, step: ir.Step) -> None:
+        self.unextracted(step)
         if isinstance(step, ir.Filter):
             self.emit(f"if not ({self.pred(step.pred)}):")
             self.emit("return None", 2)
+        elif isinstance(step, ir.Extract):
+            self.extract(step)
         elif isinstance(step, ir.Eval):
             self.own()
             self.current: ir.Step | None = step
@@ -221,6 +232,30 @@ class _Segment:
         self.emit("return None", 2)
         if strict:
             self.owned = True
+    def extract(self, step: ir.Extract) -> None:
+        """The regex's first match sets a field per named group that takes part (ir.Extract)."""
+        regex = self.module.regex(to_python(step.pattern), python_flags(step.flags), step.span,
+                                  linear_plan(step.pattern, step.flags))
+        var = self.fresh("g")
+        self.emit(f"{var} = groups({regex}, {self.tested(step.field, step.span)})")
+        if step.strict:
+            self.emit(f"if {var} is None:")
+            self.emit("return None", 2)
+        self.own()
+        self.emit(f"rec = assign_groups(rec, {var})")
+
+    def unextracted(self, step: ir.Step) -> None:
+        """A named-group regex cqlx tests without extracting (passes.unextracted_groups); inside a
+        case branch, any later step may read its fields (detection loss)."""
+        found = step_unextracted(step)
+        if found is None:
+            return
+        needed = next((n for s, n in self.module.needed if s is step), frozenset({"*"}))
+        groups = frozenset(found[1])
+        itself = loss_kind_of(groups, step_reads(step) - {"*"}) and (
+            isinstance(step, ir.Filter) or loss_kind_of(step_writes(step), needed))
+        kind = DETECTION if itself or loss_kind_of(groups, needed) else PRESENTATION
+        self.module.lose(kind, unextracted_message(found[1]), step.span)
 
     def signal(self, step: ir.Signal) -> None:
         var = self.fresh("s")
@@ -237,7 +272,7 @@ class _Segment:
         names: list[str] = []
         for branch in step.branches:
             self.module.branches += 1  # one counter for the module: nested cases get their own names
-            segment = _Segment(self.module, f"_branch{self.module.branches}")
+            segment = _Segment(self.module, f"_branch{self.module.branches}", self.event, branch=True)
             for inner in branch.steps:
                 if isinstance(inner, ir.Order):
                     raise UnsupportedError("sort() inside case { } has no meaning per event: move it after "
@@ -246,7 +281,7 @@ class _Segment:
             self.module.functions.append(segment.source())
             names.append(segment.name)
         self.emit("for _branch in (" + "".join(f"{n}, " for n in names) + "):")
-        self.emit("_out = _branch(rec)", 2)
+        self.emit(f"_out = _branch(rec, {'_event' if self.event else 'None'})", 2)
         self.emit("if _out is not None:", 2)
         self.emit("rec = _out", 3)
         self.emit("break", 3)
@@ -296,11 +331,18 @@ class _Segment:
         if isinstance(pred, ir.In):
             return self.member(pred)
         if isinstance(pred, ir.FreeText):
+            if not self.event:
+                self.module.lose(DETECTION, "free text after sort()/groupBy(): LogScale searches the events as they "
+                                 "came in, which the rows here no longer are", pred.span)
+                return "False"
             if pred.regex:
                 regex = m.regex(to_python(pred.value), python_flags(pred.flags), pred.span,
                                 linear_plan(pred.value, pred.flags))
-                return f"free_regex(rec, {regex})"
-            return f"free_text(rec, {pred.value!r})"
+                return f"free_regex(_event, {regex})"
+            return f"free_text(_event, {pred.value!r})"
+        if isinstance(pred, ir.Cidr):
+            nets = m.constant(f"networks({pred.subnets!r})", "N")
+            return f"in_networks({self.tested(pred.field, pred.span)}, {nets})"
         if isinstance(pred, ir.OpaqueTest):
             self.module.lose(DETECTION, pred.reason, pred.span)
             return "False"
@@ -415,7 +457,7 @@ def _aggregate_barrier(step: ir.Aggregate, module: _Module) -> tuple[object, ...
 
 def _pipeline(module: _Module, query: ir.Query, prefix: str) -> tuple[list[_Segment], list[str]]:
     """The query's segments (named ``prefix0``, ``prefix1``...) and the barriers between them."""
-    segments: list[_Segment] = [_Segment(module, f"{prefix}0")]
+    segments: list[_Segment] = [_Segment(module, f"{prefix}0", event=True)]  # the events as they came in
     barriers: list[str] = []
     for step in [*_source_filter(query, module.profile), *query.steps]:
         if isinstance(step, ir.Order):
@@ -446,10 +488,10 @@ def _source_filter(query: ir.Query, profile: Profile | None) -> list[ir.Step]:
             tests = tuple(ir.In(f, values) for f, values in event.match)
             alternatives.append(tests[0] if len(tests) == 1 else ir.And(tests))
         steps.append(ir.Filter(alternatives[0] if len(alternatives) == 1 else ir.Or(tuple(alternatives))))
-    elif types:
-        steps.append(ir.Filter(ir.In("#event_simpleName", types)))
+    elif types:  # the test as written, when it is not an exact equality (ir.Source)
+        steps.append(ir.Filter(query.source.types_test or ir.In("#event_simpleName", types)))
     if query.source.platforms:
-        steps.append(ir.Filter(ir.In("event_platform", query.source.platforms)))
+        steps.append(ir.Filter(query.source.platforms_test or ir.In("event_platform", query.source.platforms)))
     return steps
 
 

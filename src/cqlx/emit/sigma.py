@@ -99,6 +99,13 @@ def _identifier(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", snake).strip("_").lower() or "x"
 
 
+def _contained(values: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The middles of globs that are all ``*x*`` (x not empty), for Sigma's contains modifier."""
+    if values and all(len(v) > 2 and v[0] == v[-1] == "*" and v.strip("*") for v in values):
+        return tuple(v[1:-1] for v in values)
+    return None
+
+
 def minimal_sets(weights: dict[str, int | float], threshold: int | float) -> list[tuple[str, ...]] | None:
     """The minimal sets of signals whose weights sum to at least ``threshold`` (weights > 0).
     An empty list means no set reaches it; None means every event reaches it."""
@@ -152,11 +159,17 @@ class SigmaGenerator(Generator):
             if isinstance(step, ir.Aggregate):
                 self.aggregate = step
                 continue
+            self.unextracted(step)
             if isinstance(step, ir.Filter):
                 if pred_fields(step.pred) & dropped:
                     self.unsupported(f"the filter tests {', '.join(sorted(pred_fields(step.pred) & dropped))}, "
                                      "which drop() removed; Sigma cannot say that", step.span)
                 filters.append(step.pred)
+            elif isinstance(step, ir.Extract):
+                # Sigma has no derived fields: the regex still filters; what it extracts is derived
+                # (reported below, and a test on it is reported where it is made).
+                if step.strict:
+                    filters.append(step.test)
             elif isinstance(step, ir.Drop):
                 dropped |= set(step.fields)
             elif isinstance(step, ir.Signal):
@@ -181,6 +194,7 @@ class SigmaGenerator(Generator):
                     self.note(f"results are sorted by {keys} and limited to {step.limit} rows", step.span)
             elif isinstance(step, ir.Case):
                 # Sigma can keep the events some branch takes; what the branches assign is derived.
+                self.case_unextracted(step)
                 keep = case_keep(step)
                 if keep is None:
                     self.unsupported("a case { } branch filters after it assigns; Sigma cannot say that", step.span)
@@ -473,15 +487,21 @@ class SigmaGenerator(Generator):
                                          "(a full path) that cqlx writes yet", pred.span)
                     return f"{column}|endswith{cased}", [sep + sigma_string(v) for v in pred.values
                                                          for sep in ("\\", "/")]
+                inner = _contained(pred.values)
+                if inner is not None:  # *x* as the contains modifier, as sigma check asks
+                    return f"{column}|contains{cased}", [sigma_string(v, glob=True) for v in inner]
                 return f"{column}{cased}", [sigma_string(v, glob=True) for v in pred.values]
             glob = isinstance(pred, ir.Glob)
             text = pred.pattern if isinstance(pred, ir.Glob) else pred.value
             if self.is_basename(pred.field):
                 if not glob:  # a file name equals X: the full path ends with a separator and X
                     return f"{column}|endswith{cased}", ["\\" + sigma_string(text), "/" + sigma_string(text)]
-                if not text.startswith("*"):
-                    self.unsupported(f"a glob anchored at the start of {pred.field} (a file name) has no "
-                                     f"form on {column} (a full path)", pred.span)
+                if not text.startswith("*") or "*" in text[1:]:
+                    # only *suffix says the same of the file name and of the full path
+                    self.unsupported(f"a glob on {pred.field} (a file name) other than *suffix has no form on "
+                                     f"{column} (a full path)", pred.span)
+            elif glob and _contained((text,)) is not None:
+                return f"{column}|contains{cased}", sigma_string(text[1:-1], glob=True)
             return f"{column}{cased}", sigma_string(text, glob=glob)
         if isinstance(pred, ir.Regex):
             column = self.plain_column(pred.field, pred.span)
@@ -508,12 +528,21 @@ class SigmaGenerator(Generator):
             return None
         if isinstance(pred, ir.Exists):
             return f"{self.plain_column(pred.field, pred.span)}|exists", True
+        if isinstance(pred, ir.Cidr):
+            # |cidr (sigma-specification, appendix-modifiers): IPv4 and IPv6 networks (pySigma's
+            # SigmaCIDRExpression reads both with ipaddress).
+            subnets = list(pred.subnets)
+            return f"{self.plain_column(pred.field, pred.span)}|cidr", subnets if len(subnets) > 1 else subnets[0]
         if isinstance(pred, ir.OpaqueTest):
             self.opaque_test(pred)
             return None
-        if isinstance(pred, ir.FreeText | ir.ExprTest):
-            self.unsupported(f"{'free-text search' if isinstance(pred, ir.FreeText) else 'test()'} "
-                             "has no Sigma form cqlx writes yet", pred.span, DETECTION)
+        if isinstance(pred, ir.FreeText):
+            self.unsupported("free-text search reads every field of the LogScale event; Sigma's keywords match "
+                             "ignoring case over whatever a backend searches, not the same fields", pred.span,
+                             DETECTION)
+            return None
+        if isinstance(pred, ir.ExprTest):
+            self.unsupported("test() has no Sigma form cqlx writes yet", pred.span, DETECTION)
             return None
         return None
 

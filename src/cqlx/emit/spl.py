@@ -18,7 +18,7 @@ import re
 from cqlx import ir
 from cqlx.emit.base import DETECTION, PRESENTATION, Generator
 from cqlx.functions import AGGREGATE_OUTPUTS, COLLECT_LIMIT_DEFAULT, GROUP_LIMIT_DEFAULT, TIME_BUCKET
-from cqlx.passes import expand_case, pred_fields
+from cqlx.passes import expand_case, folds_case, pred_fields
 from cqlx.regexes import flag_prefix, glob_to_regex, to_pcre, to_python
 
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # in eval, `.` concatenates: a.b must be quoted
@@ -65,7 +65,7 @@ def _required(pred: ir.Pred) -> set[str]:
     if isinstance(pred, ir.Or):
         sets = [_required(p) for p in pred.items]
         return set.intersection(*sets) if sets else set()
-    if isinstance(pred, ir.Eq | ir.Glob | ir.Regex | ir.Cmp | ir.Exists | ir.In):
+    if isinstance(pred, ir.Eq | ir.Glob | ir.Regex | ir.Cmp | ir.Exists | ir.In | ir.Cidr):
         return {pred.field}
     return set()
 
@@ -83,6 +83,7 @@ class SplGenerator(Generator):
         self.preamble: list[str] = []  # evals a step needs before it (derived fields)
         lines = [self.base_search()]
         for step in self.query.steps:
+            self.unextracted(step)
             ops = self.step(step)
             lines.extend(f"| {op}" for op in [*self.preamble, *ops])
             self.preamble.clear()
@@ -129,20 +130,25 @@ class SplGenerator(Generator):
         if event is None or not event.search:
             return "search *"
         terms: list[str] = []
+        source = self.query.source
         for key, value in event.search:
             if key == "event_simpleName":
-                types = self.query.source.event_types or (value,)
-                # search is case-insensitive; CASE() keeps CQL's exact match (search-manual, CASE()).
-                alts = [f"event_simpleName=CASE({self.search_value(t)})" for t in types]
-                terms.append(alts[0] if len(alts) == 1 else "(" + " OR ".join(alts) + ")")
+                types = source.event_types or (value,)
+                terms.append(self.source_term("event_simpleName", types, folds_case(source.types_test)))
             else:
                 terms.append(f"{key}={self.search_value(value)}")
         terms += self.match_terms()
-        if self.query.source.platforms:
+        if source.platforms:
             column = self.column("event_platform") or "event_platform"
-            alts = [f"{column}=CASE({self.search_value(p)})" for p in self.query.source.platforms]
-            terms.append(alts[0] if len(alts) == 1 else "(" + " OR ".join(alts) + ")")
+            terms.append(self.source_term(column, source.platforms, folds_case(source.platforms_test)))
         return " ".join(terms)
+
+    def source_term(self, column: str, values: tuple[str, ...], ignore_case: bool) -> str:
+        """``field=value`` in search is case-insensitive; CASE() keeps CQL's exact match (search
+        manual, CASE()); a source test that ignores case (``/^ProcessRollup2$/i``) needs none."""
+        alts = [f"{column}={self.search_value(v)}" if ignore_case else f"{column}=CASE({self.search_value(v)})"
+                for v in values]
+        return alts[0] if len(alts) == 1 else "(" + " OR ".join(alts) + ")"
 
     def match_terms(self) -> list[str]:
         """The event type's records in a shared source, case-sensitive as CASE() makes them."""
@@ -160,6 +166,8 @@ class SplGenerator(Generator):
     # ------------------------------------------------------------ steps
 
     def step(self, step: ir.Step) -> list[str]:
+        if isinstance(step, ir.Extract):
+            return self.extract(step)
         if isinstance(step, ir.Filter):
             pred = step.pred
             if isinstance(pred, ir.Regex) and not step_reads_computed(self, pred):
@@ -317,7 +325,8 @@ class SplGenerator(Generator):
         """SPL has no first-match branches: the branch an event takes is computed once, then each
         assigned field from it (:func:`cqlx.passes.expand_case`)."""
         self.cases = getattr(self, "cases", 0) + 1
-        steps = expand_case(step, f"_cqlx_case{self.cases}", lambda field: True)  # eval reads a missing field as null
+        # eval reads a missing field as null
+        steps = expand_case(self.case_without_extraction(step), f"_cqlx_case{self.cases}", lambda field: True)
         if steps is None:
             self.unsupported("a case { } branch filters after it assigns, or reads what it assigns; cqlx does not "
                              "convert that to SPL", step.span)
@@ -329,6 +338,18 @@ class SplGenerator(Generator):
             if isinstance(inner, ir.Filter):
                 self.present |= _required(inner.pred)
         return out
+
+    def extract(self, step: ir.Extract) -> list[str]:
+        """``rex field=F "re"`` (Search Reference, rex: it matches the field against the unanchored
+        regex and extracts the named groups into fields of the same names; it keeps the events it
+        does not match), after the filter when strict. What rex does with a group that captures
+        nothing or takes no part is not documented: a later test on such a group is reported."""
+        out = self.step(ir.Filter(step.test, step.span)) if step.strict else []
+        self.present |= {step.field} if step.strict else set()
+        column = self.col(step.field, step.span)
+        self.optional_groups(step, "Splunk's rex documentation does not say what such a group sets")
+        self.numeric -= set(step.groups)
+        return [*out, f"rex field={table_name(column)} {string(self.pattern(step.pattern, step.flags, step.span))}"]
 
     def aggregate(self, step: ir.Aggregate) -> list[str]:
         """``stats``, which leaves out events that lack a ``by`` field, as groupBy() does (Search
@@ -585,8 +606,17 @@ class SplGenerator(Generator):
                 return "false()"
             return f"in({column}, {', '.join(string(v) for v in pred.values)})"
         if isinstance(pred, ir.FreeText):
-            self.unsupported("free-text search is not converted to SPL yet", pred.span)
+            self.unsupported("free-text search reads every field of the LogScale event; a Splunk search term reads "
+                             "_raw (for FDR events, JSON text with its keys and escapes) by term and ignoring case, "
+                             "so no SPL says the same", pred.span)
             return "false()"
+        if isinstance(pred, ir.Cidr):
+            # cidrmatch(<cidr>, <ip>), one subnet per call (Search Reference, comparison and conditional
+            # functions). *Assumption*: it takes IPv6 as IPv4 (Splunk 8 and later), an address matching
+            # only subnets of its own version, as cidr() does.
+            column = field_ref(self.col(pred.field, pred.span))
+            tests = [f"cidrmatch({string(subnet)}, {column})" for subnet in pred.subnets]
+            return tests[0] if len(tests) == 1 else "(" + " OR ".join(tests) + ")"
         if isinstance(pred, ir.OpaqueTest):
             self.opaque_test(pred)
             return "false()"
@@ -596,7 +626,7 @@ class SplGenerator(Generator):
 
     def condition(self, pred: ir.Pred) -> str:
         """A condition inside if()/case(): positive tests on fields that may be missing are guarded."""
-        if isinstance(pred, ir.Eq | ir.Glob | ir.Regex | ir.Cmp | ir.In):
+        if isinstance(pred, ir.Eq | ir.Glob | ir.Regex | ir.Cmp | ir.In | ir.Cidr):
             return self.guarded(pred.field, self.atom(pred), pred.span)
         return self.pred(pred)
 
