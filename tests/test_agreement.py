@@ -141,3 +141,18 @@ def test_the_table_is_not_trivial() -> None:
     sizes = {len(_python(cql)) for cql in FILTERS}
     assert 0 not in sizes or len(sizes) > 3
     assert max(sizes) < len(EVENTS) - 1
+
+
+@pytest.mark.parametrize("rule", [
+    '!in(field=RemotePort, values=["80", "443"]) | select([ComputerName])',
+    'in(RemotePort, values=["4444", "x"]) | select([ComputerName])',
+])
+def test_in_on_a_number_column_agrees_with_the_reference(rule: str) -> None:
+    """Defender's RemotePort is an int: in() with integers compares numbers, with other text the
+    column's text (a number column against strings is a type error in Kusto)."""
+    from tests.agreement import assert_agree
+
+    events = [{"#event_simpleName": "NetworkConnectIP4", "ComputerName": f"host-{p}", "RemotePort": str(p),
+               "aid": f"a{p}"} for p in (80, 443, 4444, 8080)]
+    rows = assert_agree("#event_simpleName=NetworkConnectIP4 | " + rule, events, engines=("kql",))
+    assert 0 < len(rows) < len(events)

@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cqlx.regexes import basename_regex, python_flags, to_python
+from cqlx.regexes import basename_glob_regex, basename_regex, python_flags, to_python
 
 TABLE = [
-    (r"^(cmd|powershell)\.exe$", "i", r"(?:^|[\\/])(cmd|powershell)\.exe$"),
+    (r"^(cmd|powershell)\.exe$", "i", r"(^|[\\/])(cmd|powershell)\.exe$"),
     (r"\.exe$", "", r"\.exe$"),
-    (r"^[a-z]+\.exe$", "i", r"(?:^|[\\/])[a-z]+\.exe$"),
-    (r"^\w{8}\.tmp$", "", r"(?:^|[\\/])\w{8}\.tmp$"),
+    (r"^[a-z]+\.exe$", "i", r"(^|[\\/])[a-z]+\.exe$"),
+    (r"^\w{8}\.tmp$", "", r"(^|[\\/])\w{8}\.tmp$"),
     (r"^.*\.exe$", "", None),  # `.` can match a separator: the match could start in a folder
     (r"^\S+\.exe$", "", None),
     (r"^[^x]+$", "", None),
@@ -52,3 +52,23 @@ def test_the_rewrite_matches_exactly_the_paths_whose_name_matches(folders: list[
     on_name = re.search(to_python(pattern), file_name, python_flags(flags)) is not None
     on_path = re.search(to_python(rewritten), path, python_flags(flags)) is not None
     assert on_name == on_path, (pattern, path)
+
+
+GLOBS = [("certutil*.exe",), ("cmd.exe", "*.ps1"), ("*",), ("a*b*c",), ("x\\y",)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(folders=st.lists(SEGMENT, max_size=3), name=NAMES, separator=st.sampled_from(["\\", "/"]),
+       index=st.integers(0, len(GLOBS) - 1), ignore_case=st.booleans())
+def test_the_glob_rewrite_matches_exactly_the_paths_whose_name_matches(folders: list[str], name: str,
+                                                                       separator: str, index: int,
+                                                                       ignore_case: bool) -> None:
+    from cqlx.regexes import glob_to_regex
+
+    globs = GLOBS[index]
+    flags = re.IGNORECASE if ignore_case else 0
+    path = separator.join([*folders, name])
+    file_name = re.split(r"[\\/]", path)[-1]
+    on_name = any(re.search(glob_to_regex(g, "\\Z"), file_name, flags) for g in globs)
+    on_path = re.search(basename_glob_regex(globs), path, flags) is not None
+    assert on_name == on_path, (globs, path)

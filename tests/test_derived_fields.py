@@ -48,3 +48,36 @@ def test_the_file_name_is_computed_once_before_its_first_use() -> None:
     assert spl.count("eval FileName=replace(ImageFileName") == 1
     lines = spl.splitlines()
     assert lines[1].startswith("| eval FileName=") and "FileName" in lines[2]
+
+
+SIGMA_RULES = [
+    "FileName = /^(cmd|powershell)\\.exe$/i",
+    "FileName = /\\.exe$/",
+    "FileName = cmd.exe",
+    "FileName = *md*",
+    "FileName =~ wildcard(\"c*.exe\", ignoreCase=true)",
+    'in(FileName, values=["r*.exe", "bash"])',
+]
+
+
+@pytest.mark.parametrize("rule", SIGMA_RULES)
+def test_sigma_tests_the_file_name_on_the_full_path(rule: str) -> None:
+    """Sigma's Image is the full path: a regex or glob on the file name becomes a regex on the
+    path's last part (regexes.basename_regex, basename_glob_regex), run by pySigma's sqlite backend."""
+    from cqlx import compile_matcher
+    from cqlx.engines.sigma_sqlite import run_sigma
+    from cqlx.profiles import load_profile
+    from cqlx.reshape import to_records
+
+    records = to_records(EVENTS, load_profile("sigma"), ["ProcessRollup2"])
+    kept = [i for i, r in enumerate(records) if r is not None]
+    (_, hits), *_ = run_sigma(convert(P + "| " + rule, to="sigma"), [records[i] for i in kept])
+    got = {EVENTS[kept[h]]["ComputerName"] for h in hits}
+    matcher = compile_matcher(P + "| " + rule)
+    expected = {e["ComputerName"] for e in EVENTS if matcher.match(e) is not None}
+    assert got == expected and 0 < len(expected) < len(EVENTS)
+
+
+def test_a_regex_the_path_cannot_say_is_still_refused() -> None:
+    with pytest.raises(Exception, match="not anchored at the end, or could match a separator"):
+        convert(P + "| FileName = /^cmd/", to="sigma")

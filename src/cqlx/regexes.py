@@ -358,6 +358,19 @@ def sre_parse_class(items: object) -> str:
     return f"[{negated}{''.join(parts)}]"
 
 
+def basename_glob_regex(patterns: tuple[str, ...]) -> str:
+    """A regex on a full path that matches exactly when one of the globs matches the path's file
+    name: each ``*`` becomes "anything but a separator" (a file name holds none, so this is exact),
+    and the match must start at the start or after a separator and end at the end. Plain groups
+    only, as in Sigma's regex subset. A glob whose text holds a separator matches no file name
+    and is left out."""
+    alternatives = ["[^\\\\/]*".join(re.escape(part) for part in p.split("*")) for p in patterns
+                    if not any(sep in p for sep in _SEPARATORS)]
+    if not alternatives:
+        return "[^\\s\\S]"  # matches nothing
+    return "(^|[\\\\/])(" + "|".join(alternatives) + ")$"
+
+
 def basename_regex(pattern: str, flags: str = "") -> str | None:
     """A regex on a full path that matches exactly when ``pattern`` matches the path's file name
     (what follows its last ``\\`` or ``/``), or None when cqlx cannot say that.
@@ -365,7 +378,8 @@ def basename_regex(pattern: str, flags: str = "") -> str | None:
     It can when the pattern is anchored at the end (``$``: the match ends where the name does) and
     nothing in it can match a separator (so the match cannot start in a folder): then a search of
     the full path finds the same match. An anchor at the start (``^``) becomes "at the start or
-    after a separator". ``/^(cmd|powershell)\\.exe$/i`` becomes ``(?:^|[\\\\/])(cmd|powershell)\\.exe$``."""
+    after a separator" (a plain group: Sigma's subset has no ``(?:``).
+    ``/^(cmd|powershell)\\.exe$/i`` becomes ``(^|[\\\\/])(cmd|powershell)\\.exe$``."""
     if not pattern.endswith("$") or pattern.endswith("\\$") or "|" in _top_level(pattern):
         return None
     try:
@@ -383,7 +397,7 @@ def basename_regex(pattern: str, flags: str = "") -> str | None:
     if anchored:
         if not pattern.startswith("^"):
             return None
-        return "(?:^|[\\\\/])" + pattern[1:]
+        return "(^|[\\\\/])" + pattern[1:]
     return pattern
 
 

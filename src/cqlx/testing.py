@@ -26,6 +26,7 @@ from cqlx import ir
 from cqlx.api import compile_query
 from cqlx.ast import Span
 from cqlx.conversion import convert_query
+from cqlx.emit.base import PRESENTATION
 from cqlx.errors import CqlError, RuleFileError
 from cqlx.passes import step_writes
 from cqlx.rules import Rule
@@ -266,14 +267,19 @@ def run_kql_text(kql: str, cases: list[Case], fields: tuple[str, ...], profile: 
     return verdicts
 
 
-def run_sigma_text(sigma: str, cases: list[Case], event_types: tuple[str, ...], profile: str | None = None
-                   ) -> tuple[list[str], list[set[int]]]:
-    """Sigma rules on pySigma's sqlite backend: each rule's title and the cases it selects."""
+def run_sigma_text(sigma: str, cases: list[Case], event_types: tuple[str, ...], profile: str | None = None,
+                   platforms: tuple[str, ...] = ()) -> tuple[list[str], list[set[int]]]:
+    """Sigma rules on pySigma's sqlite backend: each rule's title and the cases it selects. The
+    logsource (category and product) is the data set: only events of the rule's event types, and of
+    its platforms when it names some (``product: windows`` reads Windows events), are records."""
     from cqlx.engines.sigma_sqlite import run_sigma
     from cqlx.profiles import load_profile
     from cqlx.reshape import to_records
 
     records = to_records([c.event for c in cases], load_profile(profile or "sigma"), event_types)
+    if platforms:
+        records = [r if r is not None and _platform(c.event) in platforms else None for r, c in zip(records, cases,
+                                                                                                  strict=True)]
     kept = [i for i, r in enumerate(records) if r is not None]
     present = [r for r in records if r is not None]
     try:
@@ -332,10 +338,14 @@ def kql_parser(query: ir.Query, rule: Rule, profile: str | None = None) -> list[
     return [f"{d.code} at offset {d.start}: {d.message}" for d in diagnostics if d.severity == "Error"]
 
 
+def _platform(event: dict[str, Any]) -> Any:
+    return event.get("event_platform", event.get("#event_platform"))
+
+
 def sigma_sqlite(query: ir.Query, rule: Rule, cases: list[Case]) -> list[Verdict]:
     """The base rule says whether an event matches; the tier rule that fires says its severity."""
     sigma = convert_query(query, "sigma", None, rule.meta, rule.text).output
-    titles, hits = run_sigma_text(sigma, cases, query.source.event_types)
+    titles, hits = run_sigma_text(sigma, cases, query.source.event_types, platforms=query.source.platforms)
     ladder = next((s for s in query.steps if isinstance(s, ir.Ladder)), None)
     verdicts = []
     for index in range(len(cases)):
@@ -396,6 +406,30 @@ def unavailable(target: str) -> str | None:
 
 _LANGUAGE = {"python-module": "python", "kql-duckdb": "kql", "kql-parser": "kql", "sigma-sqlite": "sigma",
              "spl-oracle": "spl"}
+
+
+def shown_differently(query: ir.Query, rule: Rule, target: str, profiles: Mapping[str, str] | None = None
+                      ) -> frozenset[str]:
+    """Output fields the target's conversion reports as shown differently (presentation loss: the
+    event time in seconds, say): not compared, since which rows come out is what is tested."""
+    try:
+        conversion = convert_query(query, _LANGUAGE[target], (profiles or {}).get(_LANGUAGE[target]), rule.meta,
+                                   rule.text)
+    except CqlError:
+        return frozenset()
+    return frozenset(f for d in conversion.diagnostics if d.kind == PRESENTATION for f in d.fields)
+
+
+def _without(verdict: Verdict, fields: frozenset[str], query: ir.Query) -> Verdict:
+    """The verdict without those fields: by name, and for group rows (compared in column order)
+    by their position among the rule's output fields."""
+    if verdict.rows:
+        from cqlx.api import output_fields as ordered
+
+        skip = {i for i, name in enumerate(ordered(query) or ()) if name in fields}
+        rows = [{k: v for i, (k, v) in enumerate(row.items()) if i not in skip} for row in verdict.rows]
+        return _rows_verdict(rows)
+    return Verdict(verdict.matched, {k: v for k, v in verdict.fields.items() if k not in fields}, verdict.rows)
 
 
 def refused(query: ir.Query, rule: Rule, target: str, profiles: Mapping[str, str] | None = None) -> str | None:
@@ -470,7 +504,10 @@ def test_rule(rule: Rule, report: Report, extra: list[Case] | None = None,
         # Sigma outputs no fields: what it says is which tier rule fired, i.e. the severity.
         ladder = next((s for s in query.steps if isinstance(s, ir.Ladder)), None)
         only = ([ladder.field] if ladder else []) if target == "sigma-sqlite" else None
+        shown = shown_differently(query, rule, target, profiles)
         for case, want, got in zip(cases, expected, verdicts, strict=True):
+            if shown:
+                want, got = _without(want, shown, query), _without(got, shown, query)
             problem = _compare(want, got, only)
             if problem:
                 report.findings.append(Finding(rule.path, target, case.name, problem, case.line, case.event))
@@ -583,7 +620,7 @@ def other_verdicts(text: str, kind: str, cases: list[Case], fields: tuple[str, .
         check_kql(text, profile)
         return run_kql_text(text, cases, fields, profile)
     if kind == "sigma":
-        _, hits = run_sigma_text(text, cases, query.source.event_types, profile)
+        _, hits = run_sigma_text(text, cases, query.source.event_types, profile, query.source.platforms)
         return [Verdict(any(i in h for h in hits)) for i in range(len(cases))]
     if kind == "spl":
         return run_spl_text(text, cases, fields, profile)

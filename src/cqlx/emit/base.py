@@ -39,6 +39,8 @@ class Diagnostic:
     target: str
     message: str
     span: Span = NO_SPAN
+    # The output fields a presentation loss shows differently (``cqlx test`` does not compare them).
+    fields: tuple[str, ...] = ()
 
     def describe(self) -> str:
         label = "detection loss" if self.kind == DETECTION else "presentation loss"
@@ -164,9 +166,10 @@ class Generator:
                 self.unsupported(f"the regex group {group} may capture nothing or take no part in a match, and a "
                                  f"later step tests it: {why}", step.span)
 
-    def unsupported(self, message: str, span: Span = NO_SPAN, kind: str = DETECTION) -> None:
+    def unsupported(self, message: str, span: Span = NO_SPAN, kind: str = DETECTION,
+                    fields: tuple[str, ...] = ()) -> None:
         if not any(d.kind == kind and d.message == message for d in self.diagnostics):
-            self.diagnostics.append(Diagnostic(kind, self.target, message, span))
+            self.diagnostics.append(Diagnostic(kind, self.target, message, span, fields))
 
     def resolve_event_type(self) -> EventType | None:
         types = self.query.source.event_types

@@ -83,6 +83,13 @@ def _number(value: int | float) -> str:
     return repr(value) if isinstance(value, int) else repr(float(value))
 
 
+def _whole_literals(expr: ir.Expr) -> bool:
+    """Whether every value a conditional can give is a whole-number literal or no value."""
+    if isinstance(expr, ir.Cond):
+        return _whole_literals(expr.then) and _whole_literals(expr.otherwise)
+    return isinstance(expr, ir.Null) or (isinstance(expr, ir.Lit) and type(expr.value) is int)
+
+
 def _call_depth(expr: ir.Expr) -> int:
     if isinstance(expr, ir.Func):
         return 1 + max((_call_depth(a) for a in expr.args), default=0)
@@ -417,7 +424,7 @@ class KqlGenerator(Generator):
                                      "the groups, which cqlx does not write in KQL", step.span,
                                      self.loss(step, frozenset({function.output})))
                 else:
-                    terms.append(f"{name(function.output)} = {self.agg_term(function, step.span)}")
+                    terms.append(f"{name(function.output)} = {self.agg_term(function, step.span, step)}")
                 kinds[function.output] = NUMBER
                 index += 1
                 continue
@@ -538,13 +545,19 @@ class KqlGenerator(Generator):
         """A time field kept as it is: a datetime in KQL, epoch milliseconds in LogScale."""
         if function.field is not None and self.column_type(function.field) == "datetime":
             self.unsupported(f"{function.output} is shown as a KQL datetime, not as LogScale's epoch milliseconds",
-                             step.span, self.loss(step, frozenset({function.output})))
+                             step.span, self.loss(step, frozenset({function.output})), (function.output,))
 
-    def agg_term(self, function: ir.AggFunc, span: ir.Span) -> str:
+    def agg_term(self, function: ir.AggFunc, span: ir.Span, step: ir.Aggregate | None = None) -> str:
         if function.field is None:
             return "count()"
         if self.dead(function.field):
             return "real(null)" if function.name in ("min", "max", "avg") else "0"
+        if step is not None and function.name in ("min", "max") and self.column_type(function.field) == "datetime":
+            # the event time as a datetime: shown differently, compared the same (presentation loss
+            # unless a later step tests it)
+            self.shown_time(step, function)
+            column = self.column(function.field, span, output=True) or function.field
+            return f"{function.name}({name(column)})"
         column = self.col(function.field, span)
         if function.name == "count":
             present = "isnotempty" if self.column_type(function.field) == "string" else "isnotnull"
@@ -638,7 +651,7 @@ class KqlGenerator(Generator):
         column = self.col(pred.field, pred.span)
         op = "=~" if pred.ignore_case else "=="
         if self.column_type(pred.field) in ("long", "int") and pred.field not in self.computed \
-                and re.fullmatch(r"-?\d{1,18}", pred.value):
+                and re.fullmatch(r"0|-?[1-9]\d{0,17}", pred.value):
             return f"{column} == {pred.value}"  # a number column: compare as the number the text spells
         if pred.value == "" and self.profile.missing == "empty":
             self.unsupported(f"{pred.field}=\"\" (present and empty) cannot be told from a missing field in "
@@ -724,7 +737,12 @@ class KqlGenerator(Generator):
                                      for v in pred.values) + ")"
         if not pred.values:
             return "false"
-        if pred.ignore_case:  # in~ compares text: a number column is tested as its text, as in CQL
+        numeric = self.column_type(pred.field) in ("long", "int") and pred.field not in self.computed
+        if numeric and not pred.ignore_case and all(re.fullmatch(r"0|-?[1-9]\d{0,17}", v) for v in pred.values):
+            # a number column against integers: compared as the numbers the text spells (as pred_eq)
+            return f"{column} in ({', '.join(pred.values)})"
+        # in~ compares text, and a number column against other text too: tested as its text, as in CQL
+        if pred.ignore_case or numeric:
             column = self.text_col(pred.field, pred.span)
         op = "in~" if pred.ignore_case else "in"
         return f"{column} {op} ({', '.join(string(v) for v in pred.values)})"
@@ -881,13 +899,15 @@ class KqlGenerator(Generator):
         """``iff()``, whose arms KQL needs to be of one type: with a number and a string arm the
         number is written as its text; a missing arm is the other arm's null."""
         kinds = self.kind(expr)
-        # A number next to a null is written as a real: long and real(null) are two types to iff().
-        real = kinds == NUMBER and self.may_be_null(expr)
+        # A number next to a null is written as a real (long and real(null) are two types to iff()),
+        # unless every number is a whole literal: then the null is long(null).
+        whole = kinds == NUMBER and _whole_literals(expr)
+        real = kinds == NUMBER and self.may_be_null(expr) and not whole
         arms = []
         for arm in (expr.then, expr.otherwise):
             kind = self.kind(arm)
             if kind == NULL:
-                arms.append('""' if kinds in (TEXT, WORD) else "real(null)")
+                arms.append('""' if kinds in (TEXT, WORD) else "long(null)" if whole else "real(null)")
             elif kind == NUMBER and kinds != NUMBER:
                 arms.append(f"tostring({self.expr(arm)})")
             elif real and isinstance(arm, ir.Lit) and isinstance(arm.value, int | float):

@@ -32,7 +32,7 @@ from cqlx import ir
 from cqlx.emit.base import DETECTION, PRESENTATION, Generator
 from cqlx.functions import AGGREGATE_OUTPUTS, GROUP_LIMIT_DEFAULT
 from cqlx.passes import case_keep, pred_fields, step_writes
-from cqlx.regexes import SIGMA_NON_PORTABLE, features, to_sigma
+from cqlx.regexes import SIGMA_NON_PORTABLE, basename_glob_regex, basename_regex, features, to_sigma
 
 MAX_SIGNALS = 16
 _CORRELATION = "\0correlation"  # the rule() "tier" of the correlation rule
@@ -483,8 +483,7 @@ class SigmaGenerator(Generator):
             if isinstance(pred, ir.In):
                 if self.is_basename(pred.field):  # each file name: the full path ends with a separator and it
                     if any("*" in v for v in pred.values):
-                        self.unsupported(f"a glob in in() on {pred.field} (a file name) has no form on {column} "
-                                         "(a full path) that cqlx writes yet", pred.span)
+                        return self.basename_globs(column, pred.values, pred.ignore_case)
                     return f"{column}|endswith{cased}", [sep + sigma_string(v) for v in pred.values
                                                          for sep in ("\\", "/")]
                 inner = _contained(pred.values)
@@ -497,18 +496,24 @@ class SigmaGenerator(Generator):
                 if not glob:  # a file name equals X: the full path ends with a separator and X
                     return f"{column}|endswith{cased}", ["\\" + sigma_string(text), "/" + sigma_string(text)]
                 if not text.startswith("*") or "*" in text[1:]:
-                    # only *suffix says the same of the file name and of the full path
-                    self.unsupported(f"a glob on {pred.field} (a file name) other than *suffix has no form on "
-                                     f"{column} (a full path)", pred.span)
+                    # *suffix says the same of the file name and of the full path; any other glob
+                    # is a regex on the path's last part
+                    return self.basename_globs(column, (text,), pred.ignore_case)
             elif glob and _contained((text,)) is not None:
                 return f"{column}|contains{cased}", sigma_string(text[1:-1], glob=True)
             return f"{column}{cased}", sigma_string(text, glob=glob)
         if isinstance(pred, ir.Regex):
             column = self.plain_column(pred.field, pred.span)
+            source = pred.pattern
             if self.is_basename(pred.field):
-                self.unsupported(f"a regex on {pred.field} (a file name) has no exact form on {column} "
-                                 "(a full path)", pred.span)
-            pattern = to_sigma(pred.pattern, pred.flags)
+                on_path = basename_regex(pred.pattern, pred.flags)
+                if on_path is None:
+                    self.unsupported(f"a regex on {pred.field} (a file name) has no exact form on {column} "
+                                     "(a full path): it is not anchored at the end, or could match a separator",
+                                     pred.span)
+                else:
+                    source = on_path
+            pattern = to_sigma(source, pred.flags)
             lacking = features(pattern) & SIGMA_NON_PORTABLE
             if lacking:
                 self.unsupported(f"the regex uses {', '.join(sorted(lacking))}, outside Sigma's portable "
@@ -553,6 +558,10 @@ class SigmaGenerator(Generator):
         if not column or "|" in column:  # Sigma reads `|` in a key as a modifier
             self.unsupported(f"the field name {column!r} cannot be a Sigma field (empty, or holds '|')", span)
         return column
+
+    def basename_globs(self, column: str, globs: tuple[str, ...], ignore_case: bool) -> tuple[str, Any]:
+        """Globs on a file name as one regex on the full path (regexes.basename_glob_regex)."""
+        return f"{column}|re" + ("|i" if ignore_case else ""), basename_glob_regex(globs)
 
     def is_basename(self, field: str) -> bool:
         mapped = self.profile.field(self.event, field)

@@ -378,6 +378,10 @@ class SplGenerator(Generator):
             index += 1
             if function.field is None:
                 call = "count"
+            elif function.name in ("min", "max") and self.time_column(function.field):
+                # the event time: Splunk's _time, epoch seconds (LogScale's is epoch milliseconds)
+                self.shown_time(step, function)
+                call = f"{function.name}({table_name(self.time_column(function.field) or '_time')})"
             elif function.name in ("min", "max") and function.field not in self.numeric:
                 # Splunk's min/max of text compare lexicographically; LogScale's skip what is no number.
                 scratch = f"_cqlx_number{len(numbers) + 1}"
@@ -489,7 +493,8 @@ class SplGenerator(Generator):
         """A time field kept as it is: epoch seconds in Splunk, epoch milliseconds in LogScale."""
         if function.field is not None and self.time_column(function.field):
             self.unsupported(f"{function.output} is shown as Splunk's _time (epoch seconds), not as LogScale's "
-                             "epoch milliseconds", step.span, self.loss(step, frozenset({function.output})))
+                             "epoch milliseconds", step.span, self.loss(step, frozenset({function.output})),
+                             (function.output,))
 
     def time_bucket(self, expr: ir.Func) -> str:
         """bucket()'s ``_bucket``: the start of the event time's bucket in epoch milliseconds, from
