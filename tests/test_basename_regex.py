@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cqlx.regexes import basename_glob_regex, basename_regex, python_flags, to_python
+from cqlx.regexes import NEVER, basename_glob_regex, basename_regex, python_flags, to_python
 
 TABLE = [
     (r"^(cmd|powershell)\.exe$", "i", r"(^|[\\/])(cmd|powershell)\.exe$"),
@@ -24,6 +24,8 @@ TABLE = [
     (r"^cmd$|^ps$", "", None),  # a top-level alternation: each branch would need its own anchor
     (r"cmd\$", "", None),  # an escaped dollar is no anchor
     (r"^a$b$", "", None),
+    (r"\\excel\.exe$", "i", NEVER),  # a separator in every match: no file name holds one
+    (r"^C:\\Windows", "", NEVER),
 ]
 
 

@@ -358,6 +358,10 @@ def sre_parse_class(items: object) -> str:
     return f"[{negated}{''.join(parts)}]"
 
 
+#: A regex that matches nothing (in Python's re, RE2, PCRE and Sigma's subset).
+NEVER = "[^\\s\\S]"
+
+
 def basename_glob_regex(patterns: tuple[str, ...]) -> str:
     """A regex on a full path that matches exactly when one of the globs matches the path's file
     name: each ``*`` becomes "anything but a separator" (a file name holds none, so this is exact),
@@ -367,7 +371,7 @@ def basename_glob_regex(patterns: tuple[str, ...]) -> str:
     alternatives = ["[^\\\\/]*".join(re.escape(part) for part in p.split("*")) for p in patterns
                     if not any(sep in p for sep in _SEPARATORS)]
     if not alternatives:
-        return "[^\\s\\S]"  # matches nothing
+        return NEVER
     return "(^|[\\\\/])(" + "|".join(alternatives) + ")$"
 
 
@@ -380,14 +384,16 @@ def basename_regex(pattern: str, flags: str = "") -> str | None:
     the full path finds the same match. An anchor at the start (``^``) becomes "at the start or
     after a separator" (a plain group: Sigma's subset has no ``(?:``).
     ``/^(cmd|powershell)\\.exe$/i`` becomes ``(^|[\\\\/])(cmd|powershell)\\.exe$``."""
-    if not pattern.endswith("$") or pattern.endswith("\\$") or "|" in _top_level(pattern):
-        return None
     try:
         parsed = sre_parse.parse(to_python(pattern), python_flags(flags))
     except (re.error, ValueError, OverflowError, RecursionError):
         return None
     items = list(parsed)
     c = sre_constants
+    if "|" not in _top_level(pattern) and any(op is c.LITERAL and chr(arg) in _SEPARATORS for op, arg in items):
+        return NEVER  # every match holds a separator, which no file name does
+    if not pattern.endswith("$") or pattern.endswith("\\$") or "|" in _top_level(pattern):
+        return None
     if not items or items[-1] != (c.AT, c.AT_END):
         return None
     anchored = items[0] == (c.AT, c.AT_BEGINNING)

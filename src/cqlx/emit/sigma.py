@@ -32,7 +32,7 @@ from cqlx import ir
 from cqlx.emit.base import DETECTION, PRESENTATION, Generator
 from cqlx.functions import AGGREGATE_OUTPUTS, GROUP_LIMIT_DEFAULT
 from cqlx.passes import case_keep, pred_fields, step_writes
-from cqlx.regexes import SIGMA_NON_PORTABLE, basename_glob_regex, basename_regex, features, to_sigma
+from cqlx.regexes import NEVER, SIGMA_NON_PORTABLE, basename_glob_regex, basename_regex, features, to_sigma
 
 MAX_SIGNALS = 16
 _CORRELATION = "\0correlation"  # the rule() "tier" of the correlation rule
@@ -512,6 +512,9 @@ class SigmaGenerator(Generator):
                                      "(a full path): it is not anchored at the end, or could match a separator",
                                      pred.span)
                 else:
+                    if on_path == NEVER:
+                        self.unsupported(f"the regex on {pred.field} needs a path separator, which a file name never "
+                                         "holds: it never matches, in LogScale as here", pred.span, PRESENTATION)
                     source = on_path
             pattern = to_sigma(source, pred.flags)
             lacking = features(pattern) & SIGMA_NON_PORTABLE
