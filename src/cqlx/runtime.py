@@ -1349,7 +1349,13 @@ def lookup(record: dict[str, Any], spec: tuple[Any, ...]) -> dict[str, Any] | No
     strict, ignore_case, mode, negated)."""
     fields, strict, negated = spec[1], spec[4], spec[7]
     values = [_cell(get(record, name)) for name in fields]
-    row = None if "" in values else _matching_row(spec, values)
+    return _with_row(record, None if "" in values else _matching_row(spec, values), strict, negated)
+
+
+def _with_row(record: dict[str, Any], row: dict[str, Any] | None, strict: bool, negated: bool
+              ) -> dict[str, Any] | None:
+    """The record with a matching row's fields written; without one, the record (not ``strict``)
+    or None; negated, the record only when nothing matched."""
     if negated:
         return None if row is not None else record
     if row is None:
@@ -1405,11 +1411,4 @@ def join(record: dict[str, Any], number: int, fields: tuple[str, ...], strict: b
     """``join()``: the record with the matching subquery row's include fields written, the record as
     it is (no match, ``mode=left``), or None (dropped)."""
     values = tuple(_cell(get(record, name)) for name in fields)
-    row = None if "" in values else JOINED[number - 1].get(values)
-    if negated:
-        return None if row is not None else record
-    if row is None:
-        return None if strict else record
-    out = dict(record)
-    out.update(row)
-    return out
+    return _with_row(record, None if "" in values else JOINED[number - 1].get(values), strict, negated)
