@@ -16,8 +16,9 @@ P = "#event_simpleName=ProcessRollup2 "
 
 def _event(n: int, path: str, **fields: Any) -> dict[str, Any]:
     name = path.replace("/", "\\").rsplit("\\", 1)[-1]
+    # A path ending in a separator names no file: the event has no FileName.
     return {"#event_simpleName": "ProcessRollup2", "ComputerName": f"host-{n:02d}", "ImageFileName": path,
-            "FileName": name, **fields}
+            **({"FileName": name} if name else {}), **fields}
 
 
 EVENTS = [
@@ -26,6 +27,7 @@ EVENTS = [
     _event(3, "/usr/bin/bash", CommandLine="bash -i"),
     _event(4, "\\Device\\HarddiskVolume3\\Users\\a\\cmd.exe.bak"),
     _event(5, "\\Device\\HarddiskVolume3\\Tools\\cmd\\run.exe"),
+    _event(6, "\\Device\\HarddiskVolume3\\Tools\\cmd\\"),
 ]
 
 RULES = [
@@ -45,9 +47,9 @@ def test_spl_computes_the_file_name_as_logscale_does(rule: str) -> None:
 
 def test_the_file_name_is_computed_once_before_its_first_use() -> None:
     spl = convert(P + "| FileName = cmd.exe | x := lower(FileName) | select([x, FileName])", to="spl")
-    assert spl.count("eval FileName=replace(ImageFileName") == 1
+    assert spl.count("rex field=ImageFileName") == 1
     lines = spl.splitlines()
-    assert lines[1].startswith("| eval FileName=") and "FileName" in lines[2]
+    assert lines[1].startswith('| rex field=ImageFileName "(?<FileName>') and "FileName" in lines[2]
 
 
 SIGMA_RULES = [

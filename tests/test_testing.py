@@ -55,6 +55,31 @@ def test_cqlx_test_samples_compares_every_target(tmp_path: Path) -> None:
     assert sarif["version"] == "2.1.0" and sarif["runs"][0]["results"] == []
 
 
+@pytest.mark.parametrize("generate_flag", [(), ("--generate",)])
+def test_a_rule_no_engine_can_run_is_skipped_with_the_reason(generate_flag: tuple[str, ...]) -> None:
+    """The saved-search card: the matcher itself refuses it, so every target is skipped, saying why,
+    and the run passes (with or without witnesses) instead of stopping."""
+    card = SEED_CARD.parent.parent / "library" / "stateful_hunt.yml"
+    result = cqlx("test", str(card), *generate_flag)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for target in ("python", "kql-duckdb", "sigma-sqlite", "spl-oracle"):
+        assert f"{target:<14} skipped: the matcher cannot run this rule as LogScale would: saved search" \
+            in result.stdout
+
+
+def test_witnesses_are_events_as_logscale_holds_them() -> None:
+    """A witness carries an agent id and the file name the Falcon parser derives from the path (none
+    for a path ending in a separator), and never a field the rule computes itself."""
+    query = parse("#event_simpleName=ProcessRollup2 ImageFileName=/\\\\Temp\\\\/i | Len := length(CommandLine) "
+                  "| test(Len > 12) | Name := lower(FileName)")
+    events = [w.event for w in generate(query)]
+    assert events and all(len(e["aid"]) == 32 and "Len" not in e for e in events)
+    assert all("FileName" not in e for e in events if str(e.get("ImageFileName", "x")).endswith("\\"))
+    with_name = [e for e in generate(parse("#event_simpleName=ProcessRollup2 ImageFileName=/\\\\net\\.exe$/"))
+                 if "ImageFileName" in e.event]
+    assert with_name and all(w.event["FileName"].lower() == "net.exe" for w in with_name)
+
+
 def _card_copy(tmp_path: Path, old: str, new: str) -> Path:
     text = SEED_CARD.read_text(encoding="utf-8")
     assert old in text

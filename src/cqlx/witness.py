@@ -12,11 +12,13 @@ every other engine is compared with it. Deterministic: the same rule and seed gi
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from cqlx import ir
 from cqlx.emit.sigma import minimal_sets
+from cqlx.passes import pred_fields, step_writes
 from cqlx.regexes import python_flags, sre_parse, to_python
 from cqlx.regexes import sre_constants as C
 
@@ -172,6 +174,23 @@ def _flip_case(values: dict[str, str]) -> dict[str, str]:
     return {k: v.swapcase() for k, v in values.items()}
 
 
+def _parser_fields(event: dict[str, Any], dropped: tuple[str, ...]) -> None:
+    """Fill in what LogScale's Falcon parser derives on ingest, so that a witness is an event as
+    LogScale holds it: ``FileName`` is the text after the last ``\\`` or ``/`` of ``ImageFileName``
+    (unless the witness is about ``FileName`` missing)."""
+    path = event.get("ImageFileName")
+    if isinstance(path, str) and "FileName" not in event and "FileName" not in dropped:
+        name = re.split(r"[\\/]", path)[-1]
+        if name:  # a path ending in a separator names no file
+            event["FileName"] = name
+
+
+def _host(number: int) -> dict[str, str]:
+    """The host fields every Falcon event carries: a name and an agent id (``aid``, 32 hex digits),
+    which a target keys host facts on (Defender's DeviceInfo platform is joined on DeviceId)."""
+    return {"ComputerName": f"witness-{number:03d}", "aid": f"{number:032x}"}
+
+
 def generate(query: ir.Query, seed: int = 0) -> list[Witness]:
     """Witness events for ``query``, deterministic for a given seed."""
     rng = random.Random(seed)
@@ -180,8 +199,16 @@ def generate(query: ir.Query, seed: int = 0) -> list[Witness]:
         base["#event_simpleName"] = query.source.event_types[0]
     if query.source.platforms:
         base["event_platform"] = query.source.platforms[0]
-    filters = [s.pred if isinstance(s, ir.Filter) else s.test for s in query.steps
-               if isinstance(s, ir.Filter) or (isinstance(s, ir.Extract) and s.strict)]
+    # The filters on the event's own fields: a test of a field an earlier step computes (a length,
+    # a renamed field) is not met by putting that field in the event.
+    filters: list[ir.Pred] = []
+    computed: set[str] = set()
+    for step in query.steps:
+        pred = step.pred if isinstance(step, ir.Filter) else step.test if (
+            isinstance(step, ir.Extract) and step.strict) else None
+        if pred is not None and not pred_fields(pred) & computed:
+            filters.append(pred)
+        computed |= step_writes(step)
     signals = [s for s in query.steps if isinstance(s, ir.Signal)]
     # The filters' values: of a few samples, the one that sets off the fewest signals, so that the
     # signal witnesses differ from the base by one signal each.
@@ -206,6 +233,7 @@ def generate(query: ir.Query, seed: int = 0) -> list[Witness]:
         content = {**base, **values}
         for field in drop:
             content.pop(field, None)
+        _parser_fields(content, drop)
         key = repr(sorted(content.items()))
         if key in seen:  # the same event exercises two things: say both
             index = seen[key]
@@ -213,7 +241,7 @@ def generate(query: ir.Query, seed: int = 0) -> list[Witness]:
             return
         seen[key] = len(witnesses)
         number += 1
-        witnesses.append(Witness(name, {"ComputerName": f"witness-{number:03d}", **content}))
+        witnesses.append(Witness(name, {**_host(number), **content}))
 
     add("every filter holds, no signal", dict(filter_values))
     for field in sorted(filter_values):
@@ -225,7 +253,8 @@ def generate(query: ir.Query, seed: int = 0) -> list[Witness]:
         raw = dict(filter_values)
         raw.pop("#event_simpleName", None)
         number += 1
-        fdr = {"ComputerName": f"witness-{number:03d}", "event_simpleName": base["#event_simpleName"], **raw}
+        fdr = {**_host(number), "event_simpleName": base["#event_simpleName"], **raw}
+        _parser_fields(fdr, ())  # the event type's key in FDR's shape is what this witness is about
         witnesses.append(Witness("event type under event_simpleName (FDR shape)", fdr))
     signal_values: dict[str, dict[str, str]] = {}
     for signal in signals:

@@ -70,7 +70,7 @@ def _required(pred: ir.Pred) -> set[str]:
     return set()
 
 
-_FOLDERS = "(?s)^.*[\\\\/]"  # PCRE: everything up to the last \\ or / (what a file name follows)
+_LAST_PART = "(?<{name}>[^\\\\/]+)$"  # PCRE: the text after the last \\ or / (a file name)
 
 
 class SplGenerator(Generator):
@@ -115,7 +115,9 @@ class SplGenerator(Generator):
         source = mapped.name
         if self.event is not None and self.event.prefix and mapped.name not in _BASE_FIELDS:
             source = self.event.prefix + mapped.name
-        self.preamble.append(f"eval {field_ref(name)}=replace({field_ref(source)}, {string(_FOLDERS)}, \"\")")
+        # rex sets the field only where the path has a last part: a path ending in a separator
+        # names no file (as the Python matcher and Defender's FileName have it, no value).
+        self.preamble.append(f"rex field={field_ref(source)} {string(_LAST_PART.format(name=name))}")
         self.computed.add(name)
         return name
 
