@@ -532,7 +532,7 @@ class KqlGenerator(Generator):
         losing it is presentation loss unless a later step decides on ``output``."""
         shown = self.loss(step, frozenset({output})) == PRESENTATION
         column = self.column(field, step.span, output=shown)
-        return name(column) if column else name(field)
+        return name(column) if column else '""'  # no such column: every event lacks the field
 
     def null_of(self, field: str) -> str:
         """The empty value of the field's column type (a string's is "")."""
