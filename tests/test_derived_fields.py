@@ -83,3 +83,43 @@ def test_sigma_tests_the_file_name_on_the_full_path(rule: str) -> None:
 def test_a_regex_the_path_cannot_say_is_still_refused() -> None:
     with pytest.raises(Exception, match="not anchored at the end, or could match a separator"):
         convert(P + "| FileName = /^cmd/", to="sigma")
+
+
+# ---------------------------------------------------------------- no event type: every sensor event
+
+MIXED = [
+    *EVENTS,
+    {"#event_simpleName": "DnsRequest", "ComputerName": "host-07", "DomainName": "whoami.example.org",
+     "event_platform": "Win"},
+    {"#event_simpleName": "FileOpenInfo", "ComputerName": "host-08", "TargetFileName": "C:\\whoami.txt",
+     "event_platform": "Mac"},
+    {"event_simpleName": "UserLogon", "ComputerName": "host-09", "UserName": "whoami", "LogonType": "10",
+     "event_platform": "Win"},
+]
+
+NO_EVENT_TYPE = [
+    "CommandLine=/whoami/i | select([ComputerName, CommandLine])",
+    "* | groupBy(ComputerName, function=count()) | select([ComputerName, _count])",
+    "DomainName=*example* or TargetFileName=/whoami/i | select([ComputerName])",
+    "event_platform=Win | LogonType=10 | select([ComputerName, LogonType])",
+]
+
+
+@pytest.mark.parametrize("rule", NO_EVENT_TYPE)
+def test_a_rule_without_event_type_reads_every_sensor_event_in_splunk(rule: str) -> None:
+    """Raw FDR keeps every sensor event under one sourcetype, the types the profile does not list
+    too (FileOpenInfo here): the SPL reads them all, as LogScale does, and agrees with the matcher."""
+    spl = convert(rule, to="spl")
+    assert spl.startswith('sourcetype="crowdstrike:events:sensor"') and "event_simpleName" not in spl
+    assert assert_agree(rule, MIXED, engines=("spl",))
+
+
+@pytest.mark.parametrize("rule", ["UserName=whoami", "FileName=cmd.exe"])
+def test_without_event_type_user_and_file_names_are_not_the_same_information(rule: str) -> None:
+    """Raw FDR process events hold only UserSid and ImageFileName: across event types, a test on
+    UserName or FileName would miss them, so the conversion is refused, naming the field."""
+    from cqlx.conversion import convert_text
+    from cqlx.errors import CqlError
+
+    with pytest.raises(CqlError, match=f"field {rule.split('=')[0]} in profile splunk is not the same information"):
+        convert_text(rule, "spl")

@@ -181,7 +181,8 @@ class Generator:
                 self.unsupported("the rule selects no event type (#event_simpleName=...); "
                                  f"{self.profile.name} needs one to choose a table or logsource")
             return None
-        resolved = [self.profile.event_type(t) for t in types]
+        # The default is what a rule without event types reads, never an event type of its own.
+        resolved = [self.profile.event_type(t) if t != self.profile.default_event_type else None for t in types]
         missing = [t for t, r in zip(types, resolved, strict=True) if r is None]
         known = [r for r in resolved if r is not None]
         if missing:
@@ -235,7 +236,9 @@ class Generator:
                              "under its Falcon name", span, "presentation")
             return name
         if not mapped.exact:
-            self.unsupported(f"field {name} becomes {mapped.name}, which is not the same information"
+            what = f"becomes {mapped.name}, which" if mapped.name != name.lstrip("#") else "in profile " \
+                f"{self.profile.name}"
+            self.unsupported(f"field {name} {what} is not the same information"
                              + (f" ({mapped.note})" if mapped.note else ""), span, kind)
         if mapped.transform is not None and not output:
             self.transformed_filter(name, mapped.name, mapped.transform, span)

@@ -258,6 +258,9 @@ class CqlGenerator(Generator):
         return result
 
     def step_filter(self, step: ir.Filter) -> str:
+        if isinstance(step.pred, ir.OpaqueTest):
+            # A function call alone is a stage of its own (ir.Opaque); next to * it is a test.
+            return f"* {self.stage_pred(step.pred)}"
         return self.stage_pred(step.pred)
 
     def step_extract(self, step: ir.Extract) -> str:
