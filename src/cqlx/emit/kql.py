@@ -34,6 +34,7 @@ from cqlx.regexes import (
     group_numbers,
     linear_plan,
     matches_empty,
+    re2_error,
     to_re2,
 )
 from cqlx.runtime import compare_values, number
@@ -696,15 +697,9 @@ class KqlGenerator(Generator):
         if lacking:
             self.unsupported(f"the regex uses {', '.join(sorted(lacking))}, which RE2 (KQL) does not have", span)
         translated = plan.pattern if plan else flag_prefix(flags) + to_re2(pattern)
-        if not lacking:
-            try:
-                import re2
-
-                options = re2.Options()
-                options.log_errors = False  # the refusal is reported below, not on stderr
-                re2.compile(translated, options)
-            except Exception as error:  # re2 raises its own error type
-                self.unsupported(f"RE2 rejects the regex: {error}", span)
+        refusal = None if lacking else re2_error(translated)
+        if refusal is not None:
+            self.unsupported(f"RE2 rejects the regex: {refusal}", span)
         return translated
 
     def pred_cmp(self, pred: ir.Cmp) -> str:

@@ -27,7 +27,7 @@ from cqlx.errors import UnsupportedError
 from cqlx.functions import TIME_BUCKET
 from cqlx.passes import decisive_after, loss_kind_of, step_reads, step_unextracted, step_writes
 from cqlx.profiles import Profile
-from cqlx.regexes import LinearPlan, glob_plan, glob_to_regex, linear_plan, python_flags, to_python
+from cqlx.regexes import LinearPlan, glob_plan, glob_to_regex, linear_plan, python_flags, re2_error, to_python
 
 _RUNTIME = Path(__file__).resolve().parent.parent / "runtime.py"
 #: Value functions whose runtime implementation takes the values, then the options, in order.
@@ -39,15 +39,7 @@ _SIMPLE_FUNCTIONS = {"lower": "lower", "upper": "upper", "concat": "concat", "le
 @functools.lru_cache(maxsize=4096)
 def re2_compiles(pattern: str) -> bool:
     """Whether RE2 accepts the pattern (its size limits included)."""
-    import re2
-
-    options = re2.Options()
-    options.log_errors = False  # RE2 would print each refusal to stderr
-    try:
-        re2.compile(pattern, options)
-    except Exception:  # re2.error
-        return False
-    return True
+    return re2_error(pattern) is None
 
 
 def runtime_source() -> str:
