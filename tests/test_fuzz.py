@@ -1329,6 +1329,9 @@ KNOWN_CASES: tuple[Case, ...] = (
          "selectLast() of a field the table lacks: the KQL named the missing column (KS142)"),
     Case("prefilter-global-aggregate", "Mac | stats([count(), sum(e)])", "prefilter",
          "a global count is a row even when no event passes: the check compared single events"),
+    Case("kql-dead-strict-extract", PREFIX + "select(SHA256HashData) | ParentBaseFileName = /(?<grp>x)/ | grp = y",
+         "kusto", "a named-group regex on a field a projection removed: `where false` and no `grp` column, "
+         "which the next test names (KS142)"),
     Case("cql-lone-opaque-test", "event_platform=x\ne()", "cql-output",
          "an unknown function left alone in a filter once the platform moves to the source: `| e()` "
          "reads back as a stage of its own"),
@@ -1402,6 +1405,7 @@ FIXED = frozenset({
     "prefilter-global-aggregate",
     "sigma-correlation-output",
     "cql-lone-opaque-test",
+    "kql-dead-strict-extract",
 })
 
 

@@ -356,10 +356,12 @@ class KqlGenerator(Generator):
         last, as every group reads it."""
         out = [f"where {self.pred(step.test)}"] if step.strict else []
         if self.dead(step.field):  # a projection removed it: no match, every group keeps its value
+            # Strict, no row is left; the groups are still columns, so that later steps that name
+            # them pass Kusto's semantic check.
             kept = [f"{name(g)} = {self.text_col(g, step.span) if self.exists(g) else string('')}" for g in step.groups]
             for group in step.groups:
                 self.kinds[group] = TEXT
-            return out if step.strict else [*out, "extend " + ", ".join(kept)]
+            return [*out, "extend " + ", ".join(kept)]
         try:
             numbers = group_numbers(step.pattern)
         except ValueError as error:
