@@ -258,10 +258,11 @@ class CqlGenerator(Generator):
         return result
 
     def step_filter(self, step: ir.Filter) -> str:
-        if isinstance(step.pred, ir.OpaqueTest):
-            # A function call alone is a stage of its own (ir.Opaque); next to * it is a test.
-            return f"* {self.stage_pred(step.pred)}"
-        return self.stage_pred(step.pred)
+        text = self.stage_pred(step.pred)
+        if isinstance(step.pred, ir.OpaqueTest) and not _reads_as_test(text):
+            # An unknown function alone is a stage of its own (ir.Opaque); next to * it is a test.
+            return f"* {text}"
+        return text
 
     def step_extract(self, step: ir.Extract) -> str:
         """``field=/re/flags`` (strict) or ``regex("re", field=..., flags=..., strict=false)``: both
@@ -844,3 +845,14 @@ def _reads(pred: ir.Pred) -> frozenset[str]:
 
     return pred_fields(pred)
 
+
+def _reads_as_test(stage: str) -> bool:
+    """Whether a stage that is one function call reads back as a filter test (known filter
+    functions do; an unknown function alone is an opaque stage)."""
+    from cqlx.api import parse
+
+    try:
+        steps = parse(stage).steps
+    except CqlError:
+        return False
+    return len(steps) == 1 and isinstance(steps[0], ir.Filter)
