@@ -37,8 +37,8 @@ def _renames(profile_name: str, rule: str) -> dict[str, str]:
     """Target column → the rule's field name, for the fields the rule outputs."""
     query = parse(rule)
     profile = load_profile(profile_name)
-    types = query.source.event_types or ((profile.default_event_type,) if profile.default_event_type else ())
-    event = profile.event_type(types[0]) if types else None
+    types = query.source.event_types
+    event = profile.event_type(types[0]) if types else profile.default_event()
     fields = output_fields(query) or ()
     out: dict[str, str] = {}
     for name in fields:

@@ -101,8 +101,13 @@ class Profile:
     lookup_table: str = "{name}"  # one of LOOKUP_TABLE_FORMS
 
     def event_type(self, name: str) -> EventType | None:
-        """The mapping of a Falcon event type; None when the data model has no counterpart."""
-        return self.event_types.get(name)
+        """The mapping of a Falcon event type; None when the data model has no counterpart. The
+        default (what a rule without event types reads) is never an event type of its own."""
+        return None if name == self.default_event_type else self.event_types.get(name)
+
+    def default_event(self) -> EventType | None:
+        """What a rule that names no event type reads (``default_event_type:``), if anything."""
+        return self.event_types.get(self.default_event_type) if self.default_event_type else None
 
     def absent_reason(self, name: str) -> str | None:
         """Why the profile has no counterpart for an event type it declares with ``none:``."""

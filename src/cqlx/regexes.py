@@ -50,17 +50,13 @@ class Token:
 _MEMO = lru_cache(maxsize=4096)
 
 
-def tokens(pattern: str) -> list[Token]:
-    """A coarse tokenisation: enough to find features and rewrite groups safely."""
-    return list(_tokens(pattern))
-
-
 _GROUP_OPEN = re.compile(r"\(\?(?:<[=!]|[=!>:]|P?<[A-Za-z_]\w*>|[a-zA-Z-]+\)|[a-zA-Z-]+:)?")
 _QUANTIFIER = re.compile(r"(?:[*+?]|\{\d*,?\d*\})[+?]?")
 
 
 @_MEMO
-def _tokens(pattern: str) -> tuple[Token, ...]:
+def tokens(pattern: str) -> tuple[Token, ...]:
+    """A coarse tokenisation: enough to find features and rewrite groups safely."""
     out: list[Token] = []
     index = 0
     while index < len(pattern):
@@ -108,7 +104,7 @@ def _tokens(pattern: str) -> tuple[Token, ...]:
 def features(pattern: str) -> frozenset[str]:
     """The regex features a pattern uses that dialects disagree on."""
     found: set[str] = set()
-    for token in _tokens(pattern):
+    for token in tokens(pattern):
         text = token.text
         if token.kind == "group_open":
             if text in ("(?=", "(?!"):
@@ -275,7 +271,8 @@ def linear_plan(pattern: str, flags: str = "") -> LinearPlan | None:
     ignore_case, multiline = "i" in flags, "m" in flags
     vertical_tab = False
     out: list[str] = []
-    for token in tokens(pattern):
+    parsed = tokens(pattern)
+    for token in parsed:
         text = token.text
         if token.kind == "group_open" and text.startswith("(?") and text[2:3] not in ("<", "P", ":"):
             letters = text[2:].rstrip(":)")
@@ -294,7 +291,7 @@ def linear_plan(pattern: str, flags: str = "") -> LinearPlan | None:
             text = _END if text == "\\Z" else text
         elif token.kind == "literal" and text == "$" and not multiline:
             text = _END
-        if text == _END and not _nothing_follows(tokens(pattern), len(out)):
+        if text == _END and not _nothing_follows(parsed, len(out)):
             # _END consumes the final newline `$` only looks at: right only when nothing after it
             # in its branch could match that newline (`\Z\W` on "\n" matches in re, not in RE2).
             return None
@@ -304,7 +301,7 @@ def linear_plan(pattern: str, flags: str = "") -> LinearPlan | None:
     return LinearPlan(flag_prefix(flags) + "".join(out), ignore_case, vertical_tab)
 
 
-def _nothing_follows(parsed: list[Token], index: int) -> bool:
+def _nothing_follows(parsed: tuple[Token, ...], index: int) -> bool:
     """Whether the anchor at ``parsed[index]`` ends its branch: what follows it, up to the end of
     the pattern, is only group closes, other branches (skipped) and further end anchors."""
     position = index + 1

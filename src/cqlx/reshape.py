@@ -152,11 +152,11 @@ def to_records(events: Iterable[Mapping[str, Any]], profile: Profile,
     out: list[dict[str, Any] | None] = []
     for event in events:
         name = event_type_of(event)
-        event_type = profile.event_type(name) if name and name != profile.default_event_type else None
-        if event_type is None and name and profile.default_event_type and not targets:
+        event_type = profile.event_type(name) if name else None
+        if event_type is None and name and not targets:
             # A rule without event types reads every event the default search holds (raw FDR:
             # every sensor event, the types the profile does not list too).
-            event_type = profile.event_type(profile.default_event_type)
+            event_type = profile.default_event()
         if event_type is None or (targets and _where(event_type) not in targets):
             out.append(None)
             continue

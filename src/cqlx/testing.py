@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from cqlx import ir
-from cqlx.api import compile_query
+from cqlx.api import Matcher, compile_query
 from cqlx.ast import Span
 from cqlx.conversion import convert_query
 from cqlx.emit.base import PRESENTATION
@@ -217,8 +217,9 @@ def _rows_verdict(rows: list[dict[str, Any]]) -> Verdict:
     return Verdict(bool(rows), {"rows": json.dumps(shown)}, tuple(rows))
 
 
-def reference(query: ir.Query, text: str, cases: list[Case]) -> list[Verdict]:
-    matcher = compile_query(query, text)
+def reference(query: ir.Query, text: str, cases: list[Case], matcher: Matcher | None = None) -> list[Verdict]:
+    """The Python matcher's verdict on each case (``matcher``: the query already compiled)."""
+    matcher = matcher or compile_query(query, text)
     fields = computed_outputs(query)
     return [_rows_verdict(matcher.run([dict(e) for e in c.stream])) if c.stream else
             _verdict(matcher.match(dict(c.event)), fields) for c in cases]
@@ -454,7 +455,7 @@ def test_rule(rule: Rule, report: Report, extra: list[Case] | None = None,
     cases = card_cases(rule, query) + list(extra or [])
     report.rules.append(rule.path)
     try:
-        compile_query(query, rule.text)
+        matcher = compile_query(query, rule.text)
     except CqlError as refusal:
         # A rule no engine can run as LogScale would (a saved search, a join with another search):
         # every conversion refuses it with this reason, so there is nothing to compare.
@@ -465,7 +466,7 @@ def test_rule(rule: Rule, report: Report, extra: list[Case] | None = None,
         report.findings.append(Finding(rule.path, "python", "-", "the rule has no tests (add tests: to its card, "
                                        "or run with --generate)"))
         return
-    expected = reference(query, rule.text, cases)
+    expected = reference(query, rule.text, cases, matcher)
     for case, verdict in zip(cases, expected, strict=True):
         if case.match is not None and verdict.matched != case.match:
             wanted = "a match" if case.match else "no match"

@@ -174,15 +174,14 @@ class Generator:
     def resolve_event_type(self) -> EventType | None:
         types = self.query.source.event_types
         if not types:
-            default = self.profile.default_event_type
-            if default:
-                return self.profile.event_type(default)
+            default = self.profile.default_event()
+            if default is not None:
+                return default
             if self.profile.language != "python":
                 self.unsupported("the rule selects no event type (#event_simpleName=...); "
                                  f"{self.profile.name} needs one to choose a table or logsource")
             return None
-        # The default is what a rule without event types reads, never an event type of its own.
-        resolved = [self.profile.event_type(t) if t != self.profile.default_event_type else None for t in types]
+        resolved = [self.profile.event_type(t) for t in types]
         missing = [t for t, r in zip(types, resolved, strict=True) if r is None]
         known = [r for r in resolved if r is not None]
         if missing:
