@@ -156,6 +156,36 @@ def test_spans_point_at_the_source() -> None:
     assert (stage.value.span.line, stage.value.span.column) == (2, 17)
 
 
+# (query, path to a node, the text its span covers): a node runs from its first token to its last,
+# closing punctuation included; a parenthesised node's own span leaves out its parentheses, while
+# its parent's covers them.
+SPAN_TEXT = [
+    ("groupBy([aid], function=count())", "stages.0", "groupBy([aid], function=count())"),
+    ("groupBy([aid], function=count())", "stages.0.args.0", "[aid]"),
+    ("groupBy([aid], function=count())", "stages.0.args.1.value", "count()"),
+    ("x := (c + 1) * 2", "stages.0", "x := (c + 1) * 2"),
+    ("x := (c + 1) * 2", "stages.0.value.left", "c + 1"),
+    ("x := 2 * (c + 1)", "stages.0", "x := 2 * (c + 1)"),
+    ("(a=1 or b=2)", "stages.0", "a=1 or b=2"),
+    ("| (a=1 or b=2)", "", "| (a=1 or b=2)"),
+    ("not (a=1)", "stages.0", "not (a=1)"),
+    ("x := ((c))", "stages.0", "x := ((c))"),
+    ("x := ((c))", "stages.0.value", "c"),
+    ("case { a=1 | s := 1 ; * }", "stages.0", "case { a=1 | s := 1 ; * }"),
+    ("f match { 1 => s := 1 }", "stages.0.branches.0", "1 => s := 1"),
+]
+
+
+@pytest.mark.parametrize(("text", "path", "covered"), SPAN_TEXT)
+def test_a_span_covers_its_tokens(text: str, path: str, covered: str) -> None:
+    node: object = parse(text)
+    for step in filter(None, path.split(".")):
+        node = node[int(step)] if step.isdigit() else getattr(node, step)  # type: ignore[index]
+    span = node.span  # type: ignore[attr-defined]
+    assert span.line == span.end_line == 1
+    assert text[span.column - 1:span.end_column - 1] == covered
+
+
 def test_both_if_dialects_parse_to_calls() -> None:
     official = parse('x := if(CommandLine == "a", then="Y", else="N")').stages[0]
     seed = parse('x := if(CommandLine = /a/, "Y", "N")').stages[0]

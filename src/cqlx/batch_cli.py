@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -32,9 +33,34 @@ def _write(path: Path, text: str, made: set[Path]) -> None:
         if path.parent not in made:
             path.parent.mkdir(parents=True, exist_ok=True)
             made.add(path.parent)
-        path.write_text(text, encoding="utf-8")
+        # Three system calls: open() adds a terminal check, seeks and a stat to each of thousands of files.
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o666)
+        try:
+            data = memoryview(text.encode("utf-8"))
+            while data:
+                data = data[os.write(handle, data):]
+        finally:
+            os.close(handle)
     except OSError as error:
         raise CqlError(f"{path}: cannot write ({error.strerror or error})") from None
+
+
+_MADE: set[Path] = set()  # the output directories this process has made
+
+
+def _convert(entry: batch.Entry, targets: tuple[batch.Target, ...], policy: str,
+             output: Path | None) -> batch.Converted:
+    """Convert one entry; with an output directory, write its files here (in the worker, so the
+    writing is spread over the processes too) and return no texts."""
+    converted = batch.convert_entry(entry, targets, policy)
+    if output is None:
+        return converted
+    texts = dict(converted.outputs)
+    result = converted.result
+    for outcome in result.outcomes if result.error is None else ():
+        if outcome.written:
+            _write(output / outcome.file, texts[outcome.target], _MADE)
+    return batch.Converted(result, ())
 
 
 class _Bar:
@@ -66,10 +92,10 @@ def _progress(show: bool, force: bool, total: int) -> Iterator[_Bar]:
 
 @contextlib.contextmanager
 def _conversions(entries: Sequence[batch.Entry], targets: tuple[batch.Target, ...], policy: str,
-                 jobs: int) -> Iterator[Iterator[batch.Converted]]:
-    """Each entry converted, in order: here, or in ``jobs`` forked processes (the parent prints and
-    writes). The pool starts before the progress bar's thread does."""
-    work = functools.partial(batch.convert_entry, targets=targets, policy=policy)
+                 jobs: int, output: Path | None) -> Iterator[Iterator[batch.Converted]]:
+    """Each entry converted (and written, with ``output``), in order: here, or in ``jobs`` forked
+    processes (the parent prints). The pool starts before the progress bar's thread does."""
+    work = functools.partial(_convert, targets=targets, policy=policy, output=output)
     if jobs <= 1 or len(entries) < 2:
         yield (work(entry) for entry in entries)
         return
@@ -97,35 +123,34 @@ def run_convert(names: list[str], targets: tuple[batch.Target, ...], output: Pat
     several = len(entries) * len(targets) > 1
     language = {t.name: t.language for t in targets}
     show = progress if progress is not None else (len(entries) > 1 and sys.stderr.isatty())
-    made: set[Path] = set()
     results: list[batch.RuleOutcome] = []
-    with _conversions(entries, targets, policy, jobs) as conversions, \
+    with _conversions(entries, targets, policy, jobs, output) as conversions, \
             _progress(show, bool(progress), len(entries)) as bar:
         for converted in conversions:
             result = converted.result
             texts = dict(converted.outputs)
-            if result.problem:
-                _err(result.problem)
+            told = [result.problem] if result.problem else []
             for outcome in result.outcomes if result.error is None else ():
-                if outcome.problem:
-                    _err(outcome.problem)
-                for warning in outcome.warnings:
-                    _err(warning)
+                told += [outcome.problem] if outcome.problem else []
+                told += outcome.warnings
                 if not outcome.written:
                     continue
-                text = texts[outcome.target]
                 if output is not None:
-                    destination = output / outcome.file
-                    _write(destination, text, made)
                     if len(entries) == 1:
-                        _err(f"wrote {destination}")
+                        told.append(f"wrote {output / outcome.file}")
                 else:
+                    if told:  # what is said about this output comes before it, as it always has
+                        _err("\n".join(told))
+                        told = []
+                    text = texts[outcome.target]
                     if several:
                         head = f"{result.path} -> {outcome.target}"
                         typer.echo(COMMENT.get(language[outcome.target], "# {}").format(head))
                     typer.echo(text, nl=False)
                     if several:
                         typer.echo()
+            if told:
+                _err("\n".join(told))
             results.append(result)
             bar.step(result.path)
     status = batch.exit_status(results)
@@ -134,7 +159,7 @@ def run_convert(names: list[str], targets: tuple[batch.Target, ...], output: Pat
     if report is not None:
         data = batch.report_json(results, targets, policy, str(output) if output is not None else None,
                                  collected.skipped)
-        _write(report, json.dumps(data, indent=1, ensure_ascii=False) + "\n", made)
+        _write(report, json.dumps(data, indent=1, ensure_ascii=False) + "\n", _MADE)
         _err(f"wrote {report}")
     return status
 

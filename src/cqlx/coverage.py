@@ -20,15 +20,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cqlx.ast import Span
-from cqlx.attack import TACTIC_NAMES, Catalogue, normalise
 from cqlx.conversion import TARGETS, Conversion, convert_query
 from cqlx.emit.base import DETECTION as _DETECTION_KIND
 from cqlx.errors import CqlError
 from cqlx.options import ParseOptions
 from cqlx.rules import NoQueryError, Rule, find_rules, load_rules
+
+if TYPE_CHECKING:  # the ATT&CK data is read only where techniques are named
+    from cqlx.attack import Catalogue
 
 EXACT = "exact"
 PRESENTATION = "presentation"
@@ -332,6 +334,8 @@ def _error_reason(error: CqlError, rule: Rule | None, in_file: bool) -> Reason:
 def rule_techniques(rule: Rule) -> tuple[tuple[str, ...], tuple[Reason, ...]]:
     """The ATT&CK technique ids a rule claims (card ``mitre:``, ``attack.tNNNN`` tags, LogScale
     ``labels``), normalised, and a note for each claimed id that is not an ATT&CK technique id."""
+    from cqlx.attack import normalise
+
     claimed = list(rule.meta.techniques)
     labels = rule.card.get("labels")
     for label in labels if isinstance(labels, list) else []:
@@ -350,6 +354,8 @@ def rule_techniques(rule: Rule) -> tuple[tuple[str, ...], tuple[Reason, ...]]:
 
 
 def _tactic(name: str) -> str:
+    from cqlx.attack import TACTIC_NAMES
+
     short = name.strip().lower().replace(" ", "-")
     short = short.removeprefix("attack.")
     return short if short in TACTIC_NAMES else ""

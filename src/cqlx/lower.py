@@ -9,7 +9,6 @@ so ``cqlx check`` can point at it.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -95,27 +94,19 @@ class _Opaque(Exception):
 
 def _offsets(text: str) -> list[int]:
     """The offset at which each line of ``text`` starts (line 1 at index 0)."""
-    starts = [0]
-    for index, char in enumerate(text):
-        if char == "\n":
-            starts.append(index + 1)
-    return starts
+    return [0, *(found.end() for found in _NEWLINE.finditer(text))]
+
+
+_NEWLINE = re.compile("\n")
+_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
 
 
 def unescape_regex(pattern: str) -> str:
-    """LogScale's ``/.../`` pattern with its ``\\/`` escapes turned into plain ``/``."""
-    out: list[str] = []
-    index = 0
-    while index < len(pattern):
-        char = pattern[index]
-        if char == "\\" and index + 1 < len(pattern):
-            nxt = pattern[index + 1]
-            out.append("/" if nxt == "/" else char + nxt)
-            index += 2
-            continue
-        out.append(char)
-        index += 1
-    return "".join(out)
+    """LogScale's ``/.../`` pattern with its ``\\/`` escapes turned into plain ``/`` (a backslash
+    and the character after it are read as a pair, so ``\\\\/`` keeps its escaped backslash)."""
+    if "\\/" not in pattern:
+        return pattern
+    return _ESCAPED.sub(lambda pair: "/" if pair.group(1) == "/" else pair.group(0), pattern)
 
 
 def _flags(flags: str) -> str:
@@ -1298,6 +1289,8 @@ class _Lowering:
         if not isinstance(value, A.StringLit | A.BareValue | A.FieldRef | A.Number):
             raise CqlValueError('a subnet is a quoted string such as "10.0.0.0/8"', value.span)
         text = _plain_text(value)
+        import ipaddress  # only rules with cidr() need it
+
         try:
             return str(ipaddress.ip_network(text.strip(), strict=False))
         except ValueError:

@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 
 from cqlx import ast as A
 from cqlx import ir
-from cqlx import runtime as R
 from cqlx.errors import CqlValueError
 from cqlx.functions import FunctionSpec
 from cqlx.lower import _Lowering, _Opaque, _plain_text
@@ -109,6 +108,8 @@ def _format(lw: _Lowering, call: A.Call, args: dict[str, A.Expr]) -> ir.Func:
         raise CqlValueError("format() needs a format string, e.g. format(\"%s/%s\", field=[a, b])", call.span)
     pattern = _text(lw, args["format"], "format")
     fields = _fields(lw, args["field"]) if "field" in args else ()
+    from cqlx import runtime as R  # the matcher's own readers of these strings, imported when needed
+
     try:
         pieces = R.format_pieces(pattern)
     except ValueError as error:
@@ -124,6 +125,8 @@ def _format_time(lw: _Lowering, call: A.Call, args: dict[str, A.Expr]) -> ir.Fun
     if "format" not in args:
         raise CqlValueError("formatTime() needs a format string, e.g. formatTime(\"%Y-%m-%d\", as=day)", call.span)
     pattern = _text(lw, args["format"], "format")
+    from cqlx import runtime as R
+
     try:
         pieces = R.time_pieces(pattern)
     except ValueError as error:
@@ -175,6 +178,8 @@ def _replace(lw: _Lowering, call: A.Call, args: dict[str, A.Expr]) -> ir.Func:
         raise CqlValueError(f"flags={flags} is not accepted; accepted: d, i, m", args["flags"].span)
     flags = "".join(f for f in _REPLACE_FLAGS if f in flags)
     compiled = _compiles(pattern, python_flags(flags), "replace")
+    from cqlx import runtime as R
+
     try:
         R.replacement_pieces(replacement, compiled.groups, dict(compiled.groupindex))
     except ValueError as error:

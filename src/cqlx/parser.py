@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
-import tempfile
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import lark
-from lark import Token, Transformer, v_args
+from lark import Token
 
 from cqlx import ast as A
 from cqlx.ast import Span
@@ -31,7 +32,11 @@ MAX_NESTING = 200
 MAX_QUERY_LENGTH = 1_000_000
 
 
-_OPTIONS: dict[str, Any] = {"parser": "lalr", "lexer": "contextual", "propagate_positions": True,
+# No parse tree is built: the transformer below runs as each rule is reduced (Lark's embedded
+# transformer), which halves the time a parse takes. It sees every token, punctuation included
+# (keep_all_tokens), because a node's span runs from its first token to its last — `count()` ends
+# at its `)` — and computes it itself (propagate_positions only annotates trees).
+_OPTIONS: dict[str, Any] = {"parser": "lalr", "lexer": "contextual", "keep_all_tokens": True,
                             "maybe_placeholders": False}
 
 
@@ -58,36 +63,22 @@ def cache_dir() -> Path | None:
 
 
 def load_parser(grammar: str, directory: Path | None) -> lark.Lark:
-    """The LALR parser of ``grammar``: its tables read from ``directory`` when an earlier run
-    saved them for this grammar text, these options, this Lark and this Python (the file's name is
-    their hash, so a changed grammar is never read from an old file), else built and saved there.
-    A file that cannot be written (read-only, full) or read (damaged) only costs the build."""
+    """The LALR parser of ``grammar``, whose ``parse()`` returns the AST. Its tables are read from
+    ``directory`` when an earlier run saved them for this grammar text, these options, this Lark
+    and this Python (Lark's own cache, which checks a hash of all of them inside the file; the
+    file's name is our hash of the same, so versions never overwrite each other's file), else
+    built and saved there. A file that cannot be read (damaged) or written (read-only) only costs
+    the build: Lark logs it on its own logger, silent unless configured."""
     key = "\0".join([grammar, repr(sorted(_OPTIONS.items())), lark.__version__, sys.version])
     path = None if directory is None else directory / f"cql-{hashlib.sha256(key.encode()).hexdigest()[:32]}.lark"
-    if path is not None:
-        try:
-            with path.open("rb") as handle:
-                loaded: lark.Lark = lark.Lark.load(handle)
-            return loaded
-        except Exception:  # missing, or damaged: build the tables again
-            pass
-    parser = lark.Lark(grammar, **_OPTIONS)
-    if path is not None:
-        _save(parser, path)
-    return parser
+    return lark.Lark(grammar, cache=str(path) if path is not None else False,
+                     transformer=_ToAst(_named_terminals(grammar)), **_OPTIONS)
 
 
-def _save(parser: lark.Lark, path: Path) -> None:
-    """Write the tables under a temporary name, then rename: a reader never sees half a file."""
-    temporary = None
-    try:
-        with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=".tmp-", delete=False) as handle:
-            temporary = handle.name
-            parser.save(handle)
-        os.replace(temporary, path)
-    except OSError:
-        if temporary is not None:
-            Path(temporary).unlink(missing_ok=True)
+def _named_terminals(grammar: str) -> frozenset[str]:
+    """The terminals the grammar names (``NAME: ...``): the tokens a rule keeps. The others are
+    its quoted punctuation (``"("``, ``"|"``), which only delimit a node."""
+    return frozenset(re.findall(r"^([A-Z][A-Z0-9_]*)(?:\.\d+)?\s*:", grammar, re.MULTILINE))
 
 
 def parse(text: str) -> A.Pipeline:
@@ -97,44 +88,40 @@ def parse(text: str) -> A.Pipeline:
                              f"{MAX_QUERY_LENGTH:,}", source=None)
     _check_nesting(text)
     try:
-        tree = _parser().parse(text)
-        result: A.Pipeline = _ToAst().transform(tree)
-    except lark.exceptions.VisitError as error:
-        if isinstance(error.orig_exc, CqlError):
-            raise error.orig_exc.located(text) from None
-        if isinstance(error.orig_exc, RecursionError):  # a chain of hundreds of operators, on a deep stack
-            raise CqlSyntaxError("the query is nested too deeply (chains of hundreds of operators); split it "
-                                 "into pipeline stages", source=text) from None
-        raise
+        # Lark types parse() as returning a Tree; with an embedded transformer it returns the AST.
+        result: A.Pipeline = _parser().parse(text)  # type: ignore[assignment]
+    except CqlError as error:  # raised by the transformer, on a token it cannot read (a regex flag)
+        raise error.located(text) from None
+    except RecursionError:  # a chain of hundreds of operators, on a deep stack
+        raise CqlSyntaxError("the query is nested too deeply (chains of hundreds of operators); split it "
+                             "into pipeline stages", source=text) from None
     except lark.exceptions.UnexpectedInput as error:
         raise _syntax_error(error, text) from None
     return result
 
 
+# What nesting is counted from: brackets, and strings (whose brackets do not count) skipped whole.
+_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"?|[(\[{]|[)\]}]', re.DOTALL)
+
+
 def _check_nesting(text: str) -> None:
     depth = 0
-    in_string = False
-    escaped = False
-    for index, char in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-            continue
-        if char == '"':
-            in_string = True
-        elif char in "([{":
+    for found in _NESTING.finditer(text):
+        char = found.group()
+        if char in _OPENERS:
             depth += 1
             if depth > MAX_NESTING:
+                index = found.start()
                 line = text.count("\n", 0, index) + 1
                 column = index - (text.rfind("\n", 0, index) + 1) + 1
                 raise CqlSyntaxError(f"nesting deeper than {MAX_NESTING} levels",
                                      Span(line, column, line, column + 1), text)
-        elif char in ")]}":
+        elif char in _CLOSERS:
             depth = max(0, depth - 1)
+
+
+_OPENERS = frozenset("([{")
+_CLOSERS = frozenset(")]}")
 
 
 # ---------------------------------------------------------------- tree → AST
@@ -142,12 +129,6 @@ def _check_nesting(text: str) -> None:
 
 def _token_span(token: Token) -> Span:
     return Span(token.line or 0, token.column or 0, token.end_line or 0, token.end_column or 0)
-
-
-def _meta_span(meta: Any) -> Span:
-    if getattr(meta, "empty", True):
-        return A.NO_SPAN
-    return Span(meta.line, meta.column, meta.end_line, meta.end_column)
 
 
 def unescape_string(quoted: str) -> str:
@@ -223,74 +204,137 @@ def _nodes(children: list[Any]) -> list[Any]:
     return [c for c in children if not (isinstance(c, Token) and c.type in {"AND", "OR", "NOT", "BANG"})]
 
 
-@v_args(meta=True)
-class _ToAst(Transformer[Token, Any]):
-    """One line per grammar rule: the tree is already shaped by the grammar."""
+class _Group:
+    """A parenthesised node on its way to its parent: the parent's span covers the parentheses,
+    the node's own span does not (as Lark's propagated positions had it)."""
 
-    def start(self, meta: Any, c: list[Any]) -> A.Pipeline:
-        return c[0] if c else A.Pipeline(_meta_span(meta), ())
+    __slots__ = ("node", "span")
 
-    def pipeline(self, meta: Any, c: list[Any]) -> A.Pipeline:
-        return A.Pipeline(_meta_span(meta), tuple(c))
+    def __init__(self, node: Any, span: Span) -> None:
+        self.node: Any = node.node if isinstance(node, _Group) else node
+        self.span = span
 
-    def assignment(self, meta: Any, c: list[Any]) -> A.Assignment:
-        return A.Assignment(_meta_span(meta), _field(c[0]), c[2])
 
-    def case_stmt(self, meta: Any, c: list[Any]) -> A.CaseStmt:
-        return A.CaseStmt(_meta_span(meta), tuple(c[1:]))
+def _span_of(children: list[Any]) -> Span:
+    """From the first token of the first child to the end of the last one's last token."""
+    if not children:
+        return A.NO_SPAN
+    first, last = children[0], children[-1]
+    start = _token_span(first) if isinstance(first, Token) else first.span
+    end = _token_span(last) if isinstance(last, Token) else last.span
+    return Span(start.line, start.column, end.end_line, end.end_column)
 
-    def case_branch(self, meta: Any, c: list[Any]) -> A.Pipeline:
+
+_Method = Callable[["_ToAst", Span, list[Any]], Any]
+
+
+def _rule(method: _Method) -> Callable[[_ToAst, list[Any]], Any]:
+    """A rule's callback: its span, and its children without punctuation or groups."""
+    def callback(self: _ToAst, children: list[Any]) -> Any:
+        keep = self.keep
+        kept = [c.node if isinstance(c, _Group) else c for c in children
+                if not isinstance(c, Token) or c.type in keep]
+        return method(self, _span_of(children), kept)
+    return callback
+
+
+class _ToAst:
+    """One line per grammar rule: the tree is already shaped by the grammar. Lark calls these as it
+    reduces each rule (the embedded transformer), with every token of the rule."""
+
+    def __init__(self, named: frozenset[str]) -> None:
+        self.keep = named  # the terminals a rule keeps; the rest are punctuation
+
+    # `"(" logical ")"`, `"(" expr ")"`, `"(" array ")"`: the node, and its parentheses' span.
+    def primary(self, children: list[Any]) -> _Group:
+        return _Group(children[1], _span_of(children))
+
+    atom = arg_value = primary
+
+    @_rule
+    def start(self, span: Span, c: list[Any]) -> A.Pipeline:
+        return c[0] if c else A.Pipeline(span, ())
+
+    @_rule
+    def pipeline(self, span: Span, c: list[Any]) -> A.Pipeline:
+        return A.Pipeline(span, tuple(c))
+
+    @_rule
+    def assignment(self, span: Span, c: list[Any]) -> A.Assignment:
+        return A.Assignment(span, _field(c[0]), c[2])
+
+    @_rule
+    def case_stmt(self, span: Span, c: list[Any]) -> A.CaseStmt:
+        return A.CaseStmt(span, tuple(c[1:]))
+
+    @_rule
+    def case_branch(self, span: Span, c: list[Any]) -> A.Pipeline:
         result: A.Pipeline = c[0]
         return result
 
-    def match_stmt(self, meta: Any, c: list[Any]) -> A.MatchStmt:
-        return A.MatchStmt(_meta_span(meta), _field(c[0]), tuple(c[2:]))
+    @_rule
+    def match_stmt(self, span: Span, c: list[Any]) -> A.MatchStmt:
+        return A.MatchStmt(span, _field(c[0]), tuple(c[2:]))
 
-    def match_branch(self, meta: Any, c: list[Any]) -> A.MatchBranch:
-        return A.MatchBranch(_meta_span(meta), c[0], c[1])
+    @_rule
+    def match_branch(self, span: Span, c: list[Any]) -> A.MatchBranch:
+        return A.MatchBranch(span, c[0], c[1])
 
-    def and_filter(self, meta: Any, c: list[Any]) -> A.AndFilter:
+    @_rule
+    def and_filter(self, span: Span, c: list[Any]) -> A.AndFilter:
         left, right = _nodes(c)
-        return A.AndFilter(_meta_span(meta), left, right)
+        return A.AndFilter(span, left, right)
 
-    def or_filter(self, meta: Any, c: list[Any]) -> A.OrFilter:
+    @_rule
+    def or_filter(self, span: Span, c: list[Any]) -> A.OrFilter:
         left, right = _nodes(c)
-        return A.OrFilter(_meta_span(meta), left, right)
+        return A.OrFilter(span, left, right)
 
-    def not_filter(self, meta: Any, c: list[Any]) -> A.NotFilter:
-        return A.NotFilter(_meta_span(meta), c[1])
+    @_rule
+    def not_filter(self, span: Span, c: list[Any]) -> A.NotFilter:
+        return A.NotFilter(span, c[1])
 
-    def match_all(self, meta: Any, c: list[Any]) -> A.MatchAll:
-        return A.MatchAll(_meta_span(meta))
+    @_rule
+    def match_all(self, span: Span, c: list[Any]) -> A.MatchAll:
+        return A.MatchAll(span)
 
-    def comparison(self, meta: Any, c: list[Any]) -> A.Comparison:
-        return A.Comparison(_meta_span(meta), _field(c[0]), str(c[1]), c[2])
+    @_rule
+    def comparison(self, span: Span, c: list[Any]) -> A.Comparison:
+        return A.Comparison(span, _field(c[0]), str(c[1]), c[2])
 
-    def param_compare(self, meta: Any, c: list[Any]) -> A.Comparison:
-        return A.Comparison(_meta_span(meta), _field(c[0]), str(c[1]), _param(c[2]))
+    @_rule
+    def param_compare(self, span: Span, c: list[Any]) -> A.Comparison:
+        return A.Comparison(span, _field(c[0]), str(c[1]), _param(c[2]))
 
-    def param(self, meta: Any, c: list[Any]) -> A.Param:
+    @_rule
+    def param(self, span: Span, c: list[Any]) -> A.Param:
         return _param(c[0])
 
-    def param_filter(self, meta: Any, c: list[Any]) -> A.ParamFilter:
-        return A.ParamFilter(_meta_span(meta), _param(c[0]))
+    @_rule
+    def param_filter(self, span: Span, c: list[Any]) -> A.ParamFilter:
+        return A.ParamFilter(span, _param(c[0]))
 
-    def not_fn_compare(self, meta: Any, c: list[Any]) -> A.NotFilter:
-        return A.NotFilter(_meta_span(meta), A.FnCompare(_meta_span(meta), _field(c[0]), c[3]))
+    @_rule
+    def not_fn_compare(self, span: Span, c: list[Any]) -> A.NotFilter:
+        return A.NotFilter(span, A.FnCompare(span, _field(c[0]), c[3]))
 
-    def named_query(self, meta: Any, c: list[Any]) -> A.Argument:
-        return A.Argument(_meta_span(meta), str(c[0]), c[1])
+    @_rule
+    def named_query(self, span: Span, c: list[Any]) -> A.Argument:
+        return A.Argument(span, str(c[0]), c[1])
 
-    def fn_compare(self, meta: Any, c: list[Any]) -> A.FnCompare:
-        return A.FnCompare(_meta_span(meta), _field(c[0]), c[2])
+    @_rule
+    def fn_compare(self, span: Span, c: list[Any]) -> A.FnCompare:
+        return A.FnCompare(span, _field(c[0]), c[2])
 
-    def free_text(self, meta: Any, c: list[Any]) -> A.FreeText:
+    @_rule
+    def free_text(self, span: Span, c: list[Any]) -> A.FreeText:
         token: Token = c[0]
         if token.type == "NAME":
-            return A.FreeText(_meta_span(meta), A.FieldRef(_token_span(token), str(token)))
-        return A.FreeText(_meta_span(meta), self._literal(token))
+            return A.FreeText(span, A.FieldRef(_token_span(token), str(token)))
+        return A.FreeText(span, self._literal(token))
 
-    def value(self, meta: Any, c: list[Any]) -> A.StringLit | A.RegexLit | A.BareValue:
+    @_rule
+    def value(self, span: Span, c: list[Any]) -> A.StringLit | A.RegexLit | A.BareValue:
         token: Token = c[0]
         if token.type == "VALUE":
             return A.BareValue(_token_span(token), str(token))
@@ -302,34 +346,44 @@ class _ToAst(Transformer[Token, Any]):
             return _regex(token)
         return A.StringLit(_token_span(token), unescape_string(token))
 
-    def call(self, meta: Any, c: list[Any]) -> A.Call:
-        return A.Call(_meta_span(meta), str(c[0]), _token_span(c[0]), tuple(c[1:]))
+    @_rule
+    def call(self, span: Span, c: list[Any]) -> A.Call:
+        return A.Call(span, str(c[0]), _token_span(c[0]), tuple(c[1:]))
 
-    def positional(self, meta: Any, c: list[Any]) -> A.Argument:
-        return A.Argument(_meta_span(meta), None, _leaf(c[0]))
+    @_rule
+    def positional(self, span: Span, c: list[Any]) -> A.Argument:
+        return A.Argument(span, None, _leaf(c[0]))
 
-    def named(self, meta: Any, c: list[Any]) -> A.Argument:
-        return A.Argument(_meta_span(meta), str(c[0]), _leaf(c[2]))
+    @_rule
+    def named(self, span: Span, c: list[Any]) -> A.Argument:
+        return A.Argument(span, str(c[0]), _leaf(c[2]))
 
-    def array(self, meta: Any, c: list[Any]) -> A.Array:
-        return A.Array(_meta_span(meta), tuple(_leaf(item) for item in c))
+    @_rule
+    def array(self, span: Span, c: list[Any]) -> A.Array:
+        return A.Array(span, tuple(_leaf(item) for item in c))
 
-    def subquery(self, meta: Any, c: list[Any]) -> A.SubQuery:
-        return A.SubQuery(_meta_span(meta), c[0])
+    @_rule
+    def subquery(self, span: Span, c: list[Any]) -> A.SubQuery:
+        return A.SubQuery(span, c[0])
 
-    def binary(self, meta: Any, c: list[Any]) -> A.Binary:
-        return A.Binary(_meta_span(meta), str(c[1]), c[0], c[2])
+    @_rule
+    def binary(self, span: Span, c: list[Any]) -> A.Binary:
+        return A.Binary(span, str(c[1]), c[0], c[2])
 
-    def unary(self, meta: Any, c: list[Any]) -> A.Unary:
-        return A.Unary(_meta_span(meta), str(c[0]), c[1])
+    @_rule
+    def unary(self, span: Span, c: list[Any]) -> A.Unary:
+        return A.Unary(span, str(c[0]), c[1])
 
-    def number(self, meta: Any, c: list[Any]) -> A.Number:
+    @_rule
+    def number(self, span: Span, c: list[Any]) -> A.Number:
         return A.Number(_token_span(c[0]), str(c[0]))
 
-    def string(self, meta: Any, c: list[Any]) -> A.StringLit:
+    @_rule
+    def string(self, span: Span, c: list[Any]) -> A.StringLit:
         return A.StringLit(_token_span(c[0]), unescape_string(c[0]))
 
-    def field_ref(self, meta: Any, c: list[Any]) -> A.FieldRef:
+    @_rule
+    def field_ref(self, span: Span, c: list[Any]) -> A.FieldRef:
         return A.FieldRef(_token_span(c[0]), str(c[0]))
 
 

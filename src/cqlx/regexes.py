@@ -197,6 +197,17 @@ def python_flags(flags: str) -> int:
 
 
 @_MEMO
+def python_error(pattern: str, flags: int = 0) -> str | None:
+    """Why Python's ``re`` refuses the pattern (already in Python's dialect), or None. Kept per
+    pattern: each target checks the patterns of a rule, and ``re``'s own cache holds only 512."""
+    try:
+        re.compile(pattern, flags)
+    except (re.error, ValueError, OverflowError, RecursionError) as error:
+        return str(error) or type(error).__name__
+    return None
+
+
+@_MEMO
 def re2_error(pattern: str) -> str | None:
     """Why RE2 refuses the pattern (its size limits included), or None when it compiles it."""
     import re2

@@ -140,13 +140,18 @@ def _position(text: str, node: yaml.Node | None) -> tuple[int, int]:
     return node.start_mark.line, node.start_mark.column + (1 if node.style else 0)
 
 
+#: LibYAML's loader when PyYAML has it (the pure-Python one was most of a cold start's YAML time);
+#: both keep each node's line and column.
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _documents(path: Path, text: str) -> list[tuple[yaml.Node, Any]]:
     """Every YAML document of the file: its node tree (for positions) and its data."""
     documents: list[tuple[yaml.Node, Any]] = []
-    loader: yaml.SafeLoader | None = None
+    loader: Any = None
     try:
         # The reader checks the characters as it is made: a control character fails here already.
-        loader = yaml.SafeLoader(text)
+        loader = _SafeLoader(text)
         while loader.check_node():
             node = loader.get_node()
             if node is not None:

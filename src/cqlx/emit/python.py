@@ -27,7 +27,16 @@ from cqlx.errors import UnsupportedError
 from cqlx.functions import TIME_BUCKET
 from cqlx.passes import decisive_after, loss_kind_of, step_reads, step_unextracted, step_writes
 from cqlx.profiles import Profile
-from cqlx.regexes import LinearPlan, glob_plan, glob_to_regex, linear_plan, python_flags, re2_error, to_python
+from cqlx.regexes import (
+    LinearPlan,
+    glob_plan,
+    glob_to_regex,
+    linear_plan,
+    python_error,
+    python_flags,
+    re2_error,
+    to_python,
+)
 
 _RUNTIME = Path(__file__).resolve().parent.parent / "runtime.py"
 #: Value functions whose runtime implementation takes the values, then the options, in order.
@@ -42,8 +51,10 @@ def re2_compiles(pattern: str) -> bool:
     return re2_error(pattern) is None
 
 
+@functools.cache
 def runtime_source() -> str:
-    return _RUNTIME.read_text(encoding="utf-8")
+    """The runtime's body, as every generated module carries it (read once per process)."""
+    return _RUNTIME.read_text(encoding="utf-8").split('"""', 2)[2].strip()
 
 
 @dataclass
@@ -87,10 +98,9 @@ class _Module:
     def regex(self, pattern: str, flags: int, span: ir.Span = ir.NO_SPAN, plan: LinearPlan | None = None) -> str:
         """A module constant for the regex: ``re`` with ``flags``, and ``plan`` for RE2 when RE2
         compiles it (else the matcher runs ``re`` alone, under its time limit)."""
-        try:
-            re.compile(pattern, flags)
-        except (re.error, ValueError, OverflowError, RecursionError) as error:
-            raise UnsupportedError(f"Python's re cannot run the regex {pattern!r}: {error}", span) from None
+        error = python_error(pattern, flags)
+        if error is not None:
+            raise UnsupportedError(f"Python's re cannot run the regex {pattern!r}: {error}", span)
         if plan is None or not re2_compiles(plan.pattern):
             return self.constant(f"compile_regex({pattern!r}, {int(flags)!r})", "R")
         return self.constant(f"compile_regex({pattern!r}, {int(flags)!r}, {plan.pattern!r}, {plan.ascii_only!r}, "
@@ -503,6 +513,42 @@ def _reshaped(query: ir.Query, profile: Profile | None) -> frozenset[str]:
     return frozenset(f for f, m in event.fields.items() if m.transform or not m.exact) if event else frozenset()
 
 
+#: The end of every generated module: the same text for every rule, so the compile check of a
+#: conversion leaves it out (cqlx.conversion).
+ENTRY_POINTS = "\n".join([
+    "",
+    "",
+    "def match(event):",
+    '    """The output row for one event, or None when the rule drops it: the first row of',
+    "    run([event]) (one event sorted is itself; grouped, it is a group of one).\"\"\"",
+    "    if JOINS:",
+    "        prepare_joins(JOINS, [event])",
+    "    rec = SEGMENTS[0](event)",
+    "    if not BARRIERS:",
+    "        return rec",
+    "    rows = [] if rec is None else [rec]",
+    "    for spec, segment in zip(BARRIERS, SEGMENTS[1:]):",
+    "        rows = [out for out in map(segment, barrier(rows, spec)) if out is not None]",
+    "    return rows[0] if rows else None",
+    "",
+    "",
+    "def run(events, counts=None):",
+    '    """Every output row, ordered and limited as the rule\'s sort() and table() say.',
+    "    With a dict ``counts``, counts['matched'] is the number of events the filters keep, and",
+    "    counts['timed_out'] the number given up because a regex ran past REGEX_TIME_LIMIT.\"\"\"",
+    "    if JOINS:  # each join()'s subquery runs over the same events first",
+    "        events = list(events)",
+    "        prepare_joins(JOINS, events)",
+    "    rows = guarded(SEGMENTS[0], events, counts)",
+    "    if counts is not None:",
+    "        rows = counted(rows, counts)",
+    "    for spec, segment in zip(BARRIERS, SEGMENTS[1:]):",
+    "        rows = guarded(segment, barrier(rows, spec), counts)",
+    "    return list(rows)",
+    "",
+])
+
+
 def emit_python(query: ir.Query, title: str = "", query_text: str = "", profile: Profile | None = None,
                 diagnostics: list[Diagnostic] | None = None) -> str:
     """The standalone matcher module for ``query``; with a ``profile`` (ECS, say) the module reads
@@ -524,7 +570,7 @@ def emit_python(query: ir.Query, title: str = "", query_text: str = "", profile:
         '"""',
         "",
         "# ---- cqlx runtime (src/cqlx/runtime.py) ----",
-        runtime_source().split('"""', 2)[2].strip(),
+        runtime_source(),
         "",
         "# ---- the rule ----",
         f"QUERY = {query_text!r}",
@@ -545,35 +591,6 @@ def emit_python(query: ir.Query, title: str = "", query_text: str = "", profile:
     out += [
         "SEGMENTS = (" + "".join(f"{s.name}, " for s in segments) + ")",
         "BARRIERS = (" + "".join(f"{spec}, " for spec in barriers) + ")",
-        "",
-        "",
-        "def match(event):",
-        '    """The output row for one event, or None when the rule drops it: the first row of',
-        "    run([event]) (one event sorted is itself; grouped, it is a group of one).\"\"\"",
-        "    if JOINS:",
-        "        prepare_joins(JOINS, [event])",
-        "    rec = SEGMENTS[0](event)",
-        "    if not BARRIERS:",
-        "        return rec",
-        "    rows = [] if rec is None else [rec]",
-        "    for spec, segment in zip(BARRIERS, SEGMENTS[1:]):",
-        "        rows = [out for out in map(segment, barrier(rows, spec)) if out is not None]",
-        "    return rows[0] if rows else None",
-        "",
-        "",
-        "def run(events, counts=None):",
-        '    """Every output row, ordered and limited as the rule\'s sort() and table() say.',
-        "    With a dict ``counts``, counts['matched'] is the number of events the filters keep, and",
-        "    counts['timed_out'] the number given up because a regex ran past REGEX_TIME_LIMIT.\"\"\"",
-        "    if JOINS:  # each join()'s subquery runs over the same events first",
-        "        events = list(events)",
-        "        prepare_joins(JOINS, events)",
-        "    rows = guarded(SEGMENTS[0], events, counts)",
-        "    if counts is not None:",
-        "        rows = counted(rows, counts)",
-        "    for spec, segment in zip(BARRIERS, SEGMENTS[1:]):",
-        "        rows = guarded(segment, barrier(rows, spec), counts)",
-        "    return list(rows)",
-        "",
+        ENTRY_POINTS,
     ]
     return "\n".join(out)

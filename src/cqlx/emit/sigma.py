@@ -32,7 +32,15 @@ from cqlx import ir
 from cqlx.emit.base import DETECTION, PRESENTATION, Generator
 from cqlx.functions import AGGREGATE_OUTPUTS, GROUP_LIMIT_DEFAULT
 from cqlx.passes import case_keep, pred_fields, step_writes
-from cqlx.regexes import NEVER, SIGMA_NON_PORTABLE, basename_glob_regex, basename_regex, features, to_sigma
+from cqlx.regexes import (
+    NEVER,
+    SIGMA_NON_PORTABLE,
+    basename_glob_regex,
+    basename_regex,
+    features,
+    python_error,
+    to_sigma,
+)
 
 MAX_SIGNALS = 16
 _CORRELATION = "\0correlation"  # the rule() "tier" of the correlation rule
@@ -73,7 +81,7 @@ class _Dumper(yaml.CSafeDumper):
 
 
 def _represent_str(dumper: yaml.CSafeDumper, value: str) -> yaml.ScalarNode:
-    style = '"' if any(c in value for c in "\x85\u2028\u2029") else None
+    style = '"' if "\x85" in value or "\u2028" in value or "\u2029" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
@@ -87,10 +95,13 @@ MAX_CONDITION_DEPTH = 150
 
 def _depth(condition: str) -> int:
     depth = deepest = 0
-    for char in condition:
-        depth += 1 if char == "(" else -1 if char == ")" else 0
+    for char in _PARENTHESES.findall(condition):
+        depth += 1 if char == "(" else -1
         deepest = max(deepest, depth)
     return deepest
+
+
+_PARENTHESES = re.compile("[()]")
 
 
 def _identifier(name: str) -> str:
@@ -521,9 +532,8 @@ class SigmaGenerator(Generator):
             if lacking:
                 self.unsupported(f"the regex uses {', '.join(sorted(lacking))}, outside Sigma's portable "
                                  "regex subset; backends may read it differently", pred.span, PRESENTATION)
-            try:  # pySigma checks every |re value with Python's re (sigma/types.py)
-                re.compile(pattern)
-            except (re.error, OverflowError, RecursionError) as error:
+            error = python_error(pattern)  # pySigma checks every |re value with Python's re (sigma/types.py)
+            if error is not None:
                 self.unsupported(f"pySigma cannot load the regex {pattern!r} (Python's re: {error})", pred.span)
             modifiers = "".join(f"|{x}" for f, x in (("i", "i"), ("m", "m"), ("d", "s")) if f in pred.flags)
             return f"{column}|re{modifiers}", pattern

@@ -19,7 +19,7 @@ from cqlx import ir
 from cqlx.emit.base import DETECTION, PRESENTATION, Generator
 from cqlx.functions import AGGREGATE_OUTPUTS, COLLECT_LIMIT_DEFAULT, GROUP_LIMIT_DEFAULT, TIME_BUCKET
 from cqlx.passes import expand_case, folds_case, pred_fields
-from cqlx.regexes import flag_prefix, glob_to_regex, to_pcre, to_python
+from cqlx.regexes import flag_prefix, glob_to_regex, python_error, to_pcre, to_python
 
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # in eval, `.` concatenates: a.b must be quoted
 _PLAIN_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -539,9 +539,8 @@ class SplGenerator(Generator):
         return self.column(field, span) or field
 
     def pattern(self, pattern: str, flags: str, span: ir.Span = ir.NO_SPAN) -> str:
-        try:  # a pattern no engine accepts would be refused by Splunk at search time
-            re.compile(to_python(pattern))
-        except (re.error, ValueError, OverflowError, RecursionError) as error:
+        error = python_error(to_python(pattern))
+        if error is not None:  # a pattern no engine accepts would be refused by Splunk at search time
             self.unsupported(f"the regex {pattern!r} does not compile ({error})", span)
         return flag_prefix(flags) + to_pcre(pattern)
 
