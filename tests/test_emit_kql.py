@@ -51,6 +51,8 @@ TABLE = [
     ("select([CommandLine]) | UserName != root", "| project ProcessCommandLine\n| where not(false)"),
     ('RawProcessId = "x y"', '| where tostring(ProcessId) == "x y"'),
     ('"a\\nb" := 1', "| extend ['a\\nb'] = 1"),
+    ("OriginalFilename = /^cmd\\.exe$/i",
+     r'| where ProcessVersionInfoOriginalFileName matches regex @"(?i)^cmd\.exe(?:\n?\z)"'),
 ]
 
 

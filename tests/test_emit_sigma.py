@@ -40,6 +40,7 @@ TABLE = [
     ("RawProcessId >= 4", {"selection": {"ProcessId|gte": 4}, "condition": "selection"}),
     ("ParentBaseFileName = bash", {"selection": {"ParentImage|endswith|cased": ["\\bash", "/bash"]},
                                    "condition": "selection"}),
+    ("OriginalFilename = cmd.exe", {"selection": {"OriginalFileName|cased": "cmd.exe"}, "condition": "selection"}),
     ("CommandLine = a or ImageFileName = b",
      {"selection": {"CommandLine|cased": "a"}, "selection_2": {"Image|cased": "b"},
       "condition": "(selection or selection_2)"}),
