@@ -15,7 +15,7 @@ import yaml
 from cqlx import compile_matcher, convert, ir, parse
 from cqlx.conversion import convert_text
 from cqlx.emit.base import DETECTION, PRESENTATION
-from cqlx.errors import CqlError
+from cqlx.errors import CqlError, CqlValueError
 from cqlx.testing import check_kql
 from tests.agreement import assert_agree
 
@@ -471,9 +471,24 @@ def test_a_function_that_writes_a_key_it_reads_adds_nothing() -> None:
     assert [(f.name, f.output) for f in step.functions] == [("selectLast", "c"), ("count", "_count")]
 
 
+@pytest.mark.parametrize(("text", "same_as"), [
+    ("groupBy(a, function=stats([count(), max(b)]))", "groupBy(a, function=[count(), max(b)])"),
+    ("groupBy(a, function=[stats(sum(b)), collect(c)])", "groupBy(a, function=[sum(b), collect(c)])"),
+    ("groupBy(a, function=stats([stats(count()), min(b)]))", "groupBy(a, function=[count(), min(b)])"),
+    ("bucket(span=1h, function=stats([count(), avg(b)]))", "bucket(span=1h, function=[count(), avg(b)])"),
+])
+def test_stats_among_the_functions_is_its_own_list(text: str, same_as: str) -> None:
+    """stats() only runs the aggregates it lists (functions-stats): inside function= it is them."""
+    assert parse(text).steps == parse(same_as).steps  # IR spans take no part in equality
+
+
+def test_stats_with_no_function_among_the_functions_is_refused() -> None:
+    with pytest.raises(CqlValueError, match="stats\\(\\) needs at least one aggregate function"):
+        parse("groupBy(a, function=stats())")
+
+
 @pytest.mark.parametrize("text", [
     "groupBy(a, function=[{x=1 | count()}, count()])",
-    "groupBy(a, function=stats([count()]))",
     "groupBy(a, function=tail(1))",
 ])
 def test_aggregates_cqlx_cannot_nest_are_opaque(text: str) -> None:

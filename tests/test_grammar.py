@@ -66,6 +66,8 @@ ACCEPT = [
     "bucket(span=10min, function=count()) | series(maxpause=30s)",  # time spans with multi-letter units
     "correlate(first: {a=1}, second: {b=2}, within=5m)",  # named subqueries
     "ContextBaseFileName =~ !in(values=[firefox.exe, chrome.exe])",  # a negated function after =~
+    "test(@timestamp < (now() - duration(7d))) | bucket(1day, function=count())",  # a bare time span argument
+    "correlate(a: {x=1} include: [aid, ComputerName], b: {y=2 | aid <=> a.aid} include: [aid], within=1h)",
 ]
 
 REJECT = [
@@ -83,6 +85,8 @@ REJECT = [
     "sort(x, order=)",
     "a | | b",
     "f = a b := ",
+    "correlate(a: {x=1} exclude: [aid])",  # a named query lists what it passes on with include: only
+    "aid <=> 1",  # a link names the other query's field
 ]
 
 
@@ -140,6 +144,23 @@ def test_slash_is_division_after_an_operand_and_regex_where_a_value_starts() -> 
     comparison = _filter("f = /a\\/b/i")
     assert isinstance(comparison, A.Comparison) and isinstance(comparison.value, A.RegexLit)
     assert comparison.value.pattern == "a\\/b" and comparison.value.flags == "i"
+
+
+def test_a_named_query_keeps_what_it_includes() -> None:
+    (call,) = parse("correlate(a: {x=1} include: [aid, y], within=1h)").stages
+    assert isinstance(call, A.Call)
+    query = call.args[0].value
+    assert isinstance(query, A.SubQuery) and isinstance(query.include, A.Array)
+    assert [item.name for item in query.include.items] == ["aid", "y"]  # type: ignore[attr-defined]
+
+
+def test_a_link_outside_correlate_is_refused_on_every_target() -> None:
+    from cqlx import convert
+    from cqlx.errors import UnsupportedError
+
+    for target in ("spl", "kql", "sigma", "python"):
+        with pytest.raises(UnsupportedError, match="<=> links the events of correlate"):
+            convert("#event_simpleName=ProcessRollup2 | aid <=> other.aid", to=target)
 
 
 def test_string_escapes() -> None:

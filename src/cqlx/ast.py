@@ -111,7 +111,10 @@ class Array(Node):
 
 @dataclass(frozen=True)
 class SubQuery(Node):
+    """``{ pipeline }``; ``include`` is correlate()'s ``name: { ... } include: [fields]``."""
+
     pipeline: Pipeline
+    include: Array | None = None
 
 
 @dataclass(frozen=True)

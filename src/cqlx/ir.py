@@ -496,6 +496,10 @@ class Source:
     platforms: tuple[str, ...] = ()
     types_test: Pred | None = None
     platforms_test: Pred | None = None
+    #: A leading regex on the event type that names no list of types (``/ProcessRollup2/``,
+    #: ``/Written$/i``): it stays a filter of the rule; a profile with tables or logsources reads
+    #: it as the event types it maps whose names match (Generator.resolve_event_type).
+    types_pattern: Regex | None = None
 
 
 @dataclass(frozen=True)

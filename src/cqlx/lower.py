@@ -611,7 +611,7 @@ class _Lowering:
         functions-stats; ``[]`` groups without aggregating), with their outputs checked."""
         if given is None:
             return (ir.AggFunc("count", None, "_count"),)
-        calls = given.items if isinstance(given, A.Array) else (given,)
+        calls = self.without_stats(given.items if isinstance(given, A.Array) else (given,))
         functions: list[ir.AggFunc] = []
         nodes: list[A.Node] = []
         for item in calls:
@@ -623,6 +623,21 @@ class _Lowering:
             nodes += [item] * len(made)
         self.check_outputs(keys, tuple(functions), nodes)
         return tuple(functions)
+
+    def without_stats(self, calls: Sequence[A.Expr]) -> list[A.Expr]:
+        """``stats([f, g])`` among the functions is ``f, g``: stats() only runs the aggregates it
+        lists, each writing its own output (functions-stats)."""
+        out: list[A.Expr] = []
+        for item in calls:
+            if not (isinstance(item, A.Call) and item.name.lower() == "stats"):
+                out.append(item)
+                continue
+            inner = self.bind(item, FUNCTIONS["stats"]).get("function")
+            if inner is None or (isinstance(inner, A.Array) and not inner.items):
+                raise CqlValueError("stats() needs at least one aggregate function, e.g. stats([count(), "
+                                    "max(Bytes)])", item.span)
+            out += self.without_stats(inner.items if isinstance(inner, A.Array) else (inner,))
+        return out
 
     def check_outputs(self, keys: tuple[str, ...], functions: tuple[ir.AggFunc, ...], nodes: Sequence[A.Node]) -> None:
         seen: set[str] = set()
@@ -975,6 +990,9 @@ class _Lowering:
                 value = A.BareValue(value.span, self.param(value))
             except _Opaque as opaque:
                 return ir.OpaqueTest(opaque.name, self.source(span), opaque.reason, span)
+        if op == "<=>":
+            return ir.OpaqueTest("<=>", self.source(span), "<=> links the events of correlate()'s queries to "
+                                 "each other; outside correlate() there is nothing to link", span)
         if op.lower() == "like":
             return self.like(field, value, span)
         if op in ("=", "!="):

@@ -323,6 +323,19 @@ class _ToAst:
         return A.Argument(span, str(c[0]), c[1])
 
     @_rule
+    def link(self, span: Span, c: list[Any]) -> A.Comparison:
+        return A.Comparison(span, _field(c[0]), "<=>", A.BareValue(_token_span(c[2]), str(c[2])))
+
+    @_rule
+    def named_query_include(self, span: Span, c: list[Any]) -> A.Argument:
+        if str(c[2]) != "include":
+            raise CqlSyntaxError(f"expected include: [fields] after a named query, found {str(c[2])!r}",
+                                 _token_span(c[2]))
+        query: A.SubQuery = c[1]
+        return A.Argument(span, str(c[0]), A.SubQuery(Span(query.span.line, query.span.column, c[3].span.end_line,
+                                                           c[3].span.end_column), query.pipeline, c[3]))
+
+    @_rule
     def fn_compare(self, span: Span, c: list[Any]) -> A.FnCompare:
         return A.FnCompare(span, _field(c[0]), c[2])
 
@@ -404,6 +417,7 @@ _WORDS: dict[str, str] = {
     "LSQB": "'['",
     "COMPARE_OP": "an operator such as '=' or '!='",
     "MATCH_FN": "'=~'",
+    "LINK": "'<=>'",
     "ASSIGN": "':='",
     "ARG_OP": "'='",
     "EXPR_COMPARE": "a comparison such as '==' or '>='",

@@ -584,10 +584,12 @@ def extract_source(query: ir.Query) -> ir.Query:
     """Move the leading ``#event_simpleName=...`` and ``event_platform=...`` conjuncts of the
     first filters into :class:`Source`; a target profile turns them into tables or logsources.
     A field extraction that writes neither field does not end the leading filters (two filters
-    commute). A test that is not an exact equality is kept in the source with its values."""
+    commute). A test that is not an exact equality is kept in the source with its values. A
+    regex on the type that lists no names stays a filter, and is noted as ``types_pattern``."""
     source = query.source
     event_types, platforms = source.event_types, source.platforms
     types_test, platforms_test = source.types_test, source.platforms_test
+    pattern = source.types_pattern
     steps: list[ir.Step] = []
     leading = True
     for step in query.steps:
@@ -610,11 +612,17 @@ def extract_source(query: ir.Query) -> ir.Query:
                 platforms = plats[0]
                 platforms_test = None if plats[1] else conjunct
             else:
+                if (pattern is None and not event_types and isinstance(conjunct, ir.Regex)
+                        and conjunct.field in EVENT_TYPE_FIELDS and set(conjunct.flags) <= set("iF")):
+                    pattern = conjunct
                 kept.append(conjunct)
         if kept:
             pred = kept[0] if len(kept) == 1 else ir.And(tuple(kept), step.pred.span)
             steps.append(replace(step, pred=pred))
-    return replace(query, source=ir.Source(event_types, platforms, types_test, platforms_test), steps=tuple(steps))
+    if event_types:
+        pattern = None  # a later regex on the type only narrows the types already chosen
+    return replace(query, source=ir.Source(event_types, platforms, types_test, platforms_test, pattern),
+                   steps=tuple(steps))
 
 
 # ---------------------------------------------------------------- signals, score, ladder

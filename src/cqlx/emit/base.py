@@ -8,7 +8,8 @@ the end (:mod:`cqlx.convert`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 
 from cqlx import ir
 from cqlx.ast import NO_SPAN, Span
@@ -177,10 +178,40 @@ class Generator:
             default = self.profile.default_event()
             if default is not None:
                 return default
+            pattern = self.query.source.types_pattern
+            if pattern is not None and self.profile.language != "python":
+                return self.event_type_by_name(pattern)
             if self.profile.language != "python":
                 self.unsupported("the rule selects no event type (#event_simpleName=...); "
                                  f"{self.profile.name} needs one to choose a table or logsource")
             return None
+        return self.one_event_type(types)
+
+    def event_type_by_name(self, pattern: ir.Regex) -> EventType | None:
+        """The event types a regex on ``#event_simpleName`` selects, as the profile knows them:
+        those it declares whose names the regex matches. The regex is then answered by the table or
+        logsource, so it leaves the rule's filters (as an equality on the type does)."""
+        from cqlx.regexes import python_error, python_flags, to_python
+
+        source = to_python(pattern.pattern)
+        if python_error(source, python_flags(pattern.flags)) is not None:
+            self.unsupported(f"the regex /{pattern.pattern}/ on #event_simpleName does not compile", pattern.span)
+            return None
+        search = re.compile(source, python_flags(pattern.flags)).search
+        names = tuple(n for n in [*self.profile.event_types, *self.profile.absent] if search(n))
+        if not names:
+            self.unsupported(f"no event type profile {self.profile.name} declares has a name the regex "
+                             f"/{pattern.pattern}/ on #event_simpleName matches; {self.profile.name} needs one to "
+                             "choose a table or logsource", pattern.span)
+            return None
+        self.unsupported(f"#event_simpleName=/{pattern.pattern}/{pattern.flags} selects event types by name: "
+                         f"{self.profile.name} searches those it declares whose names match ({', '.join(names)}); "
+                         "an event type it does not declare is not searched", pattern.span, PRESENTATION)
+        self.query = replace(self.query, steps=_without(self.query.steps, pattern))
+        return self.one_event_type(names)
+
+    def one_event_type(self, types: tuple[str, ...]) -> EventType | None:
+        """The one table or logsource the rule's event types share in the profile."""
         resolved = [self.profile.event_type(t) for t in types]
         missing = [t for t, r in zip(types, resolved, strict=True) if r is None]
         known = [r for r in resolved if r is not None]
@@ -224,6 +255,12 @@ class Generator:
         mapped = self.profile.field(self.event, name)
         kind = "presentation" if output else DETECTION
         if mapped is None:
+            if self.profile.unmapped == "identity" and name.startswith("#") and self.profile.language != "python":
+                # A LogScale tag (#repo, #type, #Vendor) the profile does not map: the target's events
+                # carry fields, not LogScale's tags (the Python matcher reads #x as x, LogScale's export).
+                self.unsupported(f"field {name} is a LogScale tag, which the events of profile {self.profile.name} "
+                                 "do not carry" + ("; left out of the output" if output else ""), span, kind)
+                return None
             if self.profile.unmapped == "identity":
                 return name
             where = self.event.table or self.event.name if self.event else self.profile.name
@@ -248,3 +285,17 @@ class Generator:
         rewrite the test override this, the rest report it."""
         self.unsupported(f"a test on {name} would compare {column}, whose values have another shape "
                          f"({transform})", span)
+
+
+def _without(steps: tuple[ir.Step, ...], pred: ir.Pred) -> tuple[ir.Step, ...]:
+    """The steps with ``pred`` (this very object: a conjunct of a leading filter) taken out."""
+    out: list[ir.Step] = []
+    for index, step in enumerate(steps):
+        if isinstance(step, ir.Filter) and (step.pred is pred or (
+                isinstance(step.pred, ir.And) and any(item is pred for item in step.pred.items))):
+            rest = () if step.pred is pred else tuple(i for i in step.pred.items if i is not pred)  # type: ignore[union-attr]
+            if rest:
+                out.append(replace(step, pred=rest[0] if len(rest) == 1 else ir.And(rest, step.pred.span)))
+            return (*out, *steps[index + 1:])
+        out.append(step)
+    return steps
