@@ -55,6 +55,15 @@ LOWERING: list[tuple[str, tuple[ir.Step, ...]]] = [
     ("round(a, how=CEIL, as=r)", (ir.Eval("r", ir.Func("round", (a, ir.Lit("ceil")))),)),
     ("now()", (ir.Eval("_now", ir.Func("now", ())),)),
     ("now(t)", (ir.Eval("t", ir.Func("now", ())),)),  # as is now()'s unnamed parameter
+    # duration(): the milliseconds of a relative time, the same on every event (syntax-time-relative)
+    ('duration("5m")', (ir.Eval("_duration", ir.Lit(300_000)),)),
+    ("x := duration(7d) | y := duration(\"2 hours\") | z := duration(1w)",
+     (ir.Eval("x", ir.Lit(604_800_000)), ir.Eval("y", ir.Lit(7_200_000)), ir.Eval("z", ir.Lit(604_800_000)))),
+    ("x := duration(1mon) + duration(1q) + duration(1y)",
+     (ir.Eval("x", ir.Arith("+", ir.Arith("+", ir.Lit(2_592_000_000), ir.Lit(7_776_000_000)),
+                            ir.Lit(31_536_000_000))),)),
+    ("test(t > now() - duration(30s))", (ir.Filter(ir.ExprTest(">", ir.Ref("t"), ir.Arith(
+        "-", ir.Func("now", ()), ir.Lit(30_000)))),)),
     ('coalesce([a, "-"], ignoreEmpty=false)', (ir.Eval("_coalesce", ir.Func("coalesce", (*_lit("false"), a,
                                                                                           ir.Lit("-")))),)),
     ('base64Decode(a, charset="utf-16le")', (ir.Eval("_base64Decode", ir.Func("base64Decode",
@@ -110,6 +119,8 @@ ERRORS = [
     ("length()", "length() needs a field", 1),
     ("concatArray(server, from=3, to=1)", "0 <= from <= to", 1),
     ("format(\"%s\", bogus=1)", "format() has no parameter 'bogus'", 14),
+    ('x := duration("5 fortnights")', "expected a time span such as 30s", 15),
+    ("x := duration()", "duration() needs a time span", 6),
 ]
 
 

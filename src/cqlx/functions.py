@@ -36,6 +36,8 @@ VALUE_FUNCTIONS = (
     FunctionSpec("round", ("field", "as", "how"), "field", "value"),
     # now(as) — functions-now (the time functions table: now([as]), default argument as)
     FunctionSpec("now", ("as",), "as", "value"),
+    # duration(duration, as=_duration) — functions-duration: the milliseconds in a relative time
+    FunctionSpec("duration", ("duration", "as"), "duration", "value"),
     # coalesce(expressions=[...], as=_coalesce, ignoreEmpty=true) — functions-coalesce
     FunctionSpec("coalesce", ("expressions", "as", "ignoreEmpty"), "expressions", "value"),
     # base64Decode(field, as=_base64Decode, charset=UTF-8) — functions-base64decode

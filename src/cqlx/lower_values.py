@@ -93,11 +93,12 @@ def _compiles(pattern: str, flags: int, name: str) -> re.Pattern[str]:
 
 # ---------------------------------------------------------------- calls → Func
 
-_Builder = Callable[[_Lowering, A.Call, dict[str, A.Expr]], ir.Func]
+_Builder = Callable[[_Lowering, A.Call, dict[str, A.Expr]], ir.Func | ir.Lit]
 
 
-def func(lw: _Lowering, call: A.Call, spec: FunctionSpec) -> ir.Func:
-    """The :class:`ir.Func` of a value function call (``as=`` is the caller's business)."""
+def func(lw: _Lowering, call: A.Call, spec: FunctionSpec) -> ir.Func | ir.Lit:
+    """The :class:`ir.Func` of a value function call (``as=`` is the caller's business), or the
+    constant it always is (``duration()``)."""
     args = lw.bind(call, spec)
     builder = _BUILDERS[spec.name]
     return builder(lw, call, args)
@@ -212,6 +213,35 @@ def _now(lw: _Lowering, call: A.Call, args: dict[str, A.Expr]) -> ir.Func:
     return ir.Func("now", (), call.span)
 
 
+# Relative time units (syntax-time-relative) in milliseconds, as duration() reads them: a day is
+# 24 hours, a week 7 days, a month 30, a quarter 90 and a year 365 (the documentation's table;
+# duration() takes no calendar-based or anchored units).
+_DURATION_UNITS = {
+    **dict.fromkeys(("ms", "millis", "millisecond", "milliseconds"), 1),
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1000),
+    **dict.fromkeys(("m", "min", "minute", "minutes"), 60_000),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3_600_000),
+    **dict.fromkeys(("d", "day", "days"), 86_400_000),
+    **dict.fromkeys(("w", "week", "weeks"), 7 * 86_400_000),
+    **dict.fromkeys(("mon", "month", "months"), 30 * 86_400_000),
+    **dict.fromkeys(("q", "qtr", "qtrs", "quarter", "quarters"), 90 * 86_400_000),
+    **dict.fromkeys(("y", "yr", "yrs", "year", "years"), 365 * 86_400_000),
+}
+
+
+def _duration(lw: _Lowering, call: A.Call, args: dict[str, A.Expr]) -> ir.Lit:
+    """duration("5m") is 300000: the same number on every event, so the value itself."""
+    if "duration" not in args:
+        raise CqlValueError('duration() needs a time span, e.g. duration("5m")', call.span)
+    word = _text(lw, args["duration"], "duration").strip()
+    match = re.fullmatch(r"(\d{1,12}) ?([A-Za-z]+)", word)
+    unit = _DURATION_UNITS.get(match.group(2).lower()) if match else None
+    if match is None or unit is None:
+        raise CqlValueError(f"duration({word}): expected a time span such as 30s, 5m, 2h, 7d or 1w",
+                            args["duration"].span)
+    return ir.Lit(int(match.group(1)) * unit, call.span)
+
+
 def _coalesce(lw: _Lowering, call: A.Call, args: dict[str, A.Expr]) -> ir.Func:
     if "expressions" not in args:
         raise CqlValueError("coalesce() needs a list of expressions, e.g. coalesce([UserName, \"-\"])", call.span)
@@ -247,7 +277,7 @@ _BUILDERS: dict[str, _Builder] = {
     "format": _format, "formatTime": _format_time, "concat": _concat, "length": _single("length"),
     "replace": _replace, "splitString": _split_string, "round": _round, "now": _now, "coalesce": _coalesce,
     "base64Decode": _base64, "urlDecode": _single("urlDecode"), "shannonEntropy": _single("shannonEntropy"),
-    "concatArray": _concat_array,
+    "concatArray": _concat_array, "duration": _duration,
 }
 #: The value functions lowered here (lower() and upper() keep their own lowering).
 NAMES = frozenset(_BUILDERS)

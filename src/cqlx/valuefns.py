@@ -22,7 +22,7 @@ DEFAULT_OUTPUT: dict[str, str | None] = {
     "format": "_format", "formatTime": None, "concat": "_concat", "length": "_length", "replace": FROM_INPUT,
     "splitString": "_splitstring", "round": FROM_INPUT, "now": "_now", "coalesce": "_coalesce",
     "base64Decode": "_base64Decode", "urlDecode": "_urldecode", "shannonEntropy": "_shannonentropy",
-    "concatArray": "_concatArray",
+    "concatArray": "_concatArray", "duration": "_duration",
 }
 
 #: Functions whose value is a number (the others give text).
