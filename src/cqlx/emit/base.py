@@ -259,8 +259,8 @@ class Generator:
                 # A LogScale tag (#repo, #type, #Vendor) the profile does not map: the target's events
                 # carry fields, not LogScale's tags (the Python matcher reads #x as x, LogScale's export).
                 self.unsupported(f"field {name} is a LogScale tag, which the events of profile {self.profile.name} "
-                                 "do not carry" + ("; left out of the output" if output else ""), span, kind)
-                return None
+                                 "do not carry" + ("; its column stays empty" if output else ""), span, kind)
+                return name if output else None
             if self.profile.unmapped == "identity":
                 return name
             where = self.event.table or self.event.name if self.event else self.profile.name

@@ -198,7 +198,9 @@ class KqlGenerator(Generator):
             kept = [f for f in step.fields if not self.dead(f)]
             columns = [c for c in (self.column(f, step.span, output=True) for f in kept) if c]
             unique = list(dict.fromkeys(columns))
-            return [f"project {', '.join(name(c) for c in unique)}"]
+            # No column left to show (each was reported): KQL has no empty projection. The rows are the
+            # same; later steps read the fields it removed as missing all the same (self.live).
+            return [f"project {', '.join(name(c) for c in unique)}"] if unique else []
         if isinstance(step, ir.Order):
             return self.order(step)
         if isinstance(step, ir.Aggregate):
