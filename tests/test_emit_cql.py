@@ -89,6 +89,9 @@ TABLE = [
     ('match(hosts.csv, field=aid, column=aid, strict=true, mode=string, include=[owner])',
      'match(file="hosts.csv", field=aid, include=[owner])\n'),
     ('not aid =~ match(file="allow.csv", column=id)', '!match(file="allow.csv", field=aid, column=id)\n'),
+    # duration(): its milliseconds; a field against it is the same test as against the number
+    ('test(d <= duration("15m"))', "d <= 900000\n"),
+    ("test(duration(1h) > d)", "d < 3600000\n"),
 ]
 
 

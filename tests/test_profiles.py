@@ -96,3 +96,59 @@ def test_user_profile_extends_a_shipped_one(tmp_path: Path) -> None:
 def test_unknown_profile_lists_the_shipped_ones() -> None:
     with pytest.raises(ProfileError, match="shipped: "):
         load_profile("nosuch")
+
+
+UNLISTED = [
+    ("#event_simpleName=OsVersionInfo | groupBy([aid, ProductName])",
+     'sourcetype="crowdstrike:events:sensor" event_simpleName=CASE(OsVersionInfo)'),
+    ("#event_simpleName=UserAccountCreated or #event_simpleName=UserAccountDeleted",
+     'sourcetype="crowdstrike:events:sensor" (event_simpleName=CASE(UserAccountCreated) OR '
+     "event_simpleName=CASE(UserAccountDeleted))"),
+]
+
+
+@pytest.mark.parametrize(("text", "search"), UNLISTED)
+def test_splunk_reads_an_unlisted_type_as_a_sensor_event(text: str, search: str) -> None:
+    """Raw FDR keeps every sensor event under one sourcetype: a type the profile does not list is
+    searched there by its name, with a note that says what was assumed."""
+    from cqlx.conversion import convert_text
+
+    conversion = convert_text(text, "spl")
+    assert conversion.output.startswith(search + "\n")
+    (note,) = [d for d in conversion.diagnostics if "is not one profile splunk lists" in d.message]
+    assert note.kind == "presentation" and "crowdstrike:events:sensor" in note.message
+
+
+def test_an_unlisted_type_runs_on_the_spl_oracle_as_the_matcher_does() -> None:
+    from cqlx import compile_matcher, convert
+    from cqlx.reshape import to_records
+    from cqlx.spl_oracle import run_spl
+
+    text = "#event_simpleName=OsVersionInfo ProductName=/server/i | select([aid, ProductName])"
+    events = [{"#event_simpleName": "OsVersionInfo", "aid": "a1", "ProductName": "Windows Server 2022"},
+              {"#event_simpleName": "OsVersionInfo", "aid": "a2", "ProductName": "Windows 11"},
+              {"#event_simpleName": "ProcessRollup2", "aid": "a3", "ProductName": "Windows Server 2019"}]
+    records = [r for r in to_records(events, load_profile("splunk")) if r is not None]
+    rows = run_spl(convert(text, to="spl"), [{**r, "sourcetype": "crowdstrike:events:sensor"} for r in records])
+    assert rows == compile_matcher(text).run(events) == [{"aid": "a1", "ProductName": "Windows Server 2022"}]
+
+
+def test_a_type_declared_absent_stays_absent_and_other_profiles_list_theirs() -> None:
+    from cqlx import convert
+    from cqlx.errors import UnsupportedError
+
+    assert load_profile("splunk").event_type("OsVersionInfo") is not None
+    assert load_profile("mde").event_type("OsVersionInfo") is None  # no unlisted_event_types: refused
+    with pytest.raises(UnsupportedError, match="OsVersionInfo has no counterpart in profile mde"):
+        convert("#event_simpleName=OsVersionInfo | groupBy([aid])", to="kql")
+    text = GOOD.replace("language: kql", "language: kql\nunlisted_event_types: ProcessRollup2")
+    profile = parse_profile(text, "t.yaml")
+    assert profile.event_type("DnsRequest") is None  # declared absent (none:)
+    derived = profile.event_type("OsVersionInfo")
+    assert derived is not None and derived.unlisted and derived.table == "T"
+
+
+def test_unlisted_event_types_must_name_an_entry() -> None:
+    text = GOOD.replace("language: kql", "language: kql\nunlisted_event_types: Nope")
+    with pytest.raises(ProfileError, match="unlisted_event_types names 'Nope', which is not under event_types"):
+        parse_profile(text, "bad.yaml")

@@ -109,6 +109,13 @@ def unescape_regex(pattern: str) -> str:
     return _ESCAPED.sub(lambda pair: "/" if pair.group(1) == "/" else pair.group(0), pattern)
 
 
+def _number_value(expr: ir.Expr) -> int | float | None:
+    """The number a literal is, else None."""
+    if isinstance(expr, ir.Lit) and isinstance(expr.value, int | float) and not isinstance(expr.value, bool):
+        return expr.value
+    return None
+
+
 def _flags(flags: str) -> str:
     return "".join(f for f in _FLAG_ORDER if f in flags)
 
@@ -1107,14 +1114,19 @@ class _Lowering:
         """An expression used as a condition (``test()``, ``if()``)."""
         if isinstance(node, A.Binary) and node.op in _COMPARE:
             left, right = node.left, node.right
-            if isinstance(left, A.FieldRef) and isinstance(right, A.Number):
-                return ir.Cmp(left.name, node.op, _number(right.text, right.span), node.span)
-            if isinstance(left, A.Number) and isinstance(right, A.FieldRef):
-                mirror = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
-                return ir.Cmp(right.name, mirror[node.op], _number(left.text, left.span), node.span)
             if node.op == "==" and isinstance(left, A.FieldRef) and isinstance(right, A.StringLit):
                 return ir.Eq(left.name, right.value, False, node.span)
-            return ir.ExprTest(node.op, self.expr(left), self.expr(right), node.span)
+            # A field against a number is a Cmp, however the number is written (5, duration(5m)):
+            # decided on the lowered sides, so canonical CQL reads back as the same test.
+            low_left, low_right = self.expr(left), self.expr(right)
+            number = _number_value(low_right)
+            if isinstance(low_left, ir.Ref) and number is not None:
+                return ir.Cmp(low_left.field, node.op, number, node.span)
+            number = _number_value(low_left)
+            if number is not None and isinstance(low_right, ir.Ref):
+                mirror = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+                return ir.Cmp(low_right.field, mirror[node.op], number, node.span)
+            return ir.ExprTest(node.op, low_left, low_right, node.span)
         if isinstance(node, A.Unary) and node.op == "!":
             return ir.Not(self.condition(node.operand), node.span)
         if isinstance(node, A.Call):

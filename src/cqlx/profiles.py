@@ -34,7 +34,7 @@ KQL_TYPES = frozenset({"string", "long", "int", "real", "double", "bool", "boole
 
 _TOP_KEYS = {"name", "language", "title", "description", "regex", "unmapped", "missing", "tables",
              "fields", "event_types", "platforms", "extends", "default_event_type", "platform_lookup",
-             "lookup_table"}
+             "lookup_table", "unlisted_event_types"}
 _PLATFORM_LOOKUP_KEYS = {"table", "key", "column"}
 #: How a KQL target names the table a LogScale lookup file (``match(file="x.csv")``) becomes:
 #: ``{name}`` is the file name without ``.csv``.
@@ -70,6 +70,8 @@ class EventType:
     # Records (python profiles): the field values that select this event type's records, each
     # field with the values any of which it may hold (ECS: event.category process, event.type start).
     match: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Made for an event type the profile does not list, from its unlisted_event_types: entry.
+    unlisted: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,13 +99,26 @@ class Profile:
     path: str
     default_event_type: str | None = None
     absent: dict[str, str] = field(default_factory=dict)  # event types without counterpart: why
+    # The entry an event type the profile neither lists nor declares absent is read as, with its
+    # own event_simpleName added to the search (raw FDR: every sensor event, one sourcetype).
+    unlisted_event_type: str | None = None
     platform_lookup: PlatformLookup | None = None
     lookup_table: str = "{name}"  # one of LOOKUP_TABLE_FORMS
 
     def event_type(self, name: str) -> EventType | None:
         """The mapping of a Falcon event type; None when the data model has no counterpart. The
-        default (what a rule without event types reads) is never an event type of its own."""
-        return None if name == self.default_event_type else self.event_types.get(name)
+        default (what a rule without event types reads) is never an event type of its own. A type
+        the profile does not list is read as its ``unlisted_event_types:`` entry, if it has one."""
+        if name == self.default_event_type:
+            return None
+        known = self.event_types.get(name)
+        if known is not None or name in self.absent or self.unlisted_event_type is None:
+            return known
+        template = self.event_types.get(self.unlisted_event_type)
+        if template is None:
+            return None
+        search = (*(p for p in template.search if p[0] != "event_simpleName"), ("event_simpleName", name))
+        return replace(template, name=name, search=search, unlisted=True)
 
     def default_event(self) -> EventType | None:
         """What a rule that names no event type reads (``default_event_type:``), if anything."""
@@ -341,6 +356,10 @@ def parse_profile(text: str, path: str, base: Profile | None = None) -> Profile:
     lookup_table = reader.string(raw, "lookup_table", where, LOOKUP_TABLE_FORMS,
                                  base.lookup_table if base else "{name}")
     default_event = raw.get("default_event_type", base.default_event_type if base else None)
+    unlisted = raw.get("unlisted_event_types", base.unlisted_event_type if base else None)
+    if unlisted is not None and str(unlisted) not in events:
+        raise reader.fail(f"unlisted_event_types names {unlisted!r}, which is not under event_types:", raw,
+                          "unlisted_event_types")
     return Profile(
         name=reader.string(raw, "name", where, default=Path(path).stem),
         language=language,
@@ -355,6 +374,7 @@ def parse_profile(text: str, path: str, base: Profile | None = None) -> Profile:
         path=path,
         default_event_type=str(default_event) if default_event else None,
         absent=absent,
+        unlisted_event_type=str(unlisted) if unlisted is not None else None,
         platform_lookup=platform_lookup,
         lookup_table=lookup_table,
     )

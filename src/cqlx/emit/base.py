@@ -213,6 +213,12 @@ class Generator:
     def one_event_type(self, types: tuple[str, ...]) -> EventType | None:
         """The one table or logsource the rule's event types share in the profile."""
         resolved = [self.profile.event_type(t) for t in types]
+        unlisted = [r for r in resolved if r is not None and r.unlisted]
+        if unlisted:
+            read_as = unlisted[0].note or "its unlisted_event_types entry"
+            self.unsupported(f"event type {', '.join(r.name for r in unlisted)} is not one profile "
+                             f"{self.profile.name} lists: read as {read_as}; an event of the type the target does "
+                             "not hold is not found", kind=PRESENTATION)
         missing = [t for t, r in zip(types, resolved, strict=True) if r is None]
         known = [r for r in resolved if r is not None]
         if missing:
