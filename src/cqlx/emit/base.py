@@ -295,13 +295,16 @@ class Generator:
 
 def _without(steps: tuple[ir.Step, ...], pred: ir.Pred) -> tuple[ir.Step, ...]:
     """The steps with ``pred`` (this very object: a conjunct of a leading filter) taken out."""
-    out: list[ir.Step] = []
     for index, step in enumerate(steps):
-        if isinstance(step, ir.Filter) and (step.pred is pred or (
-                isinstance(step.pred, ir.And) and any(item is pred for item in step.pred.items))):
-            rest = () if step.pred is pred else tuple(i for i in step.pred.items if i is not pred)  # type: ignore[union-attr]
-            if rest:
-                out.append(replace(step, pred=rest[0] if len(rest) == 1 else ir.And(rest, step.pred.span)))
-            return (*out, *steps[index + 1:])
-        out.append(step)
+        if not isinstance(step, ir.Filter):
+            continue
+        rest: tuple[ir.Pred, ...] | None = None
+        if step.pred is pred:
+            rest = ()
+        elif isinstance(step.pred, ir.And) and any(item is pred for item in step.pred.items):
+            rest = tuple(item for item in step.pred.items if item is not pred)
+        if rest is None:
+            continue
+        kept = [replace(step, pred=rest[0] if len(rest) == 1 else ir.And(rest, step.pred.span))] if rest else []
+        return (*steps[:index], *kept, *steps[index + 1:])
     return steps
