@@ -28,6 +28,8 @@ NO_SPAN = Span(0, 0, 0, 0)
 
 @dataclass(frozen=True)
 class Node:
+    """Every syntax-tree node: where it stands in the query text."""
+
     span: Span
 
 
@@ -73,6 +75,8 @@ class Star(Node):
 
 @dataclass(frozen=True)
 class Number(Node):
+    """A number as written (``10``, ``1.5``); lowering reads its value."""
+
     text: str
 
 
@@ -93,6 +97,8 @@ class Param(Node):
 
 @dataclass(frozen=True)
 class Binary(Node):
+    """``left op right`` in the expression sub-language (arithmetic and comparisons)."""
+
     op: str
     left: Expr
     right: Expr
@@ -100,12 +106,16 @@ class Binary(Node):
 
 @dataclass(frozen=True)
 class Unary(Node):
+    """``-x`` or ``!x`` in an expression."""
+
     op: str
     operand: Expr
 
 
 @dataclass(frozen=True)
 class Array(Node):
+    """``[a, b, ...]``: an argument's list of values, fields, calls or subqueries."""
+
     items: tuple[Expr, ...]
 
 
@@ -127,6 +137,8 @@ class Argument(Node):
 
 @dataclass(frozen=True)
 class Call(Node):
+    """A function call ``name(args)``, or a saved search ``$name(args)``."""
+
     name: str
     name_span: Span
     args: tuple[Argument, ...]
@@ -164,18 +176,24 @@ class FreeText(Node):
 
 @dataclass(frozen=True)
 class AndFilter(Node):
+    """``left and right``, or two filters side by side."""
+
     left: Filter
     right: Filter
 
 
 @dataclass(frozen=True)
 class OrFilter(Node):
+    """``left or right``."""
+
     left: Filter
     right: Filter
 
 
 @dataclass(frozen=True)
 class NotFilter(Node):
+    """``not x`` or ``!x``."""
+
     operand: Filter
 
 
@@ -230,4 +248,6 @@ Stage = Filter | Assignment | CaseStmt | MatchStmt
 
 @dataclass(frozen=True)
 class Pipeline(Node):
+    """Stages joined by ``|``: the whole query, a subquery, or a case branch."""
+
     stages: tuple[Stage, ...]

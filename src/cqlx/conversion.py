@@ -26,6 +26,8 @@ _RULE_PART = "\n# ---- the rule ----\n"  # emit_python: after this line, the rul
 
 @dataclass(frozen=True)
 class Conversion:
+    """A converted rule: the target's text and the diagnostics of what it could not say."""
+
     target: str
     profile: str
     output: str

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class FunctionSpec:
+    """A LogScale function cqlx reads: its parameters, the one an unnamed argument binds to, and its
+    kind."""
+
     name: str  # canonical spelling
     params: tuple[str, ...]
     default_param: str | None

@@ -71,6 +71,8 @@ class Cmp:
 
 @dataclass(frozen=True)
 class Exists:
+    """The field is present (``f=*``)."""
+
     field: str
     span: Span = _span()
 
@@ -131,18 +133,24 @@ class OpaqueTest:
 
 @dataclass(frozen=True)
 class And:
+    """Every item holds."""
+
     items: tuple[Pred, ...]
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class Or:
+    """Some item holds."""
+
     items: tuple[Pred, ...]
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class Not:
+    """The item does not hold."""
+
     item: Pred
     span: Span = _span()
 
@@ -162,12 +170,16 @@ Pred = Eq | Glob | Regex | Cmp | Exists | In | Cidr | FreeText | ExprTest | Opaq
 
 @dataclass(frozen=True)
 class Lit:
+    """A constant in an expression."""
+
     value: str | int | float
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class Ref:
+    """A field's value in an expression."""
+
     field: str
     span: Span = _span()
 
@@ -184,6 +196,8 @@ class Cond:
 
 @dataclass(frozen=True)
 class Arith:
+    """``left op right`` with ``+ - * / %``."""
+
     op: str  # + - * / %
     left: Expr
     right: Expr
@@ -216,6 +230,8 @@ Expr = Lit | Ref | Cond | Arith | Func | Null
 
 @dataclass(frozen=True)
 class Filter:
+    """Keep the events the predicate holds for."""
+
     pred: Pred
     span: Span = _span()
 
@@ -276,6 +292,8 @@ class Score:
 
 @dataclass(frozen=True)
 class Tier:
+    """One rung of a severity ladder: ``label`` from ``minimum`` up."""
+
     minimum: int | float
     label: str
 
@@ -294,6 +312,8 @@ class Ladder:
 
 @dataclass(frozen=True)
 class CaseBranch:
+    """One branch of a ``case``: its steps, the first of which decide whether it is taken."""
+
     steps: tuple[Step, ...]
     span: Span = _span()
 
@@ -317,6 +337,8 @@ class Project:
 
 @dataclass(frozen=True)
 class SortKey:
+    """One field of a sort: direction and LogScale's sort type."""
+
     field: str
     descending: bool = True
     type: str = "number"  # number | string | hex
@@ -504,6 +526,8 @@ class Source:
 
 @dataclass(frozen=True)
 class Query:
+    """A lowered rule: what it reads (``source``), its steps, and notes for the user."""
+
     source: Source
     steps: tuple[Step, ...]
     # Dialect-2 constructs met while lowering (for `cqlx check`), as (span, message).

@@ -59,6 +59,9 @@ class FieldMap:
 
 @dataclass(frozen=True)
 class EventType:
+    """How a Falcon event type is found in the target (table, search, logsource, data model) and how its
+    fields are named there."""
+
     name: str
     table: str | None = None
     search: tuple[tuple[str, str], ...] = ()
@@ -87,6 +90,9 @@ class PlatformLookup:
 
 @dataclass(frozen=True)
 class Profile:
+    """A target data model: its language, regex dialect, event types, tables and platforms
+    (backends/README.md)."""
+
     name: str
     language: str
     title: str

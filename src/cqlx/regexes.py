@@ -41,6 +41,8 @@ RE2_UNSUPPORTED = frozenset({LOOKAHEAD, LOOKBEHIND, BACKREFERENCE, ATOMIC_GROUP,
 
 @dataclass(frozen=True)
 class Token:
+    """A piece of a regex: its kind (literal, class, group_open...) and text."""
+
     kind: str  # literal | escape | class | group_open | group_close | quantifier | other
     text: str
 

@@ -36,6 +36,8 @@ def unextracted_message(groups: tuple[str, ...]) -> str:
 
 @dataclass(frozen=True)
 class Diagnostic:
+    """What a conversion could not keep: presentation or detection loss, where and why."""
+
     kind: str  # presentation | detection
     target: str
     message: str
