@@ -20,9 +20,15 @@ TABLE = [
     (r"^.*\.exe$", "", None),  # `.` can match a separator: the match could start in a folder
     (r"^\S+\.exe$", "", None),
     (r"^[^x]+$", "", None),
-    (r"^cmd", "", None),  # not anchored at the end: it could match a folder's name
+    # not anchored at the end: the rest of the name must follow the match, with no separator
+    (r"^cmd", "", r"(^|[\\/])cmd[^\\/]*$"),
+    (r"cmd", "i", r"cmd[^\\/]*$"),
+    (r"e", "", r"e[^\\/]*$"),
+    (r"(cmd|pwsh)\.", "i", r"(cmd|pwsh)\.[^\\/]*$"),
+    (r"cmd\$", "", r"cmd\$[^\\/]*$"),  # an escaped dollar is no anchor
     (r"^cmd$|^ps$", "", None),  # a top-level alternation: each branch would need its own anchor
-    (r"cmd\$", "", None),  # an escaped dollar is no anchor
+    (r"c(m$)", "", None),  # an anchor inside a group
+    (r"\bcmd", "", None),  # a word boundary: whether it holds depends on the character before
     (r"^a$b$", "", None),
     (r"\\excel\.exe$", "i", NEVER),  # a separator in every match: no file name holds one
     (r"^C:\\Windows", "", NEVER),

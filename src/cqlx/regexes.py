@@ -426,11 +426,13 @@ def basename_regex(pattern: str, flags: str = "") -> str | None:
     """A regex on a full path that matches exactly when ``pattern`` matches the path's file name
     (what follows its last ``\\`` or ``/``), or None when cqlx cannot say that.
 
-    It can when the pattern is anchored at the end (``$``: the match ends where the name does) and
-    nothing in it can match a separator (so the match cannot start in a folder): then a search of
-    the full path finds the same match. An anchor at the start (``^``) becomes "at the start or
-    after a separator" (a plain group: Sigma's subset has no ``(?:``).
-    ``/^(cmd|powershell)\\.exe$/i`` becomes ``(^|[\\\\/])(cmd|powershell)\\.exe$``."""
+    It can when nothing in the pattern can match a separator (so a match cannot start in a folder
+    or run into one). Anchored at the end (``$``), a search of the full path finds the same match;
+    not anchored there, the match must be followed by the rest of the name alone
+    (``[^\\\\/]*$``). An anchor at the start (``^``) becomes "at the start or after a separator"
+    (a plain group: Sigma's subset has no ``(?:``).
+    ``/^(cmd|powershell)\\.exe$/i`` becomes ``(^|[\\\\/])(cmd|powershell)\\.exe$``; ``/psexec/i``
+    becomes ``psexec[^\\\\/]*$``."""
     try:
         parsed = sre_parse.parse(to_python(pattern), python_flags(flags))
     except (re.error, ValueError, OverflowError, RecursionError):
@@ -439,19 +441,30 @@ def basename_regex(pattern: str, flags: str = "") -> str | None:
     c = sre_constants
     if "|" not in _top_level(pattern) and any(op is c.LITERAL and chr(arg) in _SEPARATORS for op, arg in items):
         return NEVER  # every match holds a separator, which no file name does
-    if not pattern.endswith("$") or pattern.endswith("\\$") or "|" in _top_level(pattern):
+    if "|" in _top_level(pattern) or "m" in flags or not items:
         return None
-    if not items or items[-1] != (c.AT, c.AT_END):
+    at_end = items[-1] == (c.AT, c.AT_END) and pattern.endswith("$") and not pattern.endswith("\\$")
+    anchored = items[0] == (c.AT, c.AT_BEGINNING) and pattern.startswith("^")
+    body = items[1 if anchored else 0:-1 if at_end else None]
+    if _has_anchor(body) or _crosses_separator(body, python_flags(flags)):
         return None
-    anchored = items[0] == (c.AT, c.AT_BEGINNING)
-    body = items[1:-1] if anchored else items[:-1]
-    if any(op is c.AT for op, _ in body) or _crosses_separator(body, python_flags(flags)):
-        return None
-    if anchored:
-        if not pattern.startswith("^"):
-            return None
-        return "(^|[\\\\/])" + pattern[1:]
-    return pattern
+    core = (pattern[1:] if anchored else pattern) + ("" if at_end else "[^\\\\/]*$")
+    return "(^|[\\\\/])" + core if anchored else core
+
+
+def _has_anchor(items: list[tuple[object, object]]) -> bool:
+    """Whether a parsed pattern holds ``^``, ``$``, ``\\b`` or another anchor, at any depth."""
+    c = sre_constants
+    for op, argument in items:
+        if op is c.AT:
+            return True
+        if op is c.SUBPATTERN and _has_anchor(list(argument[-1])):  # type: ignore[index]
+            return True
+        if op is c.BRANCH and any(_has_anchor(list(b)) for b in argument[1]):  # type: ignore[index]
+            return True
+        if op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT) and _has_anchor(list(argument[2])):  # type: ignore[index]
+            return True
+    return False
 
 
 def _top_level(pattern: str) -> str:

@@ -520,7 +520,8 @@ class SigmaGenerator(Generator):
                 on_path = basename_regex(pred.pattern, pred.flags)
                 if on_path is None:
                     self.unsupported(f"a regex on {pred.field} (a file name) has no exact form on {column} "
-                                     "(a full path): it is not anchored at the end, or could match a separator",
+                                     "(a full path): it could match a separator, holds an anchor cqlx cannot "
+                                     "move to the path's last part, or alternates at the top level",
                                      pred.span)
                 else:
                     if on_path == NEVER:
