@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import re._constants as sre_constants  # type: ignore[import-not-found]  # the parser `re` uses (3.11+)
 import re._parser as sre_parse  # type: ignore[import-not-found]
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -356,11 +356,26 @@ def glob_plan(patterns: tuple[str, ...], ignore_case: bool) -> LinearPlan | None
 _SEPARATORS = ("\\", "/")
 
 
+def _parts(items: list[tuple[object, object]]) -> Iterator[tuple[object, object]]:
+    """The parts of a parsed pattern at any depth: inside groups, alternatives and repeats."""
+    c = sre_constants
+    for op, argument in items:
+        if op is c.SUBPATTERN:
+            yield from _parts(list(argument[-1]))  # type: ignore[index]
+        elif op is c.BRANCH:
+            for branch in argument[1]:  # type: ignore[index]
+                yield from _parts(list(branch))
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+            yield from _parts(list(argument[2]))  # type: ignore[index]
+        else:
+            yield op, argument
+
+
 def _crosses_separator(items: list[tuple[object, object]], flags: int) -> bool:
     """Whether any part of a parsed pattern can match a path separator (or might: unknown parts)."""
     c = sre_constants
-    for op, argument in items:
-        if op in (c.AT, ):
+    for op, argument in _parts(items):
+        if op is c.AT:
             continue
         if op is c.LITERAL:
             if chr(int(argument)) in _SEPARATORS:  # type: ignore[call-overload]
@@ -368,15 +383,6 @@ def _crosses_separator(items: list[tuple[object, object]], flags: int) -> bool:
         elif op is c.IN:
             probe = re.compile(sre_parse_class(argument), flags)
             if any(probe.fullmatch(s) for s in _SEPARATORS):
-                return True
-        elif op in (c.SUBPATTERN,):
-            if _crosses_separator(list(argument[-1]), flags):  # type: ignore[index]
-                return True
-        elif op is c.BRANCH:
-            if any(_crosses_separator(list(branch), flags) for branch in argument[1]):  # type: ignore[index]
-                return True
-        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
-            if _crosses_separator(list(argument[2]), flags):  # type: ignore[index]
                 return True
         else:  # ANY, NOT_LITERAL, CATEGORY at top level, lookarounds, backreferences: assume it can
             return True
@@ -454,17 +460,7 @@ def basename_regex(pattern: str, flags: str = "") -> str | None:
 
 def _has_anchor(items: list[tuple[object, object]]) -> bool:
     """Whether a parsed pattern holds ``^``, ``$``, ``\\b`` or another anchor, at any depth."""
-    c = sre_constants
-    for op, argument in items:
-        if op is c.AT:
-            return True
-        if op is c.SUBPATTERN and _has_anchor(list(argument[-1])):  # type: ignore[index]
-            return True
-        if op is c.BRANCH and any(_has_anchor(list(b)) for b in argument[1]):  # type: ignore[index]
-            return True
-        if op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT) and _has_anchor(list(argument[2])):  # type: ignore[index]
-            return True
-    return False
+    return any(op is sre_constants.AT for op, _ in _parts(items))
 
 
 def _top_level(pattern: str) -> str:

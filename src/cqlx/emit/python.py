@@ -45,9 +45,8 @@ _SIMPLE_FUNCTIONS = {"lower": "lower", "upper": "upper", "concat": "concat", "le
                      "urlDecode": "url_decode", "shannonEntropy": "shannon_entropy"}
 
 
-@functools.lru_cache(maxsize=4096)
 def re2_compiles(pattern: str) -> bool:
-    """Whether RE2 accepts the pattern (its size limits included)."""
+    """Whether RE2 accepts the pattern (its size limits included; regexes.re2_error keeps the answer)."""
     return re2_error(pattern) is None
 
 
