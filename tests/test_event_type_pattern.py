@@ -16,9 +16,9 @@ from cqlx.emit.base import DETECTION, PRESENTATION
 from cqlx.engines.duckdb_kql import run_kql
 from cqlx.errors import UnsupportedError
 from cqlx.profiles import load_profile
-from cqlx.reshape import to_records, to_tables
-from cqlx.spl_oracle import run_spl
+from cqlx.reshape import to_tables
 from cqlx.testing import check_kql
+from tests.agreement import assert_agree
 from tests.conftest import require_kusto
 
 EVENTS: list[dict[str, Any]] = [
@@ -91,9 +91,8 @@ def test_spl_tests_the_type_on_fdr_field_names() -> None:
     text = "#event_simpleName=/Rollup2$/ | select([aid])"
     spl = convert(text, to="spl")
     assert "event_simpleName" in spl and "'#event_simpleName'" not in spl
-    records = [r for r in to_records(EVENTS, load_profile("splunk")) if r is not None]
-    rows = run_spl(spl, [{**r, "sourcetype": "crowdstrike:events:sensor"} for r in records])
-    assert [r["aid"] for r in rows] == ["a1", "a2"]
+    rows = assert_agree(text, EVENTS, engines=("spl",), ordered=True)
+    assert rows == [(("aid", "a1"),), (("aid", "a2"),)]
 
 
 @pytest.mark.parametrize("text", ["#repo=base_sensor #event_simpleName=ProcessRollup2",

@@ -120,17 +120,14 @@ def test_splunk_reads_an_unlisted_type_as_a_sensor_event(text: str, search: str)
 
 
 def test_an_unlisted_type_runs_on_the_spl_oracle_as_the_matcher_does() -> None:
-    from cqlx import compile_matcher, convert
-    from cqlx.reshape import to_records
-    from cqlx.spl_oracle import run_spl
+    from tests.agreement import assert_agree
 
     text = "#event_simpleName=OsVersionInfo ProductName=/server/i | select([aid, ProductName])"
     events = [{"#event_simpleName": "OsVersionInfo", "aid": "a1", "ProductName": "Windows Server 2022"},
               {"#event_simpleName": "OsVersionInfo", "aid": "a2", "ProductName": "Windows 11"},
               {"#event_simpleName": "ProcessRollup2", "aid": "a3", "ProductName": "Windows Server 2019"}]
-    records = [r for r in to_records(events, load_profile("splunk")) if r is not None]
-    rows = run_spl(convert(text, to="spl"), [{**r, "sourcetype": "crowdstrike:events:sensor"} for r in records])
-    assert rows == compile_matcher(text).run(events) == [{"aid": "a1", "ProductName": "Windows Server 2022"}]
+    rows = assert_agree(text, events, engines=("spl",), ordered=True)
+    assert rows == [(("aid", "a1"), ("ProductName", "Windows Server 2022"))]
 
 
 def test_a_type_declared_absent_stays_absent_and_other_profiles_list_theirs() -> None:
