@@ -55,15 +55,27 @@ _FLAG_ORDER = "imdgF"
 _STEP_FUNCTIONS = ("default", "rename", "eval")
 _ARITH = {"+", "-", "*", "/", "%"}
 _COMPARE = {"==", "!=", "<", "<=", ">", ">="}
-# Relative time units (syntax-time-relative) in milliseconds; calendar units have no fixed length.
-_SPAN_UNITS = {**dict.fromkeys(("ms", "msec", "msecs", "millis", "millisecond", "milliseconds"), 1),
-               **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1000),
-               **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60_000),
-               **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3_600_000),
-               **dict.fromkeys(("d", "day", "days"), 86_400_000)}
+_DAY = 86_400_000
+#: Relative time syntax (syntax-time-relative): each documented unit in milliseconds; a day is 24
+#: hours, a week 7 days, a month 30, a quarter 90 and a year 365 (the documentation's table, as
+#: duration() reads them).
+RELATIVE_UNITS = {
+    **dict.fromkeys(("ms", "millis", "millisecond", "milliseconds"), 1),
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1000),
+    **dict.fromkeys(("m", "min", "minute", "minutes"), 60_000),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3_600_000),
+    **dict.fromkeys(("d", "day", "days"), _DAY),
+    **dict.fromkeys(("w", "week", "weeks"), 7 * _DAY),
+    **dict.fromkeys(("mon", "month", "months"), 30 * _DAY),
+    **dict.fromkeys(("q", "qtr", "qtrs", "quarter", "quarters"), 90 * _DAY),
+    **dict.fromkeys(("y", "yr", "yrs", "year", "years"), 365 * _DAY),
+}
+# A bucket's span: the units up to a day, and msec/mins as well; calendar units have no fixed
+# length there (bucket() aligns them to the calendar).
+_SPAN_UNITS = {**{unit: ms for unit, ms in RELATIVE_UNITS.items() if ms <= _DAY},
+               **dict.fromkeys(("msec", "msecs"), 1), "mins": 60_000}
 _CALENDAR_UNITS = frozenset({"w", "week", "weeks", "mon", "month", "months", "y", "year", "years", "q", "quarter",
                              "quarters"})
-_DAY = 86_400_000
 _QUARTER_HOUR = 900_000  # every time zone's offset is a multiple of 15 minutes
 
 

@@ -26,7 +26,7 @@ from cqlx import ast as A
 from cqlx import ir
 from cqlx.errors import CqlValueError
 from cqlx.functions import FunctionSpec
-from cqlx.lower import _Lowering, _Opaque, _plain_text
+from cqlx.lower import RELATIVE_UNITS, _Lowering, _Opaque, _plain_text
 from cqlx.passes import expr_fields
 from cqlx.regexes import python_flags, to_python
 from cqlx.valuefns import DEFAULT_OUTPUT, FROM_INPUT
@@ -213,29 +213,13 @@ def _now(lw: _Lowering, call: A.Call, args: dict[str, A.Expr]) -> ir.Func:
     return ir.Func("now", (), call.span)
 
 
-# Relative time units (syntax-time-relative) in milliseconds, as duration() reads them: a day is
-# 24 hours, a week 7 days, a month 30, a quarter 90 and a year 365 (the documentation's table;
-# duration() takes no calendar-based or anchored units).
-_DURATION_UNITS = {
-    **dict.fromkeys(("ms", "millis", "millisecond", "milliseconds"), 1),
-    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1000),
-    **dict.fromkeys(("m", "min", "minute", "minutes"), 60_000),
-    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3_600_000),
-    **dict.fromkeys(("d", "day", "days"), 86_400_000),
-    **dict.fromkeys(("w", "week", "weeks"), 7 * 86_400_000),
-    **dict.fromkeys(("mon", "month", "months"), 30 * 86_400_000),
-    **dict.fromkeys(("q", "qtr", "qtrs", "quarter", "quarters"), 90 * 86_400_000),
-    **dict.fromkeys(("y", "yr", "yrs", "year", "years"), 365 * 86_400_000),
-}
-
-
 def _duration(lw: _Lowering, call: A.Call, args: dict[str, A.Expr]) -> ir.Lit:
     """duration("5m") is 300000: the same number on every event, so the value itself."""
     if "duration" not in args:
         raise CqlValueError('duration() needs a time span, e.g. duration("5m")', call.span)
     word = _text(lw, args["duration"], "duration").strip()
     match = re.fullmatch(r"(\d{1,12}) ?([A-Za-z]+)", word)
-    unit = _DURATION_UNITS.get(match.group(2).lower()) if match else None
+    unit = RELATIVE_UNITS.get(match.group(2).lower()) if match else None
     if match is None or unit is None:
         raise CqlValueError(f"duration({word}): expected a time span such as 30s, 5m, 2h, 7d or 1w",
                             args["duration"].span)
