@@ -185,3 +185,22 @@ def test_hostile_literals_enter_code_only_through_repr() -> None:
 
 def test_generated_code_is_deterministic(seed_text: str) -> None:
     assert convert(seed_text, to="python") == convert(seed_text, to="python")
+
+
+def test_in_process_matchers_run_the_runtime_each_in_its_own_namespace() -> None:
+    """compile_matcher() runs cqlx.runtime's compiled code in each matcher's namespace rather than
+    compiling the module's copy of it: the definitions are the module's, the state is not shared."""
+    from cqlx import runtime
+    from cqlx.emit.python import runtime_source
+
+    first, second = compile_matcher("f=/a+b/"), compile_matcher("f=/a+b/")
+    first.limit_regex_time(0.5)
+    assert second.regex_time_limit == runtime.REGEX_TIME_LIMIT[0] != 0.5
+    first.namespace["LOOKUPS"]["x.csv"] = []
+    assert "x.csv" not in second.namespace["LOOKUPS"] and "x.csv" not in runtime.LOOKUPS
+    assert first.namespace["search"].__globals__ is first.namespace
+    module: dict[str, Any] = {}
+    exec(compile(runtime_source(), "<runtime copy>", "exec"), module)
+    defined = {name for name in module if not name.startswith("__")}
+    assert defined <= set(first.namespace)
+    assert first.match({"f": "xaab"}) == {"f": "xaab"} and first.match({"f": "b"}) is None

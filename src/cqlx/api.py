@@ -165,14 +165,17 @@ def load_lookup(name: str, source: LookupSource) -> list[dict[str, Any]]:
 def compile_query(query: ir.Query, text: str = "", title: str = "", profile: str | None = None,
                   lookups: Mapping[str, LookupSource] | None = None) -> Matcher:
     """Compile an already-parsed query into a :class:`Matcher`."""
-    from cqlx.emit.python import emit_python
+    from cqlx.emit.python import emit_python, rule_part, runtime_code
     from cqlx.profiles import load_profile
 
     chosen = load_profile(profile) if profile else None
     try:
         source = emit_python(query, title, text, chosen)
         namespace: dict[str, Any] = {"__name__": "cqlx_matcher"}
-        exec(compile(source, "<cqlx matcher>", "exec"), namespace)
+        # The module's runtime part is cqlx.runtime itself: its compiled code runs in this
+        # matcher's namespace (its state is the matcher's own), and only the rule is compiled.
+        exec(runtime_code(), namespace)
+        exec(compile(rule_part(source), "<cqlx matcher>", "exec"), namespace)
     except (RecursionError, MemoryError, SyntaxError) as error:  # SyntaxError: too many nested parentheses
         raise CqlError(f"the query is nested too deeply for a Python matcher ({type(error).__name__})",
                        source=text) from None

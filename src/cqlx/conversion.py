@@ -21,7 +21,6 @@ from cqlx.profiles import DEFAULT_PROFILE, load_profile
 TARGETS = ("spl", "kql", "sigma", "python", "cql")
 EXTENSIONS = {"spl": ".spl", "kql": ".kql", "sigma": ".yml", "python": ".py", "cql": ".cql"}
 POLICIES = ("error", "warn", "ignore")
-_RULE_PART = "\n# ---- the rule ----\n"  # emit_python: after this line, the rule; before it, the runtime
 
 
 @dataclass(frozen=True)
@@ -69,16 +68,15 @@ def _convert(query: ir.Query, target: str, profile: str | None, meta: RuleMeta |
         raise CqlError(f"profile {chosen.name} is for {chosen.language}, not {target}")
     meta = meta or RuleMeta()
     if target == "python":
-        from cqlx.emit.python import ENTRY_POINTS, emit_python
+        from cqlx.emit.python import ENTRY_POINTS, emit_python, rule_part
 
         diagnostics: list[Diagnostic] = []
         source = emit_python(query, meta.title, query_text, chosen, diagnostics)
         # Only the rule's part can fail to compile (CPython refuses ~200 nested parentheses): the
         # runtime before it is cqlx's own runtime.py, and compiling it again cost 80% of the check.
         # The entry points after it are the same text for every rule.
-        _, marker, rule_part = source.partition(_RULE_PART)
         try:
-            compile(rule_part.removesuffix(ENTRY_POINTS) if marker else source, "<cqlx matcher>", "exec")
+            compile(rule_part(source).removesuffix(ENTRY_POINTS), "<cqlx matcher>", "exec")
         except SyntaxError:  # CPython's parser refuses ~200 nested parentheses
             raise CqlError("the query is nested too deeply for a Python module", source=query_text or None) from None
         return Conversion(target, chosen.name, source, tuple(diagnostics))

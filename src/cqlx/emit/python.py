@@ -19,7 +19,9 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
+from importlib.abc import InspectLoader
 from pathlib import Path
+from types import CodeType
 
 from cqlx import ir, runtime
 from cqlx.emit.base import DETECTION, PRESENTATION, Diagnostic, unextracted_message
@@ -50,10 +52,33 @@ def re2_compiles(pattern: str) -> bool:
     return re2_error(pattern) is None
 
 
+#: The line between the runtime and the rule in a generated module: before it, cqlx's runtime.py;
+#: after it, what the rule compiled to.
+RULE_PART = "\n# ---- the rule ----\n"
+
+
 @functools.cache
 def runtime_source() -> str:
     """The runtime's body, as every generated module carries it (read once per process)."""
     return _RUNTIME.read_text(encoding="utf-8").split('"""', 2)[2].strip()
+
+
+@functools.cache
+def runtime_code() -> CodeType:
+    """The code of :mod:`cqlx.runtime`, to run in each in-process matcher's own namespace: from
+    its bytecode file where Python keeps one (as it does for any import), compiled once per
+    process otherwise. The module text is the same that generated modules carry (plus its
+    docstring), so executing it defines the same names, with the state (``REGEX_TIME_LIMIT``,
+    ``LOOKUPS``) each matcher's own."""
+    loader = runtime.__spec__.loader if runtime.__spec__ is not None else None
+    code = loader.get_code(runtime.__name__) if isinstance(loader, InspectLoader) else None
+    return code if code is not None else compile(_RUNTIME.read_text(encoding="utf-8"), str(_RUNTIME), "exec")
+
+
+def rule_part(source: str) -> str:
+    """What follows the runtime in a module :func:`emit_python` wrote (the whole text when it has no runtime)."""
+    _, marker, rule = source.partition(RULE_PART)
+    return rule if marker else source
 
 
 @dataclass
@@ -571,7 +596,7 @@ def emit_python(query: ir.Query, title: str = "", query_text: str = "", profile:
         "# ---- cqlx runtime (src/cqlx/runtime.py) ----",
         runtime_source(),
         "",
-        "# ---- the rule ----",
+        RULE_PART.strip("\n"),
         f"QUERY = {query_text!r}",
         "",
     ]
