@@ -147,7 +147,10 @@ class Regex:
         if (linear is not None and (not self.ascii_only or string.isascii())
                 and not (self.vertical_tab and "\v" in string)):
             try:
-                return linear.search(string) is not None
+                # The UTF-8 bytes, as RE2 reads the text either way: handed a str, the wrapper
+                # encodes it and maps the match's byte offsets back to characters, which a yes/no
+                # does not need (2.4x the cost of the search itself on a command line).
+                return linear.search(string.encode()) is not None
             except UnicodeEncodeError:  # a lone surrogate (from a JSON \ud800 escape) is not UTF-8
                 pass
         return _bounded(self.python.search, string)
