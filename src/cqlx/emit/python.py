@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
-from importlib.abc import InspectLoader
 from pathlib import Path
 from types import CodeType
 
@@ -70,9 +69,10 @@ def runtime_code() -> CodeType:
     process otherwise. The module text is the same that generated modules carry (plus its
     docstring), so executing it defines the same names, with the state (``REGEX_TIME_LIMIT``,
     ``LOOKUPS``) each matcher's own."""
-    loader = runtime.__spec__.loader if runtime.__spec__ is not None else None
-    code = loader.get_code(runtime.__name__) if isinstance(loader, InspectLoader) else None
-    return code if code is not None else compile(_RUNTIME.read_text(encoding="utf-8"), str(_RUNTIME), "exec")
+    # The import system's loader (importlib.abc.InspectLoader.get_code); not imported for its type.
+    get_code = getattr(runtime.__spec__.loader if runtime.__spec__ is not None else None, "get_code", None)
+    code = get_code(runtime.__name__) if get_code is not None else None
+    return code if isinstance(code, CodeType) else compile(_RUNTIME.read_text(encoding="utf-8"), str(_RUNTIME), "exec")
 
 
 def rule_part(source: str) -> str:
