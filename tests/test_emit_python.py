@@ -191,7 +191,7 @@ def test_in_process_matchers_run_the_runtime_each_in_its_own_namespace() -> None
     """compile_matcher() runs cqlx.runtime's compiled code in each matcher's namespace rather than
     compiling the module's copy of it: the definitions are the module's, the state is not shared."""
     from cqlx import runtime
-    from cqlx.emit.python import runtime_source
+    from cqlx.emit.python_module import runtime_source
 
     first, second = compile_matcher("f=/a+b/"), compile_matcher("f=/a+b/")
     first.limit_regex_time(0.5)

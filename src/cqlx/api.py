@@ -8,11 +8,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cqlx import ir
 from cqlx.ast import Pipeline
 from cqlx.errors import CqlError, LookupFileError
+
+if TYPE_CHECKING:
+    from cqlx.rules import Rule
 
 #: A lookup file as compile_matcher() takes it: a CSV file's path, or its rows ({column: value}).
 LookupSource = str | Path | Iterable[Mapping[str, Any]]
@@ -163,14 +166,17 @@ def load_lookup(name: str, source: LookupSource) -> list[dict[str, Any]]:
 
 
 def compile_query(query: ir.Query, text: str = "", title: str = "", profile: str | None = None,
-                  lookups: Mapping[str, LookupSource] | None = None) -> Matcher:
-    """Compile an already-parsed query into a :class:`Matcher`."""
-    from cqlx.emit.python import emit_python, rule_part, runtime_code
-    from cqlx.profiles import load_profile
+                  lookups: Mapping[str, LookupSource] | None = None, source: str | None = None) -> Matcher:
+    """Compile an already-parsed query into a :class:`Matcher`; ``source``, the module
+    :func:`cqlx.emit.python.emit_python` wrote for it with this title, text and profile, if known."""
+    from cqlx.emit.python_module import rule_part, runtime_code
 
-    chosen = load_profile(profile) if profile else None
     try:
-        source = emit_python(query, title, text, chosen)
+        if source is None:
+            from cqlx.emit.python import emit_python
+            from cqlx.profiles import load_profile
+
+            source = emit_python(query, title, text, load_profile(profile) if profile else None)
         namespace: dict[str, Any] = {"__name__": "cqlx_matcher"}
         # The module's runtime part is cqlx.runtime itself: its compiled code runs in this
         # matcher's namespace (its state is the matcher's own), and only the rule is compiled.
@@ -188,3 +194,32 @@ def compile_query(query: ir.Query, text: str = "", title: str = "", profile: str
         if step.file not in namespace["LOOKUPS"]:
             namespace["LOOKUPS"][step.file] = load_lookup(step.file, given[step.file])
     return Matcher(query, source, namespace)
+
+
+def compile_rule(rule: Rule, profile: str | None = None, lookups: Mapping[str, LookupSource] | None = None
+                 ) -> Matcher:
+    """The :class:`Matcher` of a rule file's query, as :func:`compile_query` makes it, with the
+    compiled rule kept between processes (:mod:`cqlx.cache`): a rule run again skips parsing,
+    lowering and code generation. Errors are the rule file's, as from :meth:`Rule.parse`."""
+    from cqlx import cache
+
+    chosen = ""
+    if profile:
+        from cqlx.profiles import load_profile
+
+        chosen = repr(load_profile(profile))
+    key = cache.rule_key(rule.text, repr(rule.options), rule.meta.title, chosen)
+    kept = cache.load_rule(key)
+    if isinstance(kept, tuple) and len(kept) == 2 and isinstance(kept[0], ir.Query) and isinstance(kept[1], str):
+        query, source = kept
+    else:
+        from cqlx.emit.python import emit_python
+        from cqlx.profiles import load_profile
+
+        query = rule.parse()
+        try:
+            source = emit_python(query, rule.meta.title, rule.text, load_profile(profile) if profile else None)
+        except CqlError as error:
+            raise rule.relocate(error) from None
+        cache.save_rule(key, (query, source))
+    return compile_query(query, rule.text, rule.meta.title, profile, lookups, source)

@@ -157,7 +157,7 @@ def run(
     Example: cqlx run samples/rules/container_cli_api.yml samples/events/container_cli_api.ndjson
     """
     from cqlx import ir
-    from cqlx.api import compile_query
+    from cqlx.api import compile_rule
     from cqlx.events import EventStats, read_events
     from cqlx.passes import pred_fields
     from cqlx.rules import load_rule
@@ -167,8 +167,8 @@ def run(
     if chosen not in ("jsonl", "table", "csv"):
         raise typer.BadParameter(f"{chosen!r}; choose from jsonl, table, csv", param_hint="--format")
     loaded = load_rule(rule, _parse_options(param, saved_searches))
-    query = loaded.parse()
-    matcher = compile_query(query, loaded.text, loaded.meta.title, profile, _pairs(lookup or [], "--lookup", "PATH"))
+    matcher = compile_rule(loaded, profile, _pairs(lookup or [], "--lookup", "PATH"))
+    query = matcher.query
     matcher.limit_regex_time(regex_timeout / 1000)
     stats = EventStats()
     tested = sorted({f for s in query.steps if hasattr(s, "pred") for f in pred_fields(s.pred)} - {"*"})

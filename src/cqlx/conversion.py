@@ -68,7 +68,8 @@ def _convert(query: ir.Query, target: str, profile: str | None, meta: RuleMeta |
         raise CqlError(f"profile {chosen.name} is for {chosen.language}, not {target}")
     meta = meta or RuleMeta()
     if target == "python":
-        from cqlx.emit.python import ENTRY_POINTS, emit_python, rule_part
+        from cqlx.emit.python import ENTRY_POINTS, emit_python
+        from cqlx.emit.python_module import rule_part
 
         diagnostics: list[Diagnostic] = []
         source = emit_python(query, meta.title, query_text, chosen, diagnostics)

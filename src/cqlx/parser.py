@@ -7,7 +7,6 @@ expected ("a value after '='", "a closing ')'") rather than Lark's terminal name
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import sys
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from lark import Token
 
 from cqlx import ast as A
 from cqlx.ast import Span
+from cqlx.cache import cache_dir
 from cqlx.errors import CqlError, CqlSyntaxError
 from cqlx.resources import data_path
 
@@ -43,23 +43,6 @@ _OPTIONS: dict[str, Any] = {"parser": "lalr", "lexer": "contextual", "keep_all_t
 @cache
 def _parser() -> lark.Lark:
     return load_parser(data_path("grammar", "cql.lark").read_text(encoding="utf-8"), cache_dir())
-
-
-def cache_dir() -> Path | None:
-    """Where the LALR tables are kept: ``$XDG_CACHE_HOME/cqlx`` (``~/.cache/cqlx``), created
-    private to the user. None, so the tables are built in memory each time, when it cannot be
-    created or is not the user's own private directory (a file there is unpickled: no other user
-    may be able to write it)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    directory = Path(base) / "cqlx"
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        status = directory.stat()
-    except OSError:
-        return None
-    if hasattr(os, "getuid") and (status.st_uid != os.getuid() or status.st_mode & 0o022):
-        return None
-    return directory
 
 
 def load_parser(grammar: str, directory: Path | None) -> lark.Lark:

@@ -16,14 +16,12 @@ and by the number of groups.
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import CodeType
 
 from cqlx import ir, runtime
 from cqlx.emit.base import DETECTION, PRESENTATION, Diagnostic, unextracted_message
+from cqlx.emit.python_module import RULE_PART, runtime_source
 from cqlx.errors import UnsupportedError
 from cqlx.functions import TIME_BUCKET
 from cqlx.passes import decisive_after, loss_kind_of, step_reads, step_unextracted, step_writes
@@ -39,7 +37,6 @@ from cqlx.regexes import (
     to_python,
 )
 
-_RUNTIME = Path(__file__).resolve().parent.parent / "runtime.py"
 #: Value functions whose runtime implementation takes the values, then the options, in order.
 _SIMPLE_FUNCTIONS = {"lower": "lower", "upper": "upper", "concat": "concat", "length": "length",
                      "round": "round_number", "now": "now_millis", "base64Decode": "base64_decode",
@@ -49,36 +46,6 @@ _SIMPLE_FUNCTIONS = {"lower": "lower", "upper": "upper", "concat": "concat", "le
 def re2_compiles(pattern: str) -> bool:
     """Whether RE2 accepts the pattern (its size limits included; regexes.re2_error keeps the answer)."""
     return re2_error(pattern) is None
-
-
-#: The line between the runtime and the rule in a generated module: before it, cqlx's runtime.py;
-#: after it, what the rule compiled to.
-RULE_PART = "\n# ---- the rule ----\n"
-
-
-@functools.cache
-def runtime_source() -> str:
-    """The runtime's body, as every generated module carries it (read once per process)."""
-    return _RUNTIME.read_text(encoding="utf-8").split('"""', 2)[2].strip()
-
-
-@functools.cache
-def runtime_code() -> CodeType:
-    """The code of :mod:`cqlx.runtime`, to run in each in-process matcher's own namespace: from
-    its bytecode file where Python keeps one (as it does for any import), compiled once per
-    process otherwise. The module text is the same that generated modules carry (plus its
-    docstring), so executing it defines the same names, with the state (``REGEX_TIME_LIMIT``,
-    ``LOOKUPS``) each matcher's own."""
-    # The import system's loader (importlib.abc.InspectLoader.get_code); not imported for its type.
-    get_code = getattr(runtime.__spec__.loader if runtime.__spec__ is not None else None, "get_code", None)
-    code = get_code(runtime.__name__) if get_code is not None else None
-    return code if isinstance(code, CodeType) else compile(_RUNTIME.read_text(encoding="utf-8"), str(_RUNTIME), "exec")
-
-
-def rule_part(source: str) -> str:
-    """What follows the runtime in a module :func:`emit_python` wrote (the whole text when it has no runtime)."""
-    _, marker, rule = source.partition(RULE_PART)
-    return rule if marker else source
 
 
 @dataclass

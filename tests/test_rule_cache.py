@@ -1,0 +1,127 @@
+"""``cqlx run`` keeps the rules it compiled (cqlx.cache): a rule run again skips the parser and the
+generator, and nothing that decides what a rule compiles to (its text, parameters, profile, cqlx's
+own files) can bring back another rule's matcher. A damaged, unwritable or disabled cache only
+costs the compile."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cqlx import cache
+from cqlx.api import compile_rule
+from cqlx.options import ParseOptions
+from cqlx.rules import load_rule
+
+# One process of `cqlx run`, then whether it imported the parser (Lark) and the generator.
+_RUN = """
+import sys
+from cqlx.cli import main
+sys.argv = ["cqlx", "run", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exit:
+    code = exit.code
+print("IMPORTED", "lark" in sys.modules, "cqlx.emit.python" in sys.modules, file=sys.stderr)
+"""
+
+RULE = 'CommandLine = /docker (run|exec)/i | Level := if(CommandLine = /--privileged/, "high", "low")\n'
+EVENTS = [{"CommandLine": "docker run --privileged x"}, {"CommandLine": "DOCKER EXEC y"}, {"CommandLine": "ls"}]
+
+
+def _run(tmp_path: Path, rule: Path, *options: str, env: dict[str, str] | None = None) -> tuple[list[object], bool]:
+    events = tmp_path / "events.ndjson"
+    events.write_text("".join(json.dumps(e) + "\n" for e in EVENTS), encoding="utf-8")
+    environment = {k: v for k, v in os.environ.items() if k != "CQLX_NO_CACHE"}
+    environment.update({"XDG_CACHE_HOME": str(tmp_path / "cache"), **(env or {})})
+    done = subprocess.run([sys.executable, "-c", _RUN, str(rule), str(events), "-f", "jsonl", *options],
+                          capture_output=True, text=True, env=environment, check=False)
+    assert "IMPORTED" in done.stderr, done.stderr
+    parsed = done.stderr.split("IMPORTED", 1)[1].split()
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    return rows, parsed[0] == "True"
+
+
+def _entries(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "cache" / "cqlx").glob("*.rule.pickle"))
+
+
+def test_a_rule_run_again_is_not_parsed_again(tmp_path: Path) -> None:
+    rule = tmp_path / "rule.cql"
+    rule.write_text(RULE, encoding="utf-8")
+    first, parsed_first = _run(tmp_path, rule)
+    assert parsed_first and len(_entries(tmp_path)) == 1
+    second, parsed_second = _run(tmp_path, rule)
+    assert not parsed_second
+    assert second == first == [{"CommandLine": "docker run --privileged x", "Level": "high"},
+                               {"CommandLine": "DOCKER EXEC y", "Level": "low"}]
+
+
+def test_what_decides_the_compile_decides_the_entry(tmp_path: Path) -> None:
+    rule = tmp_path / "rule.cql"
+    rule.write_text("CommandLine = ?word\n", encoding="utf-8")
+    docker, _ = _run(tmp_path, rule, "--param", "word=*docker run*")
+    ls, parsed = _run(tmp_path, rule, "--param", "word=ls")
+    assert parsed and docker == [EVENTS[0]] and ls == [EVENTS[2]]
+    rule.write_text("CommandLine = *EXEC*\n", encoding="utf-8")
+    changed, parsed = _run(tmp_path, rule, "--param", "word=ls")
+    assert parsed and changed == [EVENTS[1]]
+    assert len(_entries(tmp_path)) == 3
+
+
+def test_a_damaged_entry_is_compiled_again(tmp_path: Path) -> None:
+    rule = tmp_path / "rule.cql"
+    rule.write_text(RULE, encoding="utf-8")
+    expected, _ = _run(tmp_path, rule)
+    (entry,) = _entries(tmp_path)
+    entry.write_bytes(entry.read_bytes()[:40])
+    again, parsed = _run(tmp_path, rule)
+    assert parsed and again == expected
+    assert _run(tmp_path, rule) == (expected, False)  # and written whole again
+
+
+def test_no_cache_keeps_nothing(tmp_path: Path) -> None:
+    rule = tmp_path / "rule.cql"
+    rule.write_text(RULE, encoding="utf-8")
+    first, _ = _run(tmp_path, rule, env={"CQLX_NO_CACHE": "1"})
+    second, parsed = _run(tmp_path, rule, env={"CQLX_NO_CACHE": "1"})
+    assert parsed and first == second and _entries(tmp_path) == []
+
+
+def test_entries_past_the_limit_go_oldest_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("CQLX_NO_CACHE", raising=False)
+    monkeypatch.setattr(cache, "MAX_RULES", 2)
+    for number in range(3):
+        cache.save_rule(f"key{number}", ("value", number))
+        os.utime(tmp_path / "cache" / "cqlx" / f"key{number}.rule.pickle", ns=(number * 10**9, number * 10**9))
+    cache.save_rule("key3", ("value", 3))
+    assert [p.name for p in _entries(tmp_path)] == ["key2.rule.pickle", "key3.rule.pickle"]
+    assert cache.load_rule("key3") == ("value", 3) and cache.load_rule("key0") is None
+
+
+def test_cqlx_files_are_part_of_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = cache.rule_key("q")
+    monkeypatch.setattr(cache, "_fingerprint", lambda: "another cqlx")
+    assert cache.rule_key("q") != before and cache.rule_key("q") == cache.rule_key("q")
+
+
+def test_the_kept_matcher_is_the_compiled_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In process: the matcher from the entry and the one compiled afresh have the same query and
+    module, and a profile is part of the key."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("CQLX_NO_CACHE", raising=False)
+    path = tmp_path / "rule.cql"
+    path.write_text("#event_simpleName=ProcessRollup2 | CommandLine = /whoami/i\n", encoding="utf-8")
+    rule = load_rule(str(path), ParseOptions())
+    fresh = compile_rule(rule)
+    kept = compile_rule(rule)
+    assert (kept.query, kept.source) == (fresh.query, fresh.source) and len(_entries(tmp_path)) == 1
+    ecs = compile_rule(rule, "ecs")
+    assert ecs.source != fresh.source and len(_entries(tmp_path)) == 2
+    assert kept.match({"event_simpleName": "ProcessRollup2", "CommandLine": "WHOAMI"}) is not None
