@@ -14,6 +14,7 @@ from typing import Any
 
 from cqlx import compile_matcher, convert
 from cqlx.api import output_fields, parse
+from cqlx.emit.base import Generator
 from cqlx.engines.duckdb_kql import run_kql
 from cqlx.profiles import load_profile
 from cqlx.reshape import to_tables
@@ -37,8 +38,7 @@ def _renames(profile_name: str, rule: str) -> dict[str, str]:
     """Target column → the rule's field name, for the fields the rule outputs."""
     query = parse(rule)
     profile = load_profile(profile_name)
-    types = query.source.event_types
-    event = profile.event_type(types[0]) if types else profile.default_event()
+    event = Generator(query, profile).event  # the event type the emitters read, however chosen
     fields = output_fields(query) or ()
     out: dict[str, str] = {}
     for name in fields:

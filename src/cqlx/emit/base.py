@@ -54,6 +54,12 @@ class Diagnostic:
         return where + self.describe()
 
 
+#: Fields every Falcon event has: they say nothing about which event type a rule reads.
+_EVERY_EVENT = frozenset({"event_simpleName", "event_platform", "aid", "aip", "cid", "ComputerName", "timestamp",
+                          "name", "id", "ConfigBuild", "ConfigStateHash", "EffectiveTransmissionClass",
+                          "Entitlements", "EventOrigin"})
+
+
 def _other_terms(search: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
     return tuple(term for term in search if term[0] != "event_simpleName")
 
@@ -184,10 +190,48 @@ class Generator:
             if pattern is not None and self.profile.language != "python":
                 return self.event_type_by_name(pattern)
             if self.profile.language != "python":
+                inferred, why = self.event_type_by_fields()
+                if inferred is not None:
+                    return inferred
                 self.unsupported("the rule selects no event type (#event_simpleName=...); "
-                                 f"{self.profile.name} needs one to choose a table or logsource")
+                                 f"{self.profile.name} needs one to choose a table or logsource{why}")
             return None
         return self.one_event_type(types)
+
+    def event_type_by_fields(self) -> tuple[EventType | None, str]:
+        """For a rule that names no event type: the event types the profile lists that carry every
+        field the rule reads from events, when they are all read from one table or logsource (a
+        presentation note says which). Otherwise None, and why, for the refusal's message."""
+        computed: set[str] = set()
+        read: set[str] = set()
+        for step in self.query.steps:
+            if not isinstance(step, ir.Project | ir.Order):  # shown or ordered: not what decides the match
+                read |= step_reads(step) - computed
+            computed |= step_writes(step)
+        read = {f for f in read if f[:1] not in ("#", "@", "*") and f not in _EVERY_EVENT}
+        if not read:
+            return None, ""
+        fields = ", ".join(sorted(read))
+        names = [n for n, t in self.profile.event_types.items() if all(self.profile.field(t, f) for f in read)]
+        if not names:
+            return None, f" (no event type it lists has every field the rule reads: {fields})"
+        where = {self._place(self.profile.event_types[n]) for n in names}
+        if len(where) > 1:
+            return None, (f" (the fields the rule reads, {fields}, are those of {', '.join(names)}, which it reads "
+                          f"from {', '.join(sorted(where))})")
+        self.unsupported(f"the rule selects no event type (#event_simpleName=...): of the event types profile "
+                         f"{self.profile.name} lists, only {', '.join(names)} carry every field it reads ({fields}), "
+                         f"so it searches {where.pop()}; an event of a type the profile does not list is not searched",
+                         kind=PRESENTATION)
+        return self.one_event_type(tuple(names)), ""
+
+    @staticmethod
+    def _place(event: EventType) -> str:
+        """Where the target keeps an event type's records, in words."""
+        if event.table:
+            return event.table
+        parts = [*(f"{k}: {v}" for k, v in event.logsource), *(f"{k}={v}" for k, v in _other_terms(event.search))]
+        return "{" + ", ".join(parts) + "}" if parts else event.name
 
     def event_type_by_name(self, pattern: ir.Regex) -> EventType | None:
         """The event types a regex on ``#event_simpleName`` selects, as the profile knows them:
@@ -242,6 +286,15 @@ class Generator:
             # e.g. outbound and inbound connections in one table, with the remote end in other columns
             self.unsupported("the rule's event types share a table in profile "
                              f"{self.profile.name} but name their fields differently there")
+        elif any(r.match != first.match for r in known[1:]):
+            # Their records in the shared table are those of any of them (outbound and inbound
+            # connections: every ActionType of both), not the first type's alone.
+            merged = _merged_match([r.match for r in known])
+            if merged is None:
+                self.unsupported(f"the rule's event types share a table in profile {self.profile.name} but their "
+                                 "records there are told apart by different fields; cqlx converts one at a time")
+            else:
+                first = replace(first, match=merged)
         return first
 
     def record_tests(self) -> list[tuple[str, tuple[str, ...]]]:
@@ -293,6 +346,20 @@ class Generator:
         rewrite the test override this, the rest report it."""
         self.unsupported(f"a test on {name} would compare {column}, whose values have another shape "
                          f"({transform})", span)
+
+
+def _merged_match(matches: list[tuple[tuple[str, tuple[str, ...]], ...]]
+                  ) -> tuple[tuple[str, tuple[str, ...]], ...] | None:
+    """The record tests of several event types sharing a table, as one: a type with none reads every
+    record; types tested on the same one field read any of their values. None when the types are
+    told apart by different fields (an OR of conjunctions the per-field tests cannot say)."""
+    if any(not match for match in matches):
+        return ()
+    columns = {tuple(column for column, _ in match) for match in matches}
+    if len(columns) != 1 or len(next(iter(columns))) != 1:
+        return None
+    values = dict.fromkeys(value for match in matches for value in match[0][1])
+    return ((matches[0][0][0], tuple(values)),)
 
 
 def _without(steps: tuple[ir.Step, ...], pred: ir.Pred) -> tuple[ir.Step, ...]:
