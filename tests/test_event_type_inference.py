@@ -61,7 +61,8 @@ REFUSED = [
     ("ImageFileName=/cmd/i", "kql", "ProcessRollup2, ClassifiedModuleLoad, which it reads from "
                                     "DeviceImageLoadEvents, DeviceProcessEvents"),
     ("ComputerName=web-01", "kql", "needs one to choose a table or logsource"),
-    ("CommandLine=x RemotePort=1", "sigma", "no event type it lists has every field the rule reads: "
+    ("TargetProcessId=1", "kql", "needs one to choose a table or logsource"),  # mapped nowhere: says nothing
+    ("CommandLine=x RemotePort=1", "sigma", "no event type it lists has every field the rule decides on: "
                                             "CommandLine, RemotePort"),
     ("*", "kql", "needs one to choose a table or logsource"),
 ]
@@ -72,6 +73,14 @@ def test_fields_of_several_tables_or_none_are_refused(text: str, target: str, re
     with pytest.raises(UnsupportedError, match="selects no event type") as raised:
         convert(text, to=target)
     assert reason in str(raised.value)
+
+
+def test_a_field_mapped_nowhere_does_not_choose() -> None:
+    """TargetProcessId has no Defender column: the table is chosen by CommandLine, and the missing
+    mapping is reported on its own, with the table it was looked up in."""
+    with pytest.raises(UnsupportedError, match=r"field TargetProcessId has no mapping in profile mde "
+                                               r"\(DeviceProcessEvents\)"):
+        convert("TargetProcessId=* CommandLine=/x/", to="kql")
 
 
 def test_shown_fields_do_not_choose() -> None:

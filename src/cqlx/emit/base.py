@@ -202,28 +202,38 @@ class Generator:
         """For a rule that names no event type: the event types the profile lists that carry every
         field the rule reads from events, when they are all read from one table or logsource (a
         presentation note says which). Otherwise None, and why, for the refusal's message."""
-        computed: set[str] = set()
-        read: set[str] = set()
-        for step in self.query.steps:
-            if not isinstance(step, ir.Project | ir.Order):  # shown or ordered: not what decides the match
-                read |= step_reads(step) - computed
-            computed |= step_writes(step)
-        read = {f for f in read if f[:1] not in ("#", "@", "*") and f not in _EVERY_EVENT}
+        read = {f for f in self.event_fields(deciding=True) if f[:1] not in ("#", "@", "*") and f not in _EVERY_EVENT}
+        # A field no event type of the profile maps says nothing about which one the rule reads;
+        # the emitter reports it on its own (a missing mapping), once the table is chosen.
+        events = self.profile.event_types.values()
+        read = {f for f in read if any(self.profile.field(t, f) for t in events)}
         if not read:
             return None, ""
         fields = ", ".join(sorted(read))
         names = [n for n, t in self.profile.event_types.items() if all(self.profile.field(t, f) for f in read)]
         if not names:
-            return None, f" (no event type it lists has every field the rule reads: {fields})"
+            return None, f" (no event type it lists has every field the rule decides on: {fields})"
         where = {self._place(self.profile.event_types[n]) for n in names}
         if len(where) > 1:
-            return None, (f" (the fields the rule reads, {fields}, are those of {', '.join(names)}, which it reads "
-                          f"from {', '.join(sorted(where))})")
+            return None, (f" (the fields the rule decides on, {fields}, are those of {', '.join(names)}, which "
+                          f"it reads from {', '.join(sorted(where))})")
         self.unsupported(f"the rule selects no event type (#event_simpleName=...): of the event types profile "
-                         f"{self.profile.name} lists, only {', '.join(names)} carry every field it reads ({fields}), "
+                         f"{self.profile.name} lists, only {', '.join(names)} carry every field it decides on that the "
+                         f"profile maps ({fields}), "
                          f"so it searches {where.pop()}; an event of a type the profile does not list is not searched",
                          kind=PRESENTATION)
         return self.one_event_type(tuple(names)), ""
+
+    def event_fields(self, deciding: bool = False) -> set[str]:
+        """The fields the rule reads from events (not those it computes first); ``deciding``: only
+        those that decide what matches (not what select/table/sort only show or order)."""
+        computed: set[str] = set()
+        read: set[str] = set()
+        for step in self.query.steps:
+            if not (deciding and isinstance(step, ir.Project | ir.Order)):
+                read |= step_reads(step) - computed
+            computed |= step_writes(step)
+        return read
 
     @staticmethod
     def _place(event: EventType) -> str:
@@ -282,10 +292,10 @@ class Generator:
                or _other_terms(r.search) != _other_terms(first.search) for r in known[1:]):
             self.unsupported("the rule's event types map to different tables or logsources in profile "
                              f"{self.profile.name}; cqlx converts one at a time")
-        elif any(r.fields != first.fields for r in known[1:]):
+        elif any(self._named_apart(first, r) for r in known[1:]):
             # e.g. outbound and inbound connections in one table, with the remote end in other columns
             self.unsupported("the rule's event types share a table in profile "
-                             f"{self.profile.name} but name their fields differently there")
+                             f"{self.profile.name} but name the fields it uses differently there")
         elif any(r.match != first.match for r in known[1:]):
             # Their records in the shared table are those of any of them (outbound and inbound
             # connections: every ActionType of both), not the first type's alone.
@@ -296,6 +306,14 @@ class Generator:
             else:
                 first = replace(first, match=merged)
         return first
+
+    def _named_apart(self, first: EventType, other: EventType) -> bool:
+        """Whether two event types of one table map a field the rule uses differently (any field,
+        when the rule has a stage that may read every field)."""
+        used = self.event_fields()
+        if "*" in used:
+            return first.fields != other.fields
+        return any(self.profile.field(first, f) != self.profile.field(other, f) for f in used)
 
     def record_tests(self) -> list[tuple[str, tuple[str, ...]]]:
         """The profile's tests that pick this event type's records out of a shared table or
