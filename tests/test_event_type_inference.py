@@ -58,8 +58,8 @@ def test_the_fields_choose_the_table(text: str, target: str, source: str, named:
 
 # (query, target, what the refusal says the fields point to)
 REFUSED = [
-    ("ImageFileName=/cmd/i", "kql", "ProcessRollup2, ClassifiedModuleLoad, which it reads from "
-                                    "DeviceImageLoadEvents, DeviceProcessEvents"),
+    ("ImageFileName=/cmd/i", "kql", "ProcessRollup2, ClassifiedModuleLoad, DriverLoad, which it reads from "
+                                    "DeviceEvents, DeviceImageLoadEvents, DeviceProcessEvents"),
     ("ComputerName=web-01", "kql", "needs one to choose a table or logsource"),
     ("TargetProcessId=1", "kql", "needs one to choose a table or logsource"),  # mapped nowhere: says nothing
     ("CommandLine=x RemotePort=1", "sigma", "no event type it lists has every field the rule decides on: "
@@ -126,3 +126,27 @@ MERGES = [
 @pytest.mark.parametrize(("matches", "merged"), MERGES)
 def test_merged_record_tests(matches: list[Any], merged: Any) -> None:
     assert _merged_match(matches) == merged
+
+
+DRIVERS: list[dict[str, Any]] = [
+    {"#event_simpleName": "DriverLoad", "aid": "a1", "ComputerName": "web-01",
+     "ImageFileName": "\\Device\\HarddiskVolume3\\Windows\\Temp\\mimidrv.sys", "SHA256HashData": "ab" * 32},
+    {"#event_simpleName": "DriverLoad", "aid": "a2", "ComputerName": "web-02",
+     "ImageFileName": "\\SystemRoot\\System32\\drivers\\ntfs.sys", "SHA256HashData": "cd" * 32},
+    {"#event_simpleName": "ProcessRollup2", "aid": "a3", "ComputerName": "web-03",
+     "ImageFileName": "C:\\Windows\\Temp\\mimidrv.exe", "CommandLine": "mimidrv", "RawProcessId": "12"},
+]
+
+
+def test_driver_loads_are_defenders_device_events() -> None:
+    """Falcon DriverLoad: Defender's DeviceEvents with ActionType DriverLoad (Kusto.Language checks
+    the columns; duckdb-kql runs it as the matcher does), Sigma's driver_load."""
+    require_kusto()
+    text = "#event_simpleName=DriverLoad ImageFileName=/\\\\Temp\\\\/i | select([aid, ImageFileName, SHA256HashData])"
+    kql = convert(text, to="kql")
+    check_kql(kql)
+    assert kql.startswith('DeviceEvents\n| where ActionType == "DriverLoad"')
+    assert assert_agree(text, DRIVERS, engines=("kql",)) == [
+        (("aid", "a1"), ("ImageFileName", DRIVERS[0]["ImageFileName"]), ("SHA256HashData", "ab" * 32))]
+    sigma = convert(text, to="sigma")
+    assert "category: driver_load" in sigma and "ImageLoaded|re|i:" in sigma

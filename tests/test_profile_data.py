@@ -72,7 +72,7 @@ def test_every_profile_has_the_other_event_types(name: str) -> None:
 # Event types beyond the core some profiles map: PowerShell script content, console history and
 # driver loads (sensor events in raw FDR; ps_script in the Sigma taxonomy).
 MORE_EVENT_TYPES = {"splunk": {"ScriptControlScanTelemetry", "CommandHistory", "DriverLoad"},
-                    "sigma": {"ScriptControlScanTelemetry"}}
+                    "sigma": {"ScriptControlScanTelemetry", "DriverLoad"}, "mde": {"DriverLoad"}}
 
 
 @pytest.mark.parametrize("name", sorted(OS_PID_COLUMNS))
