@@ -170,7 +170,9 @@ def compile_query(query: ir.Query, text: str = "", title: str = "", profile: str
     """Compile an already-parsed query into a :class:`Matcher`; ``source``, the module
     :func:`cqlx.emit.python.emit_python` wrote for it with this title, text and profile, if known."""
     from cqlx.emit.python_module import rule_part, runtime_code
+    from cqlx.passes import self_joins_as_joins
 
+    query = self_joins_as_joins(query)  # the matcher runs a self-join filter as its joins
     try:
         if source is None:
             from cqlx.emit.python import emit_python
@@ -211,15 +213,13 @@ def compile_rule(rule: Rule, profile: str | None = None, lookups: Mapping[str, L
     key = cache.rule_key(rule.text, repr(rule.options), rule.meta.title, chosen)
     kept = cache.load_rule(key)
     if isinstance(kept, tuple) and len(kept) == 2 and isinstance(kept[0], ir.Query) and isinstance(kept[1], str):
-        query, source = kept
-    else:
-        from cqlx.emit.python import emit_python
-        from cqlx.profiles import load_profile
-
-        query = rule.parse()
-        try:
-            source = emit_python(query, rule.meta.title, rule.text, load_profile(profile) if profile else None)
-        except CqlError as error:
-            raise rule.relocate(error) from None
-        cache.save_rule(key, (query, source))
-    return compile_query(query, rule.text, rule.meta.title, profile, lookups, source)
+        return compile_query(kept[0], rule.text, rule.meta.title, profile, lookups, kept[1])
+    query = rule.parse()
+    try:
+        matcher = compile_query(query, rule.text, rule.meta.title, profile, lookups)
+    except LookupFileError:
+        raise
+    except CqlError as error:
+        raise rule.relocate(error) from None
+    cache.save_rule(key, (query, matcher.source))
+    return matcher

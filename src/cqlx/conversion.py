@@ -16,6 +16,7 @@ from cqlx import ir
 from cqlx.ast import Span
 from cqlx.emit.base import DETECTION, Diagnostic, RuleMeta
 from cqlx.errors import CqlError, UnsupportedError
+from cqlx.passes import self_joins_as_joins
 from cqlx.profiles import DEFAULT_PROFILE, load_profile
 
 TARGETS = ("spl", "kql", "sigma", "python", "cql")
@@ -67,6 +68,7 @@ def _convert(query: ir.Query, target: str, profile: str | None, meta: RuleMeta |
     if chosen.language != target:
         raise CqlError(f"profile {chosen.name} is for {chosen.language}, not {target}")
     meta = meta or RuleMeta()
+    query = self_joins_as_joins(query)  # the targets have joins, not self-join filters
     if target == "python":
         from cqlx.emit.python import ENTRY_POINTS, emit_python
         from cqlx.emit.python_module import rule_part

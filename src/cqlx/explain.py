@@ -172,6 +172,11 @@ def explain(query: ir.Query, title: str = "", path: str = "", line_offset: int =
             out.append(f"Lookup: {_lookup(step)}")
         elif isinstance(step, ir.Join):
             out.append(f"Join: {_join(step)}")
+        elif isinstance(step, ir.SelfJoinFilter):
+            wheres = "; ".join(pred(p) for p in step.wheres)
+            which = "those that meet one of the filters" if step.prefilter else "every event with such a key"
+            out.append(f"Self-join filter: keys {', '.join(step.fields)} for which some event meets each of: "
+                       f"{wheres}; keep {which}")
         elif isinstance(step, ir.Filter) and all(step is not kept for kept in filters):
             out.append(f"Keep the rows where: {pred(step.pred)}")
     regexes = [p for p in atoms(query) if isinstance(p, ir.Regex)]

@@ -197,8 +197,8 @@ OPAQUE: dict[str, OpaqueSpec] = {
                    "cqlx converts it as a stage of its own: | join(...) or | !join(...)"),
         OpaqueSpec("selfJoin", "filter", "field", "selfJoin() keeps events by what other events in the search "
                    "hold; cqlx does not convert it"),
-        OpaqueSpec("selfJoinFilter", "filter", "field", "selfJoinFilter() keeps events by what other events in "
-                   "the search hold; cqlx does not convert it"),
+        OpaqueSpec("selfJoinFilter", "filter", "field", "selfJoinFilter() inside a boolean expression (and/or) "
+                   "is not converted; cqlx converts it as a stage of its own: | selfJoinFilter(...)"),
         OpaqueSpec("ioc:lookup", "enrich", "field", "ioc:lookup() reads CrowdStrike's IOC database, which no other "
                    "platform has", ("{prefix}.*",), (("prefix", "ioc"),), ("strict", "true")),
         OpaqueSpec("readFile", "aggregate", "file", "readFile() reads an uploaded file instead of events; "
@@ -297,5 +297,8 @@ LOOKUP_MODES = ("string", "glob", "cidr")
 #: live) — functions-join: ``query`` (the subquery) is the default parameter.
 JOIN = FunctionSpec("join", ("query", "field", "key", "include", "mode", "max", "limit", "start", "end", "repo",
                              "view", "live"), "query", "join")
+#: selfJoinFilter(field, where, prefilter=false) — functions-selfjoinfilter: ``field`` (the key
+#: fields) is the default parameter; ``where`` is a list of filters in braces.
+SELF_JOIN_FILTER = FunctionSpec("selfJoinFilter", ("field", "where", "prefilter"), "field", "selfJoinFilter")
 JOIN_MODES = ("inner", "left")
 JOIN_LIMIT_DEFAULT = 100_000

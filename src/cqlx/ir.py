@@ -501,8 +501,24 @@ class Join:
         return () if self.negated else self.include
 
 
+@dataclass(frozen=True)
+class SelfJoinFilter:
+    """``selfJoinFilter(field=[...], where=[{...}, ...], prefilter=false)``: of the events reaching
+    this stage, keeps those whose ``fields`` hold the values of a key for which each ``where`` filter
+    is met by some event with that key (each by a different event, maybe); an event without a value
+    for a key field has no key. ``prefilter``: only those that also meet one of the filters
+    (functions-selfjoinfilter). LogScale's runs on a Bloom filter (rare false positives); cqlx's is
+    exact. The targets run it as one ``join()`` per filter (:func:`cqlx.passes.self_joins_as_joins`);
+    ``--to cql`` writes it back."""
+
+    fields: tuple[str, ...]
+    wheres: tuple[Pred, ...]
+    prefilter: bool = False
+    span: Span = _span()
+
+
 Step = (Filter | Extract | Eval | Signal | Score | Ladder | Case | Project | Order | Aggregate | Drop | Opaque | Lookup
-        | Join)
+        | Join | SelfJoinFilter)
 
 
 @dataclass(frozen=True)

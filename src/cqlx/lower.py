@@ -36,6 +36,7 @@ from cqlx.functions import (
     ROW_LIMIT_DEFAULT,
     ROW_LIMIT_MAX,
     SAVED_SEARCH,
+    SELF_JOIN_FILTER,
     SERIES_LIMIT_DEFAULT,
     SERIES_LIMIT_MAX,
     SORT_ORDERS,
@@ -390,6 +391,9 @@ class _Lowering:
         found_join = _lookup_call(stage, "join")
         if found_join is not None:
             return [self.join(*found_join, stage.span)]
+        found_self_join = _lookup_call(stage, "selfjoinfilter")
+        if found_self_join is not None:
+            return [self.self_join_filter(*found_self_join, stage.span)]
         if isinstance(stage, A.Assignment):
             if isinstance(stage.value, A.Call):
                 spec = self.spec(stage.value)
@@ -523,6 +527,40 @@ class _Lowering:
         steps = inner.pipeline(subquery.pipeline)
         self.notes.extend(inner.notes)
         return ir.Join(ir.Query(ir.Source(), steps), fields, keys, include, mode, negated, span)
+
+    def self_join_filter(self, call: A.Call, negated: bool, span: Span) -> ir.SelfJoinFilter | ir.Opaque:
+        """``selfJoinFilter(field=[...], where=[{...}, ...])`` as an :class:`ir.SelfJoinFilter`
+        whose ``where`` filters are each a query of filters; one that does more than filter (or a
+        negated call) stays opaque."""
+        args = self.bind(call, SELF_JOIN_FILTER)
+
+        def kept(reason: str) -> ir.Opaque:
+            return ir.Opaque("selfJoinFilter", self.source(span), ir.FILTERS, None, f"selfJoinFilter(): {reason}",
+                             span)
+
+        if "field" not in args:
+            raise CqlValueError("selfJoinFilter() needs the key field(s), e.g. field=[aid, TargetProcessId]", call.span)
+        where = args.get("where")
+        items = _items(where) if where is not None else ()
+        if not items or not all(isinstance(item, A.SubQuery) for item in items):
+            raise CqlValueError("selfJoinFilter() needs its filters in braces, e.g. where=[{#event_simpleName="
+                                "ProcessRollup2}, {#event_simpleName=DnsRequest}]", (where or call).span)
+        fields = self.field_list(args["field"])
+        prefilter = self.boolean(args["prefilter"], "prefilter") if "prefilter" in args else False
+        if negated:
+            return kept("!selfJoinFilter() keeps the events whose key lacks one of the filters; cqlx does not "
+                        "convert it")
+        wheres: list[ir.Pred] = []
+        for item in items:
+            assert isinstance(item, A.SubQuery)
+            inner = _Lowering(self.text, self.params, self.saved, self.calling)
+            steps = inner.pipeline(item.pipeline)
+            self.notes.extend(inner.notes)
+            if not steps or not all(isinstance(step, ir.Filter) for step in steps):
+                return kept("a where= clause that does more than filter events is not converted")
+            preds = tuple(step.pred for step in steps if isinstance(step, ir.Filter))
+            wheres.append(preds[0] if len(preds) == 1 else ir.And(preds, item.span))
+        return ir.SelfJoinFilter(fields, tuple(wheres), prefilter, span)
 
     def match_stmt(self, stage: A.MatchStmt) -> ir.Case:
         """``field match { p => ... ; * => ... }`` is the ``case`` whose branches test ``field = p``

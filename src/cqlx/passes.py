@@ -88,6 +88,8 @@ def step_reads(step: ir.Step) -> frozenset[str]:
         return frozenset({"*"})
     if isinstance(step, ir.Lookup | ir.Join):
         return frozenset(step.fields)
+    if isinstance(step, ir.SelfJoinFilter):
+        return frozenset(step.fields).union(*(pred_fields(p) for p in step.wheres))
     return frozenset()  # Score reads its signals' fields, which are written in the same run
 
 
@@ -221,6 +223,8 @@ def _map_preds(step: ir.Step, fn: Callable[[ir.Pred], ir.Pred]) -> ir.Step:
         return replace(step, branches=branches)
     if isinstance(step, ir.Eval):
         return replace(step, expr=_map_expr_preds(step.expr, fn))
+    if isinstance(step, ir.SelfJoinFilter):
+        return replace(step, wheres=tuple(fn(p) for p in step.wheres))
     return step
 
 
@@ -787,6 +791,27 @@ def join_subqueries(query: ir.Query) -> ir.Query:
         return tuple(out)
 
     return replace(query, steps=rewrite(query.steps))
+
+
+def self_joins_as_joins(query: ir.Query) -> ir.Query:
+    """Each ``selfJoinFilter()`` as the ``join()``s that mean the same, for the targets (which have
+    joins, not self-join filters): one inner join per ``where`` filter, on the key fields, with the
+    subquery the query's own source and steps up to that stage followed by the filter (it runs over
+    the same events, so it finds the keys some event reaching the stage meets the filter with);
+    ``prefilter=true`` then keeps the events that meet one of the filters."""
+    steps: list[ir.Step] = []
+    for step in query.steps:
+        if not isinstance(step, ir.SelfJoinFilter):
+            steps.append(step)
+            continue
+        prefix = tuple(steps)
+        for where in step.wheres:
+            subquery = ir.Query(query.source, (*prefix, ir.Filter(where, step.span)))
+            steps.append(ir.Join(subquery, step.fields, step.fields, (), "inner", False, step.span))
+        if step.prefilter:
+            steps.append(ir.Filter(step.wheres[0] if len(step.wheres) == 1 else ir.Or(step.wheres, step.span),
+                                   step.span))
+    return replace(query, steps=tuple(steps))
 
 
 PASSES: tuple[Callable[[ir.Query], ir.Query], ...] = (

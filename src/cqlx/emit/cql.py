@@ -351,6 +351,14 @@ class CqlGenerator(Generator):
             args.append(f"mode={step.mode}")
         return ("!" if step.negated else "") + f"join({', '.join(args)})"
 
+    def step_selfjoinfilter(self, step: ir.SelfJoinFilter) -> str:
+        """``selfJoinFilter(field=[...], where=[{...}, ...])``, ``prefilter=true`` when set; each
+        filter reads back as the same predicate (a stage of its own in braces)."""
+        keys = ", ".join(field_name(f) for f in step.fields)
+        wheres = ", ".join("{" + self.stage_pred(where) + "}" for where in step.wheres)
+        prefilter = ", prefilter=true" if step.prefilter else ""
+        return f"selfJoinFilter(field=[{keys}], where=[{wheres}]{prefilter})"
+
     def step_drop(self, step: ir.Drop) -> str:
         return f"drop([{', '.join(field_name(f) for f in step.fields)}])"
 
