@@ -73,7 +73,7 @@ def test_the_targets_read_it_as_joins() -> None:
     assert any(isinstance(step, ir.SelfJoinFilter) for step in query.steps)
     kql = convert(CASES[1][0], to="kql")
     assert kql.count("join kind=leftsemi") == 2
-    with pytest.raises(UnsupportedError, match="Sigma has no joins"):
+    with pytest.raises(UnsupportedError, match=r"selfJoinFilter\(\): Sigma has no joins"):
         convert(CASES[1][0], to="sigma")
 
 

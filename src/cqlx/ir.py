@@ -490,6 +490,7 @@ class Join:
     mode: str = "inner"
     negated: bool = False
     span: Span = _span()
+    origin: str = "join"  # the function the rule wrote: join, or selfJoinFilter (read as joins)
 
     @property
     def filters(self) -> bool:

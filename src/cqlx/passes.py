@@ -807,7 +807,7 @@ def self_joins_as_joins(query: ir.Query) -> ir.Query:
         prefix = tuple(steps)
         for where in step.wheres:
             subquery = ir.Query(query.source, (*prefix, ir.Filter(where, step.span)))
-            steps.append(ir.Join(subquery, step.fields, step.fields, (), "inner", False, step.span))
+            steps.append(ir.Join(subquery, step.fields, step.fields, (), "inner", False, step.span, "selfJoinFilter"))
         if step.prefilter:
             steps.append(ir.Filter(step.wheres[0] if len(step.wheres) == 1 else ir.Or(step.wheres, step.span),
                                    step.span))

@@ -122,7 +122,7 @@ class Generator:
         written = frozenset(step.writes) if step.writes is not None else frozenset({"*"})
         kind = DETECTION if part == "all" and step.filters else self.loss(step, written)
         suffix = "; its columns are left out (nothing later tests them)" if kind == PRESENTATION else ""
-        what = f"match(file={step.file!r})" if isinstance(step, ir.Lookup) else "join()"
+        what = f"match(file={step.file!r})" if isinstance(step, ir.Lookup) else f"{step.origin}()"
         self.unsupported(f"{what}: {why}{suffix}", step.span, kind)
 
     def opaque_test(self, pred: ir.OpaqueTest) -> None:
