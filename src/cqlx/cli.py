@@ -192,8 +192,10 @@ def run(
             stats.not_text += odd
 
     counts: dict[str, int] = {}
-    # A join()'s subquery reads other events than the rule's filters keep: no prefilter then.
-    joins = any(isinstance(step, ir.Join) for step in query.steps)
+    # A join()'s subquery reads other events than the rule's filters keep: no prefilter then. The
+    # joins of a selfJoinFilter() read the rule's own source and leading filters, which the
+    # prefilter's needs come from (prefilter.build): every event they can read is a candidate.
+    joins = any(isinstance(step, ir.Join) and step.origin != "selfJoinFilter" for step in query.steps)
     if prefilter and not strict and profile is None and not joins:
         from cqlx.prefilter import build
         from cqlx.scan import scan_events
