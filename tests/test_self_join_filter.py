@@ -128,3 +128,24 @@ def test_cqlx_run_keeps_the_prefilter(tmp_path: Any) -> None:
     assert [r["RawProcessId"] for r in rows] == CASES[3][1]
     assert fast.stdout == slow.stdout
     assert "1 skipped unparsed by the literal prefilter" in fast.stderr
+
+
+@pytest.mark.parametrize("text", [
+    "case { a=1 | selfJoinFilter(field=aid, where=[{b=1}]) ; * }",
+    "#event_simpleName=ProcessRollup2 | case { a=1 | selfJoinFilter(field=aid, where=[{b=1}]) ; * } | select([aid])",
+])
+@pytest.mark.parametrize("target", ["python", "spl", "kql", "sigma"])
+def test_inside_a_case_branch_it_is_refused(text: str, target: str) -> None:
+    """The events a branch's selfJoinFilter() reads are those the branch takes: no join over the
+    query says that, so it is refused there (a CqlError naming it, never an internal error)."""
+    with pytest.raises(UnsupportedError) as refused:  # other targets may name another reason first
+        convert(text, to=target)
+    assert target != "python" or "selfJoinFilter() inside a case branch" in str(refused.value)
+    assert parse(convert(text, to="cql")) == parse(text)
+
+
+def test_inside_a_join_subquery_it_is_the_subquery_s_own() -> None:
+    text = ("#event_simpleName=ProcessRollup2 | join({#event_simpleName=ProcessRollup2 | selfJoinFilter(field=aid, "
+            "where=[{ImageFileName=/cmd/i}, {ImageFileName=/powershell/i}])}, field=aid) | select([aid, RawProcessId])")
+    assert [row["RawProcessId"] for row in compile_matcher(text).run(EVENTS)] == ["1", "2", "3"]
+    assert assert_agree(text, EVENTS, engines=("spl",))

@@ -230,3 +230,16 @@ def test_cli_run_reads_the_subquerys_events(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert sorted(json.loads(line)["ComputerName"] for line in result.stdout.splitlines()) == ["h1", "h3"]
+
+
+def test_a_join_inside_a_subquery_is_indexed_before_the_join_it_is_in() -> None:
+    """Fix: the matcher indexed joins in order, so the outer subquery looked up an inner join not
+    indexed yet (an internal error, IndexError)."""
+    events = [{"#event_simpleName": "ProcessRollup2", "aid": "a1", "ImageFileName": "C:\\cmd.exe", "RawProcessId": "1"},
+              {"#event_simpleName": "ProcessRollup2", "aid": "a2", "ImageFileName": "C:\\ls.exe", "RawProcessId": "2"},
+              {"#event_simpleName": "ProcessRollup2", "aid": "a2", "ImageFileName": "C:\\x.exe", "RawProcessId": "3"}]
+    text = (f"{P}join({{{P}join({{ImageFileName=/cmd/i}}, field=aid)}}, field=aid) "
+            f"| join({{{P}ImageFileName=/x\\.exe/}}, field=aid, mode=left, include=[RawProcessId]) "
+            "| select([aid, RawProcessId])")
+    assert [row["aid"] for row in compile_matcher(text).run(events)] == ["a1"]
+    assert assert_agree(text, events, engines=("spl",)) == [(("aid", "a1"), ("RawProcessId", "1"))]

@@ -801,6 +801,10 @@ def self_joins_as_joins(query: ir.Query) -> ir.Query:
     ``prefilter=true`` then keeps the events that meet one of the filters."""
     steps: list[ir.Step] = []
     for step in query.steps:
+        if isinstance(step, ir.Join):  # a subquery is a query of its own
+            step = replace(step, subquery=self_joins_as_joins(step.subquery))
+        elif isinstance(step, ir.Case):
+            step = replace(step, branches=tuple(replace(b, steps=_self_joins_refused(b.steps)) for b in step.branches))
         if not isinstance(step, ir.SelfJoinFilter):
             steps.append(step)
             continue
@@ -812,6 +816,20 @@ def self_joins_as_joins(query: ir.Query) -> ir.Query:
             steps.append(ir.Filter(step.wheres[0] if len(step.wheres) == 1 else ir.Or(step.wheres, step.span),
                                    step.span))
     return replace(query, steps=tuple(steps))
+
+
+def _self_joins_refused(steps: tuple[ir.Step, ...]) -> tuple[ir.Step, ...]:
+    """A case branch's steps with each ``selfJoinFilter()`` kept as a stage cqlx does not convert:
+    the events it would read are those the branch takes, which no join over the query says."""
+    out: list[ir.Step] = []
+    for step in steps:
+        if isinstance(step, ir.SelfJoinFilter):
+            step = ir.Opaque("selfJoinFilter", "", ir.FILTERS, (), "selfJoinFilter() inside a case branch is not "
+                             "converted; cqlx converts it as a stage of the query", step.span)
+        elif isinstance(step, ir.Case):
+            step = replace(step, branches=tuple(replace(b, steps=_self_joins_refused(b.steps)) for b in step.branches))
+        out.append(step)
+    return tuple(out)
 
 
 PASSES: tuple[Callable[[ir.Query], ir.Query], ...] = (

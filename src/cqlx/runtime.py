@@ -1392,8 +1392,11 @@ def prepare_joins(joins: tuple[Any, ...], events: list[dict[str, Any]]) -> None:
     (a row without one is left out), each holding the include fields (``""`` for one it lacks,
     functions-join). Rows of one key that differ there are refused: which one LogScale's
     ``max=1`` takes is not documented."""
-    JOINED[:] = []
-    for number, (segments, barriers, keys, include, names) in enumerate(joins, 1):
+    JOINED[:] = [{} for _ in joins]
+    # A join inside a subquery is numbered after the join it is in, whose subquery reads it: the
+    # last is indexed first.
+    for number in range(len(joins), 0, -1):
+        segments, barriers, keys, include, names = joins[number - 1]
         index: dict[tuple[str, ...], dict[str, str]] = {}
         for row in run_pipeline(segments, barriers, events):
             values = tuple(_cell(get(row, name)) for name in keys)
@@ -1406,7 +1409,7 @@ def prepare_joins(joins: tuple[Any, ...], events: list[dict[str, Any]]) -> None:
                                 "with different values in the include fields; which one LogScale's join() (max=1) "
                                 "takes is not documented")
             index[values] = written
-        JOINED.append(index)
+        JOINED[number - 1] = index
 
 
 def join(record: dict[str, Any], number: int, fields: tuple[str, ...], strict: bool, negated: bool
