@@ -4,7 +4,7 @@ and the rules ``cqlx run`` compiled.
 A rule is compiled again only when something that decides what it compiles to has changed: the
 query's text, its ``--param`` values and saved searches, the profile, the rule's title, cqlx's own
 files (their sizes and modification times) or Python's version. A run that finds its rule here
-skips the parser, lowering and code generation (about 40 ms of a 170 ms start on the seed), and
+skips the parser, lowering and code generation (the seed's start: 0.20 s -> 0.14 s), and
 imports neither Lark nor the lowering modules. ``CQLX_NO_CACHE=1`` turns it off; an entry that
 cannot be read is compiled again, one that cannot be written only costs the next run its compile.
 """
