@@ -125,3 +125,14 @@ def test_the_kept_matcher_is_the_compiled_one(tmp_path: Path, monkeypatch: pytes
     ecs = compile_rule(rule, "ecs")
     assert ecs.source != fresh.source and len(_entries(tmp_path)) == 2
     assert kept.match({"event_simpleName": "ProcessRollup2", "CommandLine": "WHOAMI"}) is not None
+
+
+def test_the_grammar_and_the_profiles_are_part_of_the_key() -> None:
+    """A source checkout keeps grammar/ and backends/ at its top level, outside the package: an
+    edited profile or grammar must compile the rule again."""
+    from cqlx.resources import data_path
+
+    kept = cache._fingerprint()
+    for path in (data_path("grammar", "cql.lark"), data_path("backends", "mde.yaml"),
+                 Path(cache.__file__).with_name("lower.py")):
+        assert f"{path}\0{path.stat().st_size}\0{path.stat().st_mtime_ns}" in kept

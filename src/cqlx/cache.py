@@ -43,13 +43,19 @@ def cache_dir() -> Path | None:
 
 @cache
 def _fingerprint() -> str:
-    """cqlx's own files (code, grammar, profiles) by path, size and modification time, and Python's
-    version: an installed upgrade or an edited checkout changes it."""
+    """cqlx's own files (code, and the grammar and profiles, which a source checkout keeps at its
+    top level) by path, size and modification time, and Python's version: an installed upgrade or
+    an edited checkout changes it."""
+    from cqlx.resources import data_dir
+
+    files = {p for p in _PACKAGE.rglob("*") if "__pycache__" not in p.parts}
+    for kind in ("grammar", "backends"):
+        files |= set(data_dir(kind).rglob("*"))
     parts = [sys.version]
-    for path in sorted(_PACKAGE.rglob("*")):
-        if path.suffix in (".py", ".lark", ".yaml", ".yml") and "__pycache__" not in path.parts:
+    for path in sorted(files):
+        if path.suffix in (".py", ".lark", ".yaml", ".yml"):
             status = path.stat()
-            parts.append(f"{path.relative_to(_PACKAGE)}\0{status.st_size}\0{status.st_mtime_ns}")
+            parts.append(f"{path}\0{status.st_size}\0{status.st_mtime_ns}")
     return "\n".join(parts)
 
 
