@@ -149,3 +149,11 @@ def test_inside_a_join_subquery_it_is_the_subquery_s_own() -> None:
             "where=[{ImageFileName=/cmd/i}, {ImageFileName=/powershell/i}])}, field=aid) | select([aid, RawProcessId])")
     assert [row["RawProcessId"] for row in compile_matcher(text).run(EVENTS)] == ["1", "2", "3"]
     assert assert_agree(text, EVENTS, engines=("spl",))
+
+
+def test_in_a_join_subquery_inside_a_case_branch_it_is_the_subquery_s_own() -> None:
+    """The subquery of a join inside a case branch is a query of its own: its selfJoinFilter()
+    becomes joins there (it was left as is, and the matcher's generator failed on it)."""
+    text = ("#event_simpleName=ProcessRollup2 | case { ImageFileName=/exe/i | join({#event_simpleName=ProcessRollup2 "
+            f"| selfJoinFilter(field=[aid], {BOTH})}}, field=aid) }} | select([aid, RawProcessId])")
+    assert [row["RawProcessId"] for row in compile_matcher(text).run(EVENTS)] == ["1", "2", "3"]

@@ -219,8 +219,7 @@ def _map_preds(step: ir.Step, fn: Callable[[ir.Pred], ir.Pred]) -> ir.Step:
     if isinstance(step, ir.Signal):
         return replace(step, condition=fn(step.condition))
     if isinstance(step, ir.Case):
-        branches = tuple(replace(b, steps=tuple(_map_preds(s, fn) for s in b.steps)) for b in step.branches)
-        return replace(step, branches=branches)
+        return _map_branches(step, lambda steps: tuple(_map_preds(s, fn) for s in steps))
     if isinstance(step, ir.Eval):
         return replace(step, expr=_map_expr_preds(step.expr, fn))
     if isinstance(step, ir.SelfJoinFilter):
@@ -291,8 +290,7 @@ def _cases_to_conds(steps: tuple[ir.Step, ...]) -> tuple[ir.Step, ...]:
     for step in steps:
         if isinstance(step, ir.Case):
             # Inner cases first, so a nested case that is an assignment counts as one below.
-            branches = tuple(replace(b, steps=_cases_to_conds(b.steps)) for b in step.branches)
-            step = replace(step, branches=branches)
+            step = _map_branches(step, _cases_to_conds)
             out.extend(_case_assignments(step) or (step,))
         else:
             out.append(step)
@@ -462,12 +460,12 @@ def extraction_as_test(case: ir.Case) -> tuple[ir.Case, tuple[str, ...], bool]:
                 if step.strict:
                     out.append(ir.Filter(step.test, step.span))
             elif isinstance(step, ir.Case):
-                out.append(replace(step, branches=tuple(replace(b, steps=steps(b.steps)) for b in step.branches)))
+                out.append(_map_branches(step, steps))
             else:
                 out.append(step)
         return tuple(out)
 
-    rewritten = replace(case, branches=tuple(replace(b, steps=steps(b.steps)) for b in case.branches))
+    rewritten = _map_branches(case, steps)
     return rewritten, tuple(lost), read_inside
 
 
@@ -786,7 +784,7 @@ def join_subqueries(query: ir.Query) -> ir.Query:
             if isinstance(step, ir.Join):
                 step = replace(step, subquery=run_passes(step.subquery))
             elif isinstance(step, ir.Case):
-                step = replace(step, branches=tuple(replace(b, steps=rewrite(b.steps)) for b in step.branches))
+                step = _map_branches(step, rewrite)
             out.append(step)
         return tuple(out)
 
@@ -801,12 +799,8 @@ def self_joins_as_joins(query: ir.Query) -> ir.Query:
     ``prefilter=true`` then keeps the events that meet one of the filters."""
     steps: list[ir.Step] = []
     for step in query.steps:
-        if isinstance(step, ir.Join):  # a subquery is a query of its own
-            step = replace(step, subquery=self_joins_as_joins(step.subquery))
-        elif isinstance(step, ir.Case):
-            step = replace(step, branches=tuple(replace(b, steps=_self_joins_refused(b.steps)) for b in step.branches))
         if not isinstance(step, ir.SelfJoinFilter):
-            steps.append(step)
+            steps.append(_self_joins_within(step))
             continue
         prefix = tuple(steps)
         for where in step.wheres:
@@ -818,18 +812,27 @@ def self_joins_as_joins(query: ir.Query) -> ir.Query:
     return replace(query, steps=tuple(steps))
 
 
-def _self_joins_refused(steps: tuple[ir.Step, ...]) -> tuple[ir.Step, ...]:
-    """A case branch's steps with each ``selfJoinFilter()`` kept as a stage cqlx does not convert:
+def _self_joins_within(step: ir.Step) -> ir.Step:
+    """A step's own subqueries with their self-join filters as joins (a join's subquery is a query
+    of its own); in a case branch, a ``selfJoinFilter()`` is kept as a stage cqlx does not convert:
     the events it would read are those the branch takes, which no join over the query says."""
-    out: list[ir.Step] = []
-    for step in steps:
-        if isinstance(step, ir.SelfJoinFilter):
-            step = ir.Opaque("selfJoinFilter", "", ir.FILTERS, (), "selfJoinFilter() inside a case branch is not "
-                             "converted; cqlx converts it as a stage of the query", step.span)
-        elif isinstance(step, ir.Case):
-            step = replace(step, branches=tuple(replace(b, steps=_self_joins_refused(b.steps)) for b in step.branches))
-        out.append(step)
-    return tuple(out)
+    if isinstance(step, ir.Join):
+        return replace(step, subquery=self_joins_as_joins(step.subquery))
+    if isinstance(step, ir.Case):
+        return _map_branches(step, lambda steps: tuple(_self_join_refused(s) for s in steps))
+    return step
+
+
+def _self_join_refused(step: ir.Step) -> ir.Step:
+    if isinstance(step, ir.SelfJoinFilter):
+        return ir.Opaque("selfJoinFilter", "", ir.FILTERS, (), "selfJoinFilter() inside a case branch is not "
+                         "converted; cqlx converts it as a stage of the query", step.span)
+    return _self_joins_within(step)
+
+
+def _map_branches(case: ir.Case, fn: Callable[[tuple[ir.Step, ...]], tuple[ir.Step, ...]]) -> ir.Case:
+    """The case with ``fn`` applied to the steps of each of its branches."""
+    return replace(case, branches=tuple(replace(b, steps=fn(b.steps)) for b in case.branches))
 
 
 PASSES: tuple[Callable[[ir.Query], ir.Query], ...] = (
