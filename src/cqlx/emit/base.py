@@ -287,12 +287,13 @@ class Generator:
         if not known:
             return None
         first = known[0]
+        used = self.event_fields() if known[1:] else set()
         # A search that differs only in event_simpleName is one search: the SPL emitter ORs the types.
         if any(r.table != first.table or r.logsource != first.logsource
                or _other_terms(r.search) != _other_terms(first.search) for r in known[1:]):
             self.unsupported("the rule's event types map to different tables or logsources in profile "
                              f"{self.profile.name}; cqlx converts one at a time")
-        elif any(self._named_apart(first, r) for r in known[1:]):
+        elif any(self._named_apart(first, r, used) for r in known[1:]):
             # e.g. outbound and inbound connections in one table, with the remote end in other columns
             self.unsupported("the rule's event types share a table in profile "
                              f"{self.profile.name} but name the fields it uses differently there")
@@ -307,10 +308,9 @@ class Generator:
                 first = replace(first, match=merged)
         return first
 
-    def _named_apart(self, first: EventType, other: EventType) -> bool:
-        """Whether two event types of one table map a field the rule uses differently (any field,
-        when the rule has a stage that may read every field)."""
-        used = self.event_fields()
+    def _named_apart(self, first: EventType, other: EventType, used: set[str]) -> bool:
+        """Whether two event types of one table map a field the rule uses (``used``) differently
+        (any field, when the rule has a stage that may read every field)."""
         if "*" in used:
             return first.fields != other.fields
         return any(self.profile.field(first, f) != self.profile.field(other, f) for f in used)
