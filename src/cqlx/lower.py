@@ -523,10 +523,15 @@ class _Lowering:
                         "repository) than the query's, which the targets' tables do not say")
         if negated and mode == "left":
             return kept("!join(mode=left) negates a join that keeps every event; cqlx does not convert it")
+        return ir.Join(ir.Query(ir.Source(), self.subquery_steps(subquery)), fields, keys, include, mode, negated,
+                       span)
+
+    def subquery_steps(self, subquery: A.SubQuery) -> tuple[ir.Step, ...]:
+        """A ``{...}`` argument's steps, lowered as a query of its own; its notes are the rule's."""
         inner = _Lowering(self.text, self.params, self.saved, self.calling)
         steps = inner.pipeline(subquery.pipeline)
         self.notes.extend(inner.notes)
-        return ir.Join(ir.Query(ir.Source(), steps), fields, keys, include, mode, negated, span)
+        return steps
 
     def self_join_filter(self, call: A.Call, negated: bool, span: Span) -> ir.SelfJoinFilter | ir.Opaque:
         """``selfJoinFilter(field=[...], where=[{...}, ...])`` as an :class:`ir.SelfJoinFilter`
@@ -553,9 +558,7 @@ class _Lowering:
         wheres: list[ir.Pred] = []
         for item in items:
             assert isinstance(item, A.SubQuery)
-            inner = _Lowering(self.text, self.params, self.saved, self.calling)
-            steps = inner.pipeline(item.pipeline)
-            self.notes.extend(inner.notes)
+            steps = self.subquery_steps(item)
             if not steps or not all(isinstance(step, ir.Filter) for step in steps):
                 return kept("a where= clause that does more than filter events is not converted")
             preds = tuple(step.pred for step in steps if isinstance(step, ir.Filter))
