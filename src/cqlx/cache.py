@@ -80,9 +80,7 @@ def load_rule(key: str) -> Any:
     try:
         with open(path, "rb") as handle:
             return pickle.load(handle)
-    except FileNotFoundError:
-        return None
-    except Exception:  # damaged, truncated, or from classes that have since changed: compile again
+    except Exception:  # not kept, damaged, truncated, or of classes since changed: compile again
         return None
 
 
