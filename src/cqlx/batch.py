@@ -30,6 +30,7 @@ from typing import Any
 from cqlx.conversion import TARGETS, apply_policy, convert_query, through_sigma_backend
 from cqlx.coverage import DETECTION, FAILED, LABELS, STATUSES, Column, Reason, classify, failed, parse_columns
 from cqlx.errors import CqlError, UnsupportedError
+from cqlx.frozen import Frozen
 from cqlx.options import ParseOptions
 from cqlx.rules import NoQueryError, Rule, find_rules, load_rules
 
@@ -37,8 +38,8 @@ FORMAT = 1  # version of the JSON report
 WRITTEN, REFUSED, ERROR = 0, 1, 2  # an outcome's code, which is also its share of the exit status
 
 
-@dataclass(frozen=True)
-class Target:
+@dataclass(frozen=True, eq=False, repr=False)
+class Target(Frozen):
     """A column of the batch: a language with its profile, or cqlx's Sigma through a pySigma backend."""
 
     column: Column
@@ -75,8 +76,8 @@ def parse_targets(to: str, profile: str | None = None, pipelines: Sequence[str] 
     return tuple(targets)
 
 
-@dataclass(frozen=True)
-class Entry:
+@dataclass(frozen=True, eq=False, repr=False)
+class Entry(Frozen):
     """One query of the batch, or a rule file that could not be read."""
 
     path: str  # the rule file
@@ -87,8 +88,8 @@ class Entry:
     error: Reason | None = None  # the load error, placed in the file
 
 
-@dataclass(frozen=True)
-class Collected:
+@dataclass(frozen=True, eq=False, repr=False)
+class Collected(Frozen):
     """What :func:`collect` found: the queries in order, and the files that hold none."""
 
     entries: tuple[Entry, ...]
@@ -165,8 +166,8 @@ def collect(names: Sequence[str], options: ParseOptions | None = None) -> Collec
     return Collected(placed, tuple(skipped))
 
 
-@dataclass(frozen=True)
-class Outcome:
+@dataclass(frozen=True, eq=False, repr=False)
+class Outcome(Frozen):
     """One rule on one target: its class, what was written, and what to tell the user."""
 
     target: str  # Target.name
@@ -184,8 +185,8 @@ class Outcome:
         return self.code == WRITTEN
 
 
-@dataclass(frozen=True)
-class RuleOutcome:
+@dataclass(frozen=True, eq=False, repr=False)
+class RuleOutcome(Frozen):
     """One query of the batch on every target."""
 
     path: str
@@ -206,8 +207,8 @@ class RuleOutcome:
         return max((o.code for o in self.outcomes), default=WRITTEN)
 
 
-@dataclass(frozen=True)
-class Converted:
+@dataclass(frozen=True, eq=False, repr=False)
+class Converted(Frozen):
     """A rule's outcomes and the text of each conversion to write, by target name."""
 
     result: RuleOutcome

@@ -6,8 +6,8 @@ source line; no traceback ever reaches the user (an unexpected one is reported a
 error, exit 3).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Typer reads every command's annotations on each
+# run, and string annotations cost it an eval() each (~140 of them; issue 7, cold convert).
 import csv
 import io
 import json

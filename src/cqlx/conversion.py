@@ -16,6 +16,7 @@ from cqlx import ir
 from cqlx.ast import Span
 from cqlx.emit.base import DETECTION, Diagnostic, RuleMeta
 from cqlx.errors import CqlError, UnsupportedError
+from cqlx.frozen import Frozen
 from cqlx.passes import self_joins_as_joins
 from cqlx.profiles import DEFAULT_PROFILE, load_profile
 
@@ -24,8 +25,8 @@ EXTENSIONS = {"spl": ".spl", "kql": ".kql", "sigma": ".yml", "python": ".py", "c
 POLICIES = ("error", "warn", "ignore")
 
 
-@dataclass(frozen=True)
-class Conversion:
+@dataclass(frozen=True, eq=False, repr=False)
+class Conversion(Frozen):
     """A converted rule: the target's text and the diagnostics of what it could not say."""
 
     target: str

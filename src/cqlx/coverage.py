@@ -26,6 +26,7 @@ from cqlx.ast import Span
 from cqlx.conversion import TARGETS, Conversion, convert_query
 from cqlx.emit.base import DETECTION as _DETECTION_KIND
 from cqlx.errors import CqlError
+from cqlx.frozen import Frozen
 from cqlx.options import ParseOptions
 from cqlx.rules import NoQueryError, Rule, find_rules, load_rules
 
@@ -42,8 +43,8 @@ COVERING = (EXACT, PRESENTATION)  # statuses under which the rule still detects 
 FORMAT = 1  # version of the JSON report
 
 
-@dataclass(frozen=True)
-class Column:
+@dataclass(frozen=True, eq=False, repr=False)
+class Column(Frozen):
     """A target of the matrix: a language and the profile it is converted with."""
 
     language: str
@@ -68,8 +69,8 @@ class Column:
         return f"{self.language}-{self.profile}".replace("/", "-").replace(" ", "-")
 
 
-@dataclass(frozen=True)
-class Reason:
+@dataclass(frozen=True, eq=False, repr=False)
+class Reason(Frozen):
     """Why a cell is not exact: one diagnostic or error, placed in the rule file."""
 
     kind: str  # presentation | detection | failed
@@ -84,8 +85,8 @@ class Reason:
         return f"{where}{what}{self.message}"
 
 
-@dataclass(frozen=True)
-class Cell:
+@dataclass(frozen=True, eq=False, repr=False)
+class Cell(Frozen):
     """One rule on one target."""
 
     target: str  # Column.name
@@ -93,8 +94,8 @@ class Cell:
     reasons: tuple[Reason, ...] = ()
 
 
-@dataclass(frozen=True)
-class RuleResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class RuleResult(Frozen):
     """One rule of the library and its cell on every target."""
 
     key: str  # the rule's id, or its path under the folder it was found in: stable across copies
@@ -111,8 +112,8 @@ class RuleResult:
         return next((c for c in self.cells if c.target == target), None)
 
 
-@dataclass(frozen=True)
-class TargetTally:
+@dataclass(frozen=True, eq=False, repr=False)
+class TargetTally(Frozen):
     """How the rules of one technique fare on one target."""
 
     target: str
@@ -133,8 +134,8 @@ class TargetTally:
         return self.status in COVERING
 
 
-@dataclass(frozen=True)
-class TechniqueCoverage:
+@dataclass(frozen=True, eq=False, repr=False)
+class TechniqueCoverage(Frozen):
     """One ATT&CK technique: its rules and how they fare on each target."""
 
     id: str
@@ -149,8 +150,8 @@ class TechniqueCoverage:
         return found if found is not None else TargetTally(target, ())
 
 
-@dataclass(frozen=True)
-class Coverage:
+@dataclass(frozen=True, eq=False, repr=False)
+class Coverage(Frozen):
     """The whole matrix: targets, rules and the ATT&CK release names come from."""
 
     columns: tuple[Column, ...]
@@ -209,8 +210,8 @@ class Coverage:
         return tuple((target, t) for target in self.targets for t in sorted(source - self.covered(target)))
 
 
-@dataclass(frozen=True)
-class CellChange:
+@dataclass(frozen=True, eq=False, repr=False)
+class CellChange(Frozen):
     """A rule whose status on a target differs from the baseline (None: the rule is absent there)."""
 
     rule: str
@@ -227,8 +228,8 @@ class CellChange:
         return self.before is not None and STATUSES.index(self.after) > STATUSES.index(self.before)
 
 
-@dataclass(frozen=True)
-class Diff:
+@dataclass(frozen=True, eq=False, repr=False)
+class Diff(Frozen):
     """What changed between a baseline report and this run, per target."""
 
     cells: tuple[CellChange, ...]

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cqlx.frozen import Frozen
 
-@dataclass(frozen=True)
-class FunctionSpec:
+
+@dataclass(frozen=True, eq=False, repr=False)
+class FunctionSpec(Frozen):
     """A LogScale function cqlx reads: its parameters, the one an unnamed argument binds to, and its
     kind."""
 
@@ -166,8 +168,8 @@ REGEX_DEFAULT_FLAGS = "m"
 GROUP_LIMIT_DEFAULT = 20_000
 GROUP_LIMIT_MAX = 1_000_000
 
-@dataclass(frozen=True)
-class OpaqueSpec:
+@dataclass(frozen=True, eq=False, repr=False)
+class OpaqueSpec(Frozen):
     """A LogScale function cqlx reads but does not convert: what it does to the rows, so that a
     target losing it is reported as the right kind of loss (an enrichment whose fields nothing
     later tests only changes what is shown).

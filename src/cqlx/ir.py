@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cqlx.ast import NO_SPAN, Span
+from cqlx.frozen import Frozen
 
 __all__ = ["NO_SPAN", "Span"]  # re-exported for emitters
 
@@ -24,8 +25,8 @@ def _span() -> Span:
 # ---------------------------------------------------------------- predicates
 
 
-@dataclass(frozen=True)
-class Eq:
+@dataclass(frozen=True, eq=False, repr=False)
+class Eq(Frozen):
     """Whole value equal to ``value``."""
 
     field: str
@@ -34,8 +35,8 @@ class Eq:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Glob:
+@dataclass(frozen=True, eq=False, repr=False)
+class Glob(Frozen):
     """Anchored ``*`` pattern over the whole value; ``*`` cannot be escaped."""
 
     field: str
@@ -44,8 +45,8 @@ class Glob:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Regex:
+@dataclass(frozen=True, eq=False, repr=False)
+class Regex(Frozen):
     """Unanchored search. ``pattern`` is LogScale's with the ``\\/`` escape already removed;
     ``flags`` a sorted subset of ``imdgF``."""
 
@@ -59,8 +60,8 @@ class Regex:
         return "i" in self.flags
 
 
-@dataclass(frozen=True)
-class Cmp:
+@dataclass(frozen=True, eq=False, repr=False)
+class Cmp(Frozen):
     """Numeric comparison of a field with a constant; false when missing or not a number."""
 
     field: str
@@ -69,16 +70,16 @@ class Cmp:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Exists:
+@dataclass(frozen=True, eq=False, repr=False)
+class Exists(Frozen):
     """The field is present (``f=*``)."""
 
     field: str
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class In:
+@dataclass(frozen=True, eq=False, repr=False)
+class In(Frozen):
     """Membership in ``values`` (each value may be a ``*`` glob, as in LogScale's ``in()``)."""
 
     field: str
@@ -87,8 +88,8 @@ class In:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Cidr:
+@dataclass(frozen=True, eq=False, repr=False)
+class Cidr(Frozen):
     """The field holds an IP address (v4 or v6) inside one of ``subnets`` (written as
     ``ipaddress`` writes the network: host bits cleared); false when missing or not an address.
     An address only falls in a subnet of its own version (functions-cidr: ``0.0.0.0/0`` checks for
@@ -99,8 +100,8 @@ class Cidr:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class FreeText:
+@dataclass(frozen=True, eq=False, repr=False)
+class FreeText(Frozen):
     """A string or regex searched for in every field of the event (``@rawstring`` semantics)."""
 
     value: str
@@ -109,8 +110,8 @@ class FreeText:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class ExprTest:
+@dataclass(frozen=True, eq=False, repr=False)
+class ExprTest(Frozen):
     """A comparison of two expressions (``test(a == b)``); false when either side is missing."""
 
     op: str
@@ -119,8 +120,8 @@ class ExprTest:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class OpaqueTest:
+@dataclass(frozen=True, eq=False, repr=False)
+class OpaqueTest(Frozen):
     """A filter cqlx reads but gives no meaning to (``ioc:lookup()``, a ``$saved()`` search, a
     function it does not know) inside a boolean expression. ``text`` is the call as canonical
     CQL, which the CQL emitter writes back; every other target reports it."""
@@ -131,32 +132,32 @@ class OpaqueTest:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class And:
+@dataclass(frozen=True, eq=False, repr=False)
+class And(Frozen):
     """Every item holds."""
 
     items: tuple[Pred, ...]
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Or:
+@dataclass(frozen=True, eq=False, repr=False)
+class Or(Frozen):
     """Some item holds."""
 
     items: tuple[Pred, ...]
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Not:
+@dataclass(frozen=True, eq=False, repr=False)
+class Not(Frozen):
     """The item does not hold."""
 
     item: Pred
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class TrueP:
+@dataclass(frozen=True, eq=False, repr=False)
+class TrueP(Frozen):
     """Always true (``*``)."""
 
     span: Span = _span()
@@ -168,24 +169,24 @@ Pred = Eq | Glob | Regex | Cmp | Exists | In | Cidr | FreeText | ExprTest | Opaq
 # ---------------------------------------------------------------- expressions
 
 
-@dataclass(frozen=True)
-class Lit:
+@dataclass(frozen=True, eq=False, repr=False)
+class Lit(Frozen):
     """A constant in an expression."""
 
     value: str | int | float
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Ref:
+@dataclass(frozen=True, eq=False, repr=False)
+class Ref(Frozen):
     """A field's value in an expression."""
 
     field: str
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Cond:
+@dataclass(frozen=True, eq=False, repr=False)
+class Cond(Frozen):
     """``if(test, then, else)``."""
 
     test: Pred
@@ -194,8 +195,8 @@ class Cond:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Arith:
+@dataclass(frozen=True, eq=False, repr=False)
+class Arith(Frozen):
     """``left op right`` with ``+ - * / %``."""
 
     op: str  # + - * / %
@@ -204,8 +205,8 @@ class Arith:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Func:
+@dataclass(frozen=True, eq=False, repr=False)
+class Func(Frozen):
     """A value function (``format``, ``replace``, ``round``...): ``args`` are the values it reads and its
     options as :class:`Lit`, in the order of :data:`cqlx.valuefns.LAYOUTS`."""
 
@@ -214,8 +215,8 @@ class Func:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Null:
+@dataclass(frozen=True, eq=False, repr=False)
+class Null(Frozen):
     """No value. Assigned, it leaves the field as it was; only rewrites write it
     (:func:`cqlx.passes.expand_case`), for a field that does not exist yet."""
 
@@ -228,16 +229,16 @@ Expr = Lit | Ref | Cond | Arith | Func | Null
 # ---------------------------------------------------------------- steps
 
 
-@dataclass(frozen=True)
-class Filter:
+@dataclass(frozen=True, eq=False, repr=False)
+class Filter(Frozen):
     """Keep the events the predicate holds for."""
 
     pred: Pred
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Extract:
+@dataclass(frozen=True, eq=False, repr=False)
+class Extract(Frozen):
     """A regex with named groups, run on ``field``: each group that takes part in the first match
     sets the field of its name (a group that does not take part leaves its field as it was).
     ``strict`` drops the events it does not match (``field = /re/`` and ``regex()``'s default);
@@ -257,8 +258,8 @@ class Extract:
         return Regex(self.field, self.pattern, self.flags, self.span)
 
 
-@dataclass(frozen=True)
-class Eval:
+@dataclass(frozen=True, eq=False, repr=False)
+class Eval(Frozen):
     """``field := expr``; when ``expr`` is null (a missing field) the field is left as it was."""
 
     field: str
@@ -266,8 +267,8 @@ class Eval:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Signal:
+@dataclass(frozen=True, eq=False, repr=False)
+class Signal(Frozen):
     """One risk dimension: a condition worth ``weight``. It may write a flag field
     (``flag_values[0]`` when the condition holds, else ``flag_values[1]``) and a score field
     (``weight`` or 0)."""
@@ -281,8 +282,8 @@ class Signal:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Score:
+@dataclass(frozen=True, eq=False, repr=False)
+class Score(Frozen):
     """``field`` is the sum of the weights of the signals (by name) that hold."""
 
     field: str
@@ -290,16 +291,16 @@ class Score:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Tier:
+@dataclass(frozen=True, eq=False, repr=False)
+class Tier(Frozen):
     """One rung of a severity ladder: ``label`` from ``minimum`` up."""
 
     minimum: int | float
     label: str
 
 
-@dataclass(frozen=True)
-class Ladder:
+@dataclass(frozen=True, eq=False, repr=False)
+class Ladder(Frozen):
     """A severity ladder: the label of the first tier whose minimum the score reaches, else
     ``default``. Tiers are in descending order of minimum."""
 
@@ -310,16 +311,16 @@ class Ladder:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class CaseBranch:
+@dataclass(frozen=True, eq=False, repr=False)
+class CaseBranch(Frozen):
     """One branch of a ``case``: its steps, the first of which decide whether it is taken."""
 
     steps: tuple[Step, ...]
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Case:
+@dataclass(frozen=True, eq=False, repr=False)
+class Case(Frozen):
     """``case { ... }``: the first branch through which the event survives wins; if none does, the
     event is dropped (a ``*`` branch keeps it)."""
 
@@ -327,16 +328,16 @@ class Case:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Project:
+@dataclass(frozen=True, eq=False, repr=False)
+class Project(Frozen):
     """``select()`` (``limit`` None) or ``table()`` (which also sorts and keeps ``limit`` rows)."""
 
     fields: tuple[str, ...]
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class SortKey:
+@dataclass(frozen=True, eq=False, repr=False)
+class SortKey(Frozen):
     """One field of a sort: direction and LogScale's sort type."""
 
     field: str
@@ -344,8 +345,8 @@ class SortKey:
     type: str = "number"  # number | string | hex
 
 
-@dataclass(frozen=True)
-class Order:
+@dataclass(frozen=True, eq=False, repr=False)
+class Order(Frozen):
     """Sort by ``keys`` and keep the first ``limit`` rows (LogScale's ``sort()`` keeps 200).
 
     ``origin`` is the function it came from: ``sort`` (and ``table()``, ``top()``), or ``head`` /
@@ -359,8 +360,8 @@ class Order:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class AggFunc:
+@dataclass(frozen=True, eq=False, repr=False)
+class AggFunc(Frozen):
     """One aggregate function: ``count`` (of events, or with ``field`` of events that have it, or
     with ``distinct`` of its distinct values), ``sum``, ``min``, ``max`` or ``avg`` of a field's
     numbers; ``output`` is the field it writes (``_count``... unless ``as=``).
@@ -382,8 +383,8 @@ class AggFunc:
     separator: str = "\n"  # collect: what joins the values
 
 
-@dataclass(frozen=True)
-class Aggregate:
+@dataclass(frozen=True, eq=False, repr=False)
+class Aggregate(Frozen):
     """``groupBy(keys, function=[...], limit=...)``, or an aggregate function as a stage of its
     own (``count()``: no keys, one row). The rows become one per group: its key fields and the
     functions' outputs, nothing else. An event without a value for every key is in no group; at
@@ -403,8 +404,8 @@ class Aggregate:
         return tuple(f.output for f in self.functions)
 
 
-@dataclass(frozen=True)
-class Drop:
+@dataclass(frozen=True, eq=False, repr=False)
+class Drop(Frozen):
     """``drop([fields])``: the rows lose these fields."""
 
     fields: tuple[str, ...]
@@ -417,8 +418,8 @@ ENRICHES = "enrich"  # keeps every event and adds fields
 AGGREGATES = "aggregate"  # replaces the events with rows of its own
 
 
-@dataclass(frozen=True)
-class Opaque:
+@dataclass(frozen=True, eq=False, repr=False)
+class Opaque(Frozen):
     """A stage cqlx reads but cannot give a meaning to on other platforms: ``join()``, a
     ``$saved()`` search whose body is unknown, ``ioc:lookup()``, a function it does not know.
     ``text`` is the call as canonical CQL (the CQL emitter writes it back); ``effect`` says what it
@@ -434,8 +435,8 @@ class Opaque:
     span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Lookup:
+@dataclass(frozen=True, eq=False, repr=False)
+class Lookup(Frozen):
     """``match(file, field, column, include, strict, ignoreCase, mode)``: each event is looked up
     in the lookup file's rows, its ``fields`` against their ``columns`` (all must match; an event
     without a value for one of them matches no row, nor does a row with an empty key cell). A
@@ -474,8 +475,8 @@ class Lookup:
         return self.file
 
 
-@dataclass(frozen=True)
-class Join:
+@dataclass(frozen=True, eq=False, repr=False)
+class Join(Frozen):
     """``join({subquery}, field, key=field, include=[...], mode=inner|left)``: the subquery runs
     over the same events; an event whose ``fields`` equal (as text) the ``keys`` of one of the
     subquery's rows gets that row's ``include`` fields (``""`` for one the row lacks); an event or
@@ -502,8 +503,8 @@ class Join:
         return () if self.negated else self.include
 
 
-@dataclass(frozen=True)
-class SelfJoinFilter:
+@dataclass(frozen=True, eq=False, repr=False)
+class SelfJoinFilter(Frozen):
     """``selfJoinFilter(field=[...], where=[{...}, ...], prefilter=false)``: of the events reaching
     this stage, keeps those whose ``fields`` hold the values of a key for which each ``where`` filter
     is met by some event with that key (each by a different event, maybe); an event without a value
@@ -522,8 +523,8 @@ Step = (Filter | Extract | Eval | Signal | Score | Ladder | Case | Project | Ord
         | Join | SelfJoinFilter)
 
 
-@dataclass(frozen=True)
-class Source:
+@dataclass(frozen=True, eq=False, repr=False)
+class Source(Frozen):
     """The event types (``#event_simpleName``) and platforms (``event_platform``) a rule reads.
 
     ``types_test`` / ``platforms_test`` hold the test that selected them when it is not a plain
@@ -541,8 +542,8 @@ class Source:
     types_pattern: Regex | None = None
 
 
-@dataclass(frozen=True)
-class Query:
+@dataclass(frozen=True, eq=False, repr=False)
+class Query(Frozen):
     """A lowered rule: what it reads (``source``), its steps, and notes for the user."""
 
     source: Source

@@ -12,10 +12,11 @@ from typing import Any
 import yaml
 
 from cqlx.errors import RuleFileError
+from cqlx.frozen import Frozen
 
 
-@dataclass(frozen=True)
-class ParseOptions:
+@dataclass(frozen=True, eq=False, repr=False)
+class ParseOptions(Frozen):
     """``params``: (name, value) pairs for ``?name``; ``saved_searches``: (name, query) pairs, a
     saved search under its own name and, from a LogScale package, also as ``package:name``."""
 

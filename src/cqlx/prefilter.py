@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cqlx import ir
+from cqlx.frozen import Frozen
 from cqlx.regexes import INLINE_FLAGS, features, sre_parse, to_python
 from cqlx.regexes import sre_constants as C
 
@@ -46,8 +47,8 @@ _UNQUOTED = ("true", "false", "nan", "inf", "-inf")
 _NUMBER_LIKE = re.compile(r"[0-9.eE+\-]+")
 
 
-@dataclass(frozen=True)
-class Need:
+@dataclass(frozen=True, eq=False, repr=False)
+class Need(Frozen):
     """At least one of ``literals`` occurs in a matching line (ignoring ASCII case when ``folded``;
     folded literals are lower case)."""
 
@@ -59,16 +60,16 @@ class Need:
         return min(len(x) for x in self.literals)
 
 
-@dataclass(frozen=True)
-class Prefilter:
+@dataclass(frozen=True, eq=False, repr=False)
+class Prefilter(Frozen):
     """Needs that every matching line satisfies; ``scan`` is the one used to find candidates."""
 
     needs: tuple[Need, ...]
     scan: Need | None
 
 
-@dataclass(frozen=True)
-class Alternative:
+@dataclass(frozen=True, eq=False, repr=False)
+class Alternative(Frozen):
     """A text that a match holds; ``before``/``after``: when the text starts or ends the value, what
     the JSON line holds right before or after it (one of them), else empty."""
 

@@ -17,6 +17,7 @@ import yaml
 
 from cqlx.ast import Span
 from cqlx.errors import ProfileError
+from cqlx.frozen import Frozen
 from cqlx.resources import data_dir
 
 LANGUAGES = ("kql", "spl", "sigma", "python")
@@ -46,8 +47,8 @@ CORE_EVENT_TYPES = ("ProcessRollup2", "SyntheticProcessRollup2", "NetworkConnect
 _FIELD_KEYS = {"name", "type", "transform", "exact", "note"}
 
 
-@dataclass(frozen=True)
-class FieldMap:
+@dataclass(frozen=True, eq=False, repr=False)
+class FieldMap(Frozen):
     """How one Falcon field is named and shaped in the target."""
 
     name: str
@@ -57,8 +58,8 @@ class FieldMap:
     note: str = ""
 
 
-@dataclass(frozen=True)
-class EventType:
+@dataclass(frozen=True, eq=False, repr=False)
+class EventType(Frozen):
     """How a Falcon event type is found in the target (table, search, logsource, data model) and how its
     fields are named there."""
 
@@ -77,8 +78,8 @@ class EventType:
     unlisted: bool = False
 
 
-@dataclass(frozen=True)
-class PlatformLookup:
+@dataclass(frozen=True, eq=False, repr=False)
+class PlatformLookup(Frozen):
     """Where a KQL target keeps the OS platform when its event tables have no column for it: per
     device, in ``table`` (Defender: DeviceInfo), whose ``column`` (OSPlatform) starts with the
     profile's ``platforms:`` value, joined to the event tables on ``key`` (DeviceId)."""
@@ -88,8 +89,8 @@ class PlatformLookup:
     column: str
 
 
-@dataclass(frozen=True)
-class Profile:
+@dataclass(frozen=True, eq=False, repr=False)
+class Profile(Frozen):
     """A target data model: its language, regex dialect, event types, tables and platforms
     (backends/README.md)."""
 

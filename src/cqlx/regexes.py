@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
+from cqlx.frozen import Frozen
+
 __all__ = ["sre_constants", "sre_parse"]  # shared with the prefilter and the witness generator
 
 # Features by name, as found by :func:`features`.
@@ -39,8 +41,8 @@ SIGMA_NON_PORTABLE = frozenset({LOOKAHEAD, LOOKBEHIND, BACKREFERENCE, NAMED_GROU
 RE2_UNSUPPORTED = frozenset({LOOKAHEAD, LOOKBEHIND, BACKREFERENCE, ATOMIC_GROUP, POSSESSIVE, ANCHOR_Z, OPEN_REPEAT})
 
 
-@dataclass(frozen=True)
-class Token:
+@dataclass(frozen=True, eq=False, repr=False)
+class Token(Frozen):
     """A piece of a regex: its kind (literal, class, group_open...) and text."""
 
     kind: str  # literal | escape | class | group_open | group_close | quantifier | other
@@ -258,8 +260,8 @@ _READ_DIFFERENTLY = frozenset({OPEN_REPEAT})
 _END = "(?:\\n?\\z)"  # Python's `$` (no MULTILINE): the end, or before a final newline
 
 
-@dataclass(frozen=True)
-class LinearPlan:
+@dataclass(frozen=True, eq=False, repr=False)
+class LinearPlan(Frozen):
     """How RE2 runs a pattern with exactly the Python matcher's semantics, and on which values.
 
     RE2 differs from Python's ``re`` (ASCII mode) in three places the plan accounts for: ``$``

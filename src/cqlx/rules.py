@@ -22,6 +22,7 @@ from cqlx import ir
 from cqlx.ast import Span
 from cqlx.emit.base import RuleMeta
 from cqlx.errors import CqlError, RuleFileError
+from cqlx.frozen import Frozen
 from cqlx.options import ParseOptions
 
 RULE_SUFFIXES = (".cql", ".yml", ".yaml")
@@ -39,8 +40,8 @@ class NoQueryError(RuleFileError):
     file): not a rule. A directory walk skips it."""
 
 
-@dataclass(frozen=True)
-class Rule:
+@dataclass(frozen=True, eq=False, repr=False)
+class Rule(Frozen):
     """One query and what its file says about it."""
 
     path: str
@@ -206,8 +207,8 @@ def _meta(card: dict[str, Any], title: str, description: Any = None) -> RuleMeta
     )
 
 
-@dataclass(frozen=True)
-class _Found:
+@dataclass(frozen=True, eq=False, repr=False)
+class _Found(Frozen):
     """A query found in a YAML document, before it becomes a :class:`Rule`."""
 
     card: dict[str, Any]

@@ -34,6 +34,7 @@ from dataclasses import field as dataclass_field
 
 from cqlx.ast import Span
 from cqlx.errors import CqlError
+from cqlx.frozen import Frozen
 
 # An eval value: strings and numbers (what fields hold), booleans (only inside expressions), null,
 # and a multivalue (what stats values() makes; only mvjoin() and isnull()/isnotnull() read one).
@@ -51,8 +52,8 @@ class SplOracleError(CqlError):
 # ------------------------------------------------------------------ positions
 
 
-@dataclass(frozen=True)
-class _Source:
+@dataclass(frozen=True, eq=False, repr=False)
+class _Source(Frozen):
     text: str
     # Lookup tables the `lookup` command reads, by the name the SPL gives them: rows of {field: value}.
     lookups: Mapping[str, Sequence[Mapping[str, object]]] = dataclass_field(default_factory=dict)
@@ -400,8 +401,8 @@ def _read_quoted(text: str, start: int, quote: str, source: _Source, base: int,
 # ------------------------------------------------------------------ eval expressions
 
 
-@dataclass(frozen=True)
-class _Token:
+@dataclass(frozen=True, eq=False, repr=False)
+class _Token(Frozen):
     kind: str  # num | str | field | name | op | end
     text: str
     value: object
@@ -1574,8 +1575,8 @@ def _table_stage(text: str, base: int, source: _Source) -> Stage:
     return lambda rows: [project(row) for row in rows]
 
 
-@dataclass(frozen=True)
-class _SortKey:
+@dataclass(frozen=True, eq=False, repr=False)
+class _SortKey(Frozen):
     field: str
     kind: str  # num | str | auto
     descending: bool
@@ -2025,8 +2026,8 @@ def _join_stage(text: str, base: int, source: _Source) -> Stage:
 _COMMANDS["join"] = _join_stage  # defined after the table: it compiles its subsearch with compile_spl
 
 
-@dataclass(frozen=True)
-class SplProgram:
+@dataclass(frozen=True, eq=False, repr=False)
+class SplProgram(Frozen):
     """Compiled SPL: ``run(events)`` gives the result rows in order."""
 
     stages: tuple[Stage, ...]

@@ -28,14 +28,15 @@ from cqlx.ast import Span
 from cqlx.conversion import convert_query
 from cqlx.emit.base import PRESENTATION
 from cqlx.errors import CqlError, RuleFileError
+from cqlx.frozen import Frozen
 from cqlx.passes import step_writes
 from cqlx.rules import Rule
 
 TARGETS = ("python-module", "kql-duckdb", "kql-parser", "sigma-sqlite", "spl-oracle")
 
 
-@dataclass(frozen=True)
-class Case:
+@dataclass(frozen=True, eq=False, repr=False)
+class Case(Frozen):
     """One event to run, with what the rule card expects of it (None: no expectation)."""
 
     name: str
@@ -48,8 +49,8 @@ class Case:
     stream: tuple[dict[str, Any], ...] = ()
 
 
-@dataclass(frozen=True)
-class Verdict:
+@dataclass(frozen=True, eq=False, repr=False)
+class Verdict(Frozen):
     matched: bool
     fields: dict[str, Any] = field(default_factory=dict)
     rows: tuple[dict[str, Any], ...] = ()
@@ -60,8 +61,8 @@ class Verdict:
         return "match " + json.dumps(self.fields, sort_keys=True, default=str) if self.fields else "match"
 
 
-@dataclass(frozen=True)
-class Finding:
+@dataclass(frozen=True, eq=False, repr=False)
+class Finding(Frozen):
     """A failed expectation or a disagreement between an engine and the reference."""
 
     rule: str

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cqlx import ir
+from cqlx.frozen import Frozen
 
 #: The output is the input field (round(), replace(): "as: same name as input field").
 FROM_INPUT = "<the input field>"
@@ -29,8 +30,8 @@ DEFAULT_OUTPUT: dict[str, str | None] = {
 NUMERIC = frozenset({"length", "round", "now", "shannonEntropy"})
 
 
-@dataclass(frozen=True)
-class Layout:
+@dataclass(frozen=True, eq=False, repr=False)
+class Layout(Frozen):
     """The arguments of a ``Func``: ``params`` name its fixed arguments in order, ``rest`` the
     parameter its remaining arguments form (written as an array); ``defaults`` are the values a
     writer leaves out; ``first`` is LogScale's unnamed (default) parameter."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from cqlx import ir
 from cqlx.emit.sigma import minimal_sets
+from cqlx.frozen import Frozen
 from cqlx.passes import pred_fields, step_writes
 from cqlx.regexes import python_flags, sre_parse, to_python
 from cqlx.regexes import sre_constants as C
@@ -25,8 +26,8 @@ from cqlx.regexes import sre_constants as C
 MAX_REPEAT_SAMPLE = 3
 
 
-@dataclass(frozen=True)
-class Witness:
+@dataclass(frozen=True, eq=False, repr=False)
+class Witness(Frozen):
     name: str  # what the event exercises, e.g. "signal HostMount, other case"
     event: dict[str, Any]
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from cqlx import ir
 from cqlx.ast import NO_SPAN, Span
+from cqlx.frozen import Frozen
 from cqlx.passes import (
     decisive_after,
     extraction_as_test,
@@ -34,8 +35,8 @@ def unextracted_message(groups: tuple[str, ...]) -> str:
             "text extracts from whichever field matches first)")
 
 
-@dataclass(frozen=True)
-class Diagnostic:
+@dataclass(frozen=True, eq=False, repr=False)
+class Diagnostic(Frozen):
     """What a conversion could not keep: presentation or detection loss, where and why."""
 
     kind: str  # presentation | detection
@@ -64,8 +65,8 @@ def _other_terms(search: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], 
     return tuple(term for term in search if term[0] != "event_simpleName")
 
 
-@dataclass(frozen=True)
-class RuleMeta:
+@dataclass(frozen=True, eq=False, repr=False)
+class RuleMeta(Frozen):
     """What a rule card says about the rule, beyond its query."""
 
     title: str = ""

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cqlx.engines import EngineError, EngineUnavailable
+from cqlx.frozen import Frozen
 
 __all__ = [
     "NODE_MODULES_ENV",
@@ -47,8 +48,8 @@ _INSTALL_HINT = "run `npm ci --prefix tools/kusto`"
 _TIMEOUT = 600.0
 
 
-@dataclass(frozen=True)
-class KustoDiagnostic:
+@dataclass(frozen=True, eq=False, repr=False)
+class KustoDiagnostic(Frozen):
     """One diagnostic of Kusto.Language for a query.
 
     ``severity`` is Kusto's name (``Error``, ``Warning``, ``Suggestion``, ``Information``);
