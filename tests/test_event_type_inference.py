@@ -61,7 +61,7 @@ REFUSED = [
     ("ImageFileName=/cmd/i", "kql", "ProcessRollup2, ClassifiedModuleLoad, DriverLoad, which it reads from "
                                     "DeviceEvents, DeviceImageLoadEvents, DeviceProcessEvents"),
     ("ComputerName=web-01", "kql", "needs one to choose a table or logsource"),
-    ("TargetProcessId=1", "kql", "needs one to choose a table or logsource"),  # mapped nowhere: says nothing
+    ("ContextThreadId=1", "kql", "needs one to choose a table or logsource"),  # mapped nowhere: says nothing
     ("CommandLine=x RemotePort=1", "sigma", "no event type it lists has every field the rule decides on: "
                                             "CommandLine, RemotePort"),
     ("*", "kql", "needs one to choose a table or logsource"),
@@ -76,11 +76,11 @@ def test_fields_of_several_tables_or_none_are_refused(text: str, target: str, re
 
 
 def test_a_field_mapped_nowhere_does_not_choose() -> None:
-    """TargetProcessId has no Defender column: the table is chosen by CommandLine, and the missing
+    """ContextThreadId has no Defender column: the table is chosen by CommandLine, and the missing
     mapping is reported on its own, with the table it was looked up in."""
-    with pytest.raises(UnsupportedError, match=r"field TargetProcessId has no mapping in profile mde "
+    with pytest.raises(UnsupportedError, match=r"field ContextThreadId has no mapping in profile mde "
                                                r"\(DeviceProcessEvents\)"):
-        convert("TargetProcessId=* CommandLine=/x/", to="kql")
+        convert("ContextThreadId=* CommandLine=/x/", to="kql")
 
 
 def test_shown_fields_do_not_choose() -> None:

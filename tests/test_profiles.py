@@ -21,7 +21,9 @@ def test_shipped_profiles_load() -> None:
 
 def test_mde_keeps_the_traps() -> None:
     fields = load_profile("mde").event_types["ProcessRollup2"].fields
-    assert "TargetProcessId" not in fields and "ParentProcessId" not in fields  # Falcon-internal ids
+    # Falcon-internal ids become Defender's unique process ids, never the OS pids
+    assert fields["TargetProcessId"].name == "ProcessUniqueId"
+    assert fields["ParentProcessId"].name == "InitiatingProcessUniqueId"
     assert fields["ParentBaseFileName"].name == "InitiatingProcessFileName"  # not ...ParentFileName (grandparent)
     assert fields["RawProcessId"].name == "ProcessId"
 

@@ -133,6 +133,40 @@ def test_join_rows_agree_on_every_engine(rule: str) -> None:
     check_kql(convert(rule, to="kql"))
 
 
+# Falcon's own process ids relate a process to its parent and to what it did (network connections
+# carry the acting process's id as ContextProcessId); Defender's unique process ids relate them alike.
+BY_PROCESS = [
+    _event("ProcessRollup2", aid="a1", TargetProcessId="101", ParentProcessId="100", FileName="powershell.exe",
+           CommandLine="powershell -enc x"),
+    _event("ProcessRollup2", aid="a1", TargetProcessId="102", ParentProcessId="101", FileName="whoami.exe",
+           CommandLine="whoami /all"),
+    _event("ProcessRollup2", aid="a2", TargetProcessId="201", ParentProcessId="200", FileName="notepad.exe",
+           CommandLine="notepad"),
+    _event("NetworkConnectIP4", aid="a1", ContextProcessId="101", RemotePort="4444", RemoteAddressIP4="10.0.0.9"),
+    _event("NetworkConnectIP4", aid="a2", ContextProcessId="201", RemotePort="443", RemoteAddressIP4="10.0.0.8"),
+]
+JOINS_BY_PROCESS = [
+    # the command lines of processes that connected to port 4444
+    f"{NET} RemotePort=4444 | join({{#event_simpleName=ProcessRollup2}}, field=ContextProcessId, "
+    "key=TargetProcessId, include=[CommandLine]) | select([RemoteAddressIP4, CommandLine])",
+    # children of a process that made a network connection
+    P + f"join({{{NET}}}, field=ParentProcessId, key=ContextProcessId, include=[RemotePort]) "
+        "| select([FileName, RemotePort])",
+    # processes started by powershell, found through the parent's own id
+    P + "join({#event_simpleName=ProcessRollup2 FileName=powershell.exe}, field=ParentProcessId, "
+        "key=TargetProcessId) | groupBy([FileName])",
+]
+
+
+@pytest.mark.parametrize("rule", JOINS_BY_PROCESS)
+def test_joins_on_falcon_process_ids_agree_on_every_engine(rule: str) -> None:
+    rows = assert_agree(rule, BY_PROCESS, engines=("kql", "spl"))
+    assert len(rows) == 1, rows
+    kql = convert(rule, to="kql")
+    assert "UniqueId" in kql and "ProcessId ==" not in kql  # Defender's unique ids, never the OS pids
+    check_kql(kql)
+
+
 def test_a_row_the_subquery_lacks_an_include_field_for_gives_empty() -> None:
     rows = compile_matcher(RULE).run(EVENTS)
     assert {r["ComputerName"]: r.get("RemoteAddressIP4") for r in rows} == {"h1": "10.0.0.9", "h3": ""}
