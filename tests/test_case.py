@@ -10,6 +10,7 @@ import pytest
 
 from cqlx import convert, ir, parse
 from cqlx.passes import branch_arm, case_keep, expand_case
+from cqlx.testing import check_kql
 from tests.agreement import assert_agree
 
 P = "#event_simpleName=ProcessRollup2 "
@@ -62,6 +63,20 @@ CASES = [
          *.exe => App := "other" | Seen := 1 ;
        }
        | select([ComputerName, App, Seen])""",
+    # Branches that filter on what they assign: worked out in scratch fields before the branch is
+    # chosen (passes.scratch_arm); a branch that fails leaves nothing of what it assigned.
+    """| case {
+         CommandLine=* | n := length(CommandLine) | n > 15 | Size := "long" ;
+         RawProcessId=* | n := RawProcessId | n := n * 2 | n < 100 | Size := "pid" ;
+         * | Size := "short" ;
+       }
+       | Size != "pid"
+       | select([ComputerName, n, Size])""",
+    """| case {
+         CommandLine=/javascript/i | Lower := lower(CommandLine) | Lower = /alert/ | Kind := "alert" ;
+         ParentBaseFileName=* | Lower := lower(ParentBaseFileName) | Lower = "explorer.exe" ;
+       }
+       | select([ComputerName, Lower, Kind])""",
 ]
 
 
@@ -69,6 +84,7 @@ CASES = [
 def test_case_rows_agree_on_every_engine(rule: str) -> None:
     rows = assert_agree(P + rule, EVENTS)
     assert 0 < len(rows) < len(EVENTS)
+    check_kql(convert(P + rule, to="kql"))  # Kusto's own parser, against Defender's columns
 
 
 def test_expand_case_input_expected() -> None:
@@ -94,9 +110,25 @@ def test_a_default_branch_keeps_every_event_and_writes_its_value_last() -> None:
     assert ir.Eval("y", ir.Lit(4)) in steps
 
 
+def test_a_branch_that_filters_on_what_it_assigns_works_in_scratch_fields() -> None:
+    (case,) = parse('case { a = 1 | x := lower(b) | x = "q" | y := x ; * }').steps
+    assert isinstance(case, ir.Case)
+    steps = expand_case(case, "t", existing=lambda name: name == "x")
+    tag_is = lambda n: ir.Cmp("t", "==", n)  # noqa: E731
+    assert steps == (
+        ir.Eval("t_b1_x", ir.Ref("x")),  # starts as the incoming x: a null lower(b) leaves it so
+        ir.Eval("t_b1_x", ir.Func("lower", (ir.Ref("b"),))),
+        ir.Eval("t_b1_y", ir.Ref("t_b1_x")),
+        ir.Eval("t", ir.Cond(ir.And((ir.Eq("a", "1"), ir.Eq("t_b1_x", "q"))), ir.Lit(1), ir.Lit(2))),
+        ir.Eval("x", ir.Cond(tag_is(1), ir.Ref("t_b1_x"), ir.Ref("x"))),
+        ir.Eval("y", ir.Cond(tag_is(1), ir.Ref("t_b1_y"), ir.Null())),
+        ir.Drop(("t", "t_b1_x", "t_b1_y")),
+    )
+
+
 @pytest.mark.parametrize("text", [
-    "case { x := 1 | x = 1 ; * }",  # filters after it assigns
-    "case { a = 1 | x := lower(b) | y := x ; * }",  # reads a value the same branch computed
+    'case { x := 1 | "anywhere" ; * }',  # searches every field after it assigns
+    "case { a = 1 | x := lower(b) ; * | y := x }",  # a branch reads what another assigns
 ])
 def test_branches_that_are_not_tests_then_assignments_are_refused(text: str) -> None:
     (case,) = parse(text).steps

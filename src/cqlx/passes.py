@@ -384,19 +384,25 @@ def _substitute(expr: ir.Expr, values: dict[str, ir.Expr]) -> ir.Expr | None:
 
 def expand_case(case: ir.Case, tag: str, existing: Callable[[str], bool]) -> tuple[ir.Step, ...] | None:
     """A ``case { }`` as steps a target without first-match branches can run, or None when a branch
-    is not filters and assignments (:func:`branch_arm`).
+    is not filters and assignments (:func:`branch_arm`, :func:`scratch_arm`).
 
     ``tag := if(test1, 1, if(test2, 2, ... 0))`` records which branch takes the event (tests read
-    the event as it came in); ``tag != 0`` keeps what some branch takes (unless one is ``*``); each
-    assigned field becomes ``F := if(tag == i, value_i, ..., F)`` over the branches that assign it,
-    keeping its value elsewhere (:class:`ir.Null` when ``existing(F)`` says it has none yet); then
-    the tag is dropped. Every value reads the event as it came in (branch_arm), so the order of
-    the rewritten assignments does not matter."""
+    the event as it came in, or a branch's scratch fields); ``tag != 0`` keeps what some branch
+    takes (unless one is ``*``); each assigned field becomes ``F := if(tag == i, value_i, ..., F)``
+    over the branches that assign it, keeping its value elsewhere (:class:`ir.Null` when
+    ``existing(F)`` says it has none yet); then the tag and the scratch fields are dropped. Every
+    value reads the event as it came in or a scratch field, so the order of the rewritten
+    assignments does not matter."""
     arms: list[tuple[ir.Pred, tuple[ir.Eval, ...]]] = []
-    for branch in case.branches:
+    before: list[ir.Step] = []  # the scratch fields' assignments, ahead of the tag
+    for index, branch in enumerate(case.branches, 1):
         arm = branch_arm(branch)
         if arm is None:
-            return None
+            scratch = scratch_arm(branch, f"{tag}_b{index}", existing)
+            if scratch is None:
+                return None
+            before += scratch[0]
+            arm = scratch[1:]
         arms.append(arm)
         if isinstance(arm[0], ir.TrueP):
             break
@@ -407,7 +413,7 @@ def expand_case(case: ir.Case, tag: str, existing: Callable[[str], bool]) -> tup
     for index in range(len(arms), 0, -1):
         test = arms[index - 1][0]
         chain = ir.Lit(index) if isinstance(test, ir.TrueP) else ir.Cond(test, ir.Lit(index), chain, case.span)
-    steps: list[ir.Step] = [ir.Eval(tag, chain, case.span)]
+    steps: list[ir.Step] = [*before, ir.Eval(tag, chain, case.span)]
     if not isinstance(arms[-1][0], ir.TrueP):
         steps.append(ir.Filter(ir.Cmp(tag, "!=", 0, case.span), case.span))
     fields = list(dict.fromkeys(e.field for _, evals in arms for e in evals))
@@ -422,8 +428,66 @@ def expand_case(case: ir.Case, tag: str, existing: Callable[[str], bool]) -> tup
             else:
                 value = ir.Cond(ir.Cmp(tag, "==", index), assigned.expr, value, assigned.span)
         steps.append(ir.Eval(name, value, case.span))
-    steps.append(ir.Drop((tag,), case.span))
+    scratch_fields = [s.field for s in before if isinstance(s, ir.Eval)]
+    steps.append(ir.Drop((tag, *dict.fromkeys(scratch_fields)), case.span))
     return tuple(steps)
+
+
+def scratch_arm(branch: ir.CaseBranch, prefix: str, existing: Callable[[str], bool]
+                ) -> tuple[list[ir.Step], ir.Pred, tuple[ir.Eval, ...]] | None:
+    """A ``case`` branch that filters on, or computes from, what it assigns (``n := length(x) |
+    n > 10``), as :func:`branch_arm` gives it, with the steps to run before the branch is chosen:
+    each field ``F`` it assigns is worked out in a scratch field ``{prefix}_F`` of its own, which
+    starts as the incoming ``F``, so that ``:=``'s rule (a null value leaves the field as it was)
+    holds; its filters test the scratch fields; its assignments copy them. Running these steps on
+    every event is exact because they only write scratch fields, and the branch's test decides.
+    None when a step is not a filter or an assignment, or a filter searches every field."""
+    renames: dict[str, str] = {}
+    before: list[ir.Step] = []
+    tests: list[ir.Pred] = []
+    for step in branch.steps:
+        if isinstance(step, ir.Filter):
+            if "*" in pred_fields(step.pred):
+                return None
+            tests.append(rename_pred(step.pred, renames))
+        elif isinstance(step, ir.Eval):
+            expr = rename_expr(step.expr, renames)
+            if step.field not in renames:
+                renames[step.field] = f"{prefix}_{step.field}"
+                if existing(step.field):
+                    before.append(ir.Eval(renames[step.field], ir.Ref(step.field, step.span), step.span))
+            before.append(ir.Eval(renames[step.field], expr, step.span))
+        else:
+            return None
+    test = normalize_pred(ir.And(tuple(tests), branch.span)) if tests else ir.TrueP(branch.span)
+    return before, test, tuple(ir.Eval(f, ir.Ref(s, branch.span), branch.span) for f, s in renames.items())
+
+
+def rename_pred(pred: ir.Pred, renames: dict[str, str]) -> ir.Pred:
+    """``pred`` reading ``renames[F]`` wherever it reads a field ``F`` that ``renames`` lists."""
+    if isinstance(pred, ir.And | ir.Or):
+        return replace(pred, items=tuple(rename_pred(p, renames) for p in pred.items))
+    if isinstance(pred, ir.Not):
+        return replace(pred, item=rename_pred(pred.item, renames))
+    if isinstance(pred, ir.ExprTest):
+        return replace(pred, left=rename_expr(pred.left, renames), right=rename_expr(pred.right, renames))
+    if isinstance(pred, ir.FreeText | ir.OpaqueTest | ir.TrueP):
+        return pred
+    return replace(pred, field=renames.get(pred.field, pred.field))
+
+
+def rename_expr(expr: ir.Expr, renames: dict[str, str]) -> ir.Expr:
+    """:func:`rename_pred` for an expression."""
+    if isinstance(expr, ir.Ref):
+        return replace(expr, field=renames.get(expr.field, expr.field))
+    if isinstance(expr, ir.Cond):
+        return replace(expr, test=rename_pred(expr.test, renames), then=rename_expr(expr.then, renames),
+                       otherwise=rename_expr(expr.otherwise, renames))
+    if isinstance(expr, ir.Arith):
+        return replace(expr, left=rename_expr(expr.left, renames), right=rename_expr(expr.right, renames))
+    if isinstance(expr, ir.Func):
+        return replace(expr, args=tuple(rename_expr(a, renames) for a in expr.args))
+    return expr
 
 
 def case_keep(case: ir.Case) -> ir.Pred | None:
