@@ -6,6 +6,7 @@ another time range or repository, several rows per key)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -277,3 +278,71 @@ def test_a_join_inside_a_subquery_is_indexed_before_the_join_it_is_in() -> None:
             "| select([aid, RawProcessId])")
     assert [row["aid"] for row in compile_matcher(text).run(events)] == ["a1"]
     assert assert_agree(text, events, engines=("spl",)) == [(("aid", "a1"), ("RawProcessId", "1"))]
+
+
+# ------------------------------------------------------------------ defineTable() and match(table=)
+
+TABLE = f'defineTable(query={{{NET} RemotePort=4444}}, name="c2", include=[aid, ContextProcessId, RemoteAddressIP4])\n'
+
+
+def test_an_ad_hoc_table_is_a_join_of_its_subquery() -> None:
+    """defineTable() processes no events: the match() on its table is the join of its subquery, whose
+    rows are the include fields; match()'s include defaults to every column of the table."""
+    query = parse(TABLE + f"| {P}match(table=c2, field=[aid, TargetProcessId], column=[aid, ContextProcessId])")
+    (step,) = query.steps
+    assert isinstance(step, ir.Join) and (step.origin, step.table, step.mode) == ("defineTable", "c2", "inner")
+    assert (step.fields, step.keys) == (("aid", "TargetProcessId"), ("aid", "ContextProcessId"))
+    assert step.include == ("aid", "ContextProcessId", "RemoteAddressIP4")
+    assert step.subquery.steps[-1] == ir.Project(("aid", "ContextProcessId", "RemoteAddressIP4"))
+    loose = parse(TABLE + f"| {P}match(table=c2, field=aid, strict=false, include=[RemoteAddressIP4])").steps[0]
+    assert isinstance(loose, ir.Join) and loose.mode == "left" and loose.include == ("RemoteAddressIP4",)
+
+
+TABLE_RULES = [
+    # the processes that connected to port 4444, and where to
+    TABLE + f"| {P}match(table=c2, field=[aid, TargetProcessId], column=[aid, ContextProcessId], "
+            "include=[RemoteAddressIP4]) | select([FileName, RemoteAddressIP4])",
+    # every process, with where it connected when it did
+    TABLE + f"| {P}match(table=\"c2\", field=[aid, TargetProcessId], column=[aid, ContextProcessId], "
+            "strict=false) | select([FileName, RemoteAddressIP4])",
+    # the processes that did not
+    TABLE + f"| {P}!match(table=c2, field=[aid, TargetProcessId], column=[aid, ContextProcessId]) "
+            "| select([FileName])",
+    # a table matched by a table defined after it: the children of processes that connected
+    TABLE + f'| defineTable(query={{{P}match(table=c2, field=[aid, TargetProcessId], '
+            'column=[aid, ContextProcessId])}, name="parents", include=[aid, TargetProcessId, FileName])\n'
+            f"| {P}match(table=parents, field=[aid, ParentProcessId], column=[aid, TargetProcessId], "
+            "include=[]) | groupBy([FileName])",
+]
+
+
+@pytest.mark.parametrize("rule", TABLE_RULES)
+def test_ad_hoc_tables_agree_on_every_engine(rule: str) -> None:
+    rows = assert_agree(rule, BY_PROCESS, engines=("kql", "spl"))
+    assert 0 < len(rows) < 4 or "strict=false" in rule, rows
+    check_kql(convert(rule, to="kql"))
+    output = convert(rule, to="cql")  # the tables at the top, each match() on its table
+    assert output.startswith("defineTable(query={") and same_ir(parse(output), parse(rule))
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ('defineTable(query={x=1}, name=t, include=[*]) | match(table=t, field=a)', "include=.\\*. makes a column"),
+    ('defineTable(query={x=1}, name=t, include=[a], start=7d) | match(table=t, field=a)', "start= runs the subquery"),
+    ('defineTable(query={x=1}, name=t, include=[a]) | match(table=t, field=a, mode=glob)', "mode=glob on an ad-hoc"),
+    ('defineTable(query={x=1}, name=t, include=[a]) | match(table=t, field=a, nrows=2)', "nrows=2 on an ad-hoc"),
+    ('defineTable(query={x=1}, name=t, include=[a]) | match(table=elsewhere, field=a)', "no ad-hoc table elsewhere"),
+])
+def test_what_is_not_converted_of_an_ad_hoc_table_stays_opaque(text: str, reason: str) -> None:
+    steps = parse(text).steps
+    assert isinstance(steps[-1], ir.Opaque) and re.search(reason, steps[-1].reason), steps[-1]
+    assert convert(text, to="cql").startswith("defineTable(query={x=1}")  # written back as it was
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("defineTable(query={x=1}, include=[a])", "needs the table's name"),
+    ("defineTable(query={x=1}, name=t)", "needs the table's columns"),
+    ("defineTable(name=t, include=[a])", "needs its subquery in braces"),
+])
+def test_bad_ad_hoc_tables(text: str, message: str) -> None:
+    with pytest.raises(CqlValueError, match=message):
+        parse(text)

@@ -210,6 +210,8 @@ def _join(step: ir.Join) -> str:
     pairs = ", ".join(f"{f} = {k}" for f, k in zip(step.fields, step.keys, strict=True))
     types = ", ".join(step.subquery.source.event_types) or "any event type"
     sub = f"a subquery over {types} ({len(step.subquery.steps)} step{'s' if len(step.subquery.steps) != 1 else ''})"
+    if step.origin == "defineTable":
+        sub = f"the ad-hoc table {step.table} ({sub})"
     if step.negated:
         return f"keep the events with no row of {sub} where {pairs}"
     keep = "keep only the events with a row" if step.mode == "inner" else "keep every event"

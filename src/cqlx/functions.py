@@ -302,5 +302,9 @@ JOIN = FunctionSpec("join", ("query", "field", "key", "include", "mode", "max", 
 #: selfJoinFilter(field, where, prefilter=false) — functions-selfjoinfilter: ``field`` (the key
 #: fields) is the default parameter; ``where`` is a list of filters in braces.
 SELF_JOIN_FILTER = FunctionSpec("selfJoinFilter", ("field", "where", "prefilter"), "field", "selfJoinFilter")
+#: defineTable(query, name, include, start, end, view) — functions-definetable: ``query`` (the
+#: subquery) is the default parameter; the table's rows are its events' ``include`` fields.
+DEFINE_TABLE = FunctionSpec("defineTable", ("query", "name", "include", "start", "end", "view"), "query",
+                            "defineTable")
 JOIN_MODES = ("inner", "left")
 JOIN_LIMIT_DEFAULT = 100_000

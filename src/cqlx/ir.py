@@ -482,7 +482,12 @@ class Join(Frozen):
     subquery's rows gets that row's ``include`` fields (``""`` for one the row lacks); an event or
     row without a key value matches nothing. ``mode=inner`` drops the events no row matches,
     ``left`` keeps them; ``negated`` (``!join()``) keeps only those, adding nothing. One row per key
-    (``max=1``, functions-join's default)."""
+    (``max=1``, functions-join's default).
+
+    ``match(table=name, ...)`` against an ad-hoc table (``defineTable(query={...}, name, include)``,
+    functions-definetable: a subquery over the same events, its rows the ``include`` fields) is
+    such a join too (``origin`` "defineTable", ``table`` the name): the subquery ends with the
+    table's :class:`Project`, ``strict=false`` is ``left``."""
 
     subquery: Query
     fields: tuple[str, ...]
@@ -491,7 +496,8 @@ class Join(Frozen):
     mode: str = "inner"
     negated: bool = False
     span: Span = _span()
-    origin: str = "join"  # the function the rule wrote: join, or selfJoinFilter (read as joins)
+    origin: str = "join"  # the function the rule wrote: join, selfJoinFilter (read as joins), defineTable
+    table: str = ""  # origin defineTable: the ad-hoc table's name
 
     @property
     def filters(self) -> bool:

@@ -22,6 +22,7 @@ from cqlx.functions import (
     AGGREGATE_FUNCTIONS,
     AGGREGATE_OUTPUTS,
     COLLECT_LIMIT_DEFAULT,
+    DEFINE_TABLE,
     FUNCTIONS,
     GROUP_LIMIT_DEFAULT,
     GROUP_LIMIT_MAX,
@@ -92,7 +93,25 @@ def lower(tree: A.Pipeline, text: str = "", params: Mapping[str, str] | None = N
     replaced by its body (:meth:`_Lowering.saved_search`); one that is not stays opaque."""
     lowering = _Lowering(text, params or {}, saved or {})
     steps = lowering.pipeline(tree)
-    return ir.Query(ir.Source(), steps, tuple(lowering.notes))
+    # An ad-hoc table no converted match() reads (one kept opaque, a readFile(), or none) keeps its
+    # defineTable() as an opaque stage, at the top where LogScale takes it, for canonical CQL to write.
+    joined = _joined_tables(steps)
+    kept = tuple(step for name, step in lowering.table_calls.items() if name not in joined)
+    return ir.Query(ir.Source(), (*kept, *steps), tuple(lowering.notes))
+
+
+def _joined_tables(steps: tuple[ir.Step, ...]) -> set[str]:
+    """The ad-hoc tables the joins among ``steps`` read, at any depth."""
+    found: set[str] = set()
+    for step in steps:
+        if isinstance(step, ir.Case):
+            for branch in step.branches:
+                found |= _joined_tables(branch.steps)
+        elif isinstance(step, ir.Join):
+            found |= _joined_tables(step.subquery.steps)
+            if step.origin == "defineTable":
+                found.add(step.table)
+    return found
 
 
 class _Opaque(Exception):
@@ -251,6 +270,11 @@ class _Lowering:
         self.saved = dict(saved or {})
         self.calling = calling  # the saved searches being expanded, outermost first
         self.line_starts = _offsets(text)
+        # defineTable()'s ad-hoc tables by name, as defined so far: the subquery's steps (ending with
+        # the table's columns) and the columns, or why the table is not converted. Shared with the
+        # lowerings of subqueries, which may match() a table defined before them.
+        self.tables: dict[str, tuple[tuple[ir.Step, ...], tuple[str, ...]] | str] = {}
+        self.table_calls: dict[str, ir.Opaque] = {}  # the converted tables' defineTable() stages, as written
 
     def source(self, span: Span) -> str:
         """The query text of ``span`` (what an opaque stage writes back)."""
@@ -394,6 +418,8 @@ class _Lowering:
         found_self_join = _lookup_call(stage, "selfjoinfilter")
         if found_self_join is not None:
             return [self.self_join_filter(*found_self_join, stage.span)]
+        if isinstance(stage, A.Call) and stage.name.lower() == "definetable":
+            return self.define_table(stage)
         if isinstance(stage, A.Assignment):
             if isinstance(stage.value, A.Call):
                 spec = self.spec(stage.value)
@@ -440,7 +466,7 @@ class _Lowering:
                 return [ir.Eval(out, self.call_value(stage, spec), stage.span)]
         return self.filter_stage(stage)
 
-    def lookup(self, call: A.Call, negated: bool, span: Span) -> ir.Lookup | ir.Opaque:
+    def lookup(self, call: A.Call, negated: bool, span: Span) -> ir.Lookup | ir.Join | ir.Opaque:
         """``match(...)`` (or ``!match(...)``) as a stage: an :class:`ir.Lookup`; what cqlx does not
         convert of it (``nrows`` other than 1, an ad-hoc ``table=``) stays an opaque stage."""
         args = self.bind(call, MATCH)
@@ -449,7 +475,7 @@ class _Lowering:
             return ir.Opaque("match", self.source(span), ir.FILTERS, None, f"match(): {reason}", span)
 
         if "table" in args:
-            return kept("an ad-hoc table (defineTable()) is not converted; cqlx converts lookup files")
+            return self.match_table(call, args, negated, span)
         if "file" not in args:
             raise CqlValueError('match() needs the lookup file, e.g. match(file="hosts.csv", field=aid)', call.span)
         if "field" not in args:
@@ -481,6 +507,72 @@ class _Lowering:
         if negated and not strict:
             return kept("!match(strict=false) negates a match that keeps every event; cqlx does not convert it")
         return ir.Lookup(file, fields, columns, include, strict, ignore_case, mode, negated, span)
+
+    def define_table(self, call: A.Call) -> list[ir.Step]:
+        """``defineTable(query={...}, name="t", include=[...])``: no step of its own (it processes no
+        events, functions-definetable); the table is kept for the ``match(table="t")`` calls after
+        it. A table cqlx does not convert (``include=[*]``, another time range or view) stays an
+        opaque stage, and the matches on it say why."""
+        args = self.bind(call, DEFINE_TABLE)
+        subquery = args.get("query")
+        if not isinstance(subquery, A.SubQuery):
+            raise CqlValueError('defineTable() needs its subquery in braces, e.g. defineTable(query={#event_simpleName='
+                                'DnsRequest}, name="dns", include=[aid, DomainName])', (subquery or call).span)
+        if "name" not in args:
+            raise CqlValueError('defineTable() needs the table\'s name, e.g. name="dns"', call.span)
+        if "include" not in args:
+            raise CqlValueError("defineTable() needs the table's columns, e.g. include=[aid, DomainName] (or [*])",
+                                call.span)
+        name = self.word(args["name"])
+        steps = self.subquery_steps(subquery)
+        reason = None
+        if any(isinstance(item, A.Star) for item in _items(args["include"])):
+            reason = "include=[*] makes a column of every field of the subquery's events, which cqlx cannot name"
+        elsewhere = [arg for arg in ("start", "end", "view") if arg in args]
+        if elsewhere:
+            reason = (f"{'/'.join(elsewhere)}= runs the subquery over other events (another time range or view) "
+                      "than the query's, which the targets' tables do not say")
+        if reason is not None:
+            self.tables[name] = reason
+            return [self.opaque_step(call)]
+        columns = self.field_list(args["include"])
+        self.tables[name] = ((*steps, ir.Project(columns, call.span)), columns)
+        self.table_calls[name] = self.opaque_step(call)
+        return []
+
+    def match_table(self, call: A.Call, args: dict[str, A.Expr], negated: bool, span: Span) -> ir.Join | ir.Opaque:
+        """``match(table="t", field, column, include, strict)`` on an ad-hoc table: the
+        :class:`ir.Join` of the table's subquery (``strict=false`` is a left join; ``include``
+        defaults to every column of the table, as match() includes every column of a file)."""
+        name = self.word(args["table"])
+        table = self.tables.get(name)
+
+        def kept(reason: str) -> ir.Opaque:
+            return ir.Opaque("match", self.source(span), ir.FILTERS, None, f"match(): {reason}", span)
+
+        if table is None:  # defined where cqlx does not see it (a dashboard's other query), or nowhere
+            return kept(f'no ad-hoc table {name} is defined before it (defineTable(query={{...}}, name="{name}", '
+                        'include=[...]))')
+        if isinstance(table, str):
+            return kept(f"its table {name} is not converted: {table}")
+        if "field" not in args:
+            raise CqlValueError("match() needs the event field(s) to look up, e.g. field=aid", call.span)
+        fields = self.field_list(args["field"])
+        columns = self.field_list(args["column"]) if "column" in args else fields
+        if len(columns) != len(fields):
+            raise CqlValueError(f"match() has {len(fields)} field(s) and {len(columns)} column(s); they are "
+                                "matched in order and must be as many (functions-match)", args["column"].span)
+        strict = self.boolean(args["strict"], "strict") if "strict" in args else True
+        for option, ignored in (("ignoreCase", "false"), ("mode", "string"), ("nrows", "1"), ("glob", "false")):
+            if option in args and self.word(args[option]).lower() != ignored:
+                return kept(f"{option}={self.word(args[option])} on an ad-hoc table is not converted; cqlx converts "
+                            "exact matches of one row per event")
+        if negated and not strict:
+            return kept("!match(strict=false) negates a match that keeps every event; cqlx does not convert it")
+        steps, table_columns = table
+        include = self.field_list(args["include"]) if "include" in args else table_columns
+        return ir.Join(ir.Query(ir.Source(), steps), fields, columns, include, "inner" if strict else "left",
+                       negated, span, origin="defineTable", table=name)
 
     def join(self, call: A.Call, negated: bool, span: Span) -> ir.Join | ir.Opaque:
         """``join({...}, ...)`` (or ``!join(...)``) as a stage: an :class:`ir.Join` whose subquery
@@ -529,6 +621,7 @@ class _Lowering:
     def subquery_steps(self, subquery: A.SubQuery) -> tuple[ir.Step, ...]:
         """A ``{...}`` argument's steps, lowered as a query of its own; its notes are the rule's."""
         inner = _Lowering(self.text, self.params, self.saved, self.calling)
+        inner.tables, inner.table_calls = self.tables, self.table_calls
         steps = inner.pipeline(subquery.pipeline)
         self.notes.extend(inner.notes)
         return steps

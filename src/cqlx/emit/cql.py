@@ -180,6 +180,10 @@ def _literal_regex(text: str) -> str:
 
 
 class CqlGenerator(Generator):
+    #: A subquery's generator (join(), defineTable()): the top-level one writes the ad-hoc tables
+    #: (LogScale takes them at the top of the query alone) and parses the whole text back.
+    nested: bool = False
+
     def __post_init__(self) -> None:
         self.target = self.target or "cql"
         super().__post_init__()
@@ -188,7 +192,8 @@ class CqlGenerator(Generator):
         return None  # LogScale reads Falcon's own events: nothing to map, nothing to report
 
     def generate(self) -> str:
-        stages = self.source()
+        stages = [] if self.nested else self.table_definitions()
+        stages += self.source()
         steps = self.query.steps
         index = 0
         while index < len(steps):
@@ -212,8 +217,43 @@ class CqlGenerator(Generator):
             stages.append(self.step(step))
             index += 1
         text = "\n| ".join(stages or ["*"]) + "\n"
-        self.verify(text)
+        if not self.nested:
+            self.verify(text)
         return text
+
+    def subquery(self, query: ir.Query) -> str:
+        """A subquery's text on one line, written by a nested generator whose losses are ours."""
+        sub = CqlGenerator(query, self.profile)
+        sub.nested = True
+        body = sub.generate().rstrip("\n").replace("\n", " ")
+        for diagnostic in sub.diagnostics:
+            self.unsupported(diagnostic.message, diagnostic.span, diagnostic.kind)
+        return body
+
+    def table_definitions(self) -> list[str]:
+        """``defineTable(query={...}, name="t", include=[...])`` for each ad-hoc table the query
+        matches, at any depth, a table before the tables that match it (functions-definetable:
+        at the top of the query, before anything else)."""
+        tables: dict[str, str] = {}
+
+        def visit(steps: tuple[ir.Step, ...]) -> None:
+            for step in steps:
+                if isinstance(step, ir.Case):
+                    for branch in step.branches:
+                        visit(branch.steps)
+                if not isinstance(step, ir.Join):
+                    continue
+                visit(step.subquery.steps)
+                if step.origin != "defineTable" or step.table in tables:
+                    continue
+                *body, columns = step.subquery.steps
+                assert isinstance(columns, ir.Project)  # the lowering ends a table's subquery with it
+                query = dataclasses.replace(step.subquery, steps=tuple(body))
+                tables[step.table] = (f"defineTable(query={{{self.subquery(query)}}}, name={string(step.table)}, "
+                                      f"include=[{', '.join(field_name(f) for f in columns.fields)}])")
+
+        visit(self.query.steps)
+        return list(tables.values())
 
     def verify(self, text: str) -> None:
         """Parse the output back: it must be the IR it was written from. An unexplained difference
@@ -338,11 +378,15 @@ class CqlGenerator(Generator):
         def names(items: tuple[str, ...]) -> str:
             return field_name(items[0]) if len(items) == 1 else f"[{', '.join(field_name(i) for i in items)}]"
 
-        sub = CqlGenerator(step.subquery, self.profile)
-        body = sub.generate().rstrip("\n").replace("\n", " ")
-        for diagnostic in sub.diagnostics:
-            self.unsupported(diagnostic.message, diagnostic.span, diagnostic.kind)
-        args = ["{" + body + "}", f"field={names(step.fields)}"]
+        if step.origin == "defineTable":  # its table is written at the top (table_definitions)
+            args = [f"table={string(step.table)}", f"field={names(step.fields)}"]
+            if step.keys != step.fields:
+                args.append(f"column={names(step.keys)}")
+            args.append(f"include=[{', '.join(field_name(i) for i in step.include)}]")
+            if step.mode != "inner":
+                args.append("strict=false")
+            return ("!" if step.negated else "") + f"match({', '.join(args)})"
+        args = ["{" + self.subquery(step.subquery) + "}", f"field={names(step.fields)}"]
         if step.keys != step.fields:
             args.append(f"key={names(step.keys)}")
         if step.include:
