@@ -107,6 +107,7 @@ class KqlGenerator(Generator):
         self.live: set[str] | None = None  # after a projection: the fields rows still have
         self.gone: set[str] = set()  # fields a drop() removed
         self.cases = 0
+        self.preamble: list[str] = []  # extends a step needs before it (derive)
         table = self.event.table if self.event and self.event.table else None
         lines = [name(table) if table else "<no table>"]
         for column, values in self.record_tests():  # the event type's records in a shared table
@@ -118,9 +119,38 @@ class KqlGenerator(Generator):
             lines.extend(self.platform_filter(self.query.source.platforms))
         for step in self.query.steps:
             self.unextracted(step)
-            lines.extend(f"| {op}" for op in self.step(step))
+            ops = self.step(step)
+            lines.extend(f"| {op}" for op in [*self.preamble, *ops])
+            self.preamble.clear()
             self.track(step)
         return "\n".join(lines) + "\n"
+
+    def derivable(self, field: str) -> bool:
+        """Whether :meth:`derive` computes the field back (an event time the table holds as a datetime)."""
+        if field in self.computed:
+            return False
+        mapped = self.profile.field(self.event, field)
+        return mapped is not None and mapped.transform == "epoch_ms" and self.column_type(field) == "datetime"
+
+    def column(self, name_: str, span: ir.Span = ir.NO_SPAN, output: bool = False) -> str | None:
+        derived = self.derive(name_, output)
+        return derived if derived is not None else super().column(name_, span, output)
+
+    def derive(self, field: str, output: bool) -> str | None:
+        """An event time the rule tests, computes with or groups by (``@timestamp``), held by the
+        table as a datetime: computed back as LogScale's epoch milliseconds, once, before the first
+        step that reads it: ``datetime_diff('millisecond', Timestamp, datetime(1970-01-01))``, the
+        milliseconds since the epoch, a fraction of one dropped (Kusto reference, datetime_diff());
+        then the field is the rule's own number. Only shown, it stays the table's column."""
+        if output or not hasattr(self, "preamble") or not self.derivable(field):
+            return None
+        mapped = self.profile.field(self.event, field)
+        assert mapped is not None
+        self.preamble.append(f"extend {name(field)} = datetime_diff('millisecond', {name(mapped.name)}, "
+                             "datetime(1970-01-01))")
+        self.computed.add(field)
+        self.kinds[field] = NUMBER
+        return field
 
     def platform_filter(self, platforms: tuple[str, ...]) -> list[str]:
         """``event_platform``: the event tables hold no OS column, so the events are kept whose
@@ -821,6 +851,8 @@ class KqlGenerator(Generator):
                 return NULL
             if expr.field in self.computed:
                 return self.kinds.get(expr.field, TEXT)
+            if self.derivable(expr.field):
+                return NUMBER  # read, it is computed back as epoch milliseconds
             return NUMBER if self.column_type(expr.field) in _NUMERIC_TYPES else TEXT
         if isinstance(expr, ir.Cond):
             arms = {self.kind(expr.then), self.kind(expr.otherwise)} - {NULL}

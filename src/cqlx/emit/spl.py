@@ -93,7 +93,7 @@ class SplGenerator(Generator):
         return "\n".join(lines) + "\n"
 
     def column(self, name: str, span: ir.Span = ir.NO_SPAN, output: bool = False) -> str | None:
-        derived = self.derive(name)
+        derived = self.derive(name, output)
         if derived is not None:
             return derived
         mapped = super().column(name, span, output)
@@ -102,19 +102,28 @@ class SplGenerator(Generator):
             return self.event.prefix + mapped
         return mapped
 
-    def derive(self, name: str) -> str | None:
+    def derive(self, name: str, output: bool = False) -> str | None:
         """A Falcon field the profile holds in another shape, computed back where eval can: a file
         name (``FileName``) from the full path the profile has (``ImageFileName``), as the text after
-        its last ``\\`` or ``/`` — what LogScale's Falcon parser writes. Computed once, before the
-        first step that reads it; then the field is the rule's own."""
+        its last ``\\`` or ``/`` — what LogScale's Falcon parser writes; an event time that a rule
+        tests, computes with or groups by (``@timestamp``) as LogScale's epoch milliseconds from
+        ``_time``'s epoch seconds. Computed once, before the first step that reads it; then the
+        field is the rule's own."""
         if name in self.computed or not hasattr(self, "preamble"):
             return None
         mapped = self.profile.field(self.event, name)
-        if mapped is None or mapped.transform != "basename":
+        if mapped is None or mapped.transform not in ("basename", "splunk_time"):
             return None
         source = mapped.name
         if self.event is not None and self.event.prefix and mapped.name not in _BASE_FIELDS:
             source = self.event.prefix + mapped.name
+        if mapped.transform == "splunk_time":
+            if output:  # only shown: Splunk's own time column, as before
+                return None
+            self.preamble.append(f"eval {field_ref(name)}=round({field_ref(source)}*1000)")
+            self.computed.add(name)
+            self.numeric.add(name)
+            return name
         # rex sets the field only where the path has a last part: a path ending in a separator
         # names no file (as the Python matcher and Defender's FileName have it, no value).
         self.preamble.append(f"rex field={field_ref(source)} {string(_LAST_PART.format(name=name))}")
