@@ -22,6 +22,9 @@ MESSAGES = [
     ("x := ", 1, 6, "an expression after ':='"),
     ("f = /x/s", 1, 5, "unknown regex flag 's'"),
     ("#event_simpleName=ProcessRollup2\n| CommandLine = ", 2, 17, "expected a value after '='"),
+    # a ')' that closes what is open but incomplete: what was expected before it, not "a closing ')'"
+    ("x=1 | (a=1 or )", 1, 15, "a field or function name, '(' or ... before ')'"),
+    ("timestamp >= now() - 10minutes", 1, 18, "compare with a function's result in test(), e.g. test(x >= now()"),
 ]
 
 

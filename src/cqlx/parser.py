@@ -485,8 +485,14 @@ def _syntax_error(error: lark.exceptions.UnexpectedInput, text: str) -> CqlSynta
             message = "unterminated regex: the closing '/' is missing"
         elif str(token) in {")", "]", "}"} and token.type not in expected and not after_operator:
             owed = _unclosed(text[:token.start_pos or 0])
-            message = (f"expected {owed}, found {str(token)!r}" if owed
-                       else f"unexpected {str(token)!r}: nothing is open for it to close")
+            if owed == f"a closing '{token}'":  # it closes what is open, which is not complete yet
+                message = f"expected {_expected_words(expected, prev)} before {str(token)!r}"
+                if _CALL_COMPARED.search(text[:token.start_pos or 0]):  # x >= now(): read as x >= now, (...)
+                    message += ("; a filter compares a field with a value: compare with a function's result in "
+                                "test(), e.g. test(x >= now() - duration(1h))")
+            else:
+                message = (f"expected {owed}, found {str(token)!r}" if owed
+                           else f"unexpected {str(token)!r}: nothing is open for it to close")
         else:
             message = f"expected {_expected_words(expected, prev)}, found {_found(token)}"
         return CqlSyntaxError(message, span, text)
@@ -523,6 +529,10 @@ def _last_operator(text: str) -> Token | None:
         if stripped.endswith(op):
             return Token(kind, op)
     return None
+
+
+# A comparison whose right side is a call (``x >= now()``): filters compare with values only.
+_CALL_COMPARED = re.compile(r"(?:[<>!=]=?)\s*[A-Za-z_][\w:]*\($")
 
 
 def _unclosed(text: str) -> str | None:
