@@ -172,6 +172,10 @@ def explain(query: ir.Query, title: str = "", path: str = "", line_offset: int =
             out.append(f"Lookup: {_lookup(step)}")
         elif isinstance(step, ir.Join):
             out.append(f"Join: {_join(step)}")
+        elif isinstance(step, ir.GroupTail):
+            events = "event" if step.count == 1 else f"{step.count} events"
+            out.append(f"Keep the newest {events} by @timestamp of each group of {', '.join(step.keys)} "
+                       "(groupBy(function=tail()))")
         elif isinstance(step, ir.SelfJoinFilter):
             wheres = "; ".join(pred(p) for p in step.wheres)
             which = "those that meet one of the filters" if step.prefilter else "every event with such a key"

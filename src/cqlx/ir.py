@@ -405,6 +405,19 @@ class Aggregate(Frozen):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
+class GroupTail(Frozen):
+    """``groupBy(keys, function=tail(count))``: of each group of events (those with a value for
+    every key), the ``count`` most recent, whole: the rows are the events themselves, every field
+    they have (functions-tail: by ``@timestamp``, newest first; an event without a time is older
+    than any with one). At most ``limit`` groups (cqlx keeps the first it meets)."""
+
+    keys: tuple[str, ...]
+    count: int
+    limit: int | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, eq=False, repr=False)
 class Drop(Frozen):
     """``drop([fields])``: the rows lose these fields."""
 
@@ -525,8 +538,8 @@ class SelfJoinFilter(Frozen):
     span: Span = _span()
 
 
-Step = (Filter | Extract | Eval | Signal | Score | Ladder | Case | Project | Order | Aggregate | Drop | Opaque | Lookup
-        | Join | SelfJoinFilter)
+Step = (Filter | Extract | Eval | Signal | Score | Ladder | Case | Project | Order | Aggregate | GroupTail | Drop
+        | Opaque | Lookup | Join | SelfJoinFilter)
 
 
 @dataclass(frozen=True, eq=False, repr=False)

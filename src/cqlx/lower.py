@@ -721,7 +721,7 @@ class _Lowering:
         self.check_outputs((), functions, [call] * len(functions))
         return [ir.Aggregate((), functions, None, span=call.span)]
 
-    def group_by(self, call: A.Call, spec: FunctionSpec) -> ir.Aggregate:
+    def group_by(self, call: A.Call, spec: FunctionSpec) -> ir.Aggregate | ir.GroupTail:
         args = self.bind(call, spec)
         if "field" not in args:
             raise CqlValueError("groupBy() needs the fields to group by, e.g. groupBy([UserName, ComputerName])",
@@ -742,8 +742,25 @@ class _Lowering:
                 raise CqlValueError("the inner groupBy() groups by a field the outer one also groups by",
                                     given.span if given is not None else call.span)
             return ir.Aggregate(keys + inner.keys, inner.functions, limit, span=call.span)
+        tail = self.group_tail(given)
+        if tail is not None:
+            return ir.GroupTail(keys, tail, limit, call.span)
         functions = self.function_list(given, keys, call)
         return ir.Aggregate(keys, functions, limit, span=call.span)
+
+    def group_tail(self, given: A.Expr | None) -> int | None:
+        """``tail(N)`` as groupBy()'s only function: the number of events it keeps per group
+        (functions-tail: ``limit``, 200 by default); None for any other functions. Among other
+        functions it combines rows with theirs, which cqlx does not convert."""
+        calls = given.items if isinstance(given, A.Array) else (given,) if given is not None else ()
+        tails = [c for c in calls if isinstance(c, A.Call) and c.name.lower() == "tail"]
+        if not tails:
+            return None
+        if len(calls) > 1:
+            raise _Opaque("tail", "tail() among groupBy()'s functions with others combines its events with their "
+                                  "rows; cqlx converts tail() alone")
+        args = self.bind(tails[0], FUNCTIONS["tail"])
+        return self.limit(args["limit"]) if "limit" in args else ROW_LIMIT_DEFAULT
 
     def nested_group_by(self, given: A.Expr | None) -> ir.Aggregate | None:
         """The inner groupBy() when it is groupBy()'s only function; a groupBy() among other
@@ -756,8 +773,10 @@ class _Lowering:
         if len(calls) > 1:
             raise _Opaque("groupBy", "groupBy() inside a list of functions combines its rows with the other "
                                      "functions' (a Cartesian product); cqlx does not convert it")
-        spec = FUNCTIONS["groupby"]
-        return self.group_by(nested[0], spec)
+        inner = self.group_by(nested[0], FUNCTIONS["groupby"])
+        if isinstance(inner, ir.GroupTail):
+            raise _Opaque("groupBy", "groupBy() inside groupBy() with tail(): cqlx does not convert it")
+        return inner
 
     def function_list(self, given: A.Expr | None, keys: tuple[str, ...], call: A.Call) -> tuple[ir.AggFunc, ...]:
         """The functions of ``function=`` (``count()`` when not given: functions-groupby,

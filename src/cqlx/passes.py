@@ -84,6 +84,8 @@ def step_reads(step: ir.Step) -> frozenset[str]:
         return frozenset(k.field for k in step.keys)
     if isinstance(step, ir.Aggregate):
         return frozenset(step.keys) | frozenset().union(*(_function_reads(f) for f in step.functions))
+    if isinstance(step, ir.GroupTail):
+        return frozenset({*step.keys, "@timestamp"})
     if isinstance(step, ir.Opaque):
         return frozenset({"*"})
     if isinstance(step, ir.Lookup | ir.Join):
@@ -155,6 +157,8 @@ def _decisive_reads(step: ir.Step, needed: set[str]) -> frozenset[str]:
         counted = frozenset().union(*(_function_reads(f) for f in step.functions
                                       if step.series_limit is not None or _overlaps(frozenset({f.output}), needed)))
         return frozenset(step.keys) | counted
+    if isinstance(step, ir.GroupTail):  # which events it keeps: per group, the newest
+        return frozenset({*step.keys, "@timestamp"})
     if isinstance(step, ir.Opaque):
         if step.effect != ir.ENRICHES or _overlaps(step_writes(step), needed):
             return frozenset({"*"})

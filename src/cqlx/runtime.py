@@ -1045,6 +1045,32 @@ def tail(rows: Iterable[dict[str, Any]], times: tuple[str, ...], limit: int) -> 
     return [row for _, row in heapq.nlargest(limit, enumerate(rows), key=newness)]
 
 
+def group_tail(rows: Iterable[dict[str, Any]], keys: tuple[str, ...], count: int, limit: int | None,
+               times: tuple[str, ...]) -> list[dict[str, Any]]:
+    """``groupBy(keys, function=tail(count))``: of each group, its ``count`` newest rows as
+    :func:`tail` picks them, whole, newest first; groups in the order first met. Groups are made as
+    :func:`aggregate` makes them (no value for a key: in no group; keys compared as text; past
+    ``limit`` groups, the rows of new groups are left out). Holds ``count`` rows per group."""
+    groups: dict[tuple[str, ...], list[tuple[tuple[int, Any, int], int, dict[str, Any]]]] = {}
+    for position, row in enumerate(rows):
+        texts = tuple(text(get(row, name)) for name in keys)
+        if None in texts:
+            continue
+        kept = groups.get(texts)  # type: ignore[arg-type]
+        if kept is None:
+            if limit is not None and len(groups) >= limit:
+                continue
+            kept = groups[texts] = []  # type: ignore[index]
+        when = event_time(row, times)
+        newness = (0, 0, position) if when is None else (1, when, position)
+        entry = (newness, position, row)
+        if len(kept) < count:
+            heapq.heappush(kept, entry)
+        elif newness > kept[0][0]:
+            heapq.heapreplace(kept, entry)
+    return [row for kept in groups.values() for _, _, row in sorted(kept, reverse=True)]
+
+
 #: Aggregate functions that give a value (0, or none) over no events: a group of them is a row
 #: even without events (count() over nothing is 0). The others (collect, selectLast,
 #: selectFromMax/Min) give a row only with a value (functions-selectfrommax: zero or one event).
@@ -1212,12 +1238,14 @@ def _top_series(rows: list[dict[str, Any]], series_keys: tuple[str, ...], output
 
 def barrier(rows: Iterable[dict[str, Any]], spec: tuple[Any, ...]) -> list[dict[str, Any]]:
     """A stage that needs every row before it can give one: ``("sort", keys, limit)``,
-    ``("tail", times, limit)`` or ``("aggregate", keys, functions, limit, key names, times,
-    series limit)``."""
+    ``("tail", times, limit)``, ``("group_tail", keys, count, limit, times)`` or
+    ``("aggregate", keys, functions, limit, key names, times, series limit)``."""
     if spec[0] == "sort":
         return top(rows, spec[1], spec[2])
     if spec[0] == "tail":
         return tail(rows, spec[1], spec[2])
+    if spec[0] == "group_tail":
+        return group_tail(rows, spec[1], spec[2], spec[3], spec[4])
     return aggregate(rows, spec[1], spec[2], spec[3], spec[4], spec[5], spec[6])
 
 

@@ -445,6 +445,14 @@ class CqlGenerator(Generator):
             args.append(f"limit={step.limit}")
         return f"groupBy({', '.join(args)})"
 
+    def step_grouptail(self, step: ir.GroupTail) -> str:
+        """``groupBy(keys, function=tail(N))``, defaults left out (tail()'s 200, groupBy()'s 20000)."""
+        count = "" if step.count == ROW_LIMIT_DEFAULT else str(step.count)
+        args = [_fields(step.keys), f"function=tail({count})"]
+        if step.limit is not None and step.limit != GROUP_LIMIT_DEFAULT:
+            args.append(f"limit={step.limit}")
+        return f"groupBy({', '.join(args)})"
+
     def agg_calls(self, functions: tuple[ir.AggFunc, ...], span: ir.Span) -> list[str]:
         """The calls that write ``functions``: consecutive collect(), selectLast(), selectFromMax()
         and selectFromMin() entries that came from one call (one per field) are one call again."""

@@ -235,6 +235,8 @@ class KqlGenerator(Generator):
             return self.order(step)
         if isinstance(step, ir.Aggregate):
             return self.aggregate(step)
+        if isinstance(step, ir.GroupTail):
+            return self.group_tail(step)
         if isinstance(step, ir.Case):
             return self.case(step)
         if isinstance(step, ir.Drop):
@@ -491,6 +493,32 @@ class KqlGenerator(Generator):
             out.append(f"where {' or '.join(dict.fromkeys(present))}")
         self.kinds.update(kinds)
         return out
+
+    def group_tail(self, step: ir.GroupTail) -> list[str]:
+        """``groupBy(keys, function=tail(1))``: ``summarize arg_max(Timestamp, *) by keys``, the newest
+        row of each group with every column (Kusto reference, arg_max(): ``*`` returns them all);
+        rows without a key value are no group, as in :meth:`aggregate`. Among rows of one time,
+        Kusto picks any, LogScale the last. tail(N) for more than one row per group is refused."""
+        time = self.time_column("@timestamp", step.span)
+        if step.count != 1 or time is None:
+            why = (f"tail({step.count}) keeps {step.count} events per group; cqlx writes tail(1) in KQL"
+                   if step.count != 1 else "tail() picks the newest events, and the rows have no datetime column here")
+            self.unsupported(why, step.span)
+            return []
+        keys: list[str] = []
+        tests: list[str] = []
+        for key in step.keys:
+            if self.dead(key):
+                self.unsupported(f"the aggregation groups by {key}, which an earlier step removed; cqlx does not "
+                                 "write that in KQL", step.span)
+                return ["where false"]
+            column = self.col(key, step.span)
+            keys.append(column)
+            tests.append(f"{'isnotempty' if self.column_type(key) == 'string' else 'isnotnull'}({column})")
+        if step.limit is not None and step.limit != GROUP_LIMIT_DEFAULT:
+            self.unsupported(f"groupBy(limit={step.limit}): KQL keeps every group, where LogScale keeps "
+                             f"{step.limit} and warns", step.span, PRESENTATION)
+        return [f"where {' and '.join(tests)}", f"summarize arg_max({time}, *) by {', '.join(keys)}"]
 
     def value_terms(self, step: ir.Aggregate, group: tuple[ir.AggFunc, ...], before: list[str], terms: list[str],
                     after: list[str], kinds: dict[str, str]) -> None:

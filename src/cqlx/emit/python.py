@@ -456,6 +456,10 @@ def _pipeline(module: _Module, query: ir.Query, prefix: str) -> tuple[list[_Segm
         if isinstance(step, ir.Order):
             barriers.append(repr(_order_barrier(step, module)))
             segments.append(_Segment(module, f"{prefix}{len(segments)}"))
+        elif isinstance(step, ir.GroupTail):  # the rows stay events, under the profile's names
+            keys_read = tuple(module.field(k) for k in step.keys)
+            barriers.append(repr(("group_tail", keys_read, step.count, step.limit, _time_fields(module))))
+            segments.append(_Segment(module, f"{prefix}{len(segments)}"))
         elif isinstance(step, ir.Aggregate):
             barriers.append(repr(_aggregate_barrier(step, module)))
             segments.append(_Segment(module, f"{prefix}{len(segments)}"))

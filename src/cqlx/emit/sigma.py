@@ -217,6 +217,9 @@ class SigmaGenerator(Generator):
                 self.lookup_lost(step, "Sigma has no lookup files")
             elif isinstance(step, ir.Join):
                 self.lookup_lost(step, "Sigma has no joins of two searches")
+            elif isinstance(step, ir.GroupTail):
+                self.unsupported("groupBy(function=tail()) keeps the newest events of each group; a Sigma rule "
+                                 "cannot choose among the events it matches", step.span)
             self.track(step)
             if not isinstance(step, ir.Opaque | ir.Lookup | ir.Join):  # reported on its own, with its reason
                 derived += [f for f in sorted(step_writes(step)) if f not in derived]

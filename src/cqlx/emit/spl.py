@@ -226,6 +226,8 @@ class SplGenerator(Generator):
             return [self.order(step)]
         if isinstance(step, ir.Aggregate):
             return self.aggregate(step)
+        if isinstance(step, ir.GroupTail):
+            return self.group_tail(step)
         if isinstance(step, ir.Case):
             return self.case(step)
         if isinstance(step, ir.Drop):
@@ -521,6 +523,24 @@ class SplGenerator(Generator):
             seconds = span.value // 1000
             return f"floor({field_ref(column)}/{seconds})*{span.value}"
         return f"floor({field_ref(column)}*1000/{span.value})*{span.value}"
+
+    def group_tail(self, step: ir.GroupTail) -> list[str]:
+        """``groupBy(keys, function=tail(1))``: the results newest first, then ``dedup`` of the keys,
+        which keeps the first result of each combination of their values and removes results without
+        one (Search Reference, dedup: keepempty=false), as groupBy() leaves such events out. Among
+        results of one time, Splunk keeps any, LogScale the last. tail(N) for more than one event per
+        group is refused."""
+        column = self.column("@timestamp", step.span, output=True)
+        if step.count != 1 or column is None:
+            why = (f"tail({step.count}) keeps {step.count} events per group; cqlx writes tail(1) in SPL"
+                   if step.count != 1 else "tail() picks the newest events, and the results have no time here")
+            self.unsupported(why, step.span)
+            return []
+        if step.limit is not None and step.limit != GROUP_LIMIT_DEFAULT:
+            self.unsupported(f"groupBy(limit={step.limit}): SPL keeps every group, where LogScale keeps "
+                             f"{step.limit} and warns", step.span, PRESENTATION)
+        keys = [table_name(self.col(key, step.span)) for key in step.keys]
+        return [f"sort 0 -num({table_name(column)})", f"dedup {' '.join(keys)}"]
 
     def order(self, step: ir.Order) -> str:
         keys = []
