@@ -342,6 +342,8 @@ def test_what_is_not_converted_of_an_ad_hoc_table_stays_opaque(text: str, reason
     ("defineTable(query={x=1}, include=[a])", "needs the table's name"),
     ("defineTable(query={x=1}, name=t)", "needs the table's columns"),
     ("defineTable(name=t, include=[a])", "needs its subquery in braces"),
+    ("defineTable(query={a=1}, name=t, include=[a]) | defineTable(query={b=1}, name=t, include=[b])",
+     'a table named "t" is defined already'),
 ])
 def test_bad_ad_hoc_tables(text: str, message: str) -> None:
     with pytest.raises(CqlValueError, match=message):

@@ -524,6 +524,9 @@ class _Lowering:
             raise CqlValueError("defineTable() needs the table's columns, e.g. include=[aid, DomainName] (or [*])",
                                 call.span)
         name = self.word(args["name"])
+        if name in self.tables:
+            raise CqlValueError(f'defineTable(): a table named "{name}" is defined already; each table needs a name '
+                                "of its own", args["name"].span)
         steps = self.subquery_steps(subquery)
         reason = None
         if any(isinstance(item, A.Star) for item in _items(args["include"])):
