@@ -216,13 +216,16 @@ ORACLE_EVENTS = [{"kind": "a", "id": "1", "v": "main"}, {"kind": "a", "id": "2"}
     ("search kind=a | join type=outer id [search kind=b | dedup id | fields id]",
      [{"kind": "a", "id": "1", "v": "main"}, {"kind": "a", "id": "2"}, {"kind": "a"}]),
     ("search * | dedup kind", [{"kind": "a", "id": "1", "v": "main"}, {"kind": "b", "id": "1", "v": "first"}]),
+    # max=0: a result for each matching subsearch row, in its order
+    ("search kind=a | join max=0 id [search kind=b | fields id v]",
+     [{"kind": "a", "id": "1", "v": "first"}, {"kind": "a", "id": "1", "v": "second"}]),
 ])
 def test_oracle_join_and_dedup(spl: str, expected: list[dict[str, str]]) -> None:
     assert run_spl(spl, ORACLE_EVENTS) == expected
 
 
 @pytest.mark.parametrize(("spl", "message"), [
-    ("search * | join max=0 id [search *]", "max=1"),
+    ("search * | join max=2 id [search *]", "max=1 or max=0"),
     ("search * | join id", r"subsearch in \[ \]"),
     ("search * | join id [search *", "not closed"),
 ])
@@ -348,3 +351,33 @@ def test_what_is_not_converted_of_an_ad_hoc_table_stays_opaque(text: str, reason
 def test_bad_ad_hoc_tables(text: str, message: str) -> None:
     with pytest.raises(CqlValueError, match=message):
         parse(text)
+
+
+# match(table=..., nrows=max): an event for each matching row of the table
+CONNECTIONS = [
+    {"#event_simpleName": "NetworkConnectIP4", "aid": "a1", "ContextProcessId": "101", "RemoteAddressIP4": "10.0.0.1"},
+    {"#event_simpleName": "NetworkConnectIP4", "aid": "a1", "ContextProcessId": "101", "RemoteAddressIP4": "10.0.0.2"},
+    {"#event_simpleName": "NetworkConnectIP4", "aid": "a1", "ContextProcessId": "101", "RemoteAddressIP4": "10.0.0.2"},
+    {"#event_simpleName": "NetworkConnectIP4", "aid": "a2", "ContextProcessId": "201", "RemoteAddressIP4": "10.0.0.3"},
+]
+CONNS = ('defineTable(query={#event_simpleName=NetworkConnectIP4}, name="conns", '
+         "include=[aid, ContextProcessId, RemoteAddressIP4])\n")
+EVERY_ROW = [
+    CONNS + f"| {P}match(table=conns, field=[aid, TargetProcessId], column=[aid, ContextProcessId], nrows=max) "
+            "| select([FileName, RemoteAddressIP4])",
+    CONNS + f"| {P}match(table=conns, field=[aid, TargetProcessId], column=[aid, ContextProcessId], nrows=max, "
+            "strict=false) | select([FileName, RemoteAddressIP4])",
+]
+
+
+@pytest.mark.parametrize("rule", EVERY_ROW)
+def test_every_matching_row_makes_an_event_on_every_engine(rule: str) -> None:
+    rows = assert_agree(rule, BY_PROCESS + CONNECTIONS, engines=("kql", "spl"))
+    assert sorted(r[1][1] for r in rows if r[0][1] == "powershell.exe") == [  # a row twice: the event twice
+        "10.0.0.1", "10.0.0.2", "10.0.0.2", "10.0.0.9"]
+    (join,) = [s for s in parse(rule).steps if isinstance(s, ir.Join)]
+    assert join.many
+    check_kql(convert(rule, to="kql"))
+    output = convert(rule, to="cql")
+    assert "nrows=max" in output and same_ir(parse(output), parse(rule))
+    assert "join type=" in convert(rule, to="spl") and "max=0" in convert(rule, to="spl")

@@ -220,4 +220,5 @@ def _join(step: ir.Join) -> str:
         return f"keep the events with no row of {sub} where {pairs}"
     keep = "keep only the events with a row" if step.mode == "inner" else "keep every event"
     written = ", ".join(step.include) or "nothing"
-    return f"match {sub} where {pairs}; {keep}, and write {written} from it"
+    each = " (an event for each matching row)" if step.many else ""
+    return f"match {sub} where {pairs}; {keep}, and write {written} from it{each}"

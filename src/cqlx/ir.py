@@ -500,7 +500,8 @@ class Join(Frozen):
     ``match(table=name, ...)`` against an ad-hoc table (``defineTable(query={...}, name, include)``,
     functions-definetable: a subquery over the same events, its rows the ``include`` fields) is
     such a join too (``origin`` "defineTable", ``table`` the name): the subquery ends with the
-    table's :class:`Project`, ``strict=false`` is ``left``."""
+    table's :class:`Project`, ``strict=false`` is ``left``; ``nrows=max`` is ``many``: an event
+    comes out once for each matching row (functions-match), none of them left out."""
 
     subquery: Query
     fields: tuple[str, ...]
@@ -511,6 +512,7 @@ class Join(Frozen):
     span: Span = _span()
     origin: str = "join"  # the function the rule wrote: join, selfJoinFilter (read as joins), defineTable
     table: str = ""  # origin defineTable: the ad-hoc table's name
+    many: bool = False  # every matching row makes an event of its own (match(table=..., nrows=max))
 
     @property
     def filters(self) -> bool:

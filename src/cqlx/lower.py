@@ -566,16 +566,19 @@ class _Lowering:
             raise CqlValueError(f"match() has {len(fields)} field(s) and {len(columns)} column(s); they are "
                                 "matched in order and must be as many (functions-match)", args["column"].span)
         strict = self.boolean(args["strict"], "strict") if "strict" in args else True
-        for option, ignored in (("ignoreCase", "false"), ("mode", "string"), ("nrows", "1"), ("glob", "false")):
+        many = "nrows" in args and self.word(args["nrows"]).lower() == "max"
+        for option, ignored in (("ignoreCase", "false"), ("mode", "string"), ("nrows", "max" if many else "1"),
+                                ("glob", "false")):
             if option in args and self.word(args[option]).lower() != ignored:
                 return kept(f"{option}={self.word(args[option])} on an ad-hoc table is not converted; cqlx converts "
-                            "exact matches of one row per event")
+                            "exact matches of one row per event, or of every row (nrows=max)")
         if negated and not strict:
             return kept("!match(strict=false) negates a match that keeps every event; cqlx does not convert it")
+        many = many and not negated  # !match() keeps events without a row: how many rows match is moot
         steps, table_columns = table
         include = self.field_list(args["include"]) if "include" in args else table_columns
         return ir.Join(ir.Query(ir.Source(), steps), fields, columns, include, "inner" if strict else "left",
-                       negated, span, origin="defineTable", table=name)
+                       negated, span, origin="defineTable", table=name, many=many)
 
     def join(self, call: A.Call, negated: bool, span: Span) -> ir.Join | ir.Opaque:
         """``join({...}, ...)`` (or ``!join(...)``) as a stage: an :class:`ir.Join` whose subquery

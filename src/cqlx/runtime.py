@@ -1238,7 +1238,8 @@ def _top_series(rows: list[dict[str, Any]], series_keys: tuple[str, ...], output
 
 def barrier(rows: Iterable[dict[str, Any]], spec: tuple[Any, ...]) -> list[dict[str, Any]]:
     """A stage that needs every row before it can give one: ``("sort", keys, limit)``,
-    ``("tail", times, limit)``, ``("group_tail", keys, count, limit, times)`` or
+    ``("tail", times, limit)``, ``("group_tail", keys, count, limit, times)``,
+    ``("join_rows", join number, fields, strict)`` or
     ``("aggregate", keys, functions, limit, key names, times, series limit)``."""
     if spec[0] == "sort":
         return top(rows, spec[1], spec[2])
@@ -1246,6 +1247,8 @@ def barrier(rows: Iterable[dict[str, Any]], spec: tuple[Any, ...]) -> list[dict[
         return tail(rows, spec[1], spec[2])
     if spec[0] == "group_tail":
         return group_tail(rows, spec[1], spec[2], spec[3], spec[4])
+    if spec[0] == "join_rows":
+        return join_rows(rows, spec[1], spec[2], spec[3])
     return aggregate(rows, spec[1], spec[2], spec[3], spec[4], spec[5], spec[6])
 
 
@@ -1399,7 +1402,7 @@ def _with_row(record: dict[str, Any], row: dict[str, Any] | None, strict: bool, 
 # ---- join() ----
 
 #: Each join()'s subquery rows by key, set by prepare_joins() before the events run.
-JOINED: list[dict[tuple[str, ...], dict[str, str]]] = []
+JOINED: list[dict[tuple[str, ...], Any]] = []  # a row per key, or (nrows=max) a list of rows
 
 
 class JoinError(Exception):
@@ -1424,13 +1427,16 @@ def prepare_joins(joins: tuple[Any, ...], events: list[dict[str, Any]]) -> None:
     # A join inside a subquery is numbered after the join it is in, whose subquery reads it: the
     # last is indexed first.
     for number in range(len(joins), 0, -1):
-        segments, barriers, keys, include, names = joins[number - 1]
-        index: dict[tuple[str, ...], dict[str, str]] = {}
+        segments, barriers, keys, include, names, many = joins[number - 1]
+        index: dict[tuple[str, ...], Any] = {}
         for row in run_pipeline(segments, barriers, events):
             values = tuple(_cell(get(row, name)) for name in keys)
             if "" in values:
                 continue
             written = {shown: _cell(get(row, name)) for name, shown in zip(include, names, strict=True)}
+            if many:  # match(nrows=max): every row, in the subquery's order
+                index.setdefault(values, []).append(written)
+                continue
             seen = index.get(values)
             if seen is not None and seen != written:
                 raise JoinError(f"join() number {number}: its subquery has rows for the key {', '.join(values)} "
@@ -1438,6 +1444,27 @@ def prepare_joins(joins: tuple[Any, ...], events: list[dict[str, Any]]) -> None:
                                 "takes is not documented")
             index[values] = written
         JOINED[number - 1] = index
+
+
+def join_rows(rows: Iterable[dict[str, Any]], number: int, fields: tuple[str, ...], strict: bool
+              ) -> list[dict[str, Any]]:
+    """A join whose every matching row makes an event (``match(table=..., nrows=max)``): each
+    record once per row of its key, the row's fields written; a record without one is dropped
+    (``strict``) or kept as it is."""
+    index: dict[tuple[str, ...], Any] = JOINED[number - 1]
+    out: list[dict[str, Any]] = []
+    for record in rows:
+        values = tuple(_cell(get(record, name)) for name in fields)
+        matches = None if "" in values else index.get(values)
+        if not matches:
+            if not strict:
+                out.append(record)
+            continue
+        for row in matches:
+            joined = dict(record)
+            joined.update(row)
+            out.append(joined)
+    return out
 
 
 def join(record: dict[str, Any], number: int, fields: tuple[str, ...], strict: bool, negated: bool

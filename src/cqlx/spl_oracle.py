@@ -1984,10 +1984,11 @@ def _join_stage(text: str, base: int, source: _Source) -> Stage:
     # join [type=inner|outer|left] [max=<int>] <field-list> [subsearch] (Search Reference, join): the
     # results joined with the subsearch's on the fields of the list, which both must have; inner
     # keeps only matched results, outer/left every result; max (default 1) is how many subsearch rows
-    # each result joins; the subsearch's fields overwrite the result's (overwrite=true).
+    # each result joins, 0 for no limit (a result for each matching row); the subsearch's fields
+    # overwrite the result's (overwrite=true).
     # *Assumptions*: values are compared as text, case-sensitively; with max=1 the first matching
-    # row in subsearch order is joined (cqlx's SPL dedups its subsearch, so it does not rely on it).
-    # The oracle's subset: max=1 and the options type and max only.
+    # row in subsearch order is joined (cqlx's SPL dedups its subsearch, so it does not rely on it);
+    # with max=0 the rows in subsearch order. The oracle's subset: max=1 or 0, the options type and max.
     open_at = text.find("[")
     if open_at < 0:
         raise source.error("join needs a subsearch in [ ]", base, base + len(text))
@@ -1998,9 +1999,10 @@ def _join_stage(text: str, base: int, source: _Source) -> Stage:
     options = {w.split("=", 1)[0]: w.split("=", 1)[1] for w in words if "=" in w}
     fields = [w for w in words if "=" not in w]
     kind = options.pop("type", "inner")
-    if kind not in ("inner", "outer", "left") or options.pop("max", "1") != "1" or options or not fields:
-        raise source.error("join takes type=inner|outer|left, max=1 and a field list in the oracle's subset",
-                           base, base + open_at)
+    limit = options.pop("max", "1")
+    if kind not in ("inner", "outer", "left") or limit not in ("0", "1") or options or not fields:
+        raise source.error("join takes type=inner|outer|left, max=1 or max=0 and a field list in the oracle's "
+                           "subset", base, base + open_at)
     inner = text[open_at + 1:close_at].strip()
     if inner.startswith("search "):
         inner = inner[len("search "):]
@@ -2011,13 +2013,12 @@ def _join_stage(text: str, base: int, source: _Source) -> Stage:
         out = []
         for row in rows:
             values = [_text(_lookup(row, name)) for name in fields]
-            hit = None if None in values else next(
-                (s for s in sub if [_text(_lookup(s, name)) for name in fields] == values), None)
-            if hit is None:
+            hits = [] if None in values else [s for s in sub if [_text(_lookup(s, name)) for name in fields] == values]
+            if not hits:
                 if kind != "inner":
                     out.append(row)
                 continue
-            out.append({**row, **hit})
+            out += [{**row, **hit} for hit in (hits if limit == "0" else hits[:1])]
         return out
 
     return run

@@ -385,6 +385,8 @@ class CqlGenerator(Generator):
             args.append(f"include=[{', '.join(field_name(i) for i in step.include)}]")
             if step.mode != "inner":
                 args.append("strict=false")
+            if step.many:
+                args.append("nrows=max")
             return ("!" if step.negated else "") + f"match({', '.join(args)})"
         args = ["{" + self.subquery(step.subquery) + "}", f"field={names(step.fields)}"]
         if step.keys != step.fields:

@@ -327,7 +327,10 @@ class KqlGenerator(Generator):
             kind = "inner" if scratch_values else "leftsemi"
         else:
             kind = "leftouter"
-        if kind == "leftouter" and not scratch_values:
+        many = isinstance(step, ir.Join) and step.many and not step.negated
+        if many:  # an event for each matching row: a join of every row, each key as often as it comes
+            kind = "inner" if strict else "leftouter"
+        elif kind == "leftouter" and not scratch_values:
             return []  # keeps every event and writes nothing KQL can name
         project = ", ".join(f"{n} = {e}" for n, e in [*right, *scratch_values])
         nonempty = " and ".join(f"isnotempty({n})" for n, _ in right)
@@ -338,7 +341,7 @@ class KqlGenerator(Generator):
         out = [f"extend {', '.join(extends)}"] if extends else []
         # A multi-line source (a subquery) gets its operators on lines of their own too.
         pipe = "\n    | " if "\n" in source else " | "
-        right_side = pipe.join([source.rstrip(), f"project {project}", f"where {nonempty}", once])
+        right_side = pipe.join([source.rstrip(), f"project {project}", f"where {nonempty}", *([] if many else [once])])
         out.append(f"join kind={kind} ({right_side}{chr(10) + '   ' if pipe != ' | ' else ''}) on {on}")
         assignments = []
         for column, (scratch, _) in zip(written, scratch_values, strict=True):

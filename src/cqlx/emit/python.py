@@ -205,20 +205,8 @@ class _Segment:
         """``join()``: the subquery's segments are functions of the module; ``run`` runs them over
         the events first (``prepare_joins``) and indexes their rows by key, then each event is
         looked up there as a ``match()`` row would be."""
-        module = self.module
-        names, computed = module.names, module.computed
-        module.names, module.computed = _field_names(step.subquery, module.profile), set()
-        number = len(module.joins) + 1
-        module.joins.append("")  # its place: a join inside the subquery comes after it
-        segments, barriers = _pipeline(module, step.subquery, f"_join{number}_segment")
-        keys = tuple(module.field(k) for k in step.keys)
-        include = tuple(module.field(f) for f in step.include)
-        module.names, module.computed = names, computed
-        module.functions.extend(s.source() for s in segments)
-        functions = "".join(f"{s.name}, " for s in segments)
-        stops = "".join(f"{b}, " for b in barriers)
-        module.joins[number - 1] = f"(({functions}), ({stops}), {keys!r}, {include!r}, {step.include!r})"
-        fields = tuple(module.field(f) for f in step.fields)
+        number = _register_join(self.module, step)
+        fields = tuple(self.module.field(f) for f in step.fields)
         strict = step.filters and not step.negated
         self.emit(f"rec = join(rec, {number!r}, {fields!r}, {strict!r}, {step.negated!r})")
         self.emit("if rec is None:")
@@ -420,6 +408,24 @@ class _Segment:
         raise AssertionError(f"unexpected function {name}")
 
 
+def _register_join(module: _Module, step: ir.Join) -> int:
+    """The join's subquery as functions of the module, for ``prepare_joins``: its number."""
+    names, computed = module.names, module.computed
+    module.names, module.computed = _field_names(step.subquery, module.profile), set()
+    number = len(module.joins) + 1
+    module.joins.append("")  # its place: a join inside the subquery comes after it
+    segments, barriers = _pipeline(module, step.subquery, f"_join{number}_segment")
+    keys = tuple(module.field(k) for k in step.keys)
+    include = tuple(module.field(f) for f in step.include)
+    module.names, module.computed = names, computed
+    module.functions.extend(s.source() for s in segments)
+    functions = "".join(f"{s.name}, " for s in segments)
+    stops = "".join(f"{b}, " for b in barriers)
+    module.joins[number - 1] = (f"(({functions}), ({stops}), {keys!r}, {include!r}, {step.include!r}, "
+                                f"{step.many!r})")
+    return number
+
+
 def _time_fields(module: _Module) -> tuple[str, ...]:
     """Where the event time is, under the profile's names: LogScale's ``@timestamp``, then raw
     FDR's ``timestamp`` (epoch ms)."""
@@ -455,6 +461,12 @@ def _pipeline(module: _Module, query: ir.Query, prefix: str) -> tuple[list[_Segm
     for step in [*_source_filter(query, module.profile), *query.steps]:
         if isinstance(step, ir.Order):
             barriers.append(repr(_order_barrier(step, module)))
+            segments.append(_Segment(module, f"{prefix}{len(segments)}"))
+        elif isinstance(step, ir.Join) and step.many and not step.negated:
+            # An event for each matching row: a barrier, as one record becomes several.
+            number = _register_join(module, step)
+            fields = tuple(module.field(f) for f in step.fields)
+            barriers.append(repr(("join_rows", number, fields, step.mode == "inner")))
             segments.append(_Segment(module, f"{prefix}{len(segments)}"))
         elif isinstance(step, ir.GroupTail):  # the rows stay events, under the profile's names
             keys_read = tuple(module.field(k) for k in step.keys)

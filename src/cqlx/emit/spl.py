@@ -265,12 +265,14 @@ class SplGenerator(Generator):
             self.unsupported(diagnostic.message, diagnostic.span, diagnostic.kind)
         present = " AND ".join(f'isnotnull({k}) AND {k}!=""' for k in keys)
         body = " ".join(lines) if lines[0].startswith("|") else "search " + " ".join(lines)
+        many = step.many and not step.negated  # nrows=max: an event for each matching row (max=0: all)
+        once = "" if many else f"| dedup {' '.join(keys)} "
         subsearch = (f"[{body} | eval {', '.join([*sub_keys, *sub_values, f'{tag}_hit=1'])} | where {present} "
-                     f"| dedup {' '.join(keys)} | fields {' '.join([*keys, *values, f'{tag}_hit'])}]")
+                     f"{once}| fields {' '.join([*keys, *values, f'{tag}_hit'])}]")
         main_keys = ", ".join(f"{k}={field_ref(self.col(f, step.span))}" for k, f in zip(keys, step.fields,
                                                                                          strict=True))
         kind = "inner" if step.filters and not step.negated else "left"
-        out = [f"eval {main_keys}", f"join type={kind} max=1 {' '.join(keys)} {subsearch}"]
+        out = [f"eval {main_keys}", f"join type={kind} max={0 if many else 1} {' '.join(keys)} {subsearch}"]
         if step.negated:
             out.append(f"where isnull({tag}_hit)")
         assignments = []
