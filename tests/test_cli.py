@@ -26,6 +26,26 @@ def test_convert_each_target(target: str) -> None:
     assert result.stdout.strip()
 
 
+def test_a_query_is_read_from_stdin(tmp_path: Path) -> None:
+    """``-`` names the standard input: one query, read as a .cql file is (convert, check, explain,
+    run); errors point into it as <stdin>; written files are named stdin.*."""
+    query = "#event_simpleName=ProcessRollup2 CommandLine=/whoami/i | table([ComputerName])\n"
+    result = cqlx("convert", "-", "--to", "kql", stdin=query)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("DeviceProcessEvents\n") and "(?i)whoami" in result.stdout
+    bad = cqlx("convert", "-", "--to", "spl", stdin="CommandLine = ")
+    assert bad.returncode == 2 and "<stdin>:1:15: expected a value after '='" in bad.stderr
+    assert cqlx("check", "-", stdin=query).returncode == 0
+    assert "Rule: stdin" in cqlx("explain", "-", stdin=query).stdout
+    written = cqlx("convert", "-", "--to", "spl,cql", "--output", str(tmp_path), stdin=query)
+    assert written.returncode == 0, written.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stdin.cql", "stdin.spl"]
+    rows = cqlx("run", "-", str(SEED_EVENTS), "--format", "jsonl", stdin="CommandLine=/docker/i | select([aid])")
+    assert rows.returncode == 0 and rows.stdout.count("\n") > 3, rows.stderr
+    both = cqlx("run", "-", "-", stdin=query)
+    assert both.returncode == 2 and "cannot both come from stdin" in both.stderr
+
+
 def test_convert_all_to_a_directory(tmp_path: Path) -> None:
     result = cqlx("convert", str(SAMPLES / "rules"), "--to", "all", "--output", str(tmp_path), "--on-lossy", "warn")
     assert result.returncode == 0, result.stderr

@@ -148,7 +148,8 @@ def collect(names: Sequence[str], options: ParseOptions | None = None) -> Collec
             if key in seen:
                 continue
             seen.add(key)
-            relative = path.relative_to(root).as_posix() if root.is_dir() else path.name
+            relative = path.relative_to(root).as_posix() if root.is_dir() else "stdin.cql" if name == "-" \
+                else path.name
             try:
                 rules = load_rules(path, options)
             except NoQueryError as error:

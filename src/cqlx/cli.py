@@ -71,7 +71,8 @@ def _fail(code: int) -> typer.Exit:
 def convert(
     rules: Annotated[list[str], typer.Argument(help="Rule files (.cql, rule cards .yml, LogScale package "
                                                     "YAML: saved searches, alerts, dashboards) or directories "
-                                                    "(searched recursively).", show_default=False)],
+                                                    "(searched recursively); - reads one query from stdin.",
+                                               show_default=False)],
     to: Annotated[str, typer.Option("--to", "-t", help="Targets, comma-separated: spl, kql, sigma, python, cql, "
                                                       "all, or sigma:BACKEND (an installed pySigma backend).")
                   ] = "kql",
@@ -130,7 +131,7 @@ def convert(
 
 @app.command()
 def run(
-    rule: Annotated[str, typer.Argument(help="The rule file.", show_default=False)],
+    rule: Annotated[str, typer.Argument(help="The rule file, or - for a query on stdin.", show_default=False)],
     events: Annotated[list[str], typer.Argument(help="NDJSON event files (.gz too), or - for stdin.",
                                                 show_default=False)],
     fmt: Annotated[str | None, typer.Option("--format", "-f", help="jsonl, table or csv (default: table on a "
@@ -166,6 +167,8 @@ def run(
     chosen = fmt or ("table" if sys.stdout.isatty() else "jsonl")
     if chosen not in ("jsonl", "table", "csv"):
         raise typer.BadParameter(f"{chosen!r}; choose from jsonl, table, csv", param_hint="--format")
+    if rule == "-" and "-" in events:
+        raise typer.BadParameter("the rule and the events cannot both come from stdin", param_hint="RULE")
     loaded = load_rule(rule, _parse_options(param, saved_searches))
     matcher = compile_rule(loaded, profile, _pairs(lookup or [], "--lookup", "PATH"))
     query = matcher.query
@@ -254,7 +257,8 @@ def _write_rows(rows: list[dict[str, Any]], fields: tuple[str, ...] | None, fmt:
 
 
 @app.command()
-def explain(rule: Annotated[str, typer.Argument(help="The rule file.", show_default=False)],
+def explain(rule: Annotated[str, typer.Argument(help="The rule file, or - for a query on stdin.",
+                                                show_default=False)],
             param: ParamOption = None, saved_searches: SavedOption = None) -> None:
     """Show what a rule means: source, filter, signals with weights, score, ladder, output, order.
 
@@ -269,7 +273,8 @@ def explain(rule: Annotated[str, typer.Argument(help="The rule file.", show_defa
 
 @app.command()
 def check(
-    rules: Annotated[list[str], typer.Argument(help="Rule files or directories.", show_default=False)],
+    rules: Annotated[list[str], typer.Argument(help="Rule files or directories; - reads one query from stdin.",
+                                               show_default=False)],
     on_lossy: Annotated[str, typer.Option(help="The policy a conversion would run under.")] = "error",
     param: ParamOption = None,
     saved_searches: SavedOption = None,
@@ -329,7 +334,8 @@ def check(
 
 @app.command("test")
 def test_command(
-    rules: Annotated[list[str], typer.Argument(help="Rule files or directories.", show_default=False)],
+    rules: Annotated[list[str], typer.Argument(help="Rule files or directories; - reads one query from stdin.",
+                                               show_default=False)],
     generate: Annotated[bool, typer.Option("--generate", help="Also run witness events derived from each rule "
                                                               "(positive and just-missing events).")] = False,
     seed: Annotated[int, typer.Option(help="Seed for --generate.")] = 0,
@@ -438,7 +444,8 @@ def equiv(
 
 @app.command("coverage")
 def coverage_command(
-    rules: Annotated[list[str], typer.Argument(help="Rule files or directories.", show_default=False)],
+    rules: Annotated[list[str], typer.Argument(help="Rule files or directories; - reads one query from stdin.",
+                                               show_default=False)],
     to: Annotated[str, typer.Option("--to", "-t", help="Targets, comma-separated: spl, kql, sigma, python "
                                                       "(or all).")] = "spl,kql,sigma,python",
     profile: Annotated[list[str] | None, typer.Option(

@@ -12,6 +12,7 @@ at the line and column *in the file*.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -278,7 +279,17 @@ def load_rules(path: str | Path, options: ParseOptions | None = None) -> tuple[R
     return rules if options is None else tuple(replace(rule, options=options) for rule in rules)
 
 
+#: The rule "file" that is the standard input: one query, read as a .cql file is.
+STDIN = "-"
+
+
 def _load_rules(path: Path) -> tuple[Rule, ...]:
+    if str(path) == STDIN:
+        try:
+            text = sys.stdin.read()
+        except (OSError, UnicodeDecodeError) as error:
+            raise RuleFileError(f"cannot read the query from the standard input ({error})") from None
+        return (Rule("<stdin>", text, RuleMeta(title="stdin")),)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
