@@ -478,14 +478,8 @@ class _Lowering:
             return self.match_table(call, args, negated, span)
         if "file" not in args:
             raise CqlValueError('match() needs the lookup file, e.g. match(file="hosts.csv", field=aid)', call.span)
-        if "field" not in args:
-            raise CqlValueError("match() needs the event field(s) to look up, e.g. field=aid", call.span)
         file = self.word(args["file"])
-        fields = self.field_list(args["field"])
-        columns = tuple(self.word(c) for c in _items(args["column"])) if "column" in args else fields
-        if len(columns) != len(fields):
-            raise CqlValueError(f"match() has {len(fields)} field(s) and {len(columns)} column(s); they are "
-                                "matched in order and must be as many (functions-match)", args["column"].span)
+        fields, columns = self.key_pairs(call, args, "column", words=True)
         include = tuple(self.word(c) for c in _items(args["include"])) if "include" in args else None
         strict = self.boolean(args["strict"], "strict") if "strict" in args else True
         ignore_case = self.boolean(args["ignoreCase"], "ignoreCase") if "ignoreCase" in args else False
@@ -558,13 +552,7 @@ class _Lowering:
                         'include=[...]))')
         if isinstance(table, str):
             return kept(f"its table {name} is not converted: {table}")
-        if "field" not in args:
-            raise CqlValueError("match() needs the event field(s) to look up, e.g. field=aid", call.span)
-        fields = self.field_list(args["field"])
-        columns = self.field_list(args["column"]) if "column" in args else fields
-        if len(columns) != len(fields):
-            raise CqlValueError(f"match() has {len(fields)} field(s) and {len(columns)} column(s); they are "
-                                "matched in order and must be as many (functions-match)", args["column"].span)
+        fields, columns = self.key_pairs(call, args, "column")
         strict = self.boolean(args["strict"], "strict") if "strict" in args else True
         many = "nrows" in args and self.word(args["nrows"]).lower() == "max"
         for option, ignored in (("ignoreCase", "false"), ("mode", "string"), ("nrows", "max" if many else "1"),
@@ -580,6 +568,24 @@ class _Lowering:
         return ir.Join(ir.Query(ir.Source(), steps), fields, columns, include, "inner" if strict else "left",
                        negated, span, origin="defineTable", table=name, many=many)
 
+    def key_pairs(self, call: A.Call, args: dict[str, A.Expr], other: str, words: bool = False
+                  ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """match()'s ``field``/``column`` and join()'s ``field``/``key``: the event fields and what
+        each is matched against, in order (as many of each; ``other`` defaults to ``field``).
+        ``words``: the other side names a lookup file's columns, not fields."""
+        function = call.name
+        if "field" not in args:
+            what = "the event field(s) to look up" if other == "column" else "the field(s) to join on"
+            raise CqlValueError(f"{function}() needs {what}, e.g. field=aid", call.span)
+        fields = self.field_list(args["field"])
+        if other not in args:
+            return fields, fields
+        against = tuple(self.word(c) for c in _items(args[other])) if words else self.field_list(args[other])
+        if len(against) != len(fields):
+            raise CqlValueError(f"{function}() has {len(fields)} field(s) and {len(against)} {other}(s); they are "
+                                "matched in order and must be as many", args[other].span)
+        return fields, against
+
     def join(self, call: A.Call, negated: bool, span: Span) -> ir.Join | ir.Opaque:
         """``join({...}, ...)`` (or ``!join(...)``) as a stage: an :class:`ir.Join` whose subquery
         is lowered as a query of its own; what cqlx does not convert of it stays opaque (another
@@ -593,13 +599,7 @@ class _Lowering:
         if not isinstance(subquery, A.SubQuery):
             raise CqlValueError("join() needs its subquery in braces, e.g. join({#event_simpleName=DnsRequest}, "
                                 "field=aid)", (subquery or call).span)
-        if "field" not in args:
-            raise CqlValueError("join() needs the field(s) to join on, e.g. field=aid", call.span)
-        fields = self.field_list(args["field"])
-        keys = self.field_list(args["key"]) if "key" in args else fields
-        if len(keys) != len(fields):
-            raise CqlValueError(f"join() has {len(fields)} field(s) and {len(keys)} key(s); they are matched in "
-                                "order and must be as many", args["key"].span)
+        fields, keys = self.key_pairs(call, args, "key")
         include = self.field_list(args["include"]) if "include" in args else ()
         mode = self.word(args["mode"]).lower() if "mode" in args else "inner"
         if mode not in JOIN_MODES:
@@ -754,32 +754,38 @@ class _Lowering:
         functions = self.function_list(given, keys, call)
         return ir.Aggregate(keys, functions, limit, span=call.span)
 
-    def group_tail(self, given: A.Expr | None) -> int | None:
-        """``tail(N)`` as groupBy()'s only function: the number of events it keeps per group
-        (functions-tail: ``limit``, 200 by default); None for any other functions. Among other
-        functions it combines rows with theirs, which cqlx does not convert."""
+    @staticmethod
+    def only_function(given: A.Expr | None, name: str, among_others: str) -> A.Call | None:
+        """The call to ``name`` when it is groupBy()'s only function; None when there is none. Among
+        other functions it combines its rows with theirs (functions-stats), which cqlx does not
+        convert: ``among_others`` says so."""
         calls = given.items if isinstance(given, A.Array) else (given,) if given is not None else ()
-        tails = [c for c in calls if isinstance(c, A.Call) and c.name.lower() == "tail"]
-        if not tails:
+        found = [c for c in calls if isinstance(c, A.Call) and c.name.lower() == name.lower()]
+        if not found:
             return None
         if len(calls) > 1:
-            raise _Opaque("tail", "tail() among groupBy()'s functions with others combines its events with their "
-                                  "rows; cqlx converts tail() alone")
-        args = self.bind(tails[0], FUNCTIONS["tail"])
+            raise _Opaque(name, among_others)
+        return found[0]
+
+    def group_tail(self, given: A.Expr | None) -> int | None:
+        """``tail(N)`` as groupBy()'s only function: the number of events it keeps per group
+        (functions-tail: ``limit``, 200 by default); None for any other functions."""
+        tail = self.only_function(given, "tail", "tail() among groupBy()'s functions with others combines its "
+                                                 "events with their rows; cqlx converts tail() alone")
+        if tail is None:
+            return None
+        args = self.bind(tail, FUNCTIONS["tail"])
         return self.limit(args["limit"]) if "limit" in args else ROW_LIMIT_DEFAULT
 
     def nested_group_by(self, given: A.Expr | None) -> ir.Aggregate | None:
-        """The inner groupBy() when it is groupBy()'s only function; a groupBy() among other
-        functions combines its rows with theirs (a Cartesian product: functions-stats), which cqlx
-        does not convert."""
-        calls = given.items if isinstance(given, A.Array) else (given,) if given is not None else ()
-        nested = [c for c in calls if isinstance(c, A.Call) and c.name.lower() == "groupby"]
-        if not nested:
+        """The inner groupBy() when it is groupBy()'s only function (a Cartesian product among
+        others: functions-stats)."""
+        nested = self.only_function(given, "groupBy", "groupBy() inside a list of functions combines its rows with "
+                                                      "the other functions' (a Cartesian product); cqlx does not "
+                                                      "convert it")
+        if nested is None:
             return None
-        if len(calls) > 1:
-            raise _Opaque("groupBy", "groupBy() inside a list of functions combines its rows with the other "
-                                     "functions' (a Cartesian product); cqlx does not convert it")
-        inner = self.group_by(nested[0], FUNCTIONS["groupby"])
+        inner = self.group_by(nested, FUNCTIONS["groupby"])
         if isinstance(inner, ir.GroupTail):
             raise _Opaque("groupBy", "groupBy() inside groupBy() with tail(): cqlx does not convert it")
         return inner

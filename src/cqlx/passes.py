@@ -231,14 +231,18 @@ def _map_preds(step: ir.Step, fn: Callable[[ir.Pred], ir.Pred]) -> ir.Step:
     return step
 
 
-def _map_expr_preds(expr: ir.Expr, fn: Callable[[ir.Pred], ir.Pred]) -> ir.Expr:
+def _map_expr_preds(expr: ir.Expr, fn: Callable[[ir.Pred], ir.Pred],
+                    ref: Callable[[ir.Ref], ir.Expr] | None = None) -> ir.Expr:
+    """``expr`` with ``fn`` applied to the predicates in it (and ``ref`` to its field references)."""
+    if isinstance(expr, ir.Ref):
+        return ref(expr) if ref is not None else expr
     if isinstance(expr, ir.Cond):
-        return replace(expr, test=fn(expr.test), then=_map_expr_preds(expr.then, fn),
-                       otherwise=_map_expr_preds(expr.otherwise, fn))
+        return replace(expr, test=fn(expr.test), then=_map_expr_preds(expr.then, fn, ref),
+                       otherwise=_map_expr_preds(expr.otherwise, fn, ref))
     if isinstance(expr, ir.Arith):
-        return replace(expr, left=_map_expr_preds(expr.left, fn), right=_map_expr_preds(expr.right, fn))
+        return replace(expr, left=_map_expr_preds(expr.left, fn, ref), right=_map_expr_preds(expr.right, fn, ref))
     if isinstance(expr, ir.Func):
-        return replace(expr, args=tuple(_map_expr_preds(a, fn) for a in expr.args))
+        return replace(expr, args=tuple(_map_expr_preds(a, fn, ref) for a in expr.args))
     return expr
 
 
@@ -482,16 +486,8 @@ def rename_pred(pred: ir.Pred, renames: dict[str, str]) -> ir.Pred:
 
 def rename_expr(expr: ir.Expr, renames: dict[str, str]) -> ir.Expr:
     """:func:`rename_pred` for an expression."""
-    if isinstance(expr, ir.Ref):
-        return replace(expr, field=renames.get(expr.field, expr.field))
-    if isinstance(expr, ir.Cond):
-        return replace(expr, test=rename_pred(expr.test, renames), then=rename_expr(expr.then, renames),
-                       otherwise=rename_expr(expr.otherwise, renames))
-    if isinstance(expr, ir.Arith):
-        return replace(expr, left=rename_expr(expr.left, renames), right=rename_expr(expr.right, renames))
-    if isinstance(expr, ir.Func):
-        return replace(expr, args=tuple(rename_expr(a, renames) for a in expr.args))
-    return expr
+    return _map_expr_preds(expr, lambda pred: rename_pred(pred, renames),
+                           lambda ref: replace(ref, field=renames.get(ref.field, ref.field)))
 
 
 def case_keep(case: ir.Case) -> ir.Pred | None:

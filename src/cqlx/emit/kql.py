@@ -440,16 +440,10 @@ class KqlGenerator(Generator):
         for large sets, as LogScale does (functions-count). The functions that keep values are
         :meth:`value_terms`. Without keys, a summarize always gives one row, where LogScale's
         collect()/selectLast()/selectFromMax() give none without a value: a filter says so."""
-        keys: list[str] = []
-        tests: list[str] = []
-        for key in step.keys:
-            if self.dead(key):  # no row has the key: no group in CQL; KQL cannot name the column
-                self.unsupported(f"the aggregation groups by {key}, which an earlier step removed; cqlx does not "
-                                 "write that in KQL", step.span)
-                return ["where false"]
-            column = self.col(key, step.span)
-            keys.append(column)
-            tests.append(f"{'isnotempty' if self.column_type(key) == 'string' else 'isnotnull'}({column})")
+        grouped = self.group_keys(step)
+        if grouped is None:
+            return ["where false"]
+        keys, tests = grouped
         out = [f"where {' and '.join(tests)}"] if tests else []
         before: list[str] = []
         after: list[str] = []
@@ -474,9 +468,6 @@ class KqlGenerator(Generator):
                 end += 1  # selectFromMax(x, include=[a, b]): one arg_max() picks one event for both
             self.value_terms(step, step.functions[index:end], before, terms, after, kinds)
             index = end
-        if step.limit is not None and step.limit != GROUP_LIMIT_DEFAULT:
-            self.unsupported(f"groupBy(limit={step.limit}): KQL keeps every group, where LogScale keeps "
-                             f"{step.limit} and warns", step.span, PRESENTATION)
         if step.series_limit is not None and step.keys[1:]:
             self.unsupported(f"LogScale keeps the {step.series_limit} series with the largest values; KQL keeps "
                              "every series", step.span, self.loss(step))
@@ -508,20 +499,31 @@ class KqlGenerator(Generator):
                    if step.count != 1 else "tail() picks the newest events, and the rows have no datetime column here")
             self.unsupported(why, step.span)
             return []
+        grouped = self.group_keys(step)
+        if grouped is None:
+            return ["where false"]
+        keys, tests = grouped
+        return [f"where {' and '.join(tests)}", f"summarize arg_max({time}, *) by {', '.join(keys)}"]
+
+    def group_keys(self, step: ir.Aggregate | ir.GroupTail) -> tuple[list[str], list[str]] | None:
+        """The columns of a grouping's keys and the tests that leave out rows without a value for
+        one (summarize makes a group of those, groupBy() does not); None, reported, when an earlier
+        step removed a key (no group in CQL; KQL cannot name the column). A group limit that is not
+        the default is reported: KQL keeps every group."""
         keys: list[str] = []
         tests: list[str] = []
         for key in step.keys:
             if self.dead(key):
                 self.unsupported(f"the aggregation groups by {key}, which an earlier step removed; cqlx does not "
                                  "write that in KQL", step.span)
-                return ["where false"]
+                return None
             column = self.col(key, step.span)
             keys.append(column)
             tests.append(f"{'isnotempty' if self.column_type(key) == 'string' else 'isnotnull'}({column})")
         if step.limit is not None and step.limit != GROUP_LIMIT_DEFAULT:
             self.unsupported(f"groupBy(limit={step.limit}): KQL keeps every group, where LogScale keeps "
                              f"{step.limit} and warns", step.span, PRESENTATION)
-        return [f"where {' and '.join(tests)}", f"summarize arg_max({time}, *) by {', '.join(keys)}"]
+        return keys, tests
 
     def value_terms(self, step: ir.Aggregate, group: tuple[ir.AggFunc, ...], before: list[str], terms: list[str],
                     after: list[str], kinds: dict[str, str]) -> None:
