@@ -134,20 +134,9 @@ def compile_matcher(text: str, title: str = "", profile: str | None = None,
 
 def lookup_files(query: ir.Query) -> list[ir.Lookup]:
     """The ``match()`` stages of a query, case branches and join() subqueries included, in order."""
-    found: list[ir.Lookup] = []
+    from cqlx.passes import nested_steps
 
-    def visit(steps: tuple[ir.Step, ...]) -> None:
-        for step in steps:
-            if isinstance(step, ir.Lookup):
-                found.append(step)
-            elif isinstance(step, ir.Case):
-                for branch in step.branches:
-                    visit(branch.steps)
-            elif isinstance(step, ir.Join):
-                visit(step.subquery.steps)
-
-    visit(query.steps)
-    return found
+    return [step for step in nested_steps(query.steps) if isinstance(step, ir.Lookup)]
 
 
 def load_lookup(name: str, source: LookupSource) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ so ``cqlx check`` can point at it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -48,6 +49,7 @@ from cqlx.functions import (
     FunctionSpec,
     OpaqueSpec,
 )
+from cqlx.passes import nested_steps
 from cqlx.regexes import bad_group_name, named_groups, unname_groups
 
 T = TypeVar("T")
@@ -95,23 +97,9 @@ def lower(tree: A.Pipeline, text: str = "", params: Mapping[str, str] | None = N
     steps = lowering.pipeline(tree)
     # An ad-hoc table no converted match() reads (one kept opaque, a readFile(), or none) keeps its
     # defineTable() as an opaque stage, at the top where LogScale takes it, for canonical CQL to write.
-    joined = _joined_tables(steps)
+    joined = {step.table for step in nested_steps(steps) if isinstance(step, ir.Join) and step.origin == "defineTable"}
     kept = tuple(step for name, step in lowering.table_calls.items() if name not in joined)
     return ir.Query(ir.Source(), (*kept, *steps), tuple(lowering.notes))
-
-
-def _joined_tables(steps: tuple[ir.Step, ...]) -> set[str]:
-    """The ad-hoc tables the joins among ``steps`` read, at any depth."""
-    found: set[str] = set()
-    for step in steps:
-        if isinstance(step, ir.Case):
-            for branch in step.branches:
-                found |= _joined_tables(branch.steps)
-        elif isinstance(step, ir.Join):
-            found |= _joined_tables(step.subquery.steps)
-            if step.origin == "defineTable":
-                found.add(step.table)
-    return found
 
 
 class _Opaque(Exception):
@@ -470,9 +458,7 @@ class _Lowering:
         """``match(...)`` (or ``!match(...)``) as a stage: an :class:`ir.Lookup`; what cqlx does not
         convert of it (``nrows`` other than 1, an ad-hoc ``table=``) stays an opaque stage."""
         args = self.bind(call, MATCH)
-
-        def kept(reason: str) -> ir.Opaque:
-            return ir.Opaque("match", self.source(span), ir.FILTERS, None, f"match(): {reason}", span)
+        kept = functools.partial(self.match_kept, span)
 
         if "table" in args:
             return self.match_table(call, args, negated, span)
@@ -501,6 +487,10 @@ class _Lowering:
         if negated and not strict:
             return kept("!match(strict=false) negates a match that keeps every event; cqlx does not convert it")
         return ir.Lookup(file, fields, columns, include, strict, ignore_case, mode, negated, span)
+
+    def match_kept(self, span: Span, reason: str) -> ir.Opaque:
+        """A match() stage cqlx does not convert, kept as written with the reason."""
+        return ir.Opaque("match", self.source(span), ir.FILTERS, None, f"match(): {reason}", span)
 
     def define_table(self, call: A.Call) -> list[ir.Step]:
         """``defineTable(query={...}, name="t", include=[...])``: no step of its own (it processes no
@@ -543,9 +533,7 @@ class _Lowering:
         defaults to every column of the table, as match() includes every column of a file)."""
         name = self.word(args["table"])
         table = self.tables.get(name)
-
-        def kept(reason: str) -> ir.Opaque:
-            return ir.Opaque("match", self.source(span), ir.FILTERS, None, f"match(): {reason}", span)
+        kept = functools.partial(self.match_kept, span)
 
         if table is None:  # defined where cqlx does not see it (a dashboard's other query), or nowhere
             return kept(f'no ad-hoc table {name} is defined before it (defineTable(query={{...}}, name="{name}", '

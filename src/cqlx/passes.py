@@ -65,6 +65,18 @@ def step_writes(step: ir.Step) -> frozenset[str]:
     return frozenset()
 
 
+def nested_steps(steps: tuple[ir.Step, ...]) -> Iterator[ir.Step]:
+    """Every step, at any depth: each step, then the steps of its case branches; a join's subquery
+    steps before the join itself (so a join comes after the joins its subquery holds)."""
+    for step in steps:
+        if isinstance(step, ir.Join):
+            yield from nested_steps(step.subquery.steps)
+        yield step
+        if isinstance(step, ir.Case):
+            for branch in step.branches:
+                yield from nested_steps(branch.steps)
+
+
 def step_reads(step: ir.Step) -> frozenset[str]:
     if isinstance(step, ir.Filter):
         return pred_fields(step.pred)

@@ -234,25 +234,17 @@ class CqlGenerator(Generator):
         """``defineTable(query={...}, name="t", include=[...])`` for each ad-hoc table the query
         matches, at any depth, a table before the tables that match it (functions-definetable:
         at the top of the query, before anything else)."""
+        from cqlx.passes import nested_steps
+
         tables: dict[str, str] = {}
-
-        def visit(steps: tuple[ir.Step, ...]) -> None:
-            for step in steps:
-                if isinstance(step, ir.Case):
-                    for branch in step.branches:
-                        visit(branch.steps)
-                if not isinstance(step, ir.Join):
-                    continue
-                visit(step.subquery.steps)
-                if step.origin != "defineTable" or step.table in tables:
-                    continue
-                *body, columns = step.subquery.steps
-                assert isinstance(columns, ir.Project)  # the lowering ends a table's subquery with it
-                query = dataclasses.replace(step.subquery, steps=tuple(body))
-                tables[step.table] = (f"defineTable(query={{{self.subquery(query)}}}, name={string(step.table)}, "
-                                      f"include=[{', '.join(field_name(f) for f in columns.fields)}])")
-
-        visit(self.query.steps)
+        for step in nested_steps(self.query.steps):
+            if not isinstance(step, ir.Join) or step.origin != "defineTable" or step.table in tables:
+                continue
+            *body, columns = step.subquery.steps
+            assert isinstance(columns, ir.Project)  # the lowering ends a table's subquery with it
+            query = dataclasses.replace(step.subquery, steps=tuple(body))
+            tables[step.table] = (f"defineTable(query={{{self.subquery(query)}}}, name={string(step.table)}, "
+                                  f"include=[{', '.join(field_name(f) for f in columns.fields)}])")
         return list(tables.values())
 
     def verify(self, text: str) -> None:
