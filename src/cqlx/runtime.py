@@ -1037,12 +1037,15 @@ def _field_value(record: dict[str, Any], name: str, times: tuple[str, ...]) -> A
 def tail(rows: Iterable[dict[str, Any]], times: tuple[str, ...], limit: int) -> list[dict[str, Any]]:
     """``tail()``: the ``limit`` newest rows by event time, newest first; rows without a time are
     older than any row with one, and among them the last ones are the newest. Holds ``limit`` rows."""
-    def newness(item: tuple[int, dict[str, Any]]) -> tuple[int, Any, int]:
-        position, row = item
-        when = event_time(row, times)
-        return (0, 0, position) if when is None else (1, when, position)
+    newest = heapq.nlargest(limit, enumerate(rows), key=lambda item: _newness(item[0], item[1], times))
+    return [row for _, row in newest]
 
-    return [row for _, row in heapq.nlargest(limit, enumerate(rows), key=newness)]
+
+def _newness(position: int, row: dict[str, Any], times: tuple[str, ...]) -> tuple[int, Any, int]:
+    """How new a row is, for tail(): by event time, a row without one older than any row with one,
+    then by position (the later the newer)."""
+    when = event_time(row, times)
+    return (0, 0, position) if when is None else (1, when, position)
 
 
 def group_tail(rows: Iterable[dict[str, Any]], keys: tuple[str, ...], count: int, limit: int | None,
@@ -1061,8 +1064,7 @@ def group_tail(rows: Iterable[dict[str, Any]], keys: tuple[str, ...], count: int
             if limit is not None and len(groups) >= limit:
                 continue
             kept = groups[texts] = []  # type: ignore[index]
-        when = event_time(row, times)
-        newness = (0, 0, position) if when is None else (1, when, position)
+        newness = _newness(position, row, times)
         entry = (newness, position, row)
         if len(kept) < count:
             heapq.heappush(kept, entry)

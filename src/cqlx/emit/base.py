@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from cqlx import ir
 from cqlx.ast import NO_SPAN, Span
 from cqlx.frozen import Frozen
+from cqlx.functions import GROUP_LIMIT_DEFAULT
 from cqlx.passes import (
     decisive_after,
     extraction_as_test,
@@ -141,6 +142,13 @@ class Generator:
                 isinstance(step, ir.Filter) or self.loss(step) == DETECTION)
             self.unsupported(unextracted_message(found[1]), step.span,
                              DETECTION if itself else self.loss(step, groups))
+
+    def group_limit_kept(self, step: ir.Aggregate | ir.GroupTail) -> None:
+        """A groupBy() limit other than LogScale's default, for a target that keeps every group:
+        presentation loss (LogScale keeps that many groups and warns)."""
+        if step.limit is not None and step.limit != GROUP_LIMIT_DEFAULT:
+            self.unsupported(f"groupBy(limit={step.limit}): {self.profile.language.upper()} keeps every group, where "
+                             f"LogScale keeps {step.limit} and warns", step.span, PRESENTATION)
 
     def case_without_extraction(self, step: ir.Case) -> ir.Case:
         """The case with its field extractions reduced to their tests, for a target that expands

@@ -24,7 +24,7 @@ import re
 from cqlx import ir
 from cqlx.emit.base import DETECTION, PRESENTATION, Generator
 from cqlx.errors import UnsupportedError
-from cqlx.functions import AGGREGATE_OUTPUTS, GROUP_LIMIT_DEFAULT, TIME_BUCKET, span_text
+from cqlx.functions import AGGREGATE_OUTPUTS, TIME_BUCKET, span_text
 from cqlx.passes import expand_case, step_writes
 from cqlx.regexes import (
     RE2_UNSUPPORTED,
@@ -508,8 +508,8 @@ class KqlGenerator(Generator):
     def group_keys(self, step: ir.Aggregate | ir.GroupTail) -> tuple[list[str], list[str]] | None:
         """The columns of a grouping's keys and the tests that leave out rows without a value for
         one (summarize makes a group of those, groupBy() does not); None, reported, when an earlier
-        step removed a key (no group in CQL; KQL cannot name the column). A group limit that is not
-        the default is reported: KQL keeps every group."""
+        step removed a key (no group in CQL; KQL cannot name the column); a group limit, as
+        :meth:`group_limit_kept` says."""
         keys: list[str] = []
         tests: list[str] = []
         for key in step.keys:
@@ -520,9 +520,7 @@ class KqlGenerator(Generator):
             column = self.col(key, step.span)
             keys.append(column)
             tests.append(f"{'isnotempty' if self.column_type(key) == 'string' else 'isnotnull'}({column})")
-        if step.limit is not None and step.limit != GROUP_LIMIT_DEFAULT:
-            self.unsupported(f"groupBy(limit={step.limit}): KQL keeps every group, where LogScale keeps "
-                             f"{step.limit} and warns", step.span, PRESENTATION)
+        self.group_limit_kept(step)
         return keys, tests
 
     def value_terms(self, step: ir.Aggregate, group: tuple[ir.AggFunc, ...], before: list[str], terms: list[str],

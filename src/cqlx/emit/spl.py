@@ -17,7 +17,7 @@ import re
 
 from cqlx import ir
 from cqlx.emit.base import DETECTION, PRESENTATION, Generator
-from cqlx.functions import AGGREGATE_OUTPUTS, COLLECT_LIMIT_DEFAULT, GROUP_LIMIT_DEFAULT, TIME_BUCKET
+from cqlx.functions import AGGREGATE_OUTPUTS, COLLECT_LIMIT_DEFAULT, TIME_BUCKET
 from cqlx.passes import expand_case, folds_case, pred_fields
 from cqlx.regexes import flag_prefix, glob_to_regex, python_error, to_pcre, to_python
 
@@ -412,9 +412,7 @@ class SplGenerator(Generator):
             terms, dropped = ["count as _cqlx_groups"], True
         else:
             dropped = False
-        if step.limit is not None and step.limit != GROUP_LIMIT_DEFAULT:
-            self.unsupported(f"groupBy(limit={step.limit}): SPL keeps every group, where LogScale keeps "
-                             f"{step.limit} and warns", step.span, PRESENTATION)
+        self.group_limit_kept(step)
         if step.series_limit is not None and step.keys[1:]:
             self.unsupported(f"LogScale keeps the {step.series_limit} series with the largest values; SPL keeps "
                              "every series", step.span, self.loss(step))
@@ -538,9 +536,7 @@ class SplGenerator(Generator):
                    if step.count != 1 else "tail() picks the newest events, and the results have no time here")
             self.unsupported(why, step.span)
             return []
-        if step.limit is not None and step.limit != GROUP_LIMIT_DEFAULT:
-            self.unsupported(f"groupBy(limit={step.limit}): SPL keeps every group, where LogScale keeps "
-                             f"{step.limit} and warns", step.span, PRESENTATION)
+        self.group_limit_kept(step)
         keys = [table_name(self.col(key, step.span)) for key in step.keys]
         return [f"sort 0 -num({table_name(column)})", f"dedup {' '.join(keys)}"]
 
