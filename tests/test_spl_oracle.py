@@ -170,6 +170,11 @@ ROWS: list[tuple[str, str, list[dict[str, Any]], list[dict[str, object]]]] = [
     ("table-then-sort", "| table h s | sort 2 -num(s)", [{"h": "a", "s": 1, "z": 0}, {"h": "b", "s": "3"}, {"h": "c"}],
      [{"h": "b", "s": "3"}, {"h": "a", "s": 1}]),
     ("event-values", "search *", [{"a": None, "b": True, "t": 1.0}], [{"b": "true", "t": 1.0}]),
+    # dedup [<int>]: the first N results of each combination; results without a field are removed
+    ("dedup-first", "| dedup a", [{"a": 1, "n": 1}, {"a": 1, "n": 2}, {"n": 3}], [{"a": 1, "n": 1}]),
+    ("dedup-count", "| dedup 2 a b", [{"a": 1, "b": 1, "n": 1}, {"a": 1, "b": 1, "n": 2}, {"a": 1, "b": 1, "n": 3},
+                                     {"a": 1, "b": 2, "n": 4}],
+     [{"a": 1, "b": 1, "n": 1}, {"a": 1, "b": 1, "n": 2}, {"a": 1, "b": 2, "n": 4}]),
 ]
 
 
@@ -217,6 +222,7 @@ ERRORS: list[tuple[str, str, dict[str, Any] | None, tuple[int, int], str]] = [
     ("head-expression", "| head (x>1)", None, (2, 7), "count only"),
     ("leading-pipe", "\n| stats count", None, (2, 2), "generating command"),
     ("empty", "", None, (1, 1), "empty"),
+    ("dedup-zero", "| dedup 0 a", None, (2, 9), "at least 1"),
     ("dangling-OR", "x=a OR", None, (1, 7), "term was expected"),
     ("unbalanced", "(x=a", None, (1, 5), "expected ')'"),
     ("multivalue-event", "search *", {"x": ["a", "b"]}, (0, 0), "single-valued"),

@@ -35,7 +35,7 @@ KQL_TYPES = frozenset({"string", "long", "int", "real", "double", "bool", "boole
 
 _TOP_KEYS = {"name", "language", "title", "description", "regex", "unmapped", "missing", "tables",
              "fields", "event_types", "platforms", "extends", "default_event_type", "platform_lookup",
-             "lookup_table", "unlisted_event_types"}
+             "lookup_table", "unlisted_event_types", "repositories"}
 _PLATFORM_LOOKUP_KEYS = {"table", "key", "column"}
 #: How a KQL target names the table a LogScale lookup file (``match(file="x.csv")``) becomes:
 #: ``{name}`` is the file name without ``.csv``.
@@ -111,6 +111,8 @@ class Profile(Frozen):
     unlisted_event_type: str | None = None
     platform_lookup: PlatformLookup | None = None
     lookup_table: str = "{name}"  # one of LOOKUP_TABLE_FORMS
+    # The LogScale repositories (#repo) whose events the profile's stand for (raw FDR: base_sensor).
+    repositories: tuple[str, ...] = ()
 
     def event_type(self, name: str) -> EventType | None:
         """The mapping of a Falcon event type; None when the data model has no counterpart. The
@@ -367,6 +369,9 @@ def parse_profile(text: str, path: str, base: Profile | None = None) -> Profile:
     if unlisted is not None and str(unlisted) not in events:
         raise reader.fail(f"unlisted_event_types names {unlisted!r}, which is not under event_types:", raw,
                           "unlisted_event_types")
+    repositories = raw.get("repositories", list(base.repositories) if base else [])
+    if not isinstance(repositories, list) or not all(isinstance(r, str) and r for r in repositories):
+        raise reader.fail("repositories must be a list of LogScale repository names", raw, "repositories")
     return Profile(
         name=reader.string(raw, "name", where, default=Path(path).stem),
         language=language,
@@ -384,6 +389,7 @@ def parse_profile(text: str, path: str, base: Profile | None = None) -> Profile:
         unlisted_event_type=str(unlisted) if unlisted is not None else None,
         platform_lookup=platform_lookup,
         lookup_table=lookup_table,
+        repositories=tuple(repositories),
     )
 
 

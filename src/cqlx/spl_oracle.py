@@ -28,6 +28,7 @@ import ipaddress
 import math
 import re
 import urllib.parse
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -1898,20 +1899,28 @@ def _lookup_stage(text: str, base: int, source: _Source) -> Stage:
 
 
 def _dedup_stage(text: str, base: int, source: _Source) -> Stage:
-    # dedup <field-list>: keeps the first result of each combination of the fields' values; results
-    # without one of the fields are removed (keepempty=false, the default) (Search Reference, dedup).
-    names = _field_list(text, base, source)
+    # dedup [<int>] <field-list>: keeps the first <int> (1 by default) results of each combination
+    # of the fields' values; results without one of the fields are removed (keepempty=false, the
+    # default) (Search Reference, dedup).
+    count_text = re.match(r"\s*(\d+)\s+", text)
+    keep = int(count_text.group(1)) if count_text else 1
+    skip = count_text.end() if count_text else 0
+    if keep < 1:
+        assert count_text is not None
+        raise source.error("dedup keeps at least 1 result per combination", base + count_text.start(1),
+                           base + count_text.end(1))
+    names = _field_list(text[skip:], base + skip, source)
     if not names:
         raise source.error("dedup needs a field", base, base + len(text))
 
     def run(rows: list[Row]) -> list[Row]:
-        seen: set[tuple[str, ...]] = set()
+        seen: Counter[tuple[str | None, ...]] = Counter()
         out = []
         for row in rows:
             values = tuple(_text(_lookup(row, name)) for name in names)
-            if None in values or values in seen:
+            if None in values or seen[values] >= keep:
                 continue
-            seen.add(values)  # type: ignore[arg-type]
+            seen[values] += 1
             out.append(row)
         return out
 

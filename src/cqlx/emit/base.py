@@ -97,8 +97,20 @@ class Generator:
     def __post_init__(self) -> None:
         if not self.target:
             self.target = f"{self.profile.language} ({self.profile.name})"
+        self.answer_repository()
         self.event = self.resolve_event_type()
         self.needed_after = list(zip(self.query.steps, decisive_after(self.query), strict=True))
+
+    def answer_repository(self) -> None:
+        """Leading tests on ``#repo`` that the profile's ``repositories:`` answer leave the rule;
+        one that none of them passes is detection loss (the rule reads other data)."""
+        from cqlx.repository import REPO_TAG, answer_tag
+
+        self.query, refused = answer_tag(self.query, REPO_TAG, self.profile.repositories)
+        held = ", ".join(self.profile.repositories)
+        for pred in refused:
+            self.unsupported(f"the rule reads LogScale repositories (#repo) other than those whose events profile "
+                             f"{self.profile.name} holds ({held})", pred.span)
 
     def decisive(self, step: ir.Step) -> frozenset[str]:
         """The fields that decide the rows after ``step`` (:func:`cqlx.passes.decisive_after`);

@@ -525,20 +525,19 @@ class SplGenerator(Generator):
         return f"floor({field_ref(column)}*1000/{span.value})*{span.value}"
 
     def group_tail(self, step: ir.GroupTail) -> list[str]:
-        """``groupBy(keys, function=tail(1))``: the results newest first, then ``dedup`` of the keys,
-        which keeps the first result of each combination of their values and removes results without
-        one (Search Reference, dedup: keepempty=false), as groupBy() leaves such events out. Among
-        results of one time, Splunk keeps any, LogScale the last. tail(N) for more than one event per
-        group is refused."""
+        """``groupBy(keys, function=tail(N))``: the results newest first, then ``dedup N`` of the
+        keys, which keeps the first N results of each combination of their values and removes
+        results without one (Search Reference, dedup: ``<int>`` results per combination;
+        keepempty=false), as groupBy() leaves such events out. Among results of one time, Splunk
+        keeps any, LogScale the last."""
         column = self.column("@timestamp", step.span, output=True)
-        if step.count != 1 or column is None:
-            why = (f"tail({step.count}) keeps {step.count} events per group; cqlx writes tail(1) in SPL"
-                   if step.count != 1 else "tail() picks the newest events, and the results have no time here")
-            self.unsupported(why, step.span)
+        if column is None:
+            self.unsupported("tail() picks the newest events, and the results have no time here", step.span)
             return []
         self.group_limit_kept(step)
         keys = [table_name(self.col(key, step.span)) for key in step.keys]
-        return [f"sort 0 -num({table_name(column)})", f"dedup {' '.join(keys)}"]
+        count = f"{step.count} " if step.count != 1 else ""
+        return [f"sort 0 -num({table_name(column)})", f"dedup {count}{' '.join(keys)}"]
 
     def order(self, step: ir.Order) -> str:
         keys = []
