@@ -145,15 +145,18 @@ OPAQUE = [
     ('replace("(a", with="b")', "@rawstring", "cannot compile the regex"),
     ('replace("a", with="$2", as=y)', "y", "refers to group 2, which the regex does not have"),
     ('replace("a", with="cost: $", as=y)', "y", "must be followed by a group number"),
-    ('splitString(a, by=",")', "_splitstring", "without index= writes an array"),
+    ('splitString(a, by=",")', ("_splitstring", "_splitstring[*]"), "without index= writes an array"),
+    ('splitString(a, by=",", as=parts)', ("parts", "parts[*]"), "without index= writes an array"),
+    ('parts := splitString(a, by=",")', ("parts", "parts[*]"), "without index= writes an array"),
 ]
 
 
 @pytest.mark.parametrize(("query", "writes", "reason"), OPAQUE, ids=[q for q, _, _ in OPAQUE])
-def test_what_cqlx_keeps_opaque(query: str, writes: str, reason: str) -> None:
+def test_what_cqlx_keeps_opaque(query: str, writes: str | tuple[str, ...], reason: str) -> None:
     (step,) = parse(query).steps
     assert isinstance(step, ir.Opaque)
-    assert step.effect == ir.ENRICHES and step.writes == (writes,) and reason in step.reason
+    assert step.effect == ir.ENRICHES and step.writes == (writes if isinstance(writes, tuple) else (writes,))
+    assert reason in step.reason
     assert step.text == query  # canonical CQL writes it back as it was
 
 

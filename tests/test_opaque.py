@@ -46,6 +46,10 @@ def test_opaque_stages_keep_their_text_and_effect(text: str, name: str, effect: 
     (PR2 + "| Age := frobnicate(x) | Old := Age * 2 | Old > 3", DETECTION),
     (PR2 + "| ipLocation(aip) | groupBy(aip.country)", DETECTION),
     (PR2 + "| kvParse(field=CommandLine) | user = root", DETECTION),
+    # an array's elements are what it writes: a test on one of them is detection loss
+    (PR2 + '| splitString(field=CommandLine, by=" ", as=parts) | parts[1] = "-enc"', DETECTION),
+    (PR2 + '| parts := splitString(CommandLine, by=" ") | groupBy([parts[0]])', DETECTION),
+    (PR2 + '| splitString(field=CommandLine, by=" ", as=parts) | select([aid, parts[0]])', PRESENTATION),
     # Filters and aggregations always change which rows come out.
     (PR2 + "| $saved_search()", DETECTION),
     (PR2 + "| readFile(x.csv)", DETECTION),
@@ -55,7 +59,8 @@ def test_loss_kind_follows_what_later_steps_test(text: str, kind: str) -> None:
     for target in ("spl", "kql", "sigma", "python"):
         conversion = convert_query(query, target, query_text=text)
         opaque = [d for d in conversion.diagnostics if "frobnicate" in d.message or "ipLocation" in d.message
-                  or "kvParse" in d.message or "saved search" in d.message or "readFile" in d.message]
+                  or "kvParse" in d.message or "saved search" in d.message or "readFile" in d.message
+                  or "splitString" in d.message]
         assert opaque and {d.kind for d in opaque} == {kind}, (target, conversion.diagnostics)
 
 

@@ -106,10 +106,15 @@ class _Opaque(Exception):
     """Raised inside an expression that holds something cqlx cannot give a meaning to; the stage
     around it becomes an :class:`ir.Opaque` (or the test an :class:`ir.OpaqueTest`)."""
 
-    def __init__(self, name: str, reason: str) -> None:
+    def __init__(self, name: str, reason: str, array: bool = False) -> None:
         super().__init__(reason)
         self.name = name
         self.reason = reason
+        self.array = array  # the value would be an array: the field's [0], [1], ... are written too
+
+    def writes(self, field: str) -> tuple[str, ...]:
+        """The fields a stage that sets ``field`` to this value writes."""
+        return (field, f"{field}[*]") if self.array else (field,)
 
 
 def _offsets(text: str) -> list[int]:
@@ -389,7 +394,7 @@ class _Lowering:
         except _Opaque as opaque:
             # An expression holds what cqlx cannot evaluate: the stage keeps every event (it
             # assigns) or an unknown subset of them (it filters).
-            writes = (stage.field.name,) if isinstance(stage, A.Assignment) else None
+            writes = opaque.writes(stage.field.name) if isinstance(stage, A.Assignment) else None
             effect = ir.ENRICHES if isinstance(stage, A.Assignment) else ir.FILTERS
             spec = self.spec(stage) if isinstance(stage, A.Call) else None
             if spec is not None and spec.kind == "aggregate":

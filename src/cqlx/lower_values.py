@@ -195,8 +195,8 @@ def _split_string(lw: _Lowering, call: A.Call, args: dict[str, A.Expr]) -> ir.Fu
     pattern = _text(lw, args["by"], "by")
     _compiles(pattern, python_flags(""), "splitString")
     if "index" not in args:
-        raise _Opaque("splitString", "splitString() without index= writes an array (_splitstring[0], "
-                                     "_splitstring[1], ...), which cqlx does not convert yet")
+        raise _Opaque("splitString", "splitString() without index= writes an array (one field per piece: "
+                                     "[0], [1], ...), which cqlx does not convert yet", array=True)
     index = _integer(args["index"], "index")
     value = _value(lw, args["field"]) if "field" in args else ir.Ref("@rawstring", call.span)
     return ir.Func("splitString", (value, ir.Lit(pattern), ir.Lit(index)), call.span)
@@ -294,7 +294,8 @@ def stage(lw: _Lowering, call: A.Call, spec: FunctionSpec) -> list[ir.Step]:
     try:
         return [ir.Eval(output, func(lw, call, spec), call.span)]
     except _Opaque as opaque:  # a value cqlx cannot compute: the stage keeps every event and sets one field
-        return [ir.Opaque(opaque.name, lw.source(call.span), ir.ENRICHES, (output,), opaque.reason, call.span)]
+        return [ir.Opaque(opaque.name, lw.source(call.span), ir.ENRICHES, opaque.writes(output), opaque.reason,
+                          call.span)]
 
 
 def _output(lw: _Lowering, call: A.Call, spec: FunctionSpec, args: dict[str, A.Expr]) -> str:

@@ -119,10 +119,12 @@ def _function_reads(function: ir.AggFunc) -> frozenset[str]:
 
 
 def matches_field(patterns: frozenset[str] | set[str], name: str) -> bool:
-    """Whether ``name`` is one of ``patterns``: a name, ``prefix.*`` or ``*`` (any field)."""
+    """Whether ``name`` is one of ``patterns``: a name, ``prefix.*``, ``array[*]`` (its elements
+    ``array[0]``, ``array[1].x``, ...) or ``*`` (any field)."""
     if "*" in patterns or name in patterns:
         return True
-    return any(p.endswith(".*") and name.startswith(p[:-1]) for p in patterns)
+    return any((p.endswith(".*") and name.startswith(p[:-1])) or (p.endswith("[*]") and name.startswith(p[:-2]))
+               for p in patterns)
 
 
 def _overlaps(writes: frozenset[str], needed: set[str]) -> bool:
