@@ -89,8 +89,10 @@ def test_spl_tests_the_type_on_fdr_field_names() -> None:
     assert rows == [(("aid", "a1"),), (("aid", "a2"),)]
 
 
-@pytest.mark.parametrize("text", ["#repo=base_sensor #event_simpleName=ProcessRollup2",
-                                  "#event_simpleName=ProcessRollup2 | groupBy([#Vendor])"])
+@pytest.mark.parametrize("text", ["#type=falcon-raw-data #event_simpleName=ProcessRollup2",
+                                  "#event_simpleName=ProcessRollup2 | groupBy([#Vendor])",
+                                  # #repo the profile answers only where it leads (test_repository.py)
+                                  "#event_simpleName=ProcessRollup2 | groupBy([#repo])"])
 def test_spl_refuses_a_logscale_tag_raw_fdr_lacks(text: str) -> None:
     with pytest.raises(UnsupportedError, match="is a LogScale tag, which the events of profile splunk do not carry"):
         convert(text, to="spl")

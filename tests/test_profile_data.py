@@ -65,8 +65,8 @@ def test_new_profiles_load(name: str, language: str) -> None:
 def test_every_profile_has_the_other_event_types(name: str) -> None:
     profile = load_profile(name)
     wanted = {"ProcessRollup2", "SyntheticProcessRollup2", *OTHER_EVENT_TYPES} - NO_COUNTERPART[name]
-    default = {profile.default_event_type} if profile.default_event_type else set()
-    assert set(profile.event_types) == wanted | MORE_EVENT_TYPES.get(name, set()) | default
+    templates = {t for t in (profile.default_event_type, profile.unlisted_event_type) if t}
+    assert set(profile.event_types) == wanted | MORE_EVENT_TYPES.get(name, set()) | templates
 
 
 # Event types beyond the core some profiles map: PowerShell script content, console history and

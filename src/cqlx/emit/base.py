@@ -275,7 +275,9 @@ class Generator:
             self.unsupported(f"the regex /{pattern.pattern}/ on #event_simpleName does not compile", pattern.span)
             return None
         search = re.compile(source, python_flags(pattern.flags)).search
-        names = tuple(n for n in [*self.profile.event_types, *self.profile.absent] if search(n))
+        # Entries named with a leading * (a profile's default and unlisted-type templates) are not types.
+        names = tuple(n for n in [*self.profile.event_types, *self.profile.absent]
+                      if not n.startswith("*") and search(n))
         if not names:
             self.unsupported(f"no event type profile {self.profile.name} declares has a name the regex "
                              f"/{pattern.pattern}/ on #event_simpleName matches; {self.profile.name} needs one to "
