@@ -6,14 +6,13 @@ Every failure a caller can cause raises a :class:`cqlx.CqlError` subclass carryi
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cqlx import ir
 from cqlx.ast import Pipeline
 from cqlx.errors import CqlError, LookupFileError
-from cqlx.frozen import Frozen
+from cqlx.frozen import Frozen, record
 
 if TYPE_CHECKING:
     from cqlx.rules import Rule
@@ -56,7 +55,7 @@ class RegexTimeoutError(CqlError):
     """An event on which a backtracking regex ran past the matcher's time limit: undecided."""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Matcher(Frozen):
     """A compiled rule: ``match(event)`` gives the output row or None; ``run(events)`` all rows,
     ordered and limited as the rule says. ``source`` is the standalone module's code."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cqlx.frozen import Frozen
+from cqlx.frozen import Frozen, record
 
 
 @dataclass(frozen=True, order=True)
@@ -28,7 +28,7 @@ class Span:
 NO_SPAN = Span(0, 0, 0, 0)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Node(Frozen):
     """Every syntax-tree node: where it stands in the query text."""
 
@@ -38,21 +38,21 @@ class Node(Frozen):
 # ---------------------------------------------------------------- leaves and values
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class FieldName(Node):
     """A field as written: ``ImageFileName``, ``#event_simpleName``, ``@timestamp``, ``"host name"``."""
 
     name: str
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class StringLit(Node):
     """A quoted string, escapes already resolved."""
 
     value: str
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class RegexLit(Node):
     """``/pattern/flags`` as written: ``pattern`` still holds LogScale's ``\\/`` escapes."""
 
@@ -60,14 +60,14 @@ class RegexLit(Node):
     flags: str
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class BareValue(Node):
     """An unquoted value after ``=``: a word, a number, a glob (``*abc*``) or a path."""
 
     text: str
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Star(Node):
     """A lone ``*``: match-all as a filter, the default branch of ``case``, ``f=*``."""
 
@@ -75,21 +75,21 @@ class Star(Node):
 # ---------------------------------------------------------------- expressions
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Number(Node):
     """A number as written (``10``, ``1.5``); lowering reads its value."""
 
     text: str
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class FieldRef(Node):
     """A bare word inside an expression: the value of that field."""
 
     name: str
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Param(Node):
     """A query parameter: ``?name``, or ``?{name=default}`` (syntax-query-parameters)."""
 
@@ -97,7 +97,7 @@ class Param(Node):
     default: str | None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Binary(Node):
     """``left op right`` in the expression sub-language (arithmetic and comparisons)."""
 
@@ -106,7 +106,7 @@ class Binary(Node):
     right: Expr
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Unary(Node):
     """``-x`` or ``!x`` in an expression."""
 
@@ -114,14 +114,14 @@ class Unary(Node):
     operand: Expr
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Array(Node):
     """``[a, b, ...]``: an argument's list of values, fields, calls or subqueries."""
 
     items: tuple[Expr, ...]
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class SubQuery(Node):
     """``{ pipeline }``; ``include`` is correlate()'s ``name: { ... } include: [fields]``."""
 
@@ -129,7 +129,7 @@ class SubQuery(Node):
     include: Array | None = None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Argument(Node):
     """One argument of a call; ``name`` is None for a positional one, ``op`` is ``=`` when named."""
 
@@ -137,7 +137,7 @@ class Argument(Node):
     value: Expr
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Call(Node):
     """A function call ``name(args)``, or a saved search ``$name(args)``."""
 
@@ -152,7 +152,7 @@ Expr = Number | StringLit | FieldRef | Param | Binary | Unary | Call | Array | S
 # ---------------------------------------------------------------- filters and stages
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Comparison(Node):
     """``field OP value`` with OP one of ``= != < <= > >=``."""
 
@@ -161,7 +161,7 @@ class Comparison(Node):
     value: StringLit | RegexLit | BareValue | Param
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class FnCompare(Node):
     """``field =~ fn(args)``, which LogScale reads as ``fn(args, field=field)``."""
 
@@ -169,14 +169,14 @@ class FnCompare(Node):
     call: Call
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class FreeText(Node):
     """A bare word, quoted string or regex standing alone: searched for in any field."""
 
     value: FieldRef | StringLit | RegexLit
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class AndFilter(Node):
     """``left and right``, or two filters side by side."""
 
@@ -184,7 +184,7 @@ class AndFilter(Node):
     right: Filter
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class OrFilter(Node):
     """``left or right``."""
 
@@ -192,19 +192,19 @@ class OrFilter(Node):
     right: Filter
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class NotFilter(Node):
     """``not x`` or ``!x``."""
 
     operand: Filter
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class MatchAll(Node):
     """``*`` as a filter."""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class ParamFilter(Node):
     """A query parameter standing as a filter (``?{extra=*}``): its value is a filter's text."""
 
@@ -214,7 +214,7 @@ class ParamFilter(Node):
 Filter = Comparison | FnCompare | FreeText | AndFilter | OrFilter | NotFilter | MatchAll | Call | ParamFilter
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Assignment(Node):
     """``field := expr``."""
 
@@ -222,14 +222,14 @@ class Assignment(Node):
     value: Expr
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class CaseStmt(Node):
     """``case { branch ; branch ; ... }``: each branch is a pipeline."""
 
     branches: tuple[Pipeline, ...]
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class MatchBranch(Node):
     """``pattern => pipeline`` of a match statement; a ``*`` pattern takes every event."""
 
@@ -237,7 +237,7 @@ class MatchBranch(Node):
     pipeline: Pipeline
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class MatchStmt(Node):
     """``field match { pattern => pipeline ; ... }`` (syntax-conditional)."""
 
@@ -248,7 +248,7 @@ class MatchStmt(Node):
 Stage = Filter | Assignment | CaseStmt | MatchStmt
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Pipeline(Node):
     """Stages joined by ``|``: the whole query, a subquery, or a case branch."""
 

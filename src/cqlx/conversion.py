@@ -9,14 +9,13 @@ column, the target and the reason; presentation loss is always a warning.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from cqlx import ir
 from cqlx.ast import Span
 from cqlx.emit.base import DETECTION, Diagnostic, RuleMeta
 from cqlx.errors import CqlError, UnsupportedError
-from cqlx.frozen import Frozen
+from cqlx.frozen import Frozen, record
 from cqlx.passes import self_joins_as_joins
 from cqlx.profiles import DEFAULT_PROFILE, load_profile
 
@@ -25,7 +24,7 @@ EXTENSIONS = {"spl": ".spl", "kql": ".kql", "sigma": ".yml", "python": ".py", "c
 POLICIES = ("error", "warn", "ignore")
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Conversion(Frozen):
     """A converted rule: the target's text and the diagnostics of what it could not say."""
 

@@ -18,7 +18,6 @@ compares them; rendering lives in :mod:`cqlx.coverage_report`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +25,7 @@ from cqlx.ast import Span
 from cqlx.conversion import TARGETS, Conversion, convert_query
 from cqlx.emit.base import DETECTION as _DETECTION_KIND
 from cqlx.errors import CqlError
-from cqlx.frozen import Frozen
+from cqlx.frozen import Frozen, record
 from cqlx.options import ParseOptions
 from cqlx.rules import NoQueryError, Rule, find_rules, load_rules
 
@@ -43,7 +42,7 @@ COVERING = (EXACT, PRESENTATION)  # statuses under which the rule still detects 
 FORMAT = 1  # version of the JSON report
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Column(Frozen):
     """A target of the matrix: a language and the profile it is converted with."""
 
@@ -69,7 +68,7 @@ class Column(Frozen):
         return f"{self.language}-{self.profile}".replace("/", "-").replace(" ", "-")
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Reason(Frozen):
     """Why a cell is not exact: one diagnostic or error, placed in the rule file."""
 
@@ -85,7 +84,7 @@ class Reason(Frozen):
         return f"{where}{what}{self.message}"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Cell(Frozen):
     """One rule on one target."""
 
@@ -94,7 +93,7 @@ class Cell(Frozen):
     reasons: tuple[Reason, ...] = ()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class RuleResult(Frozen):
     """One rule of the library and its cell on every target."""
 
@@ -112,7 +111,7 @@ class RuleResult(Frozen):
         return next((c for c in self.cells if c.target == target), None)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class TargetTally(Frozen):
     """How the rules of one technique fare on one target."""
 
@@ -134,7 +133,7 @@ class TargetTally(Frozen):
         return self.status in COVERING
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class TechniqueCoverage(Frozen):
     """One ATT&CK technique: its rules and how they fare on each target."""
 
@@ -150,7 +149,7 @@ class TechniqueCoverage(Frozen):
         return found if found is not None else TargetTally(target, ())
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Coverage(Frozen):
     """The whole matrix: targets, rules and the ATT&CK release names come from."""
 
@@ -210,7 +209,7 @@ class Coverage(Frozen):
         return tuple((target, t) for target in self.targets for t in sorted(source - self.covered(target)))
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class CellChange(Frozen):
     """A rule whose status on a target differs from the baseline (None: the rule is absent there)."""
 
@@ -228,7 +227,7 @@ class CellChange(Frozen):
         return self.before is not None and STATUSES.index(self.after) > STATUSES.index(self.before)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Diff(Frozen):
     """What changed between a baseline report and this run, per target."""
 

@@ -6,12 +6,10 @@ default parameter wherever it appears in the argument list (CQL.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from cqlx.frozen import Frozen
+from cqlx.frozen import Frozen, record
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class FunctionSpec(Frozen):
     """A LogScale function cqlx reads: its parameters, the one an unnamed argument binds to, and its
     kind."""
@@ -168,7 +166,7 @@ REGEX_DEFAULT_FLAGS = "m"
 GROUP_LIMIT_DEFAULT = 20_000
 GROUP_LIMIT_MAX = 1_000_000
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class OpaqueSpec(Frozen):
     """A LogScale function cqlx reads but does not convert: what it does to the rows, so that a
     target losing it is reported as the right kind of loss (an enrichment whose fields nothing

@@ -10,10 +10,10 @@ searches, a test on a missing field is false, and ``Not`` is true when the field
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from cqlx.ast import NO_SPAN, Span
-from cqlx.frozen import Frozen
+from cqlx.frozen import Frozen, record
 
 __all__ = ["NO_SPAN", "Span"]  # re-exported for emitters
 
@@ -25,7 +25,7 @@ def _span() -> Span:
 # ---------------------------------------------------------------- predicates
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Eq(Frozen):
     """Whole value equal to ``value``."""
 
@@ -35,7 +35,7 @@ class Eq(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Glob(Frozen):
     """Anchored ``*`` pattern over the whole value; ``*`` cannot be escaped."""
 
@@ -45,7 +45,7 @@ class Glob(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Regex(Frozen):
     """Unanchored search. ``pattern`` is LogScale's with the ``\\/`` escape already removed;
     ``flags`` a sorted subset of ``imdgF``."""
@@ -60,7 +60,7 @@ class Regex(Frozen):
         return "i" in self.flags
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Cmp(Frozen):
     """Numeric comparison of a field with a constant; false when missing or not a number."""
 
@@ -70,7 +70,7 @@ class Cmp(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Exists(Frozen):
     """The field is present (``f=*``)."""
 
@@ -78,7 +78,7 @@ class Exists(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class In(Frozen):
     """Membership in ``values`` (each value may be a ``*`` glob, as in LogScale's ``in()``)."""
 
@@ -88,7 +88,7 @@ class In(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Cidr(Frozen):
     """The field holds an IP address (v4 or v6) inside one of ``subnets`` (written as
     ``ipaddress`` writes the network: host bits cleared); false when missing or not an address.
@@ -100,7 +100,7 @@ class Cidr(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class FreeText(Frozen):
     """A string or regex searched for in every field of the event (``@rawstring`` semantics)."""
 
@@ -110,7 +110,7 @@ class FreeText(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class ExprTest(Frozen):
     """A comparison of two expressions (``test(a == b)``); false when either side is missing."""
 
@@ -120,7 +120,7 @@ class ExprTest(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class OpaqueTest(Frozen):
     """A filter cqlx reads but gives no meaning to (``ioc:lookup()``, a ``$saved()`` search, a
     function it does not know) inside a boolean expression. ``text`` is the call as canonical
@@ -132,7 +132,7 @@ class OpaqueTest(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class And(Frozen):
     """Every item holds."""
 
@@ -140,7 +140,7 @@ class And(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Or(Frozen):
     """Some item holds."""
 
@@ -148,7 +148,7 @@ class Or(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Not(Frozen):
     """The item does not hold."""
 
@@ -156,7 +156,7 @@ class Not(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class TrueP(Frozen):
     """Always true (``*``)."""
 
@@ -169,7 +169,7 @@ Pred = Eq | Glob | Regex | Cmp | Exists | In | Cidr | FreeText | ExprTest | Opaq
 # ---------------------------------------------------------------- expressions
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Lit(Frozen):
     """A constant in an expression."""
 
@@ -177,7 +177,7 @@ class Lit(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Ref(Frozen):
     """A field's value in an expression."""
 
@@ -185,7 +185,7 @@ class Ref(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Cond(Frozen):
     """``if(test, then, else)``."""
 
@@ -195,7 +195,7 @@ class Cond(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Arith(Frozen):
     """``left op right`` with ``+ - * / %``."""
 
@@ -205,7 +205,7 @@ class Arith(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Func(Frozen):
     """A value function (``format``, ``replace``, ``round``...): ``args`` are the values it reads and its
     options as :class:`Lit`, in the order of :data:`cqlx.valuefns.LAYOUTS`."""
@@ -215,7 +215,7 @@ class Func(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Null(Frozen):
     """No value. Assigned, it leaves the field as it was; only rewrites write it
     (:func:`cqlx.passes.expand_case`), for a field that does not exist yet."""
@@ -229,7 +229,7 @@ Expr = Lit | Ref | Cond | Arith | Func | Null
 # ---------------------------------------------------------------- steps
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Filter(Frozen):
     """Keep the events the predicate holds for."""
 
@@ -237,7 +237,7 @@ class Filter(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Extract(Frozen):
     """A regex with named groups, run on ``field``: each group that takes part in the first match
     sets the field of its name (a group that does not take part leaves its field as it was).
@@ -258,7 +258,7 @@ class Extract(Frozen):
         return Regex(self.field, self.pattern, self.flags, self.span)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Eval(Frozen):
     """``field := expr``; when ``expr`` is null (a missing field) the field is left as it was."""
 
@@ -267,7 +267,7 @@ class Eval(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Signal(Frozen):
     """One risk dimension: a condition worth ``weight``. It may write a flag field
     (``flag_values[0]`` when the condition holds, else ``flag_values[1]``) and a score field
@@ -282,7 +282,7 @@ class Signal(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Score(Frozen):
     """``field`` is the sum of the weights of the signals (by name) that hold."""
 
@@ -291,7 +291,7 @@ class Score(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Tier(Frozen):
     """One rung of a severity ladder: ``label`` from ``minimum`` up."""
 
@@ -299,7 +299,7 @@ class Tier(Frozen):
     label: str
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Ladder(Frozen):
     """A severity ladder: the label of the first tier whose minimum the score reaches, else
     ``default``. Tiers are in descending order of minimum."""
@@ -311,7 +311,7 @@ class Ladder(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class CaseBranch(Frozen):
     """One branch of a ``case``: its steps, the first of which decide whether it is taken."""
 
@@ -319,7 +319,7 @@ class CaseBranch(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Case(Frozen):
     """``case { ... }``: the first branch through which the event survives wins; if none does, the
     event is dropped (a ``*`` branch keeps it)."""
@@ -328,7 +328,7 @@ class Case(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Project(Frozen):
     """``select()`` (``limit`` None) or ``table()`` (which also sorts and keeps ``limit`` rows)."""
 
@@ -336,7 +336,7 @@ class Project(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class SortKey(Frozen):
     """One field of a sort: direction and LogScale's sort type."""
 
@@ -345,7 +345,7 @@ class SortKey(Frozen):
     type: str = "number"  # number | string | hex
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Order(Frozen):
     """Sort by ``keys`` and keep the first ``limit`` rows (LogScale's ``sort()`` keeps 200).
 
@@ -360,7 +360,7 @@ class Order(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class AggFunc(Frozen):
     """One aggregate function: ``count`` (of events, or with ``field`` of events that have it, or
     with ``distinct`` of its distinct values), ``sum``, ``min``, ``max`` or ``avg`` of a field's
@@ -383,7 +383,7 @@ class AggFunc(Frozen):
     separator: str = "\n"  # collect: what joins the values
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Aggregate(Frozen):
     """``groupBy(keys, function=[...], limit=...)``, or an aggregate function as a stage of its
     own (``count()``: no keys, one row). The rows become one per group: its key fields and the
@@ -404,7 +404,7 @@ class Aggregate(Frozen):
         return tuple(f.output for f in self.functions)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class GroupTail(Frozen):
     """``groupBy(keys, function=tail(count))``: of each group of events (those with a value for
     every key), the ``count`` most recent, whole: the rows are the events themselves, every field
@@ -417,7 +417,7 @@ class GroupTail(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Drop(Frozen):
     """``drop([fields])``: the rows lose these fields."""
 
@@ -431,7 +431,7 @@ ENRICHES = "enrich"  # keeps every event and adds fields
 AGGREGATES = "aggregate"  # replaces the events with rows of its own
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Opaque(Frozen):
     """A stage cqlx reads but cannot give a meaning to on other platforms: ``join()``, a
     ``$saved()`` search whose body is unknown, ``ioc:lookup()``, a function it does not know.
@@ -448,7 +448,7 @@ class Opaque(Frozen):
     span: Span = _span()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Lookup(Frozen):
     """``match(file, field, column, include, strict, ignoreCase, mode)``: each event is looked up
     in the lookup file's rows, its ``fields`` against their ``columns`` (all must match; an event
@@ -488,7 +488,7 @@ class Lookup(Frozen):
         return self.file
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Join(Frozen):
     """``join({subquery}, field, key=field, include=[...], mode=inner|left)``: the subquery runs
     over the same events; an event whose ``fields`` equal (as text) the ``keys`` of one of the
@@ -524,7 +524,7 @@ class Join(Frozen):
         return () if self.negated else self.include
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class SelfJoinFilter(Frozen):
     """``selfJoinFilter(field=[...], where=[{...}, ...], prefilter=false)``: of the events reaching
     this stage, keeps those whose ``fields`` hold the values of a key for which each ``where`` filter
@@ -544,7 +544,7 @@ Step = (Filter | Extract | Eval | Signal | Score | Ladder | Case | Project | Ord
         | Opaque | Lookup | Join | SelfJoinFilter)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Source(Frozen):
     """The event types (``#event_simpleName``) and platforms (``event_platform``) a rule reads.
 
@@ -563,7 +563,7 @@ class Source(Frozen):
     types_pattern: Regex | None = None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Query(Frozen):
     """A lowered rule: what it reads (``source``), its steps, and notes for the user."""
 

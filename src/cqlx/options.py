@@ -5,17 +5,16 @@ build one :class:`ParseOptions` and every rule it loads carries it (batch worker
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from cqlx.errors import RuleFileError
-from cqlx.frozen import Frozen
+from cqlx.frozen import Frozen, record
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class ParseOptions(Frozen):
     """``params``: (name, value) pairs for ``?name``; ``saved_searches``: (name, query) pairs, a
     saved search under its own name and, from a LogScale package, also as ``package:name``."""

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from cqlx import ir
-from cqlx.frozen import Frozen
+from cqlx.frozen import Frozen, record
 from cqlx.regexes import INLINE_FLAGS, features, sre_parse, to_python
 from cqlx.regexes import sre_constants as C
 
@@ -47,7 +46,7 @@ _UNQUOTED = ("true", "false", "nan", "inf", "-inf")
 _NUMBER_LIKE = re.compile(r"[0-9.eE+\-]+")
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Need(Frozen):
     """At least one of ``literals`` occurs in a matching line (ignoring ASCII case when ``folded``;
     folded literals are lower case)."""
@@ -60,7 +59,7 @@ class Need(Frozen):
         return min(len(x) for x in self.literals)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Prefilter(Frozen):
     """Needs that every matching line satisfies; ``scan`` is the one used to find candidates."""
 
@@ -68,7 +67,7 @@ class Prefilter(Frozen):
     scan: Need | None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Alternative(Frozen):
     """A text that a match holds; ``before``/``after``: when the text starts or ends the value, what
     the JSON line holds right before or after it (one of them), else empty."""

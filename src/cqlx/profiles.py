@@ -8,7 +8,7 @@ the file, the line and the key. The format is documented in ``backends/README.md
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ import yaml
 
 from cqlx.ast import Span
 from cqlx.errors import ProfileError
-from cqlx.frozen import Frozen
+from cqlx.frozen import Frozen, record
 from cqlx.resources import data_dir
 
 LANGUAGES = ("kql", "spl", "sigma", "python")
@@ -47,7 +47,7 @@ CORE_EVENT_TYPES = ("ProcessRollup2", "SyntheticProcessRollup2", "NetworkConnect
 _FIELD_KEYS = {"name", "type", "transform", "exact", "note"}
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class FieldMap(Frozen):
     """How one Falcon field is named and shaped in the target."""
 
@@ -58,7 +58,7 @@ class FieldMap(Frozen):
     note: str = ""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class EventType(Frozen):
     """How a Falcon event type is found in the target (table, search, logsource, data model) and how its
     fields are named there."""
@@ -78,7 +78,7 @@ class EventType(Frozen):
     unlisted: bool = False
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class PlatformLookup(Frozen):
     """Where a KQL target keeps the OS platform when its event tables have no column for it: per
     device, in ``table`` (Defender: DeviceInfo), whose ``column`` (OSPlatform) starts with the
@@ -89,7 +89,7 @@ class PlatformLookup(Frozen):
     column: str
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Profile(Frozen):
     """A target data model: its language, regex dialect, event types, tables and platforms
     (backends/README.md)."""

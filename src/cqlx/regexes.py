@@ -11,10 +11,9 @@ import re
 import re._constants as sre_constants  # type: ignore[import-not-found]  # the parser `re` uses (3.11+)
 import re._parser as sre_parse  # type: ignore[import-not-found]
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from functools import lru_cache
 
-from cqlx.frozen import Frozen
+from cqlx.frozen import Frozen, record
 
 __all__ = ["sre_constants", "sre_parse"]  # shared with the prefilter and the witness generator
 
@@ -41,7 +40,7 @@ SIGMA_NON_PORTABLE = frozenset({LOOKAHEAD, LOOKBEHIND, BACKREFERENCE, NAMED_GROU
 RE2_UNSUPPORTED = frozenset({LOOKAHEAD, LOOKBEHIND, BACKREFERENCE, ATOMIC_GROUP, POSSESSIVE, ANCHOR_Z, OPEN_REPEAT})
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Token(Frozen):
     """A piece of a regex: its kind (literal, class, group_open...) and text."""
 
@@ -260,7 +259,7 @@ _READ_DIFFERENTLY = frozenset({OPEN_REPEAT})
 _END = "(?:\\n?\\z)"  # Python's `$` (no MULTILINE): the end, or before a final newline
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class LinearPlan(Frozen):
     """How RE2 runs a pattern with exactly the Python matcher's semantics, and on which values.
 

@@ -13,7 +13,7 @@ at the line and column *in the file*.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from cqlx import ir
 from cqlx.ast import Span
 from cqlx.emit.base import RuleMeta
 from cqlx.errors import CqlError, RuleFileError
-from cqlx.frozen import Frozen
+from cqlx.frozen import Frozen, record
 from cqlx.options import ParseOptions
 
 RULE_SUFFIXES = (".cql", ".yml", ".yaml")
@@ -41,7 +41,7 @@ class NoQueryError(RuleFileError):
     file): not a rule. A directory walk skips it."""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Rule(Frozen):
     """One query and what its file says about it."""
 
@@ -208,7 +208,7 @@ def _meta(card: dict[str, Any], title: str, description: Any = None) -> RuleMeta
     )
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class _Found(Frozen):
     """A query found in a YAML document, before it becomes a :class:`Rule`."""
 

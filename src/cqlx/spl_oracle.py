@@ -30,12 +30,11 @@ import re
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 
 from cqlx.ast import Span
 from cqlx.errors import CqlError
-from cqlx.frozen import Frozen
+from cqlx.frozen import Frozen, record
 
 # An eval value: strings and numbers (what fields hold), booleans (only inside expressions), null,
 # and a multivalue (what stats values() makes; only mvjoin() and isnull()/isnotnull() read one).
@@ -53,7 +52,7 @@ class SplOracleError(CqlError):
 # ------------------------------------------------------------------ positions
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class _Source(Frozen):
     text: str
     # Lookup tables the `lookup` command reads, by the name the SPL gives them: rows of {field: value}.
@@ -402,7 +401,7 @@ def _read_quoted(text: str, start: int, quote: str, source: _Source, base: int,
 # ------------------------------------------------------------------ eval expressions
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class _Token(Frozen):
     kind: str  # num | str | field | name | op | end
     text: str
@@ -1576,7 +1575,7 @@ def _table_stage(text: str, base: int, source: _Source) -> Stage:
     return lambda rows: [project(row) for row in rows]
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class _SortKey(Frozen):
     field: str
     kind: str  # num | str | auto
@@ -2036,7 +2035,7 @@ def _join_stage(text: str, base: int, source: _Source) -> Stage:
 _COMMANDS["join"] = _join_stage  # defined after the table: it compiles its subsearch with compile_spl
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class SplProgram(Frozen):
     """Compiled SPL: ``run(events)`` gives the result rows in order."""
 

@@ -28,14 +28,14 @@ from cqlx.ast import Span
 from cqlx.conversion import convert_query
 from cqlx.emit.base import PRESENTATION
 from cqlx.errors import CqlError, RuleFileError
-from cqlx.frozen import Frozen
+from cqlx.frozen import Frozen, record
 from cqlx.passes import step_writes
 from cqlx.rules import Rule
 
 TARGETS = ("python-module", "kql-duckdb", "kql-parser", "sigma-sqlite", "spl-oracle")
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Case(Frozen):
     """One event to run, with what the rule card expects of it (None: no expectation)."""
 
@@ -49,7 +49,7 @@ class Case(Frozen):
     stream: tuple[dict[str, Any], ...] = ()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Verdict(Frozen):
     matched: bool
     fields: dict[str, Any] = field(default_factory=dict)
@@ -61,7 +61,7 @@ class Verdict(Frozen):
         return "match " + json.dumps(self.fields, sort_keys=True, default=str) if self.fields else "match"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Finding(Frozen):
     """A failed expectation or a disagreement between an engine and the reference."""
 

@@ -8,10 +8,8 @@ arguments, the field it writes when ``as=`` is not given, and which ones give nu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from cqlx import ir
-from cqlx.frozen import Frozen
+from cqlx.frozen import Frozen, record
 
 #: The output is the input field (round(), replace(): "as: same name as input field").
 FROM_INPUT = "<the input field>"
@@ -30,7 +28,7 @@ DEFAULT_OUTPUT: dict[str, str | None] = {
 NUMERIC = frozenset({"length", "round", "now", "shannonEntropy"})
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Layout(Frozen):
     """The arguments of a ``Func``: ``params`` name its fixed arguments in order, ``rest`` the
     parameter its remaining arguments form (written as an array); ``defaults`` are the values a

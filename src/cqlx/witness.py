@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from cqlx import ir
 from cqlx.emit.sigma import minimal_sets
-from cqlx.frozen import Frozen
+from cqlx.frozen import Frozen, record
 from cqlx.passes import pred_fields, step_writes
 from cqlx.regexes import python_flags, sre_parse, to_python
 from cqlx.regexes import sre_constants as C
@@ -26,7 +25,7 @@ from cqlx.regexes import sre_constants as C
 MAX_REPEAT_SAMPLE = 3
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Witness(Frozen):
     name: str  # what the event exercises, e.g. "signal HostMount, other case"
     event: dict[str, Any]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from cqlx import ir
 from cqlx.ast import NO_SPAN, Span
-from cqlx.frozen import Frozen
+from cqlx.frozen import Frozen, record
 from cqlx.functions import GROUP_LIMIT_DEFAULT
 from cqlx.passes import (
     decisive_after,
@@ -36,7 +36,7 @@ def unextracted_message(groups: tuple[str, ...]) -> str:
             "text extracts from whichever field matches first)")
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Diagnostic(Frozen):
     """What a conversion could not keep: presentation or detection loss, where and why."""
 
@@ -66,7 +66,7 @@ def _other_terms(search: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], 
     return tuple(term for term in search if term[0] != "event_simpleName")
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class RuleMeta(Frozen):
     """What a rule card says about the rule, beyond its query."""
 

@@ -22,11 +22,10 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from cqlx.engines import EngineError, EngineUnavailable
-from cqlx.frozen import Frozen
+from cqlx.frozen import Frozen, record
 
 __all__ = [
     "NODE_MODULES_ENV",
@@ -48,7 +47,7 @@ _INSTALL_HINT = "run `npm ci --prefix tools/kusto`"
 _TIMEOUT = 600.0
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class KustoDiagnostic(Frozen):
     """One diagnostic of Kusto.Language for a query.
 
