@@ -102,6 +102,13 @@ def lower(tree: A.Pipeline, text: str = "", params: Mapping[str, str] | None = N
     return ir.Query(ir.Source(), (*kept, *steps), tuple(lowering.notes))
 
 
+#: The aggregate functions whose value over a group's filtered events is the function of a field
+#: that holds the value only on those events, written under a name of their own (``as=``):
+#: ``collect()``/``selectLast()`` write the field they read, which the scratch field is not, and
+#: ``selectFromMax()`` would need its ``by`` filtered too.
+_FILTERABLE = frozenset({"count", "sum", "min", "max", "avg"})
+
+
 class _Opaque(Exception):
     """Raised inside an expression that holds something cqlx cannot give a meaning to; the stage
     around it becomes an :class:`ir.Opaque` (or the test an :class:`ir.OpaqueTest`)."""
@@ -268,6 +275,10 @@ class _Lowering:
         # lowerings of subqueries, which may match() a table defined before them.
         self.tables: dict[str, tuple[tuple[ir.Step, ...], tuple[str, ...]] | str] = {}
         self.table_calls: dict[str, ir.Opaque] = {}  # the converted tables' defineTable() stages, as written
+        # Steps the stage being lowered needs before it (the scratch fields of groupBy()'s
+        # {filter | function} subqueries), and how many such fields the query has made.
+        self.pre_steps: list[ir.Step] = []
+        self.scratch_count = 0
 
     def source(self, span: Span) -> str:
         """The query text of ``span`` (what an opaque stage writes back)."""
@@ -385,12 +396,14 @@ class _Lowering:
         return _respan(steps, call.span)
 
     def stage(self, stage: A.Stage) -> Sequence[ir.Step]:
+        outer, self.pre_steps = self.pre_steps, []
         try:
             if isinstance(stage, A.Call) and stage.name.startswith("$"):
                 body = self.saved.get(_saved_name(stage.name))
                 if body is not None:
                     return self.saved_search(stage, body)
-            return self.known_stage(stage)
+            steps = self.known_stage(stage)
+            return [*self.pre_steps, *steps] if self.pre_steps else steps
         except _Opaque as opaque:
             # An expression holds what cqlx cannot evaluate: the stage keeps every event (it
             # assigns) or an unknown subset of them (it filters).
@@ -400,6 +413,8 @@ class _Lowering:
             if spec is not None and spec.kind == "aggregate":
                 effect = ir.AGGREGATES
             return [ir.Opaque(opaque.name, self.source(stage.span), effect, writes, opaque.reason, stage.span)]
+        finally:
+            self.pre_steps = outer
 
     def known_stage(self, stage: A.Stage) -> Sequence[ir.Step]:
         found_lookup = _lookup_call(stage)
@@ -833,7 +848,7 @@ class _Lowering:
         selectLast(), selectFromMax(), selectFromMin() (one AggFunc per field a call writes)."""
         accepted = ", ".join(f"{name}()" for name in AGGREGATE_FUNCTIONS)
         if isinstance(node, A.SubQuery):  # function=[{filter | count()}, ...]: a pipeline per group
-            raise _Opaque("groupBy", "groupBy() with a subquery among its functions: cqlx does not convert it")
+            return self.filtered_function(node)
         if not isinstance(node, A.Call):
             raise CqlValueError(f"groupBy(function=...) takes aggregate functions ({accepted}), or a list of them",
                                 node.span)
@@ -873,6 +888,34 @@ class _Lowering:
         if not fields:
             raise CqlValueError(f"{node.name}() needs {param}=[...] (at least one field), e.g. {example}", node.span)
         return fields
+
+    def filtered_function(self, node: A.SubQuery) -> tuple[ir.AggFunc, ...]:
+        """``{filter | f(...)}`` among groupBy()'s functions: ``f`` over the events of each group
+        that pass the filter (functions-groupby: a subquery per group). Lowered as a scratch
+        field set, before the aggregation, to what ``f`` reads (1 for a count of events) on
+        exactly those events and absent on the others (a ``case`` with a ``*`` branch), and ``f``
+        reading that field: a count of events then counts the events that have it. Subqueries
+        that do more than filter and aggregate once stay opaque."""
+        steps = self.subquery_steps(node)
+        filters = [step for step in steps[:-1] if isinstance(step, ir.Filter)]
+        last = steps[-1] if steps else None
+        if not (isinstance(last, ir.Aggregate) and not last.keys and len(last.functions) == 1 and filters
+                and len(filters) == len(steps) - 1):
+            raise _Opaque("groupBy", "groupBy() with a subquery among its functions that does more than filter and "
+                                     "then aggregate once: cqlx does not convert it")
+        function = last.functions[0]
+        if function.name not in _FILTERABLE:
+            raise _Opaque("groupBy", f"{function.name}() in a subquery among groupBy()'s functions: cqlx does not "
+                                     "convert it")
+        self.scratch_count += 1
+        scratch = f"_cqlx_where{self.scratch_count}"
+        span = node.span
+        value: ir.Expr = ir.Ref(function.field, span) if function.field is not None else ir.Lit(1, span)
+        pred = filters[0].pred if len(filters) == 1 else ir.And(tuple(f.pred for f in filters), span)
+        self.pre_steps.append(ir.Case((
+            ir.CaseBranch((ir.Filter(pred, span), ir.Eval(scratch, value, span)), span),
+            ir.CaseBranch((ir.Filter(ir.TrueP(span), span),), span)), span))
+        return (dataclasses.replace(function, field=scratch),)
 
     def collect(self, node: A.Call, args: dict[str, A.Expr]) -> tuple[ir.AggFunc, ...]:
         """collect(fields, limit=2000, multival=true, separator="\\n") (functions-collect)."""
