@@ -63,6 +63,12 @@ def test_rows_agree_on_every_engine(rule: str) -> None:
     assert same_ir(parse(convert(rule, to="cql")), parse(rule))
 
 
+def test_canonical_cql_writes_the_subqueries_back() -> None:
+    assert convert(RULES[1], to="cql").splitlines()[1] == (
+        "| groupBy(ComputerName, function=[count(as=All), {CommandLine=/whoami/i | count(as=Who)}, "
+        "{FileName!=cmd.exe | count(RawProcessId, as=Pids)}])")
+
+
 def test_the_filter_is_a_scratch_field_before_the_aggregation() -> None:
     steps = parse("groupBy(h, function=[{p=Win | count(aid, distinct=true, as=W)}])").steps
     assert steps[0] == ir.Case((

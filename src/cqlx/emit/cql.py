@@ -155,6 +155,21 @@ def expr_number(number: int | float) -> str | None:
     return text if _NUMBER.fullmatch(text) and float(text) == number else None
 
 
+def _filter_scratch(step: ir.Step) -> tuple[str, ir.Pred, ir.Expr] | None:
+    """``case { filter | _cqlx_whereN := value ; * }`` (a ``{filter | function}``'s scratch field,
+    cqlx.lower): its field, filter and value; None for any other step."""
+    if not isinstance(step, ir.Case) or len(step.branches) != 2:
+        return None
+    taken, rest = step.branches
+    if rest.steps != (ir.Filter(ir.TrueP()),) or len(taken.steps) != 2:
+        return None
+    test, assign = taken.steps
+    if not (isinstance(test, ir.Filter) and isinstance(assign, ir.Eval) and assign.field.startswith("_cqlx_where")
+            and (isinstance(assign.expr, ir.Ref) or assign.expr == ir.Lit(1))):
+        return None
+    return assign.field, test.pred, assign.expr
+
+
 def same_ir(left: object, right: object) -> bool:
     """IR equality (dataclass ``==``: spans and notes excluded) without recursion, so that a sum of
     hundreds of terms, which parses, also compares."""
@@ -185,6 +200,7 @@ class CqlGenerator(Generator):
     nested: bool = False
 
     def __post_init__(self) -> None:
+        self.wheres: dict[str, tuple[ir.Pred, ir.Expr]] = {}  # filtered functions' scratch fields
         self.target = self.target or "cql"
         super().__post_init__()
 
@@ -198,6 +214,10 @@ class CqlGenerator(Generator):
         index = 0
         while index < len(steps):
             step = steps[index]
+            folded = self.filtered_functions(steps, index)
+            if folded is not None:  # written back inside the aggregation as {filter | function}
+                index = folded
+                continue
             after = steps[index + 1] if index + 1 < len(steps) else None
             if isinstance(step, ir.Order) and isinstance(after, ir.Project) and len(step.keys) == 1 \
                     and step.span != ir.NO_SPAN and step.span == after.span:
@@ -485,7 +505,31 @@ class CqlGenerator(Generator):
                 args.append(f"separator={string(first.separator)}")
         return f"{first.name}({', '.join(args)})"
 
+    def filtered_functions(self, steps: tuple[ir.Step, ...], index: int) -> int | None:
+        """The scratch-field cases a ``{filter | function}`` among an aggregation's functions was
+        lowered to (cqlx.lower ``filtered_function``), starting at ``index``, when the aggregation
+        after them reads each of their fields once: noted for :meth:`agg_function` to write back
+        as subqueries; the index after them. None for anything else."""
+        found: dict[str, tuple[ir.Pred, ir.Expr]] = {}
+        end = index
+        while end < len(steps) and (scratch := _filter_scratch(steps[end])) is not None:
+            found[scratch[0]] = scratch[1:]
+            end += 1
+        aggregate = next((s for s in steps[end:end + 2] if isinstance(s, ir.Aggregate)), None)
+        if not found or aggregate is None:
+            return None
+        reads = [f.field for f in aggregate.functions if f.field in found]
+        if sorted(reads) != sorted(found):
+            return None
+        self.wheres.update(found)
+        return end
+
     def agg_function(self, function: ir.AggFunc, span: ir.Span = ir.NO_SPAN) -> str:
+        where = self.wheres.pop(function.field, None) if function.field is not None else None
+        if where is not None:
+            pred, value = where
+            inner = dataclasses.replace(function, field=value.field if isinstance(value, ir.Ref) else None)
+            return f"{{{self.step_filter(ir.Filter(pred, span))} | {self.agg_function(inner, span)}}}"
         if function.name not in AGGREGATE_OUTPUTS:
             raise UnsupportedError(f"{function.name}() outside top() has no CQL form; this is a cqlx bug", span)
         args = [field_name(function.field)] if function.field is not None else []
