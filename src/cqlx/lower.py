@@ -103,10 +103,9 @@ def lower(tree: A.Pipeline, text: str = "", params: Mapping[str, str] | None = N
 
 
 #: The aggregate functions whose value over a group's filtered events is the function of a field
-#: that holds the value only on those events, written under a name of their own (``as=``):
-#: ``collect()``/``selectLast()`` write the field they read, which the scratch field is not, and
-#: ``selectFromMax()`` would need its ``by`` filtered too.
-_FILTERABLE = frozenset({"count", "sum", "min", "max", "avg"})
+#: that holds the value only on those events (``selectFromMax()`` would need its ``by`` filtered
+#: too). ``collect()`` and ``selectLast()`` still write the field they were given.
+_FILTERABLE = frozenset({"count", "sum", "min", "max", "avg", "collect", "selectLast"})
 
 
 class _Opaque(Exception):

@@ -474,7 +474,8 @@ class CqlGenerator(Generator):
         index = 0
         while index < len(functions):
             function = functions[index]
-            if function.name not in ("collect", "selectLast", "selectFromMax", "selectFromMin"):
+            if function.field in self.wheres or function.name not in (
+                    "collect", "selectLast", "selectFromMax", "selectFromMin"):
                 calls.append(self.agg_function(function, span))
                 index += 1
                 continue
@@ -529,7 +530,9 @@ class CqlGenerator(Generator):
         if where is not None:
             pred, value = where
             inner = dataclasses.replace(function, field=value.field if isinstance(value, ir.Ref) else None)
-            return f"{{{self.step_filter(ir.Filter(pred, span))} | {self.agg_function(inner, span)}}}"
+            call = self.agg_function(inner, span) if inner.name in AGGREGATE_OUTPUTS \
+                else self.field_function((inner,), span)
+            return f"{{{self.step_filter(ir.Filter(pred, span))} | {call}}}"
         if function.name not in AGGREGATE_OUTPUTS:
             raise UnsupportedError(f"{function.name}() outside top() has no CQL form; this is a cqlx bug", span)
         args = [field_name(function.field)] if function.field is not None else []
