@@ -69,7 +69,6 @@ class Frozen:
         return f"{cls.__qualname__}({', '.join(f'{name}={getattr(self, name)!r}' for name in shown)})"
 
 
-
 @dataclass_transform(eq_default=False, frozen_default=True, field_specifiers=(field,))
 def record(cls: type[_T]) -> type[_T]:
     """Declare a frozen dataclass (the class must derive from :class:`Frozen`): fields,

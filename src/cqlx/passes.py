@@ -660,49 +660,60 @@ def folds_case(pred: ir.Pred | None) -> bool:
     return bool(getattr(pred, "ignore_case", False))
 
 
+def leading_conjuncts(steps: tuple[ir.Step, ...], guarded: frozenset[str],
+                      keep: Callable[[ir.Pred], bool]) -> tuple[ir.Step, ...]:
+    """The steps with the conjuncts of their leading filters that ``keep`` rejects taken out (a
+    filter left with none goes). The leading filters are those before the first step that is
+    neither a filter nor a field extraction, or that writes one of ``guarded``: an extraction that
+    writes none of them does not end them (two filters commute). ``keep`` sees the conjuncts in
+    order."""
+    out: list[ir.Step] = []
+    leading = True
+    for step in steps:
+        if not isinstance(step, ir.Filter | ir.Extract) or step_writes(step) & guarded:
+            leading = False
+        if not (leading and isinstance(step, ir.Filter)):
+            out.append(step)
+            continue
+        kept = [c for c in (step.pred.items if isinstance(step.pred, ir.And) else (step.pred,)) if keep(c)]
+        if kept:
+            out.append(replace(step, pred=kept[0] if len(kept) == 1 else ir.And(tuple(kept), step.pred.span)))
+    return tuple(out)
+
+
 def extract_source(query: ir.Query) -> ir.Query:
     """Move the leading ``#event_simpleName=...`` and ``event_platform=...`` conjuncts of the
-    first filters into :class:`Source`; a target profile turns them into tables or logsources.
-    A field extraction that writes neither field does not end the leading filters (two filters
-    commute). A test that is not an exact equality is kept in the source with its values. A
-    regex on the type that lists no names stays a filter, and is noted as ``types_pattern``."""
+    first filters (:func:`leading_conjuncts`) into :class:`Source`; a target profile turns them
+    into tables or logsources. A test that is not an exact equality is kept in the source with its
+    values. A regex on the type that lists no names stays a filter, and is noted as
+    ``types_pattern``."""
     source = query.source
     event_types, platforms = source.event_types, source.platforms
     types_test, platforms_test = source.types_test, source.platforms_test
     pattern = source.types_pattern
-    steps: list[ir.Step] = []
-    leading = True
-    for step in query.steps:
-        if leading and isinstance(step, ir.Extract) and not set(step.groups) & {*EVENT_TYPE_FIELDS, *PLATFORM_FIELDS}:
-            steps.append(step)
-            continue
-        if not (leading and isinstance(step, ir.Filter)):
-            leading = False
-            steps.append(step)
-            continue
-        conjuncts = step.pred.items if isinstance(step.pred, ir.And) else (step.pred,)
-        kept: list[ir.Pred] = []
-        for conjunct in conjuncts:
-            types = _selected_values(conjunct, EVENT_TYPE_FIELDS)
-            plats = _selected_values(conjunct, PLATFORM_FIELDS)
-            if types is not None and not event_types:
-                event_types = types[0]
-                types_test = None if types[1] else conjunct
-            elif plats is not None and not platforms:
-                platforms = plats[0]
-                platforms_test = None if plats[1] else conjunct
-            else:
-                if (pattern is None and not event_types and isinstance(conjunct, ir.Regex)
-                        and conjunct.field in EVENT_TYPE_FIELDS and set(conjunct.flags) <= set("iF")):
-                    pattern = conjunct
-                kept.append(conjunct)
-        if kept:
-            pred = kept[0] if len(kept) == 1 else ir.And(tuple(kept), step.pred.span)
-            steps.append(replace(step, pred=pred))
+
+    def keep(conjunct: ir.Pred) -> bool:
+        nonlocal event_types, platforms, types_test, platforms_test, pattern
+        types = _selected_values(conjunct, EVENT_TYPE_FIELDS)
+        plats = _selected_values(conjunct, PLATFORM_FIELDS)
+        if types is not None and not event_types:
+            event_types = types[0]
+            types_test = None if types[1] else conjunct
+            return False
+        if plats is not None and not platforms:
+            platforms = plats[0]
+            platforms_test = None if plats[1] else conjunct
+            return False
+        if (pattern is None and not event_types and isinstance(conjunct, ir.Regex)
+                and conjunct.field in EVENT_TYPE_FIELDS and set(conjunct.flags) <= set("iF")):
+            pattern = conjunct
+        return True
+
+    steps = leading_conjuncts(query.steps, frozenset({*EVENT_TYPE_FIELDS, *PLATFORM_FIELDS}), keep)
     if event_types:
         pattern = None  # a later regex on the type only narrows the types already chosen
     return replace(query, source=ir.Source(event_types, platforms, types_test, platforms_test, pattern),
-                   steps=tuple(steps))
+                   steps=steps)
 
 
 # ---------------------------------------------------------------- signals, score, ladder

@@ -13,7 +13,7 @@ import re
 from dataclasses import replace
 
 from cqlx import ir
-from cqlx.passes import pred_fields, step_writes
+from cqlx.passes import leading_conjuncts, pred_fields
 from cqlx.regexes import glob_to_regex, python_error, python_flags, to_python
 
 #: LogScale's repository tag.
@@ -53,27 +53,19 @@ def tag_truth(pred: ir.Pred, tag: str, value: str) -> bool | None:
 
 
 def answer_tag(query: ir.Query, tag: str, values: tuple[str, ...]) -> tuple[ir.Query, tuple[ir.Pred, ...]]:
-    """The query without the conjuncts of its leading filters that test only ``tag`` and hold for
-    every one of ``values``, and the conjuncts that hold for none of them (taken out too: the
-    caller reports them as detection loss). Conjuncts true for some values only stay."""
+    """The query without the conjuncts of its leading filters (:func:`cqlx.passes.leading_conjuncts`)
+    that test only ``tag`` and hold for every one of ``values``, and the conjuncts that hold for
+    none of them (taken out too: the caller reports them as detection loss). Conjuncts true for
+    some values only stay."""
     if not values:
         return query, ()
     refused: list[ir.Pred] = []
-    steps: list[ir.Step] = []
-    leading = True
-    for step in query.steps:
-        if not (leading and isinstance(step, ir.Filter | ir.Extract)) or tag in step_writes(step):
-            leading = False
-        if not leading or not isinstance(step, ir.Filter):
-            steps.append(step)
-            continue
-        kept: list[ir.Pred] = []
-        for conjunct in step.pred.items if isinstance(step.pred, ir.And) else (step.pred,):
-            truths = {tag_truth(conjunct, tag, value) for value in values}
-            if truths == {False}:
-                refused.append(conjunct)
-            elif truths != {True}:
-                kept.append(conjunct)
-        if kept:
-            steps.append(replace(step, pred=kept[0] if len(kept) == 1 else ir.And(tuple(kept), step.pred.span)))
-    return replace(query, steps=tuple(steps)), tuple(refused)
+
+    def keep(conjunct: ir.Pred) -> bool:
+        truths = {tag_truth(conjunct, tag, value) for value in values}
+        if truths == {False}:
+            refused.append(conjunct)
+        return truths not in ({True}, {False})
+
+    steps = leading_conjuncts(query.steps, frozenset({tag}), keep)
+    return replace(query, steps=steps), tuple(refused)

@@ -1901,13 +1901,13 @@ def _dedup_stage(text: str, base: int, source: _Source) -> Stage:
     # dedup [<int>] <field-list>: keeps the first <int> (1 by default) results of each combination
     # of the fields' values; results without one of the fields are removed (keepempty=false, the
     # default) (Search Reference, dedup).
+    keep, skip = 1, 0
     count_text = re.match(r"\s*(\d+)\s+", text)
-    keep = int(count_text.group(1)) if count_text else 1
-    skip = count_text.end() if count_text else 0
-    if keep < 1:
-        assert count_text is not None
-        raise source.error("dedup keeps at least 1 result per combination", base + count_text.start(1),
-                           base + count_text.end(1))
+    if count_text is not None:
+        keep, skip = int(count_text.group(1)), count_text.end()
+        if keep < 1:
+            raise source.error("dedup keeps at least 1 result per combination", base + count_text.start(1),
+                               base + count_text.end(1))
     names = _field_list(text[skip:], base + skip, source)
     if not names:
         raise source.error("dedup needs a field", base, base + len(text))
