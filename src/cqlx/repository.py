@@ -13,7 +13,7 @@ import re
 from dataclasses import replace
 
 from cqlx import ir
-from cqlx.passes import leading_conjuncts, pred_fields
+from cqlx.passes import leading_conjuncts, pred_fields, step_writes
 from cqlx.regexes import glob_to_regex, python_error, python_flags, to_python
 
 #: LogScale's repository tag.
@@ -69,3 +69,103 @@ def answer_tag(query: ir.Query, tag: str, values: tuple[str, ...]) -> tuple[ir.Q
 
     steps = leading_conjuncts(query.steps, frozenset({tag}), keep)
     return replace(query, steps=steps), tuple(refused)
+
+
+#: Falcon's event type, as LogScale tags it and as raw events name it.
+EVENT_TYPE_TAGS = ("#event_simpleName", "event_simpleName")
+
+
+#: Steps after which each row still holds the fields it had (save what the step writes).
+_ROW_KEEPING = (ir.Filter, ir.Eval, ir.Extract, ir.Case, ir.Signal, ir.Score, ir.Ladder, ir.Order)
+
+
+def settle_tag(steps: tuple[ir.Step, ...], tags: tuple[str, ...], value: str) -> tuple[ir.Step, ...]:
+    """The steps with every test that reads only one of ``tags`` (filters anywhere, case branches
+    included) answered as for an event whose tag is ``value``, up to the first step that writes
+    one of them or that changes which fields the rows have (an aggregation, select(), drop(), a
+    join: the tag may be gone after it): for a target whose records are all of one Falcon event
+    type, ``#event_simpleName`` is that type on every row. A filter that holds leaves the steps; a
+    case branch with a filter that fails is never taken and goes. A filter that fails outside a
+    branch stays as it was (the rule matches nothing; the target says so with its own refusal), as
+    does a case left with no branch."""
+    out: list[ir.Step] = []
+    for index, step in enumerate(steps):
+        if not isinstance(step, _ROW_KEEPING) or (step_writes(step) & {*tags, "*"} and not isinstance(step, ir.Case)):
+            return (*out, *steps[index:])
+        if isinstance(step, ir.Filter):
+            answer = _settle_pred(step.pred, tags, value)
+            if answer is True:
+                continue
+            out.append(step if answer is False else replace(step, pred=answer))
+        elif isinstance(step, ir.Case):
+            branches = []
+            for branch in step.branches:
+                settled = _settle_branch(branch.steps, tags, value)
+                if settled is not None:
+                    branches.append(replace(branch, steps=settled or (ir.Filter(ir.TrueP(branch.span), branch.span),)))
+            first = branches[0].steps if branches else ()
+            if branches and all(isinstance(s, ir.Eval) or s == ir.Filter(ir.TrueP()) for s in first):
+                # The first branch left takes every event: the case is its assignments.
+                out.extend(s for s in first if isinstance(s, ir.Eval))
+            else:
+                out.append(replace(step, branches=tuple(branches)) if branches else step)
+            reshaped = any(not isinstance(s, _ROW_KEEPING) for b in step.branches for s in b.steps)
+            if reshaped or step_writes(step) & {*tags, "*"}:
+                return (*out, *steps[index + 1:])
+        elif isinstance(step, ir.Eval):
+            out.append(replace(step, expr=_settle_expr(step.expr, tags, value)))
+        else:
+            out.append(step)
+    return tuple(out)
+
+
+def _settle_branch(steps: tuple[ir.Step, ...], tags: tuple[str, ...], value: str) -> tuple[ir.Step, ...] | None:
+    """A case branch's steps with its tests on the tags answered; None when one fails (the branch
+    is never taken)."""
+    for step in steps:
+        if not isinstance(step, _ROW_KEEPING) or step_writes(step) & {*tags, "*"}:
+            break
+        if isinstance(step, ir.Filter) and _settle_pred(step.pred, tags, value) is False:
+            return None
+    return settle_tag(steps, tags, value)
+
+
+def _settle_expr(expr: ir.Expr, tags: tuple[str, ...], value: str) -> ir.Expr:
+    """``expr`` with the tests of its conditions answered: ``if(test, a, b)`` is ``a`` or ``b``
+    when the test is (a ``case`` cqlx made a condition of, :func:`cqlx.passes.cases_to_conds`)."""
+    if isinstance(expr, ir.Cond):
+        test = _settle_pred(expr.test, tags, value)
+        if isinstance(test, bool):
+            return _settle_expr(expr.then if test else expr.otherwise, tags, value)
+        return replace(expr, test=test, then=_settle_expr(expr.then, tags, value),
+                       otherwise=_settle_expr(expr.otherwise, tags, value))
+    if isinstance(expr, ir.Arith):
+        return replace(expr, left=_settle_expr(expr.left, tags, value), right=_settle_expr(expr.right, tags, value))
+    if isinstance(expr, ir.Func):
+        return replace(expr, args=tuple(_settle_expr(a, tags, value) for a in expr.args))
+    return expr
+
+
+def _settle_pred(pred: ir.Pred, tags: tuple[str, ...], value: str) -> ir.Pred | bool:
+    """``pred`` with its tests on the tags answered: True or False when the whole of it is."""
+    for tag in tags:
+        truth = tag_truth(pred, tag, value)
+        if truth is not None and pred_fields(pred) == {tag}:
+            return truth
+    if isinstance(pred, ir.Not):
+        inner = _settle_pred(pred.item, tags, value)
+        return (not inner) if isinstance(inner, bool) else replace(pred, item=inner)
+    if isinstance(pred, ir.And | ir.Or):
+        decisive = isinstance(pred, ir.Or)  # the value that decides: True for Or, False for And
+        items: list[ir.Pred] = []
+        for item in pred.items:
+            answer = _settle_pred(item, tags, value)
+            if isinstance(answer, bool):
+                if answer is decisive:
+                    return decisive
+                continue
+            items.append(answer)
+        if not items:
+            return not decisive
+        return items[0] if len(items) == 1 else replace(pred, items=tuple(items))
+    return pred

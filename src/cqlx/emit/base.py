@@ -98,7 +98,9 @@ class Generator:
         if not self.target:
             self.target = f"{self.profile.language} ({self.profile.name})"
         self.answer_repository()
+        self.read_types: tuple[str, ...] = ()
         self.event = self.resolve_event_type()
+        self.answer_event_type()
         self.needed_after = list(zip(self.query.steps, decisive_after(self.query), strict=True))
 
     def answer_repository(self) -> None:
@@ -111,6 +113,15 @@ class Generator:
         for pred in refused:
             self.unsupported(f"the rule reads LogScale repositories (#repo) other than those whose events profile "
                              f"{self.profile.name} holds ({held})", pred.span)
+
+    def answer_event_type(self) -> None:
+        """When every record the target reads is of one Falcon event type (one table, logsource or
+        search for one type), the rule's later tests on ``#event_simpleName`` are answered with it
+        (:func:`cqlx.repository.settle_tag`): a case branch for another type is never taken."""
+        from cqlx.repository import EVENT_TYPE_TAGS, settle_tag
+
+        if len(self.read_types) == 1 and self.profile.language != "python":
+            self.query = replace(self.query, steps=settle_tag(self.query.steps, EVENT_TYPE_TAGS, self.read_types[0]))
 
     def decisive(self, step: ir.Step) -> frozenset[str]:
         """The fields that decide the rows after ``step`` (:func:`cqlx.passes.decisive_after`);
@@ -329,6 +340,7 @@ class Generator:
                                  "records there are told apart by different fields; cqlx converts one at a time")
             else:
                 first = replace(first, match=merged)
+        self.read_types = () if unlisted else tuple(dict.fromkeys(r.name for r in known))
         return first
 
     def _named_apart(self, first: EventType, other: EventType, used: set[str]) -> bool:

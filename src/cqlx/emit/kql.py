@@ -31,6 +31,7 @@ from cqlx.regexes import (
     features,
     flag_prefix,
     glob_to_regex,
+    group_is_optional,
     group_numbers,
     linear_plan,
     matches_empty,
@@ -388,8 +389,9 @@ class KqlGenerator(Generator):
         """``where F matches regex`` (when strict), then ``extend g = extract(re, n, F)`` per named
         group, by number (Kusto reference, extract(): 1 is the first parenthesis). extract() gives
         an empty string for no match (and for a group that takes no part), which KQL cannot tell from
-        a missing value: a field that exists keeps its value then; a later test on a group a match
-        may leave empty or out is reported. The source field, if a group overwrites it, is written
+        a missing value: a field that exists keeps its value then (when a row without a match is
+        kept, or the group may capture nothing); a later test on a group a match may leave empty or
+        out is reported. The source field, if a group overwrites it, is written
         last, as every group reads it."""
         out = [f"where {self.pred(step.test)}"] if step.strict else []
         if self.dead(step.field):  # a projection removed it: no match, every group keeps its value
@@ -410,7 +412,9 @@ class KqlGenerator(Generator):
         assignments = []
         for group in sorted(step.groups, key=lambda g: g == step.field):
             value = f"extract({pattern}, {numbers[group]}, {column})"
-            if self.exists(group):
+            # Strict, every row left is a match, in which a group that must take part and capture
+            # something is never empty: the field's old value is never kept, nor read.
+            if self.exists(group) and not (step.strict and not group_is_optional(step.pattern, step.flags, group)):
                 value = f"iff(isempty({value}), {self.text_col(group, step.span)}, {value})"
             assignments.append(f"{name(group)} = {value}")
         for group in step.groups:
