@@ -246,18 +246,32 @@ def _map_preds(step: ir.Step, fn: Callable[[ir.Pred], ir.Pred]) -> ir.Step:
 
 
 def _map_expr_preds(expr: ir.Expr, fn: Callable[[ir.Pred], ir.Pred],
-                    ref: Callable[[ir.Ref], ir.Expr] | None = None) -> ir.Expr:
-    """``expr`` with ``fn`` applied to the predicates in it (and ``ref`` to its field references)."""
+                    ref: Callable[[ir.Ref], ir.Expr] | None = None, fold: bool = False) -> ir.Expr:
+    """``expr`` with ``fn`` applied to the predicates in it (and ``ref`` to its field references);
+    ``fold``: a condition whose test ``fn`` makes true (``*``) or false (``not *``) is the branch it
+    takes."""
     if isinstance(expr, ir.Ref):
         return ref(expr) if ref is not None else expr
     if isinstance(expr, ir.Cond):
-        return replace(expr, test=fn(expr.test), then=_map_expr_preds(expr.then, fn, ref),
-                       otherwise=_map_expr_preds(expr.otherwise, fn, ref))
+        test = fn(expr.test)
+        if fold and isinstance(test, ir.TrueP):
+            return _map_expr_preds(expr.then, fn, ref, fold)
+        if fold and test == ir.Not(ir.TrueP()):
+            return _map_expr_preds(expr.otherwise, fn, ref, fold)
+        return replace(expr, test=test, then=_map_expr_preds(expr.then, fn, ref, fold),
+                       otherwise=_map_expr_preds(expr.otherwise, fn, ref, fold))
     if isinstance(expr, ir.Arith):
-        return replace(expr, left=_map_expr_preds(expr.left, fn, ref), right=_map_expr_preds(expr.right, fn, ref))
+        return replace(expr, left=_map_expr_preds(expr.left, fn, ref, fold),
+                       right=_map_expr_preds(expr.right, fn, ref, fold))
     if isinstance(expr, ir.Func):
-        return replace(expr, args=tuple(_map_expr_preds(a, fn, ref) for a in expr.args))
+        return replace(expr, args=tuple(_map_expr_preds(a, fn, ref, fold) for a in expr.args))
     return expr
+
+
+def fold_expr_preds(expr: ir.Expr, fn: Callable[[ir.Pred], ir.Pred]) -> ir.Expr:
+    """``expr`` with ``fn`` applied to the tests of its conditions, each condition whose test it
+    answers (``*`` true, ``not *`` false) replaced by the branch taken."""
+    return _map_expr_preds(expr, fn, fold=True)
 
 
 def atoms(query: ir.Query) -> list[ir.Pred]:

@@ -13,7 +13,7 @@ import re
 from dataclasses import replace
 
 from cqlx import ir
-from cqlx.passes import leading_conjuncts, pred_fields, step_writes
+from cqlx.passes import fold_expr_preds, leading_conjuncts, pred_fields, step_writes
 from cqlx.regexes import glob_to_regex, python_error, python_flags, to_python
 
 #: LogScale's repository tag.
@@ -113,7 +113,8 @@ def settle_tag(steps: tuple[ir.Step, ...], tags: tuple[str, ...], value: str) ->
             if reshaped or step_writes(step) & {*tags, "*"}:
                 return (*out, *steps[index + 1:])
         elif isinstance(step, ir.Eval):
-            out.append(replace(step, expr=_settle_expr(step.expr, tags, value)))
+            # a condition (as cqlx makes a case of, passes.cases_to_conds) takes the branch answered
+            out.append(replace(step, expr=fold_expr_preds(step.expr, lambda p: _as_pred(p, tags, value))))
         else:
             out.append(step)
     return tuple(out)
@@ -130,20 +131,12 @@ def _settle_branch(steps: tuple[ir.Step, ...], tags: tuple[str, ...], value: str
     return settle_tag(steps, tags, value)
 
 
-def _settle_expr(expr: ir.Expr, tags: tuple[str, ...], value: str) -> ir.Expr:
-    """``expr`` with the tests of its conditions answered: ``if(test, a, b)`` is ``a`` or ``b``
-    when the test is (a ``case`` cqlx made a condition of, :func:`cqlx.passes.cases_to_conds`)."""
-    if isinstance(expr, ir.Cond):
-        test = _settle_pred(expr.test, tags, value)
-        if isinstance(test, bool):
-            return _settle_expr(expr.then if test else expr.otherwise, tags, value)
-        return replace(expr, test=test, then=_settle_expr(expr.then, tags, value),
-                       otherwise=_settle_expr(expr.otherwise, tags, value))
-    if isinstance(expr, ir.Arith):
-        return replace(expr, left=_settle_expr(expr.left, tags, value), right=_settle_expr(expr.right, tags, value))
-    if isinstance(expr, ir.Func):
-        return replace(expr, args=tuple(_settle_expr(a, tags, value) for a in expr.args))
-    return expr
+def _as_pred(pred: ir.Pred, tags: tuple[str, ...], value: str) -> ir.Pred:
+    """:func:`_settle_pred` as a predicate: true is ``*``, false ``not *``."""
+    answer = _settle_pred(pred, tags, value)
+    if isinstance(answer, bool):
+        return ir.TrueP(pred.span) if answer else ir.Not(ir.TrueP(pred.span), pred.span)
+    return answer
 
 
 def _settle_pred(pred: ir.Pred, tags: tuple[str, ...], value: str) -> ir.Pred | bool:
