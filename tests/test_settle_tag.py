@@ -79,8 +79,8 @@ def test_several_event_types_in_one_target_search_keep_their_tests() -> None:
 
 
 STRICT = (f"#event_simpleName={PR2} "
-          "| ImageFileName=/(\\\\Device\\\\HarddiskVolume\\d+)?(?<FilePath>\\\\.+\\\\)(?<FileName>.+$)/ "
-          "| FilePath!=/Temp/ | groupBy([FileName, FilePath])")
+          "| CommandLine=/\\s(?<FilePath>[A-Za-z]:\\\\\\S*\\\\)(?<Script>\\S+)/ "
+          "| FilePath!=/Temp/ | groupBy([Script, FilePath])")
 
 
 def test_a_strict_extraction_does_not_read_what_its_groups_overwrite() -> None:
@@ -88,19 +88,19 @@ def test_a_strict_extraction_does_not_read_what_its_groups_overwrite() -> None:
     must capture something, on a match that every row left is) never reads it."""
     kql = convert(STRICT, to="kql")
     assert "FilePath = extract(" in kql and "iff(isempty" not in kql
-    events = [_process("h1", "x"), {**_process("h2", "y"), "ImageFileName": "\\Device\\HarddiskVolume3\\Temp\\a.exe"},
-              {**_process("h3", "z"), "ImageFileName": "C:\\Windows\\notepad.exe", "FilePath": "\\Windows\\"}]
+    events = [_process("h1", "powershell -f C:\\Users\\a\\run.ps1"),
+              {**_process("h2", "powershell -f C:\\Temp\\x.ps1"), "FilePath": "\\Windows\\"},
+              _process("h3", "whoami")]
     rows = assert_agree(STRICT, events, engines=("kql",))
-    assert rows
+    assert [dict(r)["Script"] for r in rows] == ["run.ps1"]
 
 
 @pytest.mark.parametrize("rule", [
     # not strict: a row without a match keeps Falcon's FilePath, which Defender does not hold
-    f"#event_simpleName={PR2} | "
-    r'regex("(?<FilePath>.+\\\\)(?<FileName>[^\\\\]+)$", field=ImageFileName, strict=false) '
-    "| FilePath!=/Temp/ | groupBy([FileName, FilePath])",
+    STRICT.replace("| CommandLine=/", "| regex(field=CommandLine, strict=false, regex=\"").replace(
+        "(?<Script>\\S+)/", "(?<Script>\\S+)\")").replace("\\", "\\\\"),
     # a group that may take no part: the old value is kept where it does not
-    STRICT.replace("(?<FilePath>\\\\.+\\\\)", "(?<FilePath>\\\\.+\\\\)?"),
+    STRICT.replace("\\\\)(?<Script>", "\\\\)?(?<Script>"),
 ])
 def test_an_extraction_that_may_keep_the_old_value_is_still_refused(rule: str) -> None:
     with pytest.raises(CqlError, match="FilePath becomes FolderPath"):

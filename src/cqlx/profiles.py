@@ -29,6 +29,8 @@ TRANSFORMS = {
     "basename": "the target holds the full path where Falcon holds the file name",
     "epoch_ms": "Falcon holds epoch milliseconds, the target a datetime",
     "splunk_time": "Splunk's _time (epoch seconds) stands for Falcon's epoch-millisecond timestamp",
+    "drive_path": "the target writes a Windows path from the drive letter (C:\\...), Falcon from the volume's "
+                  "device (\\Device\\HarddiskVolumeN\\...)",
 }
 KQL_TYPES = frozenset({"string", "long", "int", "real", "double", "bool", "boolean", "datetime", "timespan",
                        "guid", "dynamic", "decimal"})

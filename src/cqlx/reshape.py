@@ -6,6 +6,7 @@ backend. The profile's mapping is applied in reverse, with its value transforms.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -37,6 +38,9 @@ def _epoch_ms(value: Any) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(millis / 1000, tz=dt.UTC).replace(tzinfo=None)
 
 
+_DEVICE = re.compile(r"\\Device\\HarddiskVolume(\d+)(\\.*)\Z", re.IGNORECASE | re.DOTALL)
+
+
 def _convert(value: Any, kind: str, transform: str | None) -> Any:
     if transform == "epoch_ms":
         return _epoch_ms(value)
@@ -45,6 +49,13 @@ def _convert(value: Any, kind: str, transform: str | None) -> Any:
             return int(str(value).strip()) / 1000
         except ValueError:
             return None
+    if transform == "drive_path" and isinstance(value, str):
+        # Falcon's \Device\HarddiskVolumeN\... as the drive letter's form: volume N is the Nth
+        # letter here (3 is C:), a stand-in for the mapping the event does not carry.
+        device = _DEVICE.match(value)
+        if device is not None and 1 <= int(device.group(1)) <= 26:
+            return chr(ord("A") + int(device.group(1)) - 1) + ":" + device.group(2)
+        return value
     if transform == "basename" and isinstance(value, str):
         # Falcon has only the file name; the target holds a full path ending in it.
         return value if "/" in value or "\\" in value else "/" + value

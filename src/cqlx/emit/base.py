@@ -19,10 +19,12 @@ from cqlx.passes import (
     decisive_after,
     extraction_as_test,
     loss_kind_of,
+    pred_fields,
     step_reads,
     step_unextracted,
     step_writes,
 )
+from cqlx.paths import DRIVE_PATH
 from cqlx.profiles import EventType, Profile
 
 PRESENTATION = "presentation"
@@ -101,6 +103,7 @@ class Generator:
         self.read_types: tuple[str, ...] = ()
         self.event = self.resolve_event_type()
         self.answer_event_type()
+        self.check_paths()
         self.needed_after = list(zip(self.query.steps, decisive_after(self.query), strict=True))
 
     def answer_repository(self) -> None:
@@ -122,6 +125,53 @@ class Generator:
 
         if len(self.read_types) == 1 and self.profile.language != "python":
             self.query = replace(self.query, steps=settle_tag(self.query.steps, EVENT_TYPE_TAGS, self.read_types[0]))
+
+    def check_paths(self) -> None:
+        """Tests on a column that holds Windows paths from the drive letter (profile transform
+        ``drive_path``) where Falcon's field holds them from the volume's device: each one that may
+        read the two forms differently is detection loss (:mod:`cqlx.paths`)."""
+        from cqlx.paths import extract_loss, loss
+
+        def column(field: str, computed: set[str]) -> str | None:
+            mapped = None if field in computed else self.profile.field(self.event, field)
+            return mapped.name if mapped is not None and mapped.transform == DRIVE_PATH else None
+
+        def report(field: str, target: str, why: str, span: Span) -> None:
+            self.unsupported(f"{field} holds Windows paths from the volume's device (\\Device\\HarddiskVolumeN\\...), "
+                             f"{target} in profile {self.profile.name} from the drive letter (C:\\...), and which "
+                             f"volume is which letter is not in the event: {why}", span)
+
+        def test(pred: ir.Pred, computed: set[str]) -> None:
+            if isinstance(pred, ir.And | ir.Or):
+                for item in pred.items:
+                    test(item, computed)
+            elif isinstance(pred, ir.Not):
+                test(pred.item, computed)
+            else:
+                for field in sorted(pred_fields(pred)):
+                    target = column(field, computed)
+                    why = loss(pred) if target else None
+                    if target and why:
+                        report(field, target, why, pred.span)
+
+        def visit(steps: tuple[ir.Step, ...], computed: set[str]) -> None:
+            for step in steps:
+                if isinstance(step, ir.Filter):
+                    test(step.pred, computed)
+                elif isinstance(step, ir.Signal):
+                    test(step.condition, computed)
+                elif isinstance(step, ir.Extract):
+                    target = column(step.field, computed)
+                    why = extract_loss(step.pattern, step.flags) if target else None
+                    if target and why:
+                        report(step.field, target, why, step.span)
+                elif isinstance(step, ir.Case):
+                    for branch in step.branches:
+                        visit(branch.steps, set(computed))
+                computed |= step_writes(step)
+
+        if self.profile.language != "python":
+            visit(self.query.steps, set())
 
     def decisive(self, step: ir.Step) -> frozenset[str]:
         """The fields that decide the rows after ``step`` (:func:`cqlx.passes.decisive_after`);
@@ -390,7 +440,8 @@ class Generator:
                 f"{self.profile.name}"
             self.unsupported(f"field {name} {what} is not the same information"
                              + (f" ({mapped.note})" if mapped.note else ""), span, kind)
-        if mapped.transform is not None and not output:
+        if mapped.transform is not None and mapped.transform != DRIVE_PATH and not output:
+            # (a drive_path column's tests are checked once, by check_paths)
             self.transformed_filter(name, mapped.name, mapped.transform, span)
         return mapped.name
 

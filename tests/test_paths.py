@@ -1,0 +1,120 @@
+"""Windows paths: Falcon writes them from the volume's device, Defender, Sysmon (Sigma) and ASIM
+from the drive letter (profile transform ``drive_path``). A test that reads the start of the path
+is detection loss there; one blind to it converts, and its rows agree on duckdb-kql, whose tables
+hold the drive-letter form (cqlx.reshape)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cqlx import CqlError, convert, ir
+from cqlx.paths import extract_loss, loss
+from cqlx.profiles import load_profile
+from cqlx.reshape import to_tables
+from tests.agreement import assert_agree
+
+F = "ImageFileName"
+
+
+@pytest.mark.parametrize(("pred", "reason"), [
+    # blind to the start of the path
+    (ir.Regex(F, "\\\\cmd\\.exe$", "i"), None),
+    (ir.Regex(F, "\\\\Windows\\\\System32\\\\"), None),
+    (ir.Glob(F, "*\\cmd.exe"), None),
+    (ir.Glob(F, "*\\Temp\\*"), None),
+    (ir.Eq(F, "cmd.exe"), None),  # matches no full path in either form
+    (ir.Eq(F, "/usr/bin/curl"), None),  # not a Windows path: written the same
+    (ir.In(F, ("*\\a.exe", "*\\b.exe")), None),
+    (ir.Exists(F), None),
+    # reads the start of the path
+    (ir.Eq(F, "\\Device\\HarddiskVolume3\\Windows\\System32\\cmd.exe"), "equality"),
+    (ir.Eq(F, "C:\\Windows\\System32\\cmd.exe"), "equality"),
+    (ir.Glob(F, "\\Device\\HarddiskVolume*\\Windows\\*"), "anchored at the start"),
+    (ir.Glob(F, "*HarddiskVolume3\\*"), "names the device"),
+    (ir.In(F, ("*\\a.exe", "C:\\b.exe")), "anchored at the start"),
+    (ir.Regex(F, "^\\\\Device\\\\HarddiskVolume\\d+\\\\Windows\\\\"), "anchored at the start"),
+    (ir.Regex(F, "\\AC:"), "anchored at the start"),
+    (ir.Regex(F, "HarddiskVolume\\d+\\\\Users\\\\"), "names the device"),
+    (ir.Regex(F, "[cC]:\\\\Windows"), "names the device"),
+    # by the paths compared: depth counted from the start
+    (ir.Regex(F, "^(?:[^\\\\]*\\\\){2}[^\\\\]+$"), "anchored at the start"),
+    (ir.Regex(F, "(?:\\\\[^\\\\]+){3}\\\\[^\\\\]+\\.exe$"), "differently"),
+    (ir.ExprTest(ir.Func("length", (ir.Ref(F),)), ">", ir.Lit(40)), "test() expression"),
+])
+def test_loss(pred: ir.Pred, reason: str | None) -> None:
+    why = loss(pred)
+    assert (why is None) if reason is None else (why is not None and reason in why), why
+
+
+@pytest.mark.parametrize(("pattern", "reason"), [
+    # the group is the last part of the path
+    ("\\\\(?<name>[^\\\\]+)$", None),
+    # the idiom of Falcon content: an optional device, then from the first folder on
+    ("(\\\\Device\\\\HarddiskVolume\\d+)?(?<dir>\\\\Windows\\\\.+\\\\)(?<name>[^\\\\]+)$", None),
+    # a file in the root of the volume: Falcon's form matches with the device as the folder
+    ("(\\\\Device\\\\HarddiskVolume\\d+)?(?<dir>\\\\.+\\\\)(?<name>.+$)", "differently"),
+    # a name among others, after a folder: never the device
+    ("\\\\(?<name>(whoami|net1?|ping)\\.exe)", None),
+    ("\\\\(?<name>\\w+\\.\\w{3})", None),
+    # what the group takes may include the start of the path (shown by a path of the rule's words)
+    ("(?<dir>.+)\\\\evil\\.exe", "captures differently"),
+    ("\\\\(?<dir>\\w+)\\\\evil", "differently"),
+    ("(?<dir>.+\\\\)(?<name>[^\\\\]+)$", "captures differently"),
+    ("\\\\Device\\\\HarddiskVolume\\d+(?<rest>.+$)", "names the device"),
+])
+def test_extract_loss(pattern: str, reason: str | None) -> None:
+    why = extract_loss(pattern, "")
+    assert (why is None) if reason is None else (why is not None and reason in why), why
+
+
+def _event(path: str) -> dict[str, Any]:
+    return {"#event_simpleName": "ProcessRollup2", "aid": "a1", "ComputerName": "h1", "CommandLine": path,
+            "ImageFileName": path, "FileName": path.rsplit("\\", 1)[-1]}
+
+
+PATHS = ["\\Device\\HarddiskVolume3\\Windows\\System32\\cmd.exe",
+         "\\Device\\HarddiskVolume3\\Users\\bob\\Downloads\\cmd.exe",
+         "\\Device\\HarddiskVolume4\\Tools\\psexec.exe"]
+
+
+@pytest.mark.parametrize("test", [
+    "ImageFileName=/\\\\cmd\\.exe$/i",
+    "ImageFileName=\"*\\\\Downloads\\\\*\"",
+    "ImageFileName=/\\\\(?<exe>[^\\\\]+)$/ | exe=/^ps/",
+])
+def test_tests_blind_to_the_start_convert_and_rows_agree(test: str) -> None:
+    rule = f"#event_simpleName=ProcessRollup2 | {test} | select([ComputerName, CommandLine])"
+    rows = assert_agree(rule, [_event(p) for p in PATHS], engines=("kql", "spl"))
+    assert 0 < len(rows) < len(PATHS)
+    if "?<" not in test:  # (Sigma has no computed fields)
+        convert(rule, to="sigma")
+
+
+@pytest.mark.parametrize("target", ["kql", "sigma", "kql:sentinel-asim"])
+@pytest.mark.parametrize("test", [
+    "ImageFileName=/^\\\\Device\\\\HarddiskVolume\\d+\\\\Windows\\\\/",
+    "ImageFileName=\"\\\\Device\\\\HarddiskVolume3\\\\Windows\\\\System32\\\\cmd.exe\"",
+    "ImageFileName=/(?<dir>.+)\\\\cmd\\.exe/",
+])
+def test_tests_that_read_the_start_are_detection_loss(target: str, test: str) -> None:
+    to, _, profile = target.partition(":")
+    with pytest.raises(CqlError, match=r"from the volume's device .* from the drive letter \(C:\\\.\.\.\)"):
+        convert(f"#event_simpleName=ProcessRollup2 | {test}", to=to, profile=profile or None)
+
+
+def test_raw_fdr_keeps_falcon_form() -> None:
+    """Splunk over raw FDR holds Falcon's own ImageFileName: nothing to check."""
+    assert "HarddiskVolume" in convert("#event_simpleName=ProcessRollup2 "
+                                       "| ImageFileName=/^\\\\Device\\\\HarddiskVolume3\\\\/", to="spl")
+
+
+def test_a_field_the_rule_writes_is_its_own() -> None:
+    rule = "#event_simpleName=ProcessRollup2 | ImageFileName := lower(CommandLine) | ImageFileName=/^c:/"
+    assert "matches regex" in convert(rule, to="kql")
+
+
+def test_test_tables_hold_the_drive_letter_form() -> None:
+    rows = to_tables([_event(PATHS[0]), _event(PATHS[2])], load_profile("mde"))["DeviceProcessEvents"][1]
+    assert [r["FolderPath"] for r in rows] == ["C:\\Windows\\System32\\cmd.exe", "D:\\Tools\\psexec.exe"]
