@@ -3,12 +3,14 @@
 The Python matcher is the reference (CQL's semantics); the KQL runs on duckdb-kql over the events
 as Defender holds them (profile ``mde``), the SPL on cqlx's SPL oracle over the events as Splunk
 holds raw FDR events (profile ``splunk``). Rows are compared under the rule's own (Falcon) field
-names, values as text (``5``, ``5.0`` and ``"5"`` are one value; an empty string is no value, as
-Defender stores it), as a multiset unless ``ordered``.
+names, Defender's drive-letter paths read back in Falcon's form, values as text (``5``, ``5.0``
+and ``"5"`` are one value; an empty string is no value, as Defender stores it), as a multiset
+unless ``ordered``.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 
@@ -16,6 +18,7 @@ from cqlx import compile_matcher, convert
 from cqlx.api import output_fields, parse
 from cqlx.emit.base import Generator
 from cqlx.engines.duckdb_kql import run_kql
+from cqlx.paths import DRIVE_PATH
 from cqlx.profiles import load_profile
 from cqlx.reshape import to_tables
 from cqlx.spl_oracle import run_spl
@@ -80,7 +83,23 @@ def kql_rows(rule: str, events: list[dict[str, Any]], lookups: Lookups | None = 
     assert fields is not None
     tables = {**to_tables(events, load_profile("mde")), **lookup_tables(lookups or {})}
     rows = run_kql(convert(rule, to="kql"), tables)
-    return _rows(rows, fields, _renames("mde", rule))
+    return _rows([_falcon_paths(row, _drive_paths("mde", rule)) for row in rows], fields, _renames("mde", rule))
+
+
+def _drive_paths(profile_name: str, rule: str) -> frozenset[str]:
+    """The target columns that hold Windows paths from the drive letter (cqlx.paths)."""
+    profile = load_profile(profile_name)
+    event = Generator(parse(rule), profile).event
+    return frozenset(m.name for m in (event.fields.values() if event else ()) if m.transform == DRIVE_PATH)
+
+
+def _falcon_paths(row: dict[str, Any], columns: frozenset[str]) -> dict[str, Any]:
+    """The row with drive-letter paths written back in Falcon's form, as cqlx.reshape wrote them
+    (volume N is the Nth letter): the two forms of one path are one value."""
+    def back(value: Any) -> Any:
+        drive = re.match(r"([A-Z]):(\\.*)\Z", value, re.DOTALL) if isinstance(value, str) else None
+        return f"\\Device\\HarddiskVolume{ord(drive.group(1)) - 64}{drive.group(2)}" if drive else value
+    return {k: back(v) if k in columns else v for k, v in row.items()}
 
 
 def spl_rows(rule: str, events: list[dict[str, Any]], lookups: Lookups | None = None) -> list[Row]:

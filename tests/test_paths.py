@@ -118,3 +118,20 @@ def test_a_field_the_rule_writes_is_its_own() -> None:
 def test_test_tables_hold_the_drive_letter_form() -> None:
     rows = to_tables([_event(PATHS[0]), _event(PATHS[2])], load_profile("mde"))["DeviceProcessEvents"][1]
     assert [r["FolderPath"] for r in rows] == ["C:\\Windows\\System32\\cmd.exe", "D:\\Tools\\psexec.exe"]
+
+
+def test_the_matcher_on_sigma_named_records_checks_paths_too() -> None:
+    """The Python matcher over records in the Sigma taxonomy's names (Sysmon's Image, from the
+    drive letter): a test blind to the start runs, one that reads it is refused."""
+    from cqlx import compile_matcher
+    from cqlx.errors import UnsupportedError
+    from cqlx.reshape import to_records
+
+    records = [r for r in to_records([_event(p) for p in PATHS], load_profile("sigma"), ["ProcessRollup2"])
+               if r is not None]
+    assert records[0]["Image"] == "C:\\Windows\\System32\\cmd.exe"
+    rows = compile_matcher("#event_simpleName=ProcessRollup2 | ImageFileName=/\\\\cmd\\.exe$/i",
+                           profile="sigma").run(records)
+    assert len(rows) == 2
+    with pytest.raises(UnsupportedError, match="from the drive letter"):
+        compile_matcher("#event_simpleName=ProcessRollup2 | ImageFileName=/^\\\\Device\\\\/", profile="sigma")

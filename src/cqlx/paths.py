@@ -44,6 +44,13 @@ _MARKER = re.compile(r"device|harddiskvolume|(?<![?\w])[a-z]:\\|(?<![?\w]):\\\\"
 _ABSOLUTE = re.compile(r"\\|[A-Za-z]:")
 
 
+def message(field: str, column: str, profile: str, why: str) -> str:
+    """The detection loss of a test on ``field``, which the profile maps to ``column``."""
+    return (f"{field} holds Windows paths from the volume's device (\\Device\\HarddiskVolumeN\\...), {column} "
+            f"in profile {profile} from the drive letter (C:\\...), and which volume is which letter is not "
+            f"in the event: {why}")
+
+
 def loss(pred: ir.Pred) -> str | None:
     """Why a test on a full-path column does not read the same in both forms; None when it does."""
     if isinstance(pred, ir.Eq):

@@ -130,16 +130,14 @@ class Generator:
         """Tests on a column that holds Windows paths from the drive letter (profile transform
         ``drive_path``) where Falcon's field holds them from the volume's device: each one that may
         read the two forms differently is detection loss (:mod:`cqlx.paths`)."""
-        from cqlx.paths import extract_loss, loss
+        from cqlx.paths import extract_loss, loss, message
 
         def column(field: str, computed: set[str]) -> str | None:
             mapped = None if field in computed else self.profile.field(self.event, field)
             return mapped.name if mapped is not None and mapped.transform == DRIVE_PATH else None
 
         def report(field: str, target: str, why: str, span: Span) -> None:
-            self.unsupported(f"{field} holds Windows paths from the volume's device (\\Device\\HarddiskVolumeN\\...), "
-                             f"{target} in profile {self.profile.name} from the drive letter (C:\\...), and which "
-                             f"volume is which letter is not in the event: {why}", span)
+            self.unsupported(message(field, target, self.profile.name, why), span)
 
         def test(pred: ir.Pred, computed: set[str]) -> None:
             if isinstance(pred, ir.And | ir.Or):

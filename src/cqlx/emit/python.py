@@ -17,6 +17,7 @@ and by the number of groups.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cqlx import ir, runtime
@@ -24,7 +25,8 @@ from cqlx.emit.base import DETECTION, PRESENTATION, Diagnostic, unextracted_mess
 from cqlx.emit.python_module import RULE_PART, runtime_source
 from cqlx.errors import UnsupportedError
 from cqlx.functions import TIME_BUCKET
-from cqlx.passes import decisive_after, loss_kind_of, step_reads, step_unextracted, step_writes
+from cqlx.passes import decisive_after, loss_kind_of, pred_fields, step_reads, step_unextracted, step_writes
+from cqlx.paths import DRIVE_PATH, extract_loss, loss, message
 from cqlx.profiles import Profile
 from cqlx.regexes import (
     LinearPlan,
@@ -59,6 +61,7 @@ class _Module:
     names: dict[str, str] = field(default_factory=dict)
     computed: set[str] = field(default_factory=set)
     reshaped: frozenset[str] = frozenset()
+    drive_paths: frozenset[str] = frozenset()  # fields held as Windows paths from the drive letter
     branches: int = 0
     target: str = "python"
     diagnostics: list[Diagnostic] = field(default_factory=list)
@@ -215,6 +218,7 @@ class _Segment:
             self.owned = True
     def extract(self, step: ir.Extract) -> None:
         """The regex's first match sets a field per named group that takes part (ir.Extract)."""
+        self.drive_path(frozenset({step.field}), lambda: extract_loss(step.pattern, step.flags), step.span)
         regex = self.module.regex(to_python(step.pattern), python_flags(step.flags), step.span,
                                   linear_plan(step.pattern, step.flags))
         var = self.fresh("g")
@@ -282,8 +286,19 @@ class _Segment:
                                    f"{self.module.names.get(name, name)} holds its value differently", span)
         return self.value(name)
 
+    def drive_path(self, fields: frozenset[str], why: Callable[[], str | None], span: ir.Span) -> None:
+        """Refuse a test on a Windows path that the profile's records write from the drive letter
+        when it may read Falcon's form differently (:mod:`cqlx.paths`)."""
+        m = self.module
+        for name in sorted(fields & m.drive_paths - m.computed):
+            reason = why() if m.names else None
+            if reason is not None and m.profile is not None:
+                raise UnsupportedError(message(name, m.field(name), m.profile.name, reason), span)
+
     def pred(self, pred: ir.Pred) -> str:
         m = self.module
+        if not isinstance(pred, ir.And | ir.Or | ir.Not):
+            self.drive_path(pred_fields(pred), lambda: loss(pred), pred.span)
         if isinstance(pred, ir.And):
             return "(" + " and ".join(self.pred(p) for p in pred.items) + ")"
         if isinstance(pred, ir.Or):
@@ -517,7 +532,18 @@ def _reshaped(query: ir.Query, profile: Profile | None) -> frozenset[str]:
     if profile is None or not query.source.event_types:
         return frozenset()
     event = profile.event_type(query.source.event_types[0])
-    return frozenset(f for f, m in event.fields.items() if m.transform or not m.exact) if event else frozenset()
+    if event is None:
+        return frozenset()
+    # (a Windows path from the drive letter holds the same file: each test is checked, cqlx.paths)
+    return frozenset(f for f, m in event.fields.items() if (m.transform and m.transform != DRIVE_PATH) or not m.exact)
+
+
+def _drive_paths(query: ir.Query, profile: Profile | None) -> frozenset[str]:
+    """Falcon fields the profile's records hold as Windows paths from the drive letter."""
+    if profile is None or not query.source.event_types:
+        return frozenset()
+    event = profile.event_type(query.source.event_types[0])
+    return frozenset(f for f, m in event.fields.items() if m.transform == DRIVE_PATH) if event else frozenset()
 
 
 #: The end of every generated module: the same text for every rule, so the compile check of a
@@ -566,6 +592,7 @@ def emit_python(query: ir.Query, title: str = "", query_text: str = "", profile:
     run a rule it would run wrongly) and a presentation loss is left out of the rows."""
     target = f"python ({profile.name})" if profile is not None else "python (falcon)"
     module = _Module(names=_field_names(query, profile), reshaped=_reshaped(query, profile), target=target,
+                     drive_paths=_drive_paths(query, profile),
                      needed=list(zip(query.steps, decisive_after(query), strict=True)))
     module.profile = profile
     segments, barriers = _pipeline(module, query, "_segment")
