@@ -28,6 +28,8 @@ F = "ImageFileName"
     (ir.Eq(F, "/usr/bin/curl"), None),  # not a Windows path: written the same
     (ir.In(F, ("*\\a.exe", "*\\b.exe")), None),
     (ir.Exists(F), None),
+    (ir.Regex(F, "^\\/usr\\/bin\\/base64$", "i"), None),  # a Unix path: written the same
+    (ir.Regex(F, "^/bin/dd$"), None),
     # reads the start of the path
     (ir.Eq(F, "\\Device\\HarddiskVolume3\\Windows\\System32\\cmd.exe"), "equality"),
     (ir.Eq(F, "C:\\Windows\\System32\\cmd.exe"), "equality"),
@@ -102,6 +104,14 @@ def test_tests_that_read_the_start_are_detection_loss(target: str, test: str) ->
     to, _, profile = target.partition(":")
     with pytest.raises(CqlError, match=r"from the volume's device .* from the drive letter \(C:\\\.\.\.\)"):
         convert(f"#event_simpleName=ProcessRollup2 | {test}", to=to, profile=profile or None)
+
+
+def test_rules_on_other_platforms_read_unix_paths() -> None:
+    """A rule over macOS or Linux events reads no Windows path: nothing to check."""
+    rule = "#event_simpleName=ProcessRollup2 event_platform=Mac | ImageFileName=/^\\\\x/"
+    assert "matches regex" in convert(rule, to="kql")
+    with pytest.raises(CqlError, match="from the drive letter"):
+        convert(rule.replace("Mac", "Win"), to="kql")
 
 
 def test_raw_fdr_keeps_falcon_form() -> None:

@@ -139,5 +139,18 @@ def _words(pattern: str) -> list[str]:
 
 
 def _anchored(pattern: str) -> bool:
-    """Whether the pattern has a start anchor (``^`` or ``\\A``) outside a character class."""
-    return any((t.kind, t.text) in (("literal", "^"), ("escape", "\\A")) for t in tokens(pattern))
+    """Whether the pattern has a start anchor (``^`` or ``\\A``) outside a character class that a
+    Windows path could follow: one followed by a ``/`` reads a Unix path, written the same way in
+    both (``^/usr/bin/base64$``)."""
+    parsed = tokens(pattern)
+    for index, token in enumerate(parsed):
+        if (token.kind, token.text) in (("literal", "^"), ("escape", "\\A")):
+            after = parsed[index + 1].text if index + 1 < len(parsed) else ""
+            if after not in ("/", "\\/"):
+                return True
+    return False
+
+
+def windows(platforms: tuple[str, ...]) -> bool:
+    """Whether a rule selecting these Falcon platforms (none: any) may read Windows paths."""
+    return not platforms or any(p.casefold() == "win" for p in platforms)

@@ -130,7 +130,7 @@ class Generator:
         """Tests on a column that holds Windows paths from the drive letter (profile transform
         ``drive_path``) where Falcon's field holds them from the volume's device: each one that may
         read the two forms differently is detection loss (:mod:`cqlx.paths`)."""
-        from cqlx.paths import extract_loss, loss, message
+        from cqlx.paths import extract_loss, loss, message, windows
 
         def column(field: str, computed: set[str]) -> str | None:
             mapped = None if field in computed else self.profile.field(self.event, field)
@@ -168,7 +168,7 @@ class Generator:
                         visit(branch.steps, set(computed))
                 computed |= step_writes(step)
 
-        if self.profile.language != "python":
+        if self.profile.language != "python" and windows(self.query.source.platforms):
             visit(self.query.steps, set())
 
     def decisive(self, step: ir.Step) -> frozenset[str]:

@@ -26,7 +26,7 @@ from cqlx.emit.python_module import RULE_PART, runtime_source
 from cqlx.errors import UnsupportedError
 from cqlx.functions import TIME_BUCKET
 from cqlx.passes import decisive_after, loss_kind_of, pred_fields, step_reads, step_unextracted, step_writes
-from cqlx.paths import DRIVE_PATH, extract_loss, loss, message
+from cqlx.paths import DRIVE_PATH, extract_loss, loss, message, windows
 from cqlx.profiles import Profile
 from cqlx.regexes import (
     LinearPlan,
@@ -540,7 +540,7 @@ def _reshaped(query: ir.Query, profile: Profile | None) -> frozenset[str]:
 
 def _drive_paths(query: ir.Query, profile: Profile | None) -> frozenset[str]:
     """Falcon fields the profile's records hold as Windows paths from the drive letter."""
-    if profile is None or not query.source.event_types:
+    if profile is None or not query.source.event_types or not windows(query.source.platforms):
         return frozenset()
     event = profile.event_type(query.source.event_types[0])
     return frozenset(f for f, m in event.fields.items() if m.transform == DRIVE_PATH) if event else frozenset()
