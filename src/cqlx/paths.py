@@ -19,6 +19,7 @@ content uses to skip the device, ``(\\\\Device\\\\HarddiskVolume\\d+)?``, follow
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from cqlx import ir
 from cqlx.regexes import python_error, python_flags, to_python, tokens
@@ -82,6 +83,7 @@ def _glob_loss(pattern: str) -> str | None:
     return _value_loss(pattern, "a wildcard pattern anchored at the start of the path")
 
 
+@lru_cache(maxsize=2048)  # a library repeats its patterns; each is tried on some hundred paths
 def _regex_loss(pattern: str, flags: str, extract: bool) -> str | None:
     rest = pattern
     idiom = _DEVICE_IDIOM.match(pattern)
