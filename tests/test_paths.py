@@ -30,6 +30,8 @@ F = "ImageFileName"
     (ir.Exists(F), None),
     (ir.Regex(F, "^\\/usr\\/bin\\/base64$", "i"), None),  # a Unix path: written the same
     (ir.Regex(F, "^/bin/dd$"), None),
+    (ir.Regex(F, "\\\\DeviceCensus\\.exe$", "i"), None),  # a file named Device...: not the device
+    (ir.Glob(F, "*\\Device\\*"), "names the device"),
     # reads the start of the path
     (ir.Eq(F, "\\Device\\HarddiskVolume3\\Windows\\System32\\cmd.exe"), "equality"),
     (ir.Eq(F, "C:\\Windows\\System32\\cmd.exe"), "equality"),

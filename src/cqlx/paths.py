@@ -39,8 +39,9 @@ _RESTS = ("\\a.exe", "\\Temp\\b.exe", "\\Windows\\System32\\cmd.exe", "\\Windows
 #: ``(\\Device\\HarddiskVolume\d+)?`` (or ``(?:...)``, ``[0-9]``): an optional device prefix.
 _DEVICE_IDIOM = re.compile(r"\((?:\?:)?\\\\Device\\\\HarddiskVolume(?:\\d|\[0-9\])[+*]?\)\?")
 #: Text of a pattern or value that names the start of a path in one form.
-#: (A drive is a letter, a class or a dot before ``:\\``; ``(?:`` and ``(?i:`` are groups.)
-_MARKER = re.compile(r"device|harddiskvolume|(?<![?\w])[a-z]:\\|(?<![?\w]):\\\\", re.IGNORECASE)
+#: (The device is a folder named Device, not ``\\DeviceCensus.exe``; a drive is a letter, a class
+#: or a dot before ``:\\``; ``(?:`` and ``(?i:`` are groups.)
+_MARKER = re.compile(r"harddiskvolume|\\device\\|(?<![?\w])[a-z]:\\|(?<![?\w]):\\\\", re.IGNORECASE)
 #: A value that is a whole Windows path in either form.
 _ABSOLUTE = re.compile(r"\\|[A-Za-z]:")
 
