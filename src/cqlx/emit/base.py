@@ -24,7 +24,7 @@ from cqlx.passes import (
     step_unextracted,
     step_writes,
 )
-from cqlx.paths import DRIVE_PATH
+from cqlx.paths import DRIVE_PATH, windows
 from cqlx.profiles import EventType, Profile
 
 PRESENTATION = "presentation"
@@ -130,7 +130,7 @@ class Generator:
         """Tests on a column that holds Windows paths from the drive letter (profile transform
         ``drive_path``) where Falcon's field holds them from the volume's device: each one that may
         read the two forms differently is detection loss (:mod:`cqlx.paths`)."""
-        from cqlx.paths import extract_loss, loss, message, windows
+        from cqlx.paths import extract_loss, loss, message
 
         def column(field: str, computed: set[str]) -> str | None:
             mapped = None if field in computed else self.profile.field(self.event, field)
@@ -166,6 +166,11 @@ class Generator:
                 elif isinstance(step, ir.Case):
                     for branch in step.branches:
                         visit(branch.steps, set(computed))
+                elif isinstance(step, ir.Aggregate | ir.GroupTail):
+                    for key in step.keys:  # the groups are the same files; the rows show the other form
+                        target = column(key, computed)
+                        if target:
+                            self.shown_as_drive_path(key, target, step.span)
                 computed |= step_writes(step)
 
         if self.profile.language != "python" and windows(self.query.source.platforms):
@@ -438,10 +443,20 @@ class Generator:
                 f"{self.profile.name}"
             self.unsupported(f"field {name} {what} is not the same information"
                              + (f" ({mapped.note})" if mapped.note else ""), span, kind)
+        if mapped.transform == DRIVE_PATH and output:
+            self.shown_as_drive_path(name, mapped.name, span)
         if mapped.transform is not None and mapped.transform != DRIVE_PATH and not output:
             # (a drive_path column's tests are checked once, by check_paths)
             self.transformed_filter(name, mapped.name, mapped.transform, span)
         return mapped.name
+
+    def shown_as_drive_path(self, name: str, column: str, span: Span) -> None:
+        """A Windows path the rows show from the drive letter: the same file, written otherwise."""
+        if not windows(self.query.source.platforms):
+            return  # a macOS or Linux path is written the same way
+        self.unsupported(f"{name} is shown as {column}, which writes a Windows path from the drive letter "
+                         "(C:\\...) where Falcon writes it from the volume's device (\\Device\\HarddiskVolumeN\\...)",
+                         span, PRESENTATION, (name,))
 
     def transformed_filter(self, name: str, column: str, transform: str, span: Span) -> None:
         """A filter on a field whose values differ in shape in the target; emitters that can
