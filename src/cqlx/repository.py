@@ -26,6 +26,8 @@ def tag_truth(pred: ir.Pred, tag: str, value: str) -> bool | None:
     here (it is then kept in the rule)."""
     if isinstance(pred, ir.TrueP):
         return True
+    if pred_fields(pred) != {tag}:
+        return None  # (tested first: most of a rule reads other fields)
     if isinstance(pred, ir.Not):
         inner = tag_truth(pred.item, tag, value)
         return None if inner is None else not inner
@@ -34,8 +36,6 @@ def tag_truth(pred: ir.Pred, tag: str, value: str) -> bool | None:
         if any(t is None for t in truths):
             return None
         return all(truths) if isinstance(pred, ir.And) else any(truths)
-    if pred_fields(pred) != {tag}:
-        return None
     if isinstance(pred, ir.Exists):
         return True
     if isinstance(pred, ir.Eq):
@@ -141,9 +141,12 @@ def _as_pred(pred: ir.Pred, tags: tuple[str, ...], value: str) -> ir.Pred:
 
 def _settle_pred(pred: ir.Pred, tags: tuple[str, ...], value: str) -> ir.Pred | bool:
     """``pred`` with its tests on the tags answered: True or False when the whole of it is."""
-    for tag in tags:
-        truth = tag_truth(pred, tag, value)
-        if truth is not None and pred_fields(pred) == {tag}:
+    fields = pred_fields(pred)
+    if fields.isdisjoint(tags):
+        return pred  # (most of a rule: nothing to answer below)
+    if len(fields) == 1:
+        truth = tag_truth(pred, next(iter(fields)), value)
+        if truth is not None:
             return truth
     if isinstance(pred, ir.Not):
         inner = _settle_pred(pred.item, tags, value)

@@ -173,7 +173,8 @@ class Generator:
                             self.shown_as_drive_path(key, target, step.span)
                 computed |= step_writes(step)
 
-        if self.profile.language != "python" and windows(self.query.source.platforms):
+        drive = self.event is not None and any(m.transform == DRIVE_PATH for m in self.event.fields.values())
+        if drive and self.profile.language != "python" and windows(self.query.source.platforms):
             visit(self.query.steps, set())
 
     def decisive(self, step: ir.Step) -> frozenset[str]:
