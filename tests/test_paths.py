@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cqlx import CqlError, convert, ir
-from cqlx.paths import extract_loss, loss
+from cqlx.paths import extract_loss, loss, unix_only
 from cqlx.profiles import load_profile
 from cqlx.reshape import to_tables
 from tests.agreement import assert_agree
@@ -167,3 +167,33 @@ def test_a_path_shown_from_the_drive_letter_is_presentation_loss(rule: str, note
         shown = [d for d in diagnostics if "is shown as FolderPath" in d.message]
         assert bool(shown) is expected, (platform, diagnostics)
         assert all(d.kind == "presentation" and d.fields == ("ImageFileName",) for d in shown)
+
+
+@pytest.mark.parametrize(("pred", "unix"), [
+    (ir.Regex(F, "\\/(docker|kubectl|crictl)$", "i"), True),
+    (ir.Regex(F, "^/usr/(s?bin)/"), True),
+    (ir.Regex(F, "(?:/)+x"), True),
+    (ir.Eq(F, "/usr/bin/curl"), True),
+    (ir.Glob(F, "*/bin/*"), True),
+    (ir.In(F, ("/bin/sh", "/bin/bash")), True),
+    # a match without a slash is possible: maybe a Windows path
+    (ir.Regex(F, "(\\/docker|evil)"), False),
+    (ir.Regex(F, "(?:/)*x"), False),
+    (ir.Regex(F, "docker$"), False),
+    (ir.In(F, ("/bin/sh", "cmd.exe")), False),
+    (ir.Not(ir.Regex(F, "/")), False),
+])
+def test_unix_only(pred: ir.Pred, unix: bool) -> None:
+    assert unix_only(pred) is unix
+
+
+def test_a_rule_that_requires_a_unix_path_shows_it_as_it_is() -> None:
+    """The seed reads `ImageFileName=/\\/(docker|kubectl|...)$/i`: a Unix path, the same on every
+    target, so showing it is no loss (a later test on it is not checked either)."""
+    from cqlx.api import parse
+    from cqlx.conversion import convert_query
+
+    text = ("#event_simpleName=ProcessRollup2 | ImageFileName=/\\/(docker|kubectl)$/i "
+            "| ImageFileName=/^\\/usr/ | select([ImageFileName])")
+    conversion = convert_query(parse(text), "kql", query_text=text)
+    assert not conversion.diagnostics, conversion.diagnostics

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 
 from cqlx import ir
-from cqlx.regexes import python_error, python_flags, to_python, tokens
+from cqlx.regexes import python_error, python_flags, sre_constants, sre_parse, to_python, tokens
 
 #: The profile transform of a column that holds Windows paths from the drive letter.
 DRIVE_PATH = "drive_path"
@@ -151,6 +152,45 @@ def _anchored(pattern: str) -> bool:
             after = parsed[index + 1].text if index + 1 < len(parsed) else ""
             if after not in ("/", "\\/"):
                 return True
+    return False
+
+
+def unix_only(pred: ir.Pred) -> bool:
+    """Whether every value the test holds for contains a ``/``, which no Windows path does (the
+    seed's ``ImageFileName=/\\/(docker|kubectl)$/i``): the field is then a Unix path, written the
+    same way in both forms."""
+    if isinstance(pred, ir.Eq):
+        return "/" in pred.value
+    if isinstance(pred, ir.Glob):
+        return "/" in pred.pattern
+    if isinstance(pred, ir.In):
+        return all("/" in value for value in pred.values)
+    if isinstance(pred, ir.Regex):
+        return _requires_slash(pred.pattern, pred.flags)
+    return False
+
+
+@lru_cache(maxsize=1024)
+def _requires_slash(pattern: str, flags: str) -> bool:
+    try:
+        parsed = sre_parse.parse(to_python(pattern), python_flags(flags))
+    except (re.error, OverflowError, RecursionError, ValueError):
+        return False
+    return _requires(parsed, ord("/"))
+
+
+def _requires(items: Any, char: int) -> bool:
+    """Whether every match of the parsed pattern ``items`` holds the character."""
+    c = sre_constants
+    for op, argument in (items.data if hasattr(items, "data") else items):
+        if op is c.LITERAL and argument == char:
+            return True
+        if op is c.SUBPATTERN and _requires(argument[3], char):
+            return True
+        if op is c.BRANCH and all(_requires(branch, char) for branch in argument[1]):
+            return True
+        if op in (c.MAX_REPEAT, c.MIN_REPEAT) and argument[0] >= 1 and _requires(argument[2], char):
+            return True
     return False
 
 

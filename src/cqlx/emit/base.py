@@ -18,6 +18,7 @@ from cqlx.functions import GROUP_LIMIT_DEFAULT
 from cqlx.passes import (
     decisive_after,
     extraction_as_test,
+    leading_conjuncts,
     loss_kind_of,
     pred_fields,
     step_reads,
@@ -101,8 +102,10 @@ class Generator:
             self.target = f"{self.profile.language} ({self.profile.name})"
         self.answer_repository()
         self.read_types: tuple[str, ...] = ()
+        self.unix_paths: frozenset[str] = frozenset()
         self.event = self.resolve_event_type()
         self.answer_event_type()
+        self.unix_paths = self.paths_unix()
         self.check_paths()
         self.needed_after = list(zip(self.query.steps, decisive_after(self.query), strict=True))
 
@@ -126,6 +129,21 @@ class Generator:
         if len(self.read_types) == 1 and self.profile.language != "python":
             self.query = replace(self.query, steps=settle_tag(self.query.steps, EVENT_TYPE_TAGS, self.read_types[0]))
 
+    def paths_unix(self) -> frozenset[str]:
+        """The path fields a leading filter requires to hold a ``/`` (:func:`cqlx.paths.unix_only`):
+        Unix paths, which every target writes as Falcon does."""
+        from cqlx.paths import unix_only
+
+        found: set[str] = set()
+
+        def note(conjunct: ir.Pred) -> bool:
+            if unix_only(conjunct):
+                found.update(pred_fields(conjunct))
+            return True
+
+        leading_conjuncts(self.query.steps, frozenset(self.event.fields) if self.event else frozenset(), note)
+        return frozenset(found)
+
     def check_paths(self) -> None:
         """Tests on a column that holds Windows paths from the drive letter (profile transform
         ``drive_path``) where Falcon's field holds them from the volume's device: each one that may
@@ -133,7 +151,7 @@ class Generator:
         from cqlx.paths import extract_loss, loss, message
 
         def column(field: str, computed: set[str]) -> str | None:
-            mapped = None if field in computed else self.profile.field(self.event, field)
+            mapped = None if field in computed | self.unix_paths else self.profile.field(self.event, field)
             return mapped.name if mapped is not None and mapped.transform == DRIVE_PATH else None
 
         def report(field: str, target: str, why: str, span: Span) -> None:
@@ -453,7 +471,7 @@ class Generator:
 
     def shown_as_drive_path(self, name: str, column: str, span: Span) -> None:
         """A Windows path the rows show from the drive letter: the same file, written otherwise."""
-        if not windows(self.query.source.platforms):
+        if not windows(self.query.source.platforms) or name in self.unix_paths:
             return  # a macOS or Linux path is written the same way
         self.unsupported(f"{name} is shown as {column}, which writes a Windows path from the drive letter "
                          "(C:\\...) where Falcon writes it from the volume's device (\\Device\\HarddiskVolumeN\\...)",
