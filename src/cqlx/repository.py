@@ -88,21 +88,30 @@ def settle_tag(steps: tuple[ir.Step, ...], tags: tuple[str, ...], value: str) ->
     case branch with a filter that fails is never taken and goes. A filter that fails outside a
     branch stays as it was (the rule matches nothing; the target says so with its own refusal), as
     does a case left with no branch."""
+    settled = _settle(steps, tags, value, branch=False)
+    assert settled is not None  # (only a branch is ever given up)
+    return settled
+
+
+def _settle(steps: tuple[ir.Step, ...], tags: tuple[str, ...], value: str, branch: bool) -> tuple[ir.Step, ...] | None:
+    """:func:`settle_tag`; in a case ``branch``, None when a filter fails (the branch is never taken)."""
     out: list[ir.Step] = []
     for index, step in enumerate(steps):
         if not isinstance(step, _ROW_KEEPING) or (step_writes(step) & {*tags, "*"} and not isinstance(step, ir.Case)):
             return (*out, *steps[index:])
         if isinstance(step, ir.Filter):
             answer = _settle_pred(step.pred, tags, value)
+            if answer is False and branch:
+                return None
             if answer is True:
                 continue
             out.append(step if answer is False else replace(step, pred=answer))
         elif isinstance(step, ir.Case):
             branches = []
-            for branch in step.branches:
-                settled = _settle_branch(branch.steps, tags, value)
-                if settled is not None:
-                    branches.append(replace(branch, steps=settled or (ir.Filter(ir.TrueP(branch.span), branch.span),)))
+            for taken in step.branches:
+                kept = _settle(taken.steps, tags, value, branch=True)
+                if kept is not None:
+                    branches.append(replace(taken, steps=kept or (ir.Filter(ir.TrueP(taken.span), taken.span),)))
             first = branches[0].steps if branches else ()
             if branches and all(isinstance(s, ir.Eval) or s == ir.Filter(ir.TrueP()) for s in first):
                 # The first branch left takes every event: the case is its assignments.
@@ -118,17 +127,6 @@ def settle_tag(steps: tuple[ir.Step, ...], tags: tuple[str, ...], value: str) ->
         else:
             out.append(step)
     return tuple(out)
-
-
-def _settle_branch(steps: tuple[ir.Step, ...], tags: tuple[str, ...], value: str) -> tuple[ir.Step, ...] | None:
-    """A case branch's steps with its tests on the tags answered; None when one fails (the branch
-    is never taken)."""
-    for step in steps:
-        if not isinstance(step, _ROW_KEEPING) or step_writes(step) & {*tags, "*"}:
-            break
-        if isinstance(step, ir.Filter) and _settle_pred(step.pred, tags, value) is False:
-            return None
-    return settle_tag(steps, tags, value)
 
 
 def _as_pred(pred: ir.Pred, tags: tuple[str, ...], value: str) -> ir.Pred:

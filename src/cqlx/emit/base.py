@@ -102,10 +102,9 @@ class Generator:
             self.target = f"{self.profile.language} ({self.profile.name})"
         self.answer_repository()
         self.read_types: tuple[str, ...] = ()
-        self.unix_paths: frozenset[str] = frozenset()
         self.event = self.resolve_event_type()
         self.answer_event_type()
-        self.unix_paths = self.paths_unix()
+        self.unix_paths: frozenset[str] = self.paths_unix()
         self.check_paths()
         self.needed_after = list(zip(self.query.steps, decisive_after(self.query), strict=True))
 

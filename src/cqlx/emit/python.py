@@ -27,7 +27,7 @@ from cqlx.errors import UnsupportedError
 from cqlx.functions import TIME_BUCKET
 from cqlx.passes import decisive_after, loss_kind_of, pred_fields, step_reads, step_unextracted, step_writes
 from cqlx.paths import DRIVE_PATH, extract_loss, loss, message, windows
-from cqlx.profiles import Profile
+from cqlx.profiles import FieldMap, Profile
 from cqlx.regexes import (
     LinearPlan,
     glob_plan,
@@ -519,31 +519,31 @@ def _source_filter(query: ir.Query, profile: Profile | None) -> list[ir.Step]:
     return steps
 
 
-def _field_names(query: ir.Query, profile: Profile | None) -> dict[str, str]:
+def _event_fields(query: ir.Query, profile: Profile | None) -> dict[str, FieldMap]:
+    """The profile's mapping of the rule's (first) event type: Falcon field -> its field there."""
     if profile is None or not query.source.event_types:
         return {}
     event = profile.event_type(query.source.event_types[0])
-    return {falcon: mapped.name for falcon, mapped in event.fields.items()} if event else {}
+    return event.fields if event else {}
+
+
+def _field_names(query: ir.Query, profile: Profile | None) -> dict[str, str]:
+    return {falcon: mapped.name for falcon, mapped in _event_fields(query, profile).items()}
 
 
 def _reshaped(query: ir.Query, profile: Profile | None) -> frozenset[str]:
     """Falcon fields whose values have another shape under the profile (a path for a file name,
-    a datetime for epoch milliseconds): the matcher cannot test them as CQL would."""
-    if profile is None or not query.source.event_types:
-        return frozenset()
-    event = profile.event_type(query.source.event_types[0])
-    if event is None:
-        return frozenset()
-    # (a Windows path from the drive letter holds the same file: each test is checked, cqlx.paths)
-    return frozenset(f for f, m in event.fields.items() if (m.transform and m.transform != DRIVE_PATH) or not m.exact)
+    a datetime for epoch milliseconds): the matcher cannot test them as CQL would. (A Windows path
+    from the drive letter holds the same file: each test on one is checked, cqlx.paths.)"""
+    return frozenset(f for f, m in _event_fields(query, profile).items()
+                     if (m.transform and m.transform != DRIVE_PATH) or not m.exact)
 
 
 def _drive_paths(query: ir.Query, profile: Profile | None) -> frozenset[str]:
     """Falcon fields the profile's records hold as Windows paths from the drive letter."""
-    if profile is None or not query.source.event_types or not windows(query.source.platforms):
+    if not windows(query.source.platforms):
         return frozenset()
-    event = profile.event_type(query.source.event_types[0])
-    return frozenset(f for f, m in event.fields.items() if m.transform == DRIVE_PATH) if event else frozenset()
+    return frozenset(f for f, m in _event_fields(query, profile).items() if m.transform == DRIVE_PATH)
 
 
 #: The end of every generated module: the same text for every rule, so the compile check of a
