@@ -18,6 +18,7 @@ import lark
 from lark import Token
 
 from cqlx import ast as A
+from cqlx import lexing
 from cqlx.ast import Span
 from cqlx.cache import cache_dir
 from cqlx.errors import CqlError, CqlSyntaxError
@@ -45,17 +46,22 @@ def _parser() -> lark.Lark:
     return load_parser(data_path("grammar", "cql.lark").read_text(encoding="utf-8"), cache_dir())
 
 
-def load_parser(grammar: str, directory: Path | None) -> lark.Lark:
+def load_parser(grammar: str, directory: Path | None, *, first_char_scanner: bool = True) -> lark.Lark:
     """The LALR parser of ``grammar``, whose ``parse()`` returns the AST. Its tables are read from
     ``directory`` when an earlier run saved them for this grammar text, these options, this Lark
     and this Python (Lark's own cache, which checks a hash of all of them inside the file; the
     file's name is our hash of the same, so versions never overwrite each other's file), else
     built and saved there. A file that cannot be read (damaged) or written (read-only) only costs
-    the build: Lark logs it on its own logger, silent unless configured."""
+    the build: Lark logs it on its own logger, silent unless configured. The lexer's states scan
+    with :mod:`cqlx.lexing` (the same tokens as Lark's scanner, without compiling a regex per
+    state) unless ``first_char_scanner`` is false."""
     key = "\0".join([grammar, repr(sorted(_OPTIONS.items())), lark.__version__, sys.version])
     path = None if directory is None else directory / f"cql-{hashlib.sha256(key.encode()).hexdigest()[:32]}.lark"
-    return lark.Lark(grammar, cache=str(path) if path is not None else False,
-                     transformer=_ToAst(_named_terminals(grammar)), **_OPTIONS)
+    parser = lark.Lark(grammar, cache=str(path) if path is not None else False,
+                       transformer=_ToAst(_named_terminals(grammar)), **_OPTIONS)
+    if first_char_scanner:
+        lexing.install(parser.parser.lexer)
+    return parser
 
 
 def _named_terminals(grammar: str) -> frozenset[str]:
