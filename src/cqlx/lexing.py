@@ -188,12 +188,24 @@ class FirstCharScanner:
         return None
 
 
+class _CompileOnce:
+    """``re`` as Lark's keyword folding uses it, compiling each pattern once per process: the
+    states share most of their keyword sets, and the alternation of each was compiled anew."""
+
+    error = re.error
+    compile = staticmethod(_compiled)
+
+    @staticmethod
+    def match(pattern: str, text: str, flags: int = 0) -> re.Match[str] | None:
+        return _compiled(pattern, flags).match(text)
+
+
 class _FirstCharLexer(BasicLexer):
     """Lark's basic lexer of one parser state, with the scanner above."""
 
     def _build_scanner(self) -> Any:
         assert _CREATE_UNLESS is not None
-        terminals, self.callback = _CREATE_UNLESS(self.terminals, self.g_regex_flags, self.re, self.use_bytes)
+        terminals, self.callback = _CREATE_UNLESS(self.terminals, self.g_regex_flags, _CompileOnce, self.use_bytes)
         for type_, callback in self.user_callbacks.items():  # none in cqlx; kept as Lark chains them
             if type_ in self.callback:
                 return super()._build_scanner()
@@ -207,7 +219,8 @@ def install(lexer: Any) -> bool:
     if _CREATE_UNLESS is None or not isinstance(lexer, ContextualLexer):
         return False
     lexers = [*lexer.lexers.values(), lexer.root_lexer]
-    if not all(type(each) is BasicLexer and not each.use_bytes and each._scanner is None for each in lexers):
+    if not all(type(each) is BasicLexer and each.re is re and not each.use_bytes and each._scanner is None
+               for each in lexers):
         return False
     for each in lexers:
         each.__class__ = _FirstCharLexer
