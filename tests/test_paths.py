@@ -149,6 +149,23 @@ def test_the_matcher_on_sigma_named_records_checks_paths_too() -> None:
         compile_matcher("#event_simpleName=ProcessRollup2 | ImageFileName=/^\\\\Device\\\\/", profile="sigma")
 
 
+def test_every_target_exempts_a_unix_path_alike() -> None:
+    """A field a leading filter requires to hold a '/' is a Unix path: a later anchored test on it
+    converts for KQL and runs in the matcher over Sigma-named records alike; without the filter,
+    both refuse it."""
+    from cqlx import compile_matcher
+    from cqlx.errors import UnsupportedError
+
+    unix = "#event_simpleName=ProcessRollup2 | ImageFileName=/\\/bin\\// | ImageFileName=/^(\\/usr|\\/opt)/"
+    assert "matches regex" in convert(unix, to="kql")
+    assert compile_matcher(unix, profile="sigma").run([{"Image": "/usr/bin/sh"}]) is not None
+    windows = "#event_simpleName=ProcessRollup2 | ImageFileName=/^\\\\Device/"
+    with pytest.raises(CqlError, match="from the drive letter"):
+        convert(windows, to="kql")
+    with pytest.raises(UnsupportedError, match="from the drive letter"):
+        compile_matcher(windows, profile="sigma")
+
+
 @pytest.mark.parametrize(("rule", "noted"), [
     ("| select([ComputerName, ImageFileName])", True),
     ("| groupBy([ImageFileName])", True),

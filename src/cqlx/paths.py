@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from cqlx import ir
+from cqlx.passes import leading_conjuncts, pred_fields
 from cqlx.regexes import python_error, python_flags, sre_constants, sre_parse, to_python, tokens
 
 #: The profile transform of a column that holds Windows paths from the drive letter.
@@ -168,6 +169,21 @@ def unix_only(pred: ir.Pred) -> bool:
     if isinstance(pred, ir.Regex):
         return _requires_slash(pred.pattern, pred.flags)
     return False
+
+
+def unix_fields(query: ir.Query, guarded: frozenset[str]) -> frozenset[str]:
+    """The fields a leading filter of ``query`` requires to hold a ``/`` (:func:`unix_only`):
+    Unix paths, which every target writes as Falcon does, so they are neither checked nor noted.
+    ``guarded``: the fields whose writing ends the leading filters (:func:`leading_conjuncts`)."""
+    found: set[str] = set()
+
+    def note(conjunct: ir.Pred) -> bool:
+        if unix_only(conjunct):
+            found.update(pred_fields(conjunct))
+        return True
+
+    leading_conjuncts(query.steps, guarded, note)
+    return frozenset(found)
 
 
 @lru_cache(maxsize=1024)

@@ -18,7 +18,6 @@ from cqlx.functions import GROUP_LIMIT_DEFAULT
 from cqlx.passes import (
     decisive_after,
     extraction_as_test,
-    leading_conjuncts,
     loss_kind_of,
     pred_fields,
     step_reads,
@@ -129,19 +128,10 @@ class Generator:
             self.query = replace(self.query, steps=settle_tag(self.query.steps, EVENT_TYPE_TAGS, self.read_types[0]))
 
     def paths_unix(self) -> frozenset[str]:
-        """The path fields a leading filter requires to hold a ``/`` (:func:`cqlx.paths.unix_only`):
-        Unix paths, which every target writes as Falcon does."""
-        from cqlx.paths import unix_only
+        """The path fields a leading filter requires to hold a ``/`` (:func:`cqlx.paths.unix_fields`)."""
+        from cqlx.paths import unix_fields
 
-        found: set[str] = set()
-
-        def note(conjunct: ir.Pred) -> bool:
-            if unix_only(conjunct):
-                found.update(pred_fields(conjunct))
-            return True
-
-        leading_conjuncts(self.query.steps, frozenset(self.event.fields) if self.event else frozenset(), note)
-        return frozenset(found)
+        return unix_fields(self.query, frozenset(self.event.fields) if self.event else frozenset())
 
     def check_paths(self) -> None:
         """Tests on a column that holds Windows paths from the drive letter (profile transform

@@ -26,7 +26,7 @@ from cqlx.emit.python_module import RULE_PART, runtime_source
 from cqlx.errors import UnsupportedError
 from cqlx.functions import TIME_BUCKET
 from cqlx.passes import decisive_after, loss_kind_of, pred_fields, step_reads, step_unextracted, step_writes
-from cqlx.paths import DRIVE_PATH, extract_loss, loss, message, windows
+from cqlx.paths import DRIVE_PATH, extract_loss, loss, message, unix_fields, windows
 from cqlx.profiles import FieldMap, Profile
 from cqlx.regexes import (
     LinearPlan,
@@ -540,10 +540,12 @@ def _reshaped(query: ir.Query, profile: Profile | None) -> frozenset[str]:
 
 
 def _drive_paths(query: ir.Query, profile: Profile | None) -> frozenset[str]:
-    """Falcon fields the profile's records hold as Windows paths from the drive letter."""
+    """Falcon fields the profile's records hold as Windows paths from the drive letter, but for
+    those a leading filter requires to be Unix paths (as the other targets, cqlx.paths)."""
     if not windows(query.source.platforms):
         return frozenset()
-    return frozenset(f for f, m in _event_fields(query, profile).items() if m.transform == DRIVE_PATH)
+    fields = _event_fields(query, profile)
+    return frozenset(f for f, m in fields.items() if m.transform == DRIVE_PATH) - unix_fields(query, frozenset(fields))
 
 
 #: The end of every generated module: the same text for every rule, so the compile check of a
