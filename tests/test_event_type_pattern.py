@@ -96,3 +96,14 @@ def test_spl_tests_the_type_on_fdr_field_names() -> None:
 def test_spl_refuses_a_logscale_tag_raw_fdr_lacks(text: str) -> None:
     with pytest.raises(UnsupportedError, match="is a LogScale tag, which the events of profile splunk do not carry"):
         convert(text, to="spl")
+
+
+@pytest.mark.parametrize("text", ["#event_simpleName=ProcessRollup2 #Vendor=crowdstrike CommandLine=/x/",
+                                  "#type=falcon-raw-data #event_simpleName=ProcessRollup2 CommandLine=/x/"])
+def test_sigma_refuses_a_test_on_a_logscale_tag(text: str) -> None:
+    """Sigma passes an unmapped Falcon field through under its name, but no Sigma log carries a
+    LogScale tag: a test on one would select nothing."""
+    with pytest.raises(UnsupportedError, match="is a LogScale tag, which the events of profile sigma do not carry"):
+        convert(text, to="sigma")
+    shown = convert("#event_simpleName=ProcessRollup2 CommandLine=/x/ | select([#Vendor, CommandLine])", to="sigma")
+    assert "'#Vendor'" in shown  # only shown: presentation loss, written

@@ -430,9 +430,10 @@ class Generator:
         mapped = self.profile.field(self.event, name)
         kind = "presentation" if output else DETECTION
         if mapped is None:
-            if self.profile.unmapped == "identity" and name.startswith("#") and self.profile.language != "python":
+            if self.profile.unmapped != "strict" and name.startswith("#") and self.profile.language != "python":
                 # A LogScale tag (#repo, #type, #Vendor) the profile does not map: the target's events
-                # carry fields, not LogScale's tags (the Python matcher reads #x as x, LogScale's export).
+                # carry fields, not LogScale's tags (the Python matcher reads #x as x, LogScale's export);
+                # passed through, a test on one selects nothing.
                 self.unsupported(f"field {name} is a LogScale tag, which the events of profile {self.profile.name} "
                                  "do not carry" + ("; its column stays empty" if output else ""), span, kind)
                 return name if output else None
