@@ -25,14 +25,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from functools import cache
-
-# Python 3.11 names the regex parser re._parser (sre_parse before).
-from re import _constants as _sre
-from re import _parser as _sre_parse
 from typing import Any
 
 import lark.lexer
 from lark.lexer import BasicLexer, ContextualLexer
+
+from cqlx.regexes import sre_constants as _sre
+from cqlx.regexes import sre_parse as _sre_parse
 
 # Lark's helper that folds keywords into the name terminal they also match (private: looked up,
 # and the scanner left as Lark's when it is not there).
