@@ -164,11 +164,13 @@ class FirstCharScanner:
     def __init__(self, terminals: Sequence[Any], flags: int) -> None:
         self.terminals = list(terminals)
         self.allowed_types = {terminal.name for terminal in self.terminals}
-        self._entries = [(terminal.name, terminal.pattern.to_regexp(), flags) for terminal in self.terminals]
+        self._flags = flags
+        self._entries = [(terminal.name, terminal.pattern.to_regexp()) for terminal in self.terminals]
         self._by_char: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {}
 
     def _candidates(self, char: str) -> tuple[tuple[str, re.Pattern[str]], ...]:
-        found = tuple((name, _compiled(pattern, flags)) for name, pattern, flags in self._entries
+        flags = self._flags
+        found = tuple((name, _compiled(pattern, flags)) for name, pattern in self._entries
                       if first_chars(pattern, flags).admits(char))
         self._by_char[char] = found
         return found

@@ -19,12 +19,16 @@ content uses to skip the device, ``(\\\\Device\\\\HarddiskVolume\\d+)?``, follow
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cqlx import ir
 from cqlx.passes import leading_conjuncts, pred_fields
 from cqlx.regexes import python_error, python_flags, sre_constants, sre_parse, to_python, tokens
+
+if TYPE_CHECKING:
+    from cqlx.profiles import FieldMap
 
 #: The profile transform of a column that holds Windows paths from the drive letter.
 DRIVE_PATH = "drive_path"
@@ -169,6 +173,11 @@ def unix_only(pred: ir.Pred) -> bool:
     if isinstance(pred, ir.Regex):
         return _requires_slash(pred.pattern, pred.flags)
     return False
+
+
+def drive_fields(fields: Mapping[str, FieldMap]) -> frozenset[str]:
+    """The Falcon fields an event type's mapping holds as Windows paths from the drive letter."""
+    return frozenset(name for name, mapped in fields.items() if mapped.transform == DRIVE_PATH)
 
 
 def unix_fields(query: ir.Query, guarded: frozenset[str]) -> frozenset[str]:

@@ -24,7 +24,7 @@ from cqlx.passes import (
     step_unextracted,
     step_writes,
 )
-from cqlx.paths import DRIVE_PATH, windows
+from cqlx.paths import DRIVE_PATH, drive_fields, extract_loss, loss, message, unix_fields, windows
 from cqlx.profiles import EventType, Profile
 
 PRESENTATION = "presentation"
@@ -103,7 +103,11 @@ class Generator:
         self.read_types: tuple[str, ...] = ()
         self.event = self.resolve_event_type()
         self.answer_event_type()
-        self.unix_paths: frozenset[str] = self.paths_unix()
+        fields = self.event.fields if self.event else {}
+        self.drive_paths = drive_fields(fields)
+        # Unix paths (a leading filter requires a '/'), written alike everywhere: looked for only
+        # where a column holds paths from the drive letter.
+        self.unix_paths = unix_fields(self.query, frozenset(fields)) if self.drive_paths else frozenset()
         self.check_paths()
         self.needed_after = list(zip(self.query.steps, decisive_after(self.query), strict=True))
 
@@ -127,18 +131,10 @@ class Generator:
         if len(self.read_types) == 1 and self.profile.language != "python":
             self.query = replace(self.query, steps=settle_tag(self.query.steps, EVENT_TYPE_TAGS, self.read_types[0]))
 
-    def paths_unix(self) -> frozenset[str]:
-        """The path fields a leading filter requires to hold a ``/`` (:func:`cqlx.paths.unix_fields`)."""
-        from cqlx.paths import unix_fields
-
-        return unix_fields(self.query, frozenset(self.event.fields) if self.event else frozenset())
-
     def check_paths(self) -> None:
         """Tests on a column that holds Windows paths from the drive letter (profile transform
         ``drive_path``) where Falcon's field holds them from the volume's device: each one that may
         read the two forms differently is detection loss (:mod:`cqlx.paths`)."""
-        from cqlx.paths import extract_loss, loss, message
-
         def column(field: str, computed: set[str]) -> str | None:
             mapped = None if field in computed | self.unix_paths else self.profile.field(self.event, field)
             return mapped.name if mapped is not None and mapped.transform == DRIVE_PATH else None
@@ -180,8 +176,7 @@ class Generator:
                             self.shown_as_drive_path(key, target, step.span)
                 computed |= step_writes(step)
 
-        drive = self.event is not None and any(m.transform == DRIVE_PATH for m in self.event.fields.values())
-        if drive and self.profile.language != "python" and windows(self.query.source.platforms):
+        if self.drive_paths and self.profile.language != "python" and windows(self.query.source.platforms):
             visit(self.query.steps, set())
 
     def decisive(self, step: ir.Step) -> frozenset[str]:

@@ -26,7 +26,7 @@ from cqlx.emit.python_module import RULE_PART, runtime_source
 from cqlx.errors import UnsupportedError
 from cqlx.functions import TIME_BUCKET
 from cqlx.passes import decisive_after, loss_kind_of, pred_fields, step_reads, step_unextracted, step_writes
-from cqlx.paths import DRIVE_PATH, extract_loss, loss, message, unix_fields, windows
+from cqlx.paths import DRIVE_PATH, drive_fields, extract_loss, loss, message, unix_fields, windows
 from cqlx.profiles import FieldMap, Profile
 from cqlx.regexes import (
     LinearPlan,
@@ -545,7 +545,8 @@ def _drive_paths(query: ir.Query, profile: Profile | None) -> frozenset[str]:
     if not windows(query.source.platforms):
         return frozenset()
     fields = _event_fields(query, profile)
-    return frozenset(f for f, m in fields.items() if m.transform == DRIVE_PATH) - unix_fields(query, frozenset(fields))
+    drive = drive_fields(fields)
+    return drive - unix_fields(query, frozenset(fields)) if drive else drive
 
 
 #: The end of every generated module: the same text for every rule, so the compile check of a
