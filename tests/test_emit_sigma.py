@@ -38,6 +38,12 @@ TABLE = [
     ("CommandLine != whoami", {"selection_not": {"CommandLine|cased": "whoami"}, "condition": "not selection_not"}),
     ("CommandLine = *", {"selection": {"CommandLine|exists": True}, "condition": "selection"}),
     ("RawProcessId >= 4", {"selection": {"ProcessId|gte": 4}, "condition": "selection"}),
+    # a column the profile types as a number takes a canonical integer as a number (sigma check
+    # reports a number written as a string); any other text stays a string
+    ("RawProcessId = 4", {"selection": {"ProcessId": 4}, "condition": "selection"}),
+    ("in(RawProcessId, values=[4, 8])", {"selection": {"ProcessId": [4, 8]}, "condition": "selection"}),
+    ("RawProcessId = 04", {"selection": {"ProcessId|cased": "04"}, "condition": "selection"}),
+    ("in(RawProcessId, values=[4, 8*])", {"selection": {"ProcessId|cased": ["4", "8*"]}, "condition": "selection"}),
     ("ParentBaseFileName = bash", {"selection": {"ParentImage|endswith|cased": ["\\bash", "/bash"]},
                                    "condition": "selection"}),
     ("OriginalFilename = cmd.exe", {"selection": {"OriginalFileName|cased": "cmd.exe"}, "condition": "selection"}),

@@ -37,7 +37,8 @@ KQL_TYPES = frozenset({"string", "long", "int", "real", "double", "bool", "boole
 
 _TOP_KEYS = {"name", "language", "title", "description", "regex", "unmapped", "missing", "tables",
              "fields", "event_types", "platforms", "extends", "default_event_type", "platform_lookup",
-             "lookup_table", "unlisted_event_types", "repositories"}
+             "lookup_table", "unlisted_event_types", "repositories", "native_events"}
+_NATIVE_KEYS = {"source", "product", "id_field", "numeric", "events", "logsources"}
 _PLATFORM_LOOKUP_KEYS = {"table", "key", "column"}
 #: How a KQL target names the table a LogScale lookup file (``match(file="x.csv")``) becomes:
 #: ``{name}`` is the file name without ``.csv``.
@@ -81,6 +82,42 @@ class EventType(Frozen):
 
 
 @record
+class NativeEvents(Frozen):
+    """The events a target's own field names identify (Sigma: Sysmon's, which its taxonomy keeps),
+    for a rule that names no event type and reads those names, as a Sigma-to-LogScale converter
+    writes a category Falcon has no event type for. ``events``: each event (Sysmon's event id)
+    and the fields it carries; ``logsources``: each logsource category and the events it holds."""
+
+    source: str  # what the events are, in words ("Sysmon")
+    product: str
+    events: dict[str, frozenset[str]]
+    logsources: tuple[tuple[str, tuple[str, ...]], ...]
+    id_field: str | None = None  # the field that holds the event's id (Windows: EventID), on every event
+    numeric: frozenset[str] = frozenset()  # the fields that hold whole numbers
+
+    def field_map(self, name: str) -> FieldMap:
+        """How the target names and types a field of these events: as the rule does."""
+        return FieldMap(name, "long" if name in self.numeric else "string")
+
+    def carriers(self, fields: frozenset[str]) -> tuple[str, ...]:
+        """The events that carry every one of ``fields``."""
+        return tuple(e for e, carried in self.events.items() if fields <= carried)
+
+    def logsource_of(self, events: tuple[str, ...]) -> str | None:
+        """The logsource holding every one of ``events`` with the fewest others; None when none
+        holds them all, or two hold them with as few others."""
+        holding = sorted((len(held), name) for name, held in self.logsources if set(events) <= set(held))
+        if not holding or (len(holding) > 1 and holding[0][0] == holding[1][0]):
+            return None
+        return holding[0][1]
+
+    def fields_of(self, logsource: str) -> frozenset[str]:
+        """The fields the events of a logsource carry (any of them)."""
+        held = dict(self.logsources)[logsource]
+        return frozenset().union(*(self.events[e] for e in held))
+
+
+@record
 class PlatformLookup(Frozen):
     """Where a KQL target keeps the OS platform when its event tables have no column for it: per
     device, in ``table`` (Defender: DeviceInfo), whose ``column`` (OSPlatform) starts with the
@@ -115,6 +152,7 @@ class Profile(Frozen):
     lookup_table: str = "{name}"  # one of LOOKUP_TABLE_FORMS
     # The LogScale repositories (#repo) whose events the profile's stand for (raw FDR: base_sensor).
     repositories: tuple[str, ...] = ()
+    native: NativeEvents | None = None
 
     def event_type(self, name: str) -> EventType | None:
         """The mapping of a Falcon event type; None when the data model has no counterpart. The
@@ -392,7 +430,47 @@ def parse_profile(text: str, path: str, base: Profile | None = None) -> Profile:
         platform_lookup=platform_lookup,
         lookup_table=lookup_table,
         repositories=tuple(repositories),
+        native=_native_events(reader, raw, language) if "native_events" in raw else base.native if base else None,
     )
+
+
+def _native_events(reader: _Reader, raw: dict[str, Any], language: str) -> NativeEvents:
+    """``native_events: {source, product, events: {id: [field, ...]}, logsources: {name: [id, ...]}}``
+    (Sigma profiles): every logsource's events must be listed under ``events:``."""
+    where = "native_events"
+    if language != "sigma":
+        raise reader.fail(f"{where} names Sigma logsources: only a sigma profile has it", raw, where)
+    spec = reader.mapping(raw, where, "the profile")
+    reader.keys(spec, _NATIVE_KEYS, where)
+    events_raw = reader.mapping(spec, "events", where)
+    events: dict[str, frozenset[str]] = {}
+    for event, fields in events_raw.items():
+        if event == "__lines__":
+            continue
+        if not isinstance(fields, list) or not fields or not all(isinstance(f, str) and f for f in fields):
+            raise reader.fail(f"{where}.events.{event} must be a list of field names", events_raw, event)
+        events[str(event)] = frozenset(fields)
+    logsources_raw = reader.mapping(spec, "logsources", where)
+    logsources: list[tuple[str, tuple[str, ...]]] = []
+    for name, held in logsources_raw.items():
+        if name == "__lines__":
+            continue
+        ids = [str(e) for e in held] if isinstance(held, list) else []
+        unknown = [e for e in ids if e not in events]
+        if not ids or unknown:
+            raise reader.fail(f"{where}.logsources.{name} must list events named under {where}.events"
+                              + (f" (not there: {', '.join(unknown)})" if unknown else ""), logsources_raw, name)
+        logsources.append((str(name), tuple(ids)))
+    if not logsources:
+        raise reader.fail(f"{where} needs at least one entry under logsources:", spec, "logsources")
+    id_field = reader.string(spec, "id_field", where) if "id_field" in spec else None
+    numeric = spec.get("numeric", [])
+    if not isinstance(numeric, list) or not all(isinstance(f, str) and f for f in numeric):
+        raise reader.fail(f"{where}.numeric must be a list of field names", spec, "numeric")
+    if id_field is not None:
+        events = {e: fields | {id_field} for e, fields in events.items()}
+    return NativeEvents(reader.string(spec, "source", where), reader.string(spec, "product", where), events,
+                        tuple(logsources), id_field, frozenset(numeric))
 
 
 def _platform_lookup(reader: _Reader, raw: dict[str, Any], tables: dict[str, tuple[tuple[str, str], ...]],

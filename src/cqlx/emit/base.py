@@ -25,7 +25,7 @@ from cqlx.passes import (
     step_writes,
 )
 from cqlx.paths import DRIVE_PATH, drive_fields, extract_loss, loss, message, unix_fields, windows
-from cqlx.profiles import EventType, Profile
+from cqlx.profiles import EventType, NativeEvents, Profile
 
 PRESENTATION = "presentation"
 DETECTION = "detection"
@@ -279,6 +279,8 @@ class Generator:
                 return self.event_type_by_name(pattern)
             if self.profile.language != "python":
                 inferred, why = self.event_type_by_fields()
+                if inferred is None and not why:
+                    inferred, why = self.event_type_by_native_fields()
                 if inferred is not None:
                     return inferred
                 self.unsupported("the rule selects no event type (#event_simpleName=...); "
@@ -311,6 +313,45 @@ class Generator:
                          f"so it searches {where.pop()}; an event of a type the profile does not list is not searched",
                          kind=PRESENTATION)
         return self.one_event_type(tuple(names)), ""
+
+    def event_type_by_native_fields(self) -> tuple[EventType | None, str]:
+        """For a rule that names no event type and decides on none of the Falcon fields the profile
+        maps: the logsource of the profile's native events (``native_events:``, Sysmon's for Sigma)
+        that holds every event able to match, with the fewest others (a presentation note says
+        which); the rule's fields keep their names there. Otherwise None, and why, for the
+        refusal's message."""
+        native = self.profile.native
+        platforms = self.query.source.platforms
+        if native is None or any(self.profile.platforms.get(p) != native.product for p in platforms):
+            return None, ""
+        every = tuple(native.events)
+        computed: set[str] = set()
+        able = set(every)
+        tested: set[str] = set()
+        for step in self.query.steps:  # the leading filters: what every result's event passed
+            if isinstance(step, ir.Filter):
+                able &= native_carriers(step.pred, native, computed)
+                tested |= {f for f in pred_fields(step.pred) - computed if any(f in c for c in native.events.values())}
+            elif not isinstance(step, ir.Extract):
+                break
+            computed |= step_writes(step)
+        if len(able) == len(every):
+            return None, ""
+        carriers = tuple(e for e in every if e in able)
+        if not carriers:
+            return None, f" (no {native.source} event carries the fields its filters require)"
+        logsource = native.logsource_of(carriers)
+        events = ", ".join(carriers)
+        if logsource is None:
+            return None, (f" (of {native.source}'s events, those its filters can pass are {events}, which no one "
+                          "logsource holds)")
+        self.unsupported(f"the rule selects no event type (#event_simpleName=...): it tests {native.source}'s fields "
+                         f"({', '.join(sorted(tested))}), and of its events only {events} can pass its filters, so it "
+                         f"searches logsource category {logsource}, product {native.product}, under the same field "
+                         "names; an event from another source with these fields is not searched", kind=PRESENTATION)
+        fields = {f: native.field_map(f) for f in sorted(native.fields_of(logsource))}
+        where = (("category", logsource), ("product", native.product))
+        return EventType(f"{native.source} {logsource}", logsource=where, fields=fields), ""
 
     def event_fields(self, deciding: bool = False) -> set[str]:
         """The fields the rule reads from events (not those it computes first); ``deciding``: only
@@ -481,6 +522,26 @@ def _merged_match(matches: list[tuple[tuple[str, tuple[str, ...]], ...]]
         return None
     values = dict.fromkeys(value for match in matches for value in match[0][1])
     return ((matches[0][0][0], tuple(values)),)
+
+
+def native_carriers(pred: ir.Pred, native: NativeEvents, computed: set[str]) -> set[str]:
+    """The native events (:class:`NativeEvents`) an event passing ``pred`` can be: a test that
+    needs its field present (SEMANTICS.md: a test on a missing field is false) only passes the
+    events that carry it; an equality on ``id_field`` only the event of that id. A field the rule
+    computes, a tag, a negation or a free-text search says nothing."""
+    if isinstance(pred, ir.And):
+        able = set(native.events)
+        for item in pred.items:
+            able &= native_carriers(item, native, computed)
+        return able
+    if isinstance(pred, ir.Or):
+        return set().union(*(native_carriers(p, native, computed) for p in pred.items))
+    if isinstance(pred, ir.Eq | ir.Glob | ir.Regex | ir.Cmp | ir.Exists | ir.In | ir.Cidr) \
+            and pred.field not in computed and pred.field[:1] not in ("#", "@"):
+        if isinstance(pred, ir.Eq) and pred.field == native.id_field:
+            return {pred.value} & set(native.events)
+        return set(native.carriers(frozenset({pred.field})))
+    return set(native.events)
 
 
 def _without(steps: tuple[ir.Step, ...], pred: ir.Pred) -> tuple[ir.Step, ...]:

@@ -49,6 +49,8 @@ CORRELATION_TIMESPAN = "1h"
 _LEVELS = {"critical": "critical", "high": "high", "medium": "medium", "low": "low",
            "informational": "informational", "info": "informational"}
 _CMP = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
+# A value a number column holds as the same number: no sign on zero, no leading zero, 64 bits.
+_INTEGER = re.compile(r"0|-?[1-9][0-9]{0,17}")
 NAMESPACE = uuid.UUID("5b1f4d0e-8c3a-4f7e-9a61-2d4e6c8b0a17")  # cqlx's own namespace for derived ids
 
 
@@ -489,6 +491,11 @@ class SigmaGenerator(Generator):
             return self.detection.add(hint, {"EventID|exists": True}) if isinstance(pred, ir.TrueP) else "false"
         return self.detection.add(hint, {atom[0]: atom[1]})
 
+    def numeric(self, name: str) -> bool:
+        """Whether the profile types the event field ``name`` maps to as a whole number."""
+        mapped = None if name in self.computed else self.profile.field(self.event, name)
+        return mapped is not None and mapped.type in ("long", "int")
+
     def atom(self, pred: ir.Pred) -> tuple[str, Any] | None:
         """One detection item (``Field|modifiers: value``) for a test, or None."""
         if isinstance(pred, ir.Eq | ir.Glob | ir.In):
@@ -500,6 +507,9 @@ class SigmaGenerator(Generator):
                         return self.basename_globs(column, pred.values, pred.ignore_case)
                     return f"{column}|endswith{cased}", [sep + sigma_string(v) for v in pred.values
                                                          for sep in ("\\", "/")]
+                if self.numeric(pred.field) and all(_INTEGER.fullmatch(v) for v in pred.values):
+                    numbers = [int(v) for v in pred.values]
+                    return column, numbers if len(numbers) > 1 else numbers[0]
                 inner = _contained(pred.values)
                 if inner is not None:  # *x* as the contains modifier, as sigma check asks
                     return f"{column}|contains{cased}", [sigma_string(v, glob=True) for v in inner]
@@ -515,6 +525,8 @@ class SigmaGenerator(Generator):
                     return self.basename_globs(column, (text,), pred.ignore_case)
             elif glob and _contained((text,)) is not None:
                 return f"{column}|contains{cased}", sigma_string(text[1:-1], glob=True)
+            if not glob and self.numeric(pred.field) and _INTEGER.fullmatch(text):
+                return column, int(text)  # a number column's value as a number (sigma check: NumberAsString)
             return f"{column}{cased}", sigma_string(text, glob=glob)
         if isinstance(pred, ir.Regex):
             column = self.plain_column(pred.field, pred.span)

@@ -1,0 +1,171 @@
+"""Rules written in Sysmon's field names, with no event type, converted to Sigma.
+
+Sigma-to-LogScale converters keep Sysmon's names (TargetObject, PipeName, SourceImage) for the
+categories Falcon has no event type for, and write no ``#event_simpleName``. The sigma profile's
+``native_events:`` lists Sysmon's events and the fields each carries: the events the rule's
+leading filters can pass decide the logsource, the one holding them all with the fewest others;
+none, or two alike, is a refusal that says which events they were. The Sigma rule, run over the
+events of its logsource, returns what the Python matcher returns over all of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cqlx import compile_matcher, convert, ir
+from cqlx.api import parse
+from cqlx.conversion import convert_text
+from cqlx.emit.base import PRESENTATION, native_carriers
+from cqlx.engines.sigma_sqlite import run_sigma, sigma_check
+from cqlx.errors import ProfileError, UnsupportedError
+from cqlx.profiles import load_profile, parse_profile
+
+# (query, the logsource category it searches, the events the note names)
+INFERRED = [
+    (r"TargetObject=/\\CurrentVersion\\Run\\/i Image=/\\powershell\.exe$/i", "registry_event", "12, 13, 14"),
+    (r"EventType=SetValue Details=/\\Temp\\/i", "registry_set", "13"),
+    (r"NewName=/\\Services\\/i", "registry_rename", "14"),
+    (r"EventID=13 TargetObject=/\\Run\\/i", "registry_set", "13"),
+    (r"(TargetObject=/MiniNt$/i EventType=CreateKey) or NewName=/MiniNt$/i", "registry_event", "12, 13, 14"),
+    (r"PipeName=/^\\MSSE-/ not Image=/\\svchost\.exe$/i", "pipe_created", "17, 18"),
+    (r"SourceImage=/\\wscript\.exe$/i StartModule!=*", "", ""),  # StartModule only under not: 8 and 10
+    (r"SourceImage=/\\wscript\.exe$/i StartFunction=LoadLibraryA", "create_remote_thread", "8"),
+    (r"QueryName=/\.onion$/i", "dns_query", "22"),
+    (r"DestinationHostname=/ngrok\.io$/i Initiated=true", "network_connection", "3"),
+    (r"ImageLoaded=/\\dbghelp\.dll$/i Image=/\\rundll32\.exe$/i", "image_load", "7"),
+]
+
+
+@pytest.mark.parametrize(("text", "category", "events"), [i for i in INFERRED if i[1]])
+def test_the_events_able_to_match_choose_the_logsource(text: str, category: str, events: str) -> None:
+    conversion = convert_text(text, "sigma")
+    rule = yaml.safe_load(conversion.output)
+    assert rule["logsource"] == {"category": category, "product": "windows"}
+    notes = [d for d in conversion.diagnostics if "selects no event type" in d.message]
+    assert len(notes) == 1 and notes[0].kind == PRESENTATION, conversion.diagnostics
+    assert f"of its events only {events} can pass its filters" in notes[0].message
+    # Sysmon's names are the logsource's own: nothing is passed through with a warning
+    assert not [d for d in conversion.diagnostics if "passed through" in d.message], conversion.diagnostics
+
+
+# (query, what the refusal says)
+REFUSED = [
+    (r"SourceImage=/\\wscript\.exe$/i StartModule!=*", "those its filters can pass are 8, 10, which no one "
+                                                        "logsource holds"),
+    (r"TargetFilename=/\.sch$/i Image=/\\mmc\.exe$/i", "are 2, 11, 15, 23, 26, 27, 28, 29, which no one"),
+    (r"Image=/\\scrcons\.exe$/i", "which no one logsource holds"),
+    (r"TargetObject=/Run/ Bogus=1", "no Sysmon event carries the fields its filters require"),
+    (r"EventID=4688 CommandLine2=/x/", "no Sysmon event carries the fields its filters require"),
+    (r"not TargetObject=/Run/", "needs one to choose a table or logsource"),  # a negation says nothing
+    (r"#event_simpleName=Nope TargetObject=/Run/", "event type Nope has no counterpart in profile sigma"),
+    (r"event_platform=Lin TargetObject=/Run/", "needs one to choose a table or logsource"),
+]
+
+
+@pytest.mark.parametrize(("text", "reason"), REFUSED)
+def test_events_no_one_logsource_holds_are_refused(text: str, reason: str) -> None:
+    with pytest.raises(UnsupportedError) as raised:
+        convert(text, to="sigma")
+    assert reason in str(raised.value)
+
+
+# (predicate, fields the rule computed before it, the events it can pass)
+CARRIERS = [
+    ("PipeName=/x/", set(), {"17", "18"}),
+    ("PipeName=/x/", {"PipeName"}, "all"),  # a computed field says nothing of the event
+    ("PipeName=/x/ or Details=/y/", set(), {"13", "17", "18"}),
+    ("PipeName=/x/ Details=/y/", set(), set()),
+    ("EventID=13 or EventID=99", set(), {"13"}),
+    ("not PipeName=/x/", set(), "all"),
+    ("#type=sysmon", set(), "all"),
+    ("Details!=*", set(), "all"),
+]
+
+
+@pytest.mark.parametrize(("text", "computed", "events"), CARRIERS)
+def test_native_carriers(text: str, computed: set[str], events: Any) -> None:
+    native = load_profile("sigma").native
+    assert native is not None
+    step = parse(text).steps[0]
+    assert isinstance(step, ir.Filter)
+    assert native_carriers(step.pred, native, computed) == (set(native.events) if events == "all" else events)
+
+
+def test_only_sigma_reads_sysmon_names() -> None:
+    """Defender's tables are not named after Sysmon's events: the KQL refusal is unchanged."""
+    with pytest.raises(UnsupportedError, match="needs one to choose a table or logsource"):
+        convert(r"TargetObject=/\\Run\\/i", to="kql")
+
+
+EVENTS: list[dict[str, Any]] = [
+    {"EventID": 13, "EventType": "SetValue", "Image": "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
+     "TargetObject": "HKU\\S-1-5-21\\Software\\Microsoft\\Windows\\CurrentVersion\\Run\\upd",
+     "Details": "C:\\Users\\a\\AppData\\Local\\Temp\\upd.exe"},
+    {"EventID": 12, "EventType": "CreateKey", "Image": "C:\\Windows\\regedit.exe",
+     "TargetObject": "HKLM\\SYSTEM\\CurrentControlSet\\Control\\MiniNt"},
+    {"EventID": 14, "EventType": "RenameKey", "Image": "C:\\Windows\\regedit.exe",
+     "TargetObject": "HKLM\\SYSTEM\\CurrentControlSet\\Control\\Old", "NewName": "HKLM\\SYSTEM\\Control\\MiniNt"},
+    {"EventID": 13, "EventType": "SetValue", "Image": "C:\\Windows\\explorer.exe",
+     "TargetObject": "HKLM\\Software\\Microsoft\\Windows\\CurrentVersion\\Run\\ok", "Details": "C:\\ok.exe"},
+    {"EventID": 17, "EventType": "CreatePipe", "Image": "C:\\Users\\a\\beacon.exe", "PipeName": "\\MSSE-1234-server"},
+    {"EventID": 17, "EventType": "CreatePipe", "Image": "C:\\Windows\\System32\\svchost.exe",
+     "PipeName": "\\MSSE-5678-server"},
+    {"EventID": 1, "Image": "C:\\Windows\\System32\\reg.exe", "CommandLine": "reg add ...\\CurrentVersion\\Run\\x",
+     "TargetObject": "not a Sysmon field of event 1, and no registry event"},
+    {"EventID": 8, "SourceImage": "C:\\Windows\\System32\\wscript.exe", "TargetImage": "C:\\Windows\\notepad.exe",
+     "StartFunction": "LoadLibraryA"},
+    {"EventID": 10, "SourceImage": "C:\\Windows\\System32\\wscript.exe", "TargetImage": "C:\\Windows\\lsass.exe"},
+]
+
+
+@pytest.mark.parametrize("text", [i[0] for i in INFERRED if i[1]])
+def test_the_logsource_holds_every_event_the_matcher_returns(text: str) -> None:
+    """The Sigma rule over the events of its logsource (SQLite, pySigma's backend) returns the
+    events the Python matcher returns over all of them (Sysmon's names are the raw events')."""
+    rule = convert(text, to="sigma")
+    held = dict(load_profile("sigma").native.logsources)[yaml.safe_load(rule)["logsource"]["category"]]  # type: ignore[union-attr]
+    inside = [i for i, e in enumerate(EVENTS) if str(e["EventID"]) in held]
+    (_, hits), *_ = run_sigma(rule, [EVENTS[i] for i in inside])
+    expected = sorted(EVENTS.index(e) for e in compile_matcher(text).run(EVENTS))
+    assert sorted(inside[h] for h in hits) == expected
+
+
+def test_some_rules_match() -> None:
+    """The agreement above is not about empty results only."""
+    matched = [t for t, c, _ in INFERRED if c and compile_matcher(t).run(EVENTS)]
+    assert len(matched) >= 6, matched
+
+
+def test_the_rules_pass_sigma_check(tmp_path: Path) -> None:
+    for index, text in enumerate(i[0] for i in INFERRED if i[1]):
+        rule = convert(text, to="sigma").replace("title: Converted LogScale rule", f"title: Sysmon-named rule {index}")
+        (tmp_path / f"sysmon_named_rule_{index:02}.yml").write_text(rule, encoding="utf-8")
+    ok, output = sigma_check(str(tmp_path))
+    assert ok, output
+
+
+NATIVE_ERRORS = [
+    ("native_events: {source: S, product: windows, events: {'1': [A]}, logsources: {x: ['2']}}",
+     "native_events.logsources.x must list events named under native_events.events (not there: 2)"),
+    ("native_events: {source: S, product: windows, events: {'1': []}, logsources: {x: ['1']}}",
+     "native_events.events.1 must be a list of field names"),
+    ("native_events: {source: S, product: windows, events: {'1': [A]}, logsources: {}}",
+     "native_events needs at least one entry under logsources:"),
+    ("native_events: {source: S, product: windows, events: {'1': [A]}, logsources: {x: ['1']}, tables: {}}",
+     "unknown key 'tables' in native_events"),
+]
+
+
+@pytest.mark.parametrize(("spec", "message"), NATIVE_ERRORS)
+def test_native_events_are_validated(spec: str, message: str) -> None:
+    with pytest.raises(ProfileError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_profile(f"extends: sigma\n{spec}\n", "custom.yaml", load_profile("sigma"))
+
+
+def test_only_a_sigma_profile_names_logsources() -> None:
+    with pytest.raises(ProfileError, match="only a sigma profile has it"):
+        parse_profile("extends: mde\nnative_events: {source: S, product: w, events: {'1': [A]}, "
+                      "logsources: {x: ['1']}}\n", "custom.yaml", load_profile("mde"))
