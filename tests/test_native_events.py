@@ -53,9 +53,10 @@ def test_the_events_able_to_match_choose_the_logsource(text: str, category: str,
 
 # (query, what the refusal says)
 REFUSED = [
-    (r"SourceImage=/\\wscript\.exe$/i StartModule!=*", "those its filters can pass are 8, 10, which no one "
-                                                        "logsource holds"),
-    (r"TargetFilename=/\.sch$/i Image=/\\mmc\.exe$/i", "are 2, 11, 15, 23, 26, 27, 28, 29, which no one"),
+    (r"SourceImage=/\\wscript\.exe$/i StartModule!=*", "those its filters can pass are 8 (create_remote_thread), "
+                                                        "10 (process_access), which no one logsource holds"),
+    (r"TargetFilename=/\.sch$/i Image=/\\mmc\.exe$/i", "are 2 (file_change), 11 (file_event), 15 (create_stream_hash), "
+                                                      "23 (file_delete), 26 (file_delete_detected), 27 (file_block_"),
     (r"Image=/\\scrcons\.exe$/i", "which no one logsource holds"),
     (r"TargetObject=/Run/ Bogus=1", "no Sysmon event carries the fields its filters require"),
     (r"EventID=4688 CommandLine2=/x/", "no Sysmon event carries the fields its filters require"),

@@ -111,6 +111,13 @@ class NativeEvents(Frozen):
             return None
         return holding[0][1]
 
+    def describe(self, events: tuple[str, ...]) -> str:
+        """The events, each with the smallest logsource holding it: "8 (create_remote_thread)"."""
+        def home(event: str) -> str:
+            holding = sorted((len(held), name) for name, held in self.logsources if event in held)
+            return f"{event} ({holding[0][1]})" if holding else event
+        return ", ".join(home(e) for e in events)
+
     def fields_of(self, logsource: str) -> frozenset[str]:
         """The fields the events of a logsource carry (any of them)."""
         held = dict(self.logsources)[logsource]

@@ -343,8 +343,8 @@ class Generator:
         logsource = native.logsource_of(carriers)
         events = ", ".join(carriers)
         if logsource is None:
-            return None, (f" (of {native.source}'s events, those its filters can pass are {events}, which no one "
-                          "logsource holds)")
+            return None, (f" (of {native.source}'s events, those its filters can pass are {native.describe(carriers)}, "
+                          "which no one logsource holds)")
         self.unsupported(f"the rule selects no event type (#event_simpleName=...): it tests {native.source}'s fields "
                          f"({', '.join(sorted(tested))}), and of its events only {events} can pass its filters, so it "
                          f"searches logsource category {logsource}, product {native.product}, under the same field "
