@@ -23,41 +23,51 @@ from cqlx.engines.sigma_sqlite import run_sigma, sigma_check
 from cqlx.errors import ProfileError, UnsupportedError
 from cqlx.profiles import load_profile, parse_profile
 
-# (query, the logsource category it searches, the events the note names)
+SYSMON = "sysmon"  # the logsource product windows, service sysmon: every Sysmon event
+
+# (query, the logsource category it searches, or SYSMON, and the events the note names)
 INFERRED = [
-    (r"TargetObject=/\\CurrentVersion\\Run\\/i Image=/\\powershell\.exe$/i", "registry_event", "12, 13, 14"),
-    (r"EventType=SetValue Details=/\\Temp\\/i", "registry_set", "13"),
-    (r"NewName=/\\Services\\/i", "registry_rename", "14"),
-    (r"EventID=13 TargetObject=/\\Run\\/i", "registry_set", "13"),
-    (r"(TargetObject=/MiniNt$/i EventType=CreateKey) or NewName=/MiniNt$/i", "registry_event", "12, 13, 14"),
-    (r"PipeName=/^\\MSSE-/ not Image=/\\svchost\.exe$/i", "pipe_created", "17, 18"),
-    (r"SourceImage=/\\wscript\.exe$/i StartModule!=*", "", ""),  # StartModule only under not: 8 and 10
-    (r"SourceImage=/\\wscript\.exe$/i StartFunction=LoadLibraryA", "create_remote_thread", "8"),
-    (r"QueryName=/\.onion$/i", "dns_query", "22"),
-    (r"DestinationHostname=/ngrok\.io$/i Initiated=true", "network_connection", "3"),
-    (r"ImageLoaded=/\\dbghelp\.dll$/i Image=/\\rundll32\.exe$/i", "image_load", "7"),
+    (r"TargetObject=/\\CurrentVersion\\Run\\/i Image=/\\powershell\.exe$/i", "registry_event",
+     "12 (registry_event), 13 (registry_set), 14 (registry_rename)"),
+    (r"EventType=SetValue Details=/\\Temp\\/i", "registry_set", "13 (registry_set)"),
+    (r"NewName=/\\Services\\/i", "registry_rename", "14 (registry_rename)"),
+    (r"EventID=13 TargetObject=/\\Run\\/i", "registry_set", "13 (registry_set)"),
+    (r"(TargetObject=/MiniNt$/i EventType=CreateKey) or NewName=/MiniNt$/i", "registry_event",
+     "12 (registry_event), 13 (registry_set), 14 (registry_rename) can"),
+    (r"PipeName=/^\\MSSE-/ not Image=/\\svchost\.exe$/i", "pipe_created", "17 (pipe_created), 18 (pipe_created)"),
+    (r"SourceImage=/\\wscript\.exe$/i StartFunction=LoadLibraryA", "create_remote_thread", "8 (create_remote_thread)"),
+    (r"QueryName=/\.onion$/i", "dns_query", "22 (dns_query)"),
+    (r"DestinationHostname=/ngrok\.io$/i Initiated=true", "network_connection", "3 (network_connection)"),
+    (r"ImageLoaded=/\\dbghelp\.dll$/i Image=/\\rundll32\.exe$/i", "image_load", "7 (image_load)"),
+    # StartModule only under not: process access (10) passes too, and no category holds both
+    (r"SourceImage=/\\wscript\.exe$/i StartModule!=*", SYSMON, "8 (create_remote_thread), 10 (process_access)"),
+    (r"TargetFilename=/\.sch$/i not Image=/\\mmc\.exe$/i", SYSMON,  # created, or deleted: both
+     "2 (file_change), 11 (file_event), 15 (create_stream_hash), 23 (file_delete), 26 (file_delete_detected), "
+     "27 (file_block_executable), 28 (file_block_shredding), 29 (file_executable_detected)"),
+    (r"PipeName=/MSSE/ or TargetObject=/Run/", SYSMON,
+     "12 (registry_event), 13 (registry_set), 14 (registry_rename), 17 (pipe_created), 18 (pipe_created) can"),
 ]
 
 
-@pytest.mark.parametrize(("text", "category", "events"), [i for i in INFERRED if i[1]])
+def _logsource(category: str) -> dict[str, str]:
+    return {"product": "windows", "service": "sysmon"} if category == SYSMON else \
+        {"category": category, "product": "windows"}
+
+
+@pytest.mark.parametrize(("text", "category", "events"), INFERRED)
 def test_the_events_able_to_match_choose_the_logsource(text: str, category: str, events: str) -> None:
     conversion = convert_text(text, "sigma")
     rule = yaml.safe_load(conversion.output)
-    assert rule["logsource"] == {"category": category, "product": "windows"}
+    assert rule["logsource"] == _logsource(category)
     notes = [d for d in conversion.diagnostics if "selects no event type" in d.message]
     assert len(notes) == 1 and notes[0].kind == PRESENTATION, conversion.diagnostics
-    assert f"of its events only {events} can pass its filters" in notes[0].message
+    assert f"of its events only {events}" in notes[0].message
     # Sysmon's names are the logsource's own: nothing is passed through with a warning
     assert not [d for d in conversion.diagnostics if "passed through" in d.message], conversion.diagnostics
 
 
 # (query, what the refusal says)
 REFUSED = [
-    (r"SourceImage=/\\wscript\.exe$/i StartModule!=*", "those its filters can pass are 8 (create_remote_thread), "
-                                                        "10 (process_access), which no one logsource holds"),
-    (r"TargetFilename=/\.sch$/i Image=/\\mmc\.exe$/i", "are 2 (file_change), 11 (file_event), 15 (create_stream_hash), "
-                                                      "23 (file_delete), 26 (file_delete_detected), 27 (file_block_"),
-    (r"Image=/\\scrcons\.exe$/i", "which no one logsource holds"),
     (r"TargetObject=/Run/ Bogus=1", "no Sysmon event carries the fields its filters require"),
     (r"EventID=4688 CommandLine2=/x/", "no Sysmon event carries the fields its filters require"),
     (r"not TargetObject=/Run/", "needs one to choose a table or logsource"),  # a negation says nothing
@@ -71,6 +81,21 @@ def test_events_no_one_logsource_holds_are_refused(text: str, reason: str) -> No
     with pytest.raises(UnsupportedError) as raised:
         convert(text, to="sigma")
     assert reason in str(raised.value)
+
+
+def test_without_a_service_events_no_one_category_holds_are_refused(tmp_path: Path) -> None:
+    """A profile whose native events have no service for all of them refuses, naming the events."""
+    sigma = load_profile("sigma")
+    assert sigma.native is not None
+    profile = tmp_path / "no_service.yaml"
+    lines = ["extends: sigma", "native_events:", "  source: Sysmon", "  product: windows", "  events:"]
+    lines += [f"    '{e}': [{', '.join(sorted(f))}]" for e, f in sigma.native.events.items()]
+    lines += ["  logsources:"]
+    lines += [f"    {name}: [{', '.join(repr(e) for e in held)}]" for name, held in sigma.native.logsources]
+    profile.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(UnsupportedError, match=r"those its filters can pass are 8 \(create_remote_thread\), 10 "
+                                               r"\(process_access\), which no one logsource holds"):
+        convert(r"SourceImage=/\\wscript\.exe$/i", to="sigma", profile=str(profile))
 
 
 # (predicate, fields the rule computed before it, the events it can pass)
@@ -119,15 +144,22 @@ EVENTS: list[dict[str, Any]] = [
     {"EventID": 8, "SourceImage": "C:\\Windows\\System32\\wscript.exe", "TargetImage": "C:\\Windows\\notepad.exe",
      "StartFunction": "LoadLibraryA"},
     {"EventID": 10, "SourceImage": "C:\\Windows\\System32\\wscript.exe", "TargetImage": "C:\\Windows\\lsass.exe"},
+    {"EventID": 11, "Image": "C:\\Windows\\System32\\dllhost.exe", "TargetFilename": "C:\\Users\\a\\SchCache\\d.sch"},
+    {"EventID": 23, "Image": "C:\\Users\\a\\wiper.exe", "TargetFilename": "C:\\Users\\a\\SchCache\\e.sch",
+     "IsExecutable": "false"},
+    {"EventID": 11, "Image": "C:\\Windows\\System32\\mmc.exe", "TargetFilename": "C:\\Users\\a\\SchCache\\f.sch"},
 ]
 
 
-@pytest.mark.parametrize("text", [i[0] for i in INFERRED if i[1]])
+@pytest.mark.parametrize("text", [i[0] for i in INFERRED])
 def test_the_logsource_holds_every_event_the_matcher_returns(text: str) -> None:
     """The Sigma rule over the events of its logsource (SQLite, pySigma's backend) returns the
     events the Python matcher returns over all of them (Sysmon's names are the raw events')."""
     rule = convert(text, to="sigma")
-    held = dict(load_profile("sigma").native.logsources)[yaml.safe_load(rule)["logsource"]["category"]]  # type: ignore[union-attr]
+    native = load_profile("sigma").native
+    assert native is not None
+    category = yaml.safe_load(rule)["logsource"].get("category")
+    held = dict(native.logsources)[category] if category else tuple(native.events)
     inside = [i for i, e in enumerate(EVENTS) if str(e["EventID"]) in held]
     (_, hits), *_ = run_sigma(rule, [EVENTS[i] for i in inside])
     expected = sorted(EVENTS.index(e) for e in compile_matcher(text).run(EVENTS))
@@ -136,12 +168,12 @@ def test_the_logsource_holds_every_event_the_matcher_returns(text: str) -> None:
 
 def test_some_rules_match() -> None:
     """The agreement above is not about empty results only."""
-    matched = [t for t, c, _ in INFERRED if c and compile_matcher(t).run(EVENTS)]
-    assert len(matched) >= 6, matched
+    matched = [t for t, _, _ in INFERRED if compile_matcher(t).run(EVENTS)]
+    assert len(matched) >= 8, matched
 
 
 def test_the_rules_pass_sigma_check(tmp_path: Path) -> None:
-    for index, text in enumerate(i[0] for i in INFERRED if i[1]):
+    for index, text in enumerate(i[0] for i in INFERRED):
         rule = convert(text, to="sigma").replace("title: Converted LogScale rule", f"title: Sysmon-named rule {index}")
         (tmp_path / f"sysmon_named_rule_{index:02}.yml").write_text(rule, encoding="utf-8")
     ok, output = sigma_check(str(tmp_path))

@@ -38,7 +38,7 @@ KQL_TYPES = frozenset({"string", "long", "int", "real", "double", "bool", "boole
 _TOP_KEYS = {"name", "language", "title", "description", "regex", "unmapped", "missing", "tables",
              "fields", "event_types", "platforms", "extends", "default_event_type", "platform_lookup",
              "lookup_table", "unlisted_event_types", "repositories", "native_events"}
-_NATIVE_KEYS = {"source", "product", "id_field", "numeric", "events", "logsources"}
+_NATIVE_KEYS = {"source", "product", "service", "id_field", "numeric", "events", "logsources"}
 _PLATFORM_LOOKUP_KEYS = {"table", "key", "column"}
 #: How a KQL target names the table a LogScale lookup file (``match(file="x.csv")``) becomes:
 #: ``{name}`` is the file name without ``.csv``.
@@ -93,6 +93,7 @@ class NativeEvents(Frozen):
     events: dict[str, frozenset[str]]
     logsources: tuple[tuple[str, tuple[str, ...]], ...]
     id_field: str | None = None  # the field that holds the event's id (Windows: EventID), on every event
+    service: str | None = None  # the logsource service that holds every one of the events (sysmon)
     numeric: frozenset[str] = frozenset()  # the fields that hold whole numbers
 
     def field_map(self, name: str) -> FieldMap:
@@ -118,9 +119,9 @@ class NativeEvents(Frozen):
             return f"{event} ({holding[0][1]})" if holding else event
         return ", ".join(home(e) for e in events)
 
-    def fields_of(self, logsource: str) -> frozenset[str]:
-        """The fields the events of a logsource carry (any of them)."""
-        held = dict(self.logsources)[logsource]
+    def fields_of(self, logsource: str | None) -> frozenset[str]:
+        """The fields the events of a logsource (None: of the service, every event) carry."""
+        held = dict(self.logsources)[logsource] if logsource is not None else tuple(self.events)
         return frozenset().union(*(self.events[e] for e in held))
 
 
@@ -476,8 +477,9 @@ def _native_events(reader: _Reader, raw: dict[str, Any], language: str) -> Nativ
         raise reader.fail(f"{where}.numeric must be a list of field names", spec, "numeric")
     if id_field is not None:
         events = {e: fields | {id_field} for e, fields in events.items()}
+    service = reader.string(spec, "service", where) if "service" in spec else None
     return NativeEvents(reader.string(spec, "source", where), reader.string(spec, "product", where), events,
-                        tuple(logsources), id_field, frozenset(numeric))
+                        tuple(logsources), id_field, service, frozenset(numeric))
 
 
 def _platform_lookup(reader: _Reader, raw: dict[str, Any], tables: dict[str, tuple[tuple[str, str], ...]],

@@ -341,17 +341,23 @@ class Generator:
         if not carriers:
             return None, f" (no {native.source} event carries the fields its filters require)"
         logsource = native.logsource_of(carriers)
-        events = ", ".join(carriers)
-        if logsource is None:
+        if logsource is not None:
+            where = (("category", logsource), ("product", native.product))
+            searched = f"logsource category {logsource}, product {native.product}"
+        elif native.service is not None:
+            # No one category holds them: the service holds every event (sigma taxonomy: windows/sysmon).
+            where = (("product", native.product), ("service", native.service))
+            searched = (f"logsource product {native.product}, service {native.service} (every {native.source} event: "
+                        "no one category holds them)")
+        else:
             return None, (f" (of {native.source}'s events, those its filters can pass are {native.describe(carriers)}, "
                           "which no one logsource holds)")
         self.unsupported(f"the rule selects no event type (#event_simpleName=...): it tests {native.source}'s fields "
-                         f"({', '.join(sorted(tested))}), and of its events only {events} can pass its filters, so it "
-                         f"searches logsource category {logsource}, product {native.product}, under the same field "
-                         "names; an event from another source with these fields is not searched", kind=PRESENTATION)
+                         f"({', '.join(sorted(tested))}), and of its events only {native.describe(carriers)} can pass "
+                         f"its filters, so it searches {searched}, under the same field names; an event from another "
+                         "source with these fields is not searched", kind=PRESENTATION)
         fields = {f: native.field_map(f) for f in sorted(native.fields_of(logsource))}
-        where = (("category", logsource), ("product", native.product))
-        return EventType(f"{native.source} {logsource}", logsource=where, fields=fields), ""
+        return EventType(f"{native.source} {logsource or native.service}", logsource=where, fields=fields), ""
 
     def event_fields(self, deciding: bool = False) -> set[str]:
         """The fields the rule reads from events (not those it computes first); ``deciding``: only
