@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -178,6 +179,9 @@ def test_profiles_show() -> None:
     assert "ProcessRollup2: table DeviceProcessEvents" in result.stdout
     assert "CommandLine            -> ProcessCommandLine" in result.stdout
     assert cqlx("profiles", "show", "nosuch").returncode == 2
+    sigma = cqlx("profiles", "show", "sigma").stdout
+    assert "Rules in Sysmon's field names with no event type" in sigma and "service sysmon" in sigma
+    assert re.search(r"^  registry_event +events 12, 13, 14$", sigma, re.MULTILINE), sigma
 
 
 def test_sigma_through_a_pysigma_backend() -> None:

@@ -523,6 +523,13 @@ def profiles_show(name: Annotated[str, typer.Argument(help="A shipped profile na
             extra = [x for x in (mapped.type if mapped.type != "string" else "", mapped.transform or "",
                                  "not exact" if not mapped.exact else "", mapped.note) if x]
             typer.echo(f"  {falcon:<22} -> {event.prefix}{mapped.name}" + (f"  ({'; '.join(extra)})" if extra else ""))
+    native = profile.native
+    if native is not None:
+        typer.echo(f"\nRules in {native.source}'s field names with no event type: the logsource holding the "
+                   f"{native.source} events their filters can pass (product {native.product}"
+                   + (f"; every event: service {native.service}" if native.service else "") + ")")
+        for logsource, held in native.logsources:
+            typer.echo(f"  {logsource:<26} events {', '.join(held)}")
 
 
 def main() -> None:
