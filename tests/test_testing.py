@@ -11,6 +11,7 @@ import pytest
 
 from cqlx import compile_matcher, parse
 from cqlx.rules import load_rule
+from cqlx.testing import NATIVE, read_as
 from cqlx.witness import generate, sample
 from tests.conftest import SEED_CARD
 from tests.test_cli import cqlx
@@ -178,3 +179,36 @@ def test_equiv_other_kql_that_does_not_parse_is_bad_input(tmp_path: Path) -> Non
     result = cqlx("equiv", str(SEED_CARD), str(bad), "--as", "kql")
     assert result.returncode == 2
     assert f"{bad}:2:9:" in result.stderr and "KS142" in result.stderr
+
+
+# (a rule that names no event type, what each target reads its typeless events as)
+READ_AS = [
+    ("CommandLine=/whoami/i", {"kql-duckdb": "ProcessRollup2", "sigma-sqlite": "ProcessRollup2", "spl-oracle": None}),
+    ("RemotePort=4444", {"kql-duckdb": "NetworkConnectIP4", "sigma-sqlite": "NetworkConnectIP4"}),
+    (r"PipeName=/^\\MSSE-/", {"sigma-sqlite": NATIVE, "kql-duckdb": None, "python-module": None}),
+    ("#event_simpleName=DnsRequest DomainName=/x/", {"kql-duckdb": None, "sigma-sqlite": None}),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), READ_AS)
+def test_what_a_target_reads_a_typeless_event_as(text: str, expected: dict[str, str | None]) -> None:
+    query = parse(text)
+    assert {target: read_as(query, target) for target in expected} == expected
+
+
+@pytest.mark.parametrize("text", [
+    "CommandLine=/whoami/i | select([aid, CommandLine])",  # KQL and Sigma choose ProcessRollup2 by the field
+    r"PipeName=/^\\MSSE-/ not Image=/\\svchost\.exe$/i",  # Sigma reads Sysmon's events (pipe_created)
+    r"SourceImage=/wscript/i StartModule!=*",  # ... or every Sysmon event (service sysmon)
+    "ContextThreadId=5",  # raw FDR in Splunk: every sensor event
+])
+def test_witnesses_of_a_rule_without_event_type_agree_everywhere(tmp_path: Path, text: str) -> None:
+    """A witness names no event type when the rule names none; each target reads it as the type
+    it searches (chosen from the rule's fields), so the engines are compared, not skipped, and agree."""
+    rule = tmp_path / "typeless_rule.cql"
+    rule.write_text(text + "\n", encoding="utf-8")
+    result = cqlx("test", str(rule), "--generate")
+    assert result.returncode == 0, result.stdout + result.stderr
+    ran = [line.split()[1] for line in result.stdout.splitlines() if "events ok" in line]
+    assert "sigma-sqlite" in ran or "spl-oracle" in ran, result.stdout
+    assert not [line for line in result.stdout.splitlines() if "failing" in line], result.stdout

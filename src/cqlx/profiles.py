@@ -79,6 +79,8 @@ class EventType(Frozen):
     match: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # Made for an event type the profile does not list, from its unlisted_event_types: entry.
     unlisted: bool = False
+    # Made from the profile's native_events: the target's own events, under the rule's names.
+    native: bool = False
 
 
 @record

@@ -164,9 +164,10 @@ def to_records(events: Iterable[Mapping[str, Any]], profile: Profile,
     for event in events:
         name = event_type_of(event)
         event_type = profile.event_type(name) if name else None
-        if event_type is None and name and not targets:
+        if event_type is None and not targets:
             # A rule without event types reads every event the default search holds (raw FDR:
-            # every sensor event, the types the profile does not list too).
+            # every sensor event, the types the profile does not list too, and an event that
+            # names no type, such as a witness of a rule that names none).
             event_type = profile.default_event()
         if event_type is None or (targets and _where(event_type) not in targets):
             out.append(None)

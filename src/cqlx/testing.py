@@ -16,7 +16,7 @@ import json
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -270,15 +270,18 @@ def run_kql_text(kql: str, cases: list[Case], fields: tuple[str, ...], profile: 
 
 
 def run_sigma_text(sigma: str, cases: list[Case], event_types: tuple[str, ...], profile: str | None = None,
-                   platforms: tuple[str, ...] = ()) -> tuple[list[str], list[set[int]]]:
+                   platforms: tuple[str, ...] = (), native: bool = False) -> tuple[list[str], list[set[int]]]:
     """Sigma rules on pySigma's sqlite backend: each rule's title and the cases it selects. The
     logsource (category and product) is the data set: only events of the rule's event types, and of
-    its platforms when it names some (``product: windows`` reads Windows events), are records."""
+    its platforms when it names some (``product: windows`` reads Windows events), are records.
+    ``native``: the rule reads the profile's native events (Sysmon's) under its own names, so an
+    event that names no Falcon type is one of them, as it is, and a Falcon event is not."""
     from cqlx.engines.sigma_sqlite import run_sigma
     from cqlx.profiles import load_profile
-    from cqlx.reshape import to_records
+    from cqlx.reshape import event_type_of, to_records
 
-    records = to_records([c.event for c in cases], load_profile(profile or "sigma"), event_types)
+    records = [None if event_type_of(c.event) else dict(c.event) for c in cases] if native else \
+        to_records([c.event for c in cases], load_profile(profile or "sigma"), event_types)
     if platforms:
         records = [r if r is not None and _platform(c.event) in platforms else None for r, c in zip(records, cases,
                                                                                                   strict=True)]
@@ -347,7 +350,8 @@ def _platform(event: dict[str, Any]) -> Any:
 def sigma_sqlite(query: ir.Query, rule: Rule, cases: list[Case]) -> list[Verdict]:
     """The base rule says whether an event matches; the tier rule that fires says its severity."""
     sigma = convert_query(query, "sigma", None, rule.meta, rule.text).output
-    titles, hits = run_sigma_text(sigma, cases, query.source.event_types, platforms=query.source.platforms)
+    titles, hits = run_sigma_text(sigma, cases, query.source.event_types, platforms=query.source.platforms,
+                                  native=read_as(query, "sigma-sqlite") == NATIVE)
     ladder = next((s for s in query.steps if isinstance(s, ir.Ladder)), None)
     verdicts = []
     for index in range(len(cases)):
@@ -434,6 +438,40 @@ def _without(verdict: Verdict, fields: frozenset[str], query: ir.Query) -> Verdi
     return Verdict(verdict.matched, {k: v for k, v in verdict.fields.items() if k not in fields}, verdict.rows)
 
 
+#: :func:`read_as` for a target that reads the profile's native events (Sysmon's, for Sigma).
+NATIVE = "\0native"
+
+
+def read_as(query: ir.Query, target: str, profiles: Mapping[str, str] | None = None) -> str | None:
+    """For a rule that names no event type: what the target reads an event that names none as (a
+    witness, a card test without ``#event_simpleName``). The Falcon event type it searches, which
+    it chose from the rule's fields; :data:`NATIVE` for the profile's native events (the events as
+    they are); None when the rule names a type, or the target reads every event (the Python
+    matcher, raw FDR's default search), or the conversion chose nothing."""
+    from cqlx.emit.base import Generator
+    from cqlx.profiles import DEFAULT_PROFILE, load_profile
+
+    language = _LANGUAGE[target]
+    if query.source.event_types or query.source.types_pattern is not None or language == "python":
+        return None
+    try:
+        generator = Generator(query, load_profile((profiles or {}).get(language) or DEFAULT_PROFILE[language]))
+    except CqlError:
+        return None
+    if generator.event is not None and generator.event.native:
+        return NATIVE
+    return generator.read_types[0] if generator.read_types else None
+
+
+def _typed(case: Case, name: str) -> Case:
+    """The case with each of its events that names no event type read as ``name``."""
+    from cqlx.reshape import event_type_of
+
+    def typed(event: dict[str, Any]) -> dict[str, Any]:
+        return event if event_type_of(event) else {**event, "#event_simpleName": name}
+    return replace(case, event=typed(case.event), stream=tuple(typed(e) for e in case.stream))
+
+
 def refused(query: ir.Query, rule: Rule, target: str, profiles: Mapping[str, str] | None = None) -> str | None:
     """Why an engine has nothing to check: the conversion loses detection logic, so ``cqlx convert``
     refuses it (None when the conversion keeps which events match)."""
@@ -493,6 +531,13 @@ def test_rule(rule: Rule, report: Report, extra: list[Case] | None = None,
         if reason is not None:
             report.checked[(rule.path, target)] = f"skipped: {reason}"
             continue
+        # A rule that names no event type: the target searches one (chosen from its fields), so an
+        # event that names none is read as of that type, by the reference too.
+        read = read_as(query, target, profiles)
+        target_cases, target_expected = cases, expected
+        if read is not None and read != NATIVE and any(_typed(c, read) != c for c in cases):
+            target_cases = [_typed(c, read) for c in cases]
+            target_expected = reference(query, rule.text, target_cases, matcher)
         try:
             if target == "kql-parser":
                 errors = kql_parser(query, rule, kql_profile)
@@ -502,9 +547,9 @@ def test_rule(rule: Rule, report: Report, extra: list[Case] | None = None,
                 report.checked[(rule.path, target)] = 1
                 continue
             if target == "kql-duckdb":
-                verdicts = kql_duckdb(query, rule, cases, kql_profile)
+                verdicts = kql_duckdb(query, rule, target_cases, kql_profile)
             else:
-                verdicts = _engines()[target](query, rule, cases)
+                verdicts = _engines()[target](query, rule, target_cases)
         except KqlEngineGap as error:
             report.checked[(rule.path, target)] = f"skipped: {error.message}"
             continue
@@ -515,7 +560,7 @@ def test_rule(rule: Rule, report: Report, extra: list[Case] | None = None,
         ladder = next((s for s in query.steps if isinstance(s, ir.Ladder)), None)
         only = ([ladder.field] if ladder else []) if target == "sigma-sqlite" else None
         shown = shown_differently(query, rule, target, profiles)
-        for case, want, got in zip(cases, expected, verdicts, strict=True):
+        for case, want, got in zip(target_cases, target_expected, verdicts, strict=True):
             if shown:
                 want, got = _without(want, shown, query), _without(got, shown, query)
             problem = _compare(want, got, only)

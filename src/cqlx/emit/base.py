@@ -357,7 +357,8 @@ class Generator:
                          f"its filters, so it searches {searched}, under the same field names; an event from another "
                          "source with these fields is not searched", kind=PRESENTATION)
         fields = {f: native.field_map(f) for f in sorted(native.fields_of(logsource))}
-        return EventType(f"{native.source} {logsource or native.service}", logsource=where, fields=fields), ""
+        return EventType(f"{native.source} {logsource or native.service}", logsource=where, fields=fields,
+                         native=True), ""
 
     def event_fields(self, deciding: bool = False) -> set[str]:
         """The fields the rule reads from events (not those it computes first); ``deciding``: only
