@@ -153,17 +153,19 @@ def _where(event_type: EventType) -> tuple[Any, ...]:
 
 
 def to_records(events: Iterable[Mapping[str, Any]], profile: Profile,
-               like: Iterable[str] = ()) -> list[dict[str, Any] | None]:
+               like: Iterable[str] = (), typeless: EventType | None = None) -> list[dict[str, Any] | None]:
     """The events under the profile's field names (Sigma, ECS, Splunk), one per input event; None
     for an event whose type the profile does not map (it belongs to no logsource). Under
-    ``unmapped: identity`` (raw FDR in Splunk) every other field keeps its Falcon name, tags without
-    their ``#``. With ``like`` (event type names), only events that land where those do (the same
-    table, logsource or search) are kept: the others are not in the data the rule reads."""
+    ``unmapped: identity`` (raw FDR in Splunk) and ``passthrough`` (Sigma) every other field keeps
+    its Falcon name (identity: tags without their ``#``), as the conversion uses it. With ``like``
+    (event type names), only events that land where those do (the same table, logsource or search)
+    are kept: the others are not in the data the rule reads. ``typeless``: what an event that names
+    no type is read as (a rule in Sysmon's names reads Sysmon's events as they are)."""
     targets = {_where(e) for e in (profile.event_type(n) for n in like) if e is not None}
     out: list[dict[str, Any] | None] = []
     for event in events:
         name = event_type_of(event)
-        event_type = profile.event_type(name) if name else None
+        event_type = profile.event_type(name) if name else typeless
         if event_type is None and not targets:
             # A rule without event types reads every event the default search holds (raw FDR:
             # every sensor event, the types the profile does not list too, and an event that
@@ -175,10 +177,10 @@ def to_records(events: Iterable[Mapping[str, Any]], profile: Profile,
         record = _reshape(event, event_type, {})
         for column, values in event_type.match:
             record.setdefault(column, values[0])
-        if profile.unmapped == "identity":
+        if profile.unmapped in ("identity", "passthrough"):
             mapped = set(event_type.fields)
             for key, value in event.items():
-                bare = key[1:] if key.startswith("#") else key
+                bare = key[1:] if key.startswith("#") and profile.unmapped == "identity" else key
                 if key not in mapped and bare not in mapped and bare not in record and value is not None:
                     record[bare] = value
         out.append(record)
