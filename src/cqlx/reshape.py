@@ -152,12 +152,13 @@ def _where(event_type: EventType) -> tuple[Any, ...]:
     return (event_type.table, event_type.logsource, event_type.search, event_type.datamodel)
 
 
-def to_records(events: Iterable[Mapping[str, Any]], profile: Profile,
-               like: Iterable[str] = (), typeless: EventType | None = None) -> list[dict[str, Any] | None]:
+def to_records(events: Iterable[Mapping[str, Any]], profile: Profile, like: Iterable[str] = (),
+               typeless: EventType | None = None, passthrough: bool = False) -> list[dict[str, Any] | None]:
     """The events under the profile's field names (Sigma, ECS, Splunk), one per input event; None
     for an event whose type the profile does not map (it belongs to no logsource). Under
-    ``unmapped: identity`` (raw FDR in Splunk) and ``passthrough`` (Sigma) every other field keeps
-    its Falcon name (identity: tags without their ``#``), as the conversion uses it. With ``like``
+    ``unmapped: identity`` (raw FDR in Splunk) every other field keeps its Falcon name, tags without
+    their ``#``; with ``passthrough``, so do they under ``unmapped: passthrough`` (Sigma), as the
+    conversion passes them through (``cqlx test`` checks what the conversion claims). With ``like``
     (event type names), only events that land where those do (the same table, logsource or search)
     are kept: the others are not in the data the rule reads. ``typeless``: what an event that names
     no type is read as (a rule in Sysmon's names reads Sysmon's events as they are)."""
@@ -177,7 +178,7 @@ def to_records(events: Iterable[Mapping[str, Any]], profile: Profile,
         record = _reshape(event, event_type, {})
         for column, values in event_type.match:
             record.setdefault(column, values[0])
-        if profile.unmapped in ("identity", "passthrough"):
+        if profile.unmapped == "identity" or (passthrough and profile.unmapped == "passthrough"):
             mapped = set(event_type.fields)
             for key, value in event.items():
                 bare = key[1:] if key.startswith("#") and profile.unmapped == "identity" else key

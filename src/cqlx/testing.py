@@ -283,7 +283,8 @@ def run_sigma_text(sigma: str, cases: list[Case], event_types: tuple[str, ...], 
     from cqlx.profiles import load_profile
     from cqlx.reshape import to_records
 
-    records = to_records([c.event for c in cases], load_profile(profile or "sigma"), event_types, typeless)
+    records = to_records([c.event for c in cases], load_profile(profile or "sigma"), event_types, typeless,
+                         passthrough=True)
     if platforms:
         records = [r if r is not None and _platform(c.event) in platforms else None for r, c in zip(records, cases,
                                                                                                   strict=True)]
