@@ -216,3 +216,14 @@ def test_witnesses_of_a_rule_without_event_type_agree_everywhere(tmp_path: Path,
     ran = [line.split()[1] for line in result.stdout.splitlines() if "events ok" in line]
     assert "sigma-sqlite" in ran or "spl-oracle" in ran, result.stdout
     assert not [line for line in result.stdout.splitlines() if "failing" in line], result.stdout
+
+
+def test_a_rule_that_does_not_parse_does_not_stop_the_others(tmp_path: Path) -> None:
+    """Exit 2 (as cqlx convert), the error at its file, line and column, and the other rules tested."""
+    (tmp_path / "a_broken.cql").write_text("#event_simpleName=ProcessRollup2\n| [sum(count)]\n", encoding="utf-8")
+    (tmp_path / "b_fine.cql").write_text("#event_simpleName=ProcessRollup2 CommandLine=/whoami/i\n", encoding="utf-8")
+    result = cqlx("test", str(tmp_path), "--generate")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{tmp_path / 'a_broken.cql'}:2:3: expected" in result.stderr
+    assert "1 of 2 rule files failed to load or parse" in result.stderr
+    assert "b_fine.cql  kql-duckdb" in result.stdout and "0 failures" in result.stdout

@@ -353,7 +353,8 @@ def test_command(
 ) -> None:
     """Run each rule's tests on the Python matcher and compare every target on a real engine:
     the KQL on duckdb-kql and Kusto.Language, the Sigma on pySigma's sqlite backend, the saved
-    Python module, the SPL on cqlx's SPL oracle. Exit 0 when all agree, 1 on any failure.
+    Python module, the SPL on cqlx's SPL oracle. Exit 0 when all agree, 1 on any failure, 2 when
+    a rule fails to load or parse (the others are still tested).
 
     Example: cqlx test samples/rules --generate --junit report.xml
     """
@@ -369,11 +370,18 @@ def test_command(
     if not paths:
         _err("cqlx: no rule files found")
         raise _fail(2)
+    broken = 0
     for path in paths:
-        rule = load_rule(path, options)
+        try:
+            rule = load_rule(path, options)
+            query = rule.parse()
+        except CqlError as error:  # reported, and the run goes on with the other rules
+            _err(str(error))
+            broken += 1
+            continue
         extra: list[testing.Case] = []
         if generate:
-            found = witnesses(rule.parse(), seed)
+            found = witnesses(query, seed)
             extra = [testing.Case(f"witness: {w.name}", w.event) for w in found]
             if write_witnesses is not None:
                 write_witnesses.mkdir(parents=True, exist_ok=True)
@@ -381,9 +389,13 @@ def test_command(
                 target.write_text("".join(json.dumps(w.event, sort_keys=True) + "\n" for w in found), encoding="utf-8")
         testing.test_rule(rule, report, extra, chosen)
     typer.echo(testing.summary(report))
+    if broken:
+        _err(f"cqlx: {broken} of {len(paths)} rule files failed to load or parse (above); the others were tested")
     for destination, render in ((junit, testing.junit), (json_report, testing.as_json), (sarif, testing.sarif)):
         if destination is not None:
             destination.write_text(render(report), encoding="utf-8")
+    if broken:
+        raise _fail(2)
     if not report.ok:
         raise _fail(1)
 
