@@ -9,6 +9,7 @@ events of its logsource, returns what the Python matcher returns over all of the
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +195,7 @@ NATIVE_ERRORS = [
 
 @pytest.mark.parametrize(("spec", "message"), NATIVE_ERRORS)
 def test_native_events_are_validated(spec: str, message: str) -> None:
-    with pytest.raises(ProfileError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ProfileError, match=re.escape(message)):
         parse_profile(f"extends: sigma\n{spec}\n", "custom.yaml", load_profile("sigma"))
 
 
