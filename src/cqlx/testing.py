@@ -470,8 +470,10 @@ def read_as(query: ir.Query, target: str, profiles: Mapping[str, str] | None = N
 
 def _held(target: str, profiles: Mapping[str, str] | None) -> Callable[[Case], bool]:
     """Whether the target's data holds a case's events: not when one is of an event type its
-    profile declares it has no counterpart for (the conversion reports such a type, and reads the
-    rule's other types; a rule of that type alone is refused, so never compared)."""
+    profile has no entry for, or declares it has no counterpart for. The conversion reports such
+    types (a rule that also names a type the target holds; a regex on ``#event_simpleName`` that
+    admits types the profile does not declare) and reads the others; a rule of such types alone
+    is refused, so never compared."""
     from cqlx.reshape import event_type_of
 
     if _LANGUAGE[target] == "python":
@@ -480,7 +482,7 @@ def _held(target: str, profiles: Mapping[str, str] | None) -> Callable[[Case], b
 
     def held(case: Case) -> bool:
         names = [event_type_of(e) for e in (case.stream or (case.event,))]
-        return not any(n is not None and n in profile.absent for n in names)
+        return all(n is None or profile.event_type(n) is not None for n in names)
     return held
 
 

@@ -454,6 +454,21 @@ class Generator:
             return first.fields != other.fields
         return any(self.profile.field(first, f) != self.profile.field(other, f) for f in used)
 
+    def read_later(self, step: ir.Step, field: str) -> bool:
+        """Whether a step after ``step`` reads what it wrote to ``field`` for more than showing or
+        ordering it (select() and table() show; a sort orders a time alike in seconds,
+        milliseconds or as a datetime); true when ``step`` is not one of the rule's own steps."""
+        steps = self.query.steps
+        index = next((i for i, s in enumerate(steps) if s is step), None)
+        if index is None:
+            return True
+        for later in steps[index + 1:]:
+            if not isinstance(later, ir.Project | ir.Order) and field in step_reads(later):
+                return True
+            if field in step_writes(later):
+                return False
+        return False
+
     def record_tests(self) -> list[tuple[str, tuple[str, ...]]]:
         """The profile's tests that pick this event type's records out of a shared table or
         logsource (``match:``), as (target field, values)."""

@@ -612,19 +612,24 @@ class KqlGenerator(Generator):
         return f"{kind if kind in ('long', 'int', 'datetime', 'bool', 'real') else 'real'}(null)"
 
     def shown_time(self, step: ir.Aggregate, function: ir.AggFunc) -> None:
-        """A time field kept as it is: a datetime in KQL, epoch milliseconds in LogScale."""
+        """A time field kept as it is: a datetime in KQL, epoch milliseconds in LogScale (detection
+        loss when a later step reads it: what it computes from it differs too)."""
         if function.field is not None and self.column_type(function.field) == "datetime":
+            output = function.output
+            kind = DETECTION if self.read_later(step, output) else self.loss(step, frozenset({output}))
             self.unsupported(f"{function.output} is shown as a KQL datetime, not as LogScale's epoch milliseconds",
-                             step.span, self.loss(step, frozenset({function.output})), (function.output,))
+                             step.span, kind, (function.output,))
 
     def agg_term(self, function: ir.AggFunc, span: ir.Span, step: ir.Aggregate | None = None) -> str:
         if function.field is None:
             return "count()"
         if self.dead(function.field):
             return "real(null)" if function.name in ("min", "max", "avg") else "0"
-        if step is not None and function.name in ("min", "max") and self.column_type(function.field) == "datetime":
-            # the event time as a datetime: shown differently, compared the same (presentation loss
-            # unless a later step tests it)
+        if step is not None and function.name in ("min", "max") and self.column_type(function.field) == "datetime" \
+                and not self.read_later(step, function.output):
+            # only shown: the event time as a datetime, shown differently (presentation loss); read
+            # later (formatTime(), arithmetic, a test, a sort), it is LogScale's epoch milliseconds,
+            # computed back before the aggregation (derive) as for any other reading
             self.shown_time(step, function)
             column = self.column(function.field, span, output=True) or function.field
             return f"{function.name}({name(column)})"

@@ -393,8 +393,10 @@ class SplGenerator(Generator):
             index += 1
             if function.field is None:
                 call = "count"
-            elif function.name in ("min", "max") and self.time_column(function.field):
-                # the event time: Splunk's _time, epoch seconds (LogScale's is epoch milliseconds)
+            elif function.name in ("min", "max") and self.time_column(function.field) \
+                    and not self.read_later(step, function.output):
+                # the event time, only shown: Splunk's _time, epoch seconds (LogScale's is epoch
+                # milliseconds); read later, it is computed back before the aggregation (derive)
                 self.shown_time(step, function)
                 call = f"{function.name}({table_name(self.time_column(function.field) or '_time')})"
             elif function.name in ("min", "max") and function.field not in self.numeric:
@@ -505,9 +507,10 @@ class SplGenerator(Generator):
     def shown_time(self, step: ir.Aggregate, function: ir.AggFunc) -> None:
         """A time field kept as it is: epoch seconds in Splunk, epoch milliseconds in LogScale."""
         if function.field is not None and self.time_column(function.field):
+            output = function.output
+            kind = DETECTION if self.read_later(step, output) else self.loss(step, frozenset({output}))
             self.unsupported(f"{function.output} is shown as Splunk's _time (epoch seconds), not as LogScale's "
-                             "epoch milliseconds", step.span, self.loss(step, frozenset({function.output})),
-                             (function.output,))
+                             "epoch milliseconds", step.span, kind, (function.output,))
 
     def time_bucket(self, expr: ir.Func) -> str:
         """bucket()'s ``_bucket``: the start of the event time's bucket in epoch milliseconds, from
