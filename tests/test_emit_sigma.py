@@ -44,6 +44,10 @@ TABLE = [
     ("in(RawProcessId, values=[4, 8])", {"selection": {"ProcessId": [4, 8]}, "condition": "selection"}),
     ("RawProcessId = 04", {"selection": {"ProcessId|cased": "04"}, "condition": "selection"}),
     ("in(RawProcessId, values=[4, 8*])", {"selection": {"ProcessId|cased": ["4", "8*"]}, "condition": "selection"}),
+    # in() of no values matches nothing: pySigma reads an empty list as "is null"
+    ("RawProcessId=1 in(RawProcessId, values=[])",
+     {"selection": {"ProcessId|exists": True}, "selection_2": {"ProcessId|exists": False},
+      "selection_3": {"ProcessId": 1}, "condition": "(selection_3 and (selection and selection_2))"}),
     ("ParentBaseFileName = bash", {"selection": {"ParentImage|endswith|cased": ["\\bash", "/bash"]},
                                    "condition": "selection"}),
     ("OriginalFilename = cmd.exe", {"selection": {"OriginalFileName|cased": "cmd.exe"}, "condition": "selection"}),
@@ -137,3 +141,14 @@ def test_seed_sigma_carries_card_metadata() -> None:
     assert base["references"] == list(meta.references) and base["falsepositives"] == list(meta.falsepositives)
     assert base["fields"][:2] == ["timestamp", "Computer"]
     assert "Not expressible in Sigma" in base["description"]
+
+
+@pytest.mark.parametrize(("cql", "hits"), [
+    ("in(CommandLine, values=[])", []),  # not the events without a command line (pySigma: [] is "is null")
+    ("not in(CommandLine, values=[])", [0, 1]),
+    ("in(CommandLine, values=[]) or CommandLine = a", [0]),
+])
+def test_in_of_no_values_matches_nothing(cql: str, hits: list[int]) -> None:
+    records = [{"CommandLine": "a"}, {"Image": "/bin/x"}]
+    (_, found), *_ = run_sigma(convert(P + cql, to="sigma"), records)
+    assert found == hits

@@ -486,6 +486,12 @@ class SigmaGenerator(Generator):
             return f"not {inner}"
         if isinstance(pred, ir.Cmp) and pred.op == "!=":  # no Sigma modifier for "not equal"
             return "not " + self.condition(ir.Cmp(pred.field, "==", pred.number, pred.span), hint + "_not")
+        if isinstance(pred, ir.In) and not pred.values:
+            # in() of no values matches nothing; Sigma has no "false", and pySigma reads an empty
+            # value list as "the field is null": the field present and absent at once instead
+            column = self.plain_column(pred.field, pred.span)
+            present = self.detection.add(hint, {f"{column}|exists": True})
+            return f"({present} and {self.detection.add(hint, {f'{column}|exists': False})})"
         atom = self.atom(pred)
         if atom is None:
             return self.detection.add(hint, {"EventID|exists": True}) if isinstance(pred, ir.TrueP) else "false"
@@ -498,6 +504,8 @@ class SigmaGenerator(Generator):
 
     def atom(self, pred: ir.Pred) -> tuple[str, Any] | None:
         """One detection item (``Field|modifiers: value``) for a test, or None."""
+        if isinstance(pred, ir.In) and not pred.values:
+            return None  # no one item says "nothing" (condition)
         if isinstance(pred, ir.Eq | ir.Glob | ir.In):
             column = self.plain_column(pred.field, pred.span)
             cased = "" if pred.ignore_case else "|cased"
