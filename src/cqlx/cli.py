@@ -387,7 +387,7 @@ def test_command(
                 write_witnesses.mkdir(parents=True, exist_ok=True)
                 target = write_witnesses / f"{path.stem}.witnesses.ndjson"
                 target.write_text("".join(json.dumps(w.event, sort_keys=True) + "\n" for w in found), encoding="utf-8")
-        testing.test_rule(rule, report, extra, chosen)
+        testing.test_rule(rule, report, extra, chosen, query)
     typer.echo(testing.summary(report))
     if broken:
         _err(f"cqlx: {broken} of {len(paths)} rule files failed to load or parse (above); the others were tested")

@@ -116,10 +116,8 @@ class NativeEvents(Frozen):
 
     def describe(self, events: tuple[str, ...]) -> str:
         """The events, each with the smallest logsource holding it: "8 (create_remote_thread)"."""
-        def home(event: str) -> str:
-            holding = sorted((len(held), name) for name, held in self.logsources if event in held)
-            return f"{event} ({holding[0][1]})" if holding else event
-        return ", ".join(home(e) for e in events)
+        homes = [(e, self.logsource_of((e,))) for e in events]
+        return ", ".join(f"{e} ({home})" if home else e for e, home in homes)
 
     def fields_of(self, logsource: str | None) -> frozenset[str]:
         """The fields the events of a logsource (None: of the service, every event) carry."""

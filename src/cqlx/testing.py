@@ -509,11 +509,12 @@ def refused(query: ir.Query, rule: Rule, target: str, profiles: Mapping[str, str
 
 
 def test_rule(rule: Rule, report: Report, extra: list[Case] | None = None,
-              profiles: Mapping[str, str] | None = None) -> None:
+              profiles: Mapping[str, str] | None = None, query: ir.Query | None = None) -> None:
     """Run one rule's card tests (and ``extra`` cases, e.g. witnesses) everywhere; record findings.
-    ``profiles`` maps a language to the profile its target uses (``{"kql": "sentinel-asim"}``)."""
+    ``profiles`` maps a language to the profile its target uses (``{"kql": "sentinel-asim"}``);
+    ``query``: the rule already parsed."""
     kql_profile = (profiles or {}).get("kql")
-    query = rule.parse()
+    query = query if query is not None else rule.parse()
     cases = card_cases(rule, query) + list(extra or [])
     report.rules.append(rule.path)
     try:
@@ -558,9 +559,10 @@ def test_rule(rule: Rule, report: Report, extra: list[Case] | None = None,
         # event that names none is read as of that type, by the reference too.
         read = read_as(query, target, profiles)
         target_cases, target_expected = cases, expected
-        if read is not None and not read.native and any(_typed(c, read.name) != c for c in cases):
-            target_cases = [_typed(c, read.name) for c in cases]
-            target_expected = reference(query, rule.text, target_cases, matcher)
+        if read is not None and not read.native:
+            typed = [_typed(c, read.name) for c in cases]
+            if typed != cases:
+                target_cases, target_expected = typed, reference(query, rule.text, typed, matcher)
         try:
             if target == "kql-parser":
                 errors = kql_parser(query, rule, kql_profile)

@@ -331,7 +331,7 @@ class Generator:
         for step in self.query.steps:  # the leading filters: what every result's event passed
             if isinstance(step, ir.Filter):
                 able &= native_carriers(step.pred, native, computed)
-                tested |= {f for f in pred_fields(step.pred) - computed if any(f in c for c in native.events.values())}
+                tested |= {f for f in pred_fields(step.pred) - computed if native.carriers(frozenset({f}))}
             elif not isinstance(step, ir.Extract):
                 break
             computed |= step_writes(step)
@@ -453,6 +453,12 @@ class Generator:
         if "*" in used:
             return first.fields != other.fields
         return any(self.profile.field(first, f) != self.profile.field(other, f) for f in used)
+
+    def shown_time_loss(self, step: ir.Step, output: str) -> str:
+        """The loss of an event time an aggregation keeps in the target's own shape (not LogScale's
+        epoch milliseconds): detection when a later step reads it (what it computes from it differs
+        too), else :meth:`loss`."""
+        return DETECTION if self.read_later(step, output) else self.loss(step, frozenset({output}))
 
     def read_later(self, step: ir.Step, field: str) -> bool:
         """Whether a step after ``step`` reads what it wrote to ``field`` for more than showing or

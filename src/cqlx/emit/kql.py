@@ -615,10 +615,8 @@ class KqlGenerator(Generator):
         """A time field kept as it is: a datetime in KQL, epoch milliseconds in LogScale (detection
         loss when a later step reads it: what it computes from it differs too)."""
         if function.field is not None and self.column_type(function.field) == "datetime":
-            output = function.output
-            kind = DETECTION if self.read_later(step, output) else self.loss(step, frozenset({output}))
             self.unsupported(f"{function.output} is shown as a KQL datetime, not as LogScale's epoch milliseconds",
-                             step.span, kind, (function.output,))
+                             step.span, self.shown_time_loss(step, function.output), (function.output,))
 
     def agg_term(self, function: ir.AggFunc, span: ir.Span, step: ir.Aggregate | None = None) -> str:
         if function.field is None:

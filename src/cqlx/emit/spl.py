@@ -507,10 +507,9 @@ class SplGenerator(Generator):
     def shown_time(self, step: ir.Aggregate, function: ir.AggFunc) -> None:
         """A time field kept as it is: epoch seconds in Splunk, epoch milliseconds in LogScale."""
         if function.field is not None and self.time_column(function.field):
-            output = function.output
-            kind = DETECTION if self.read_later(step, output) else self.loss(step, frozenset({output}))
             self.unsupported(f"{function.output} is shown as Splunk's _time (epoch seconds), not as LogScale's "
-                             "epoch milliseconds", step.span, kind, (function.output,))
+                             "epoch milliseconds", step.span, self.shown_time_loss(step, function.output),
+                             (function.output,))
 
     def time_bucket(self, expr: ir.Func) -> str:
         """bucket()'s ``_bucket``: the start of the event time's bucket in epoch milliseconds, from
