@@ -154,6 +154,21 @@ def test_exit_status_refused_and_warned(tmp_path: Path) -> None:
     assert clean.returncode == 0, clean.stderr
 
 
+@pytest.mark.parametrize(("target", "why"), [("kql", "a KQL query needs a table"),
+                                            ("sigma", "a Sigma rule needs a logsource")])
+def test_a_rule_no_target_text_can_hold_is_refused_under_every_policy(tmp_path: Path, target: str, why: str) -> None:
+    """No event type, none inferred: no table or logsource to write. --on-lossy warn does not write
+    `<no table>` or an empty logsource, which the SIEM would reject; it refuses, and says why."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "untyped.cql").write_text("Foo=1\n", encoding="utf-8")
+    for policy in ("warn", "ignore"):
+        result = cqlx("convert", str(rules), "--to", target, "--output", str(tmp_path / policy), "--on-lossy", policy)
+        assert result.returncode == 1, result.stderr
+        assert "whatever --on-lossy says" in result.stderr and why in result.stderr
+        assert not list((tmp_path / policy).rglob("untyped.*"))
+
+
 def test_several_rules_on_stdout_and_a_forced_progress_bar(tmp_path: Path) -> None:
     rules = library(tmp_path / "rules", broken=False, lossy=False)
     report = tmp_path / "r.json"

@@ -152,3 +152,25 @@ def test_in_of_no_values_matches_nothing(cql: str, hits: list[int]) -> None:
     records = [{"CommandLine": "a"}, {"Image": "/bin/x"}]
     (_, found), *_ = run_sigma(convert(P + cql, to="sigma"), records)
     assert found == hits
+
+
+# A test cqlx cannot write in Sigma (detection loss): under --on-lossy warn the rule is still written,
+# loads in pySigma, and the test matches nothing (as KQL and SPL write `false`), never the word
+# `false` that pySigma's condition parser reads as a selection name.
+@pytest.mark.parametrize(("cql", "hits"), [
+    ("CommandLine = a or test(length(CommandLine) > 5)", [0]),
+    ("CommandLine = a and test(length(CommandLine) > 5)", []),
+    ("CommandLine = a or Image = /(/", [0]),  # pySigma cannot load the regex (Python's re)
+    ('CommandLine = a or "whoami"', [0]),  # free text
+    ("not test(length(CommandLine) > 5)", [0, 1]),
+])
+def test_unwritable_tests_match_nothing_under_warn(cql: str, hits: list[int]) -> None:
+    from cqlx.conversion import convert_text
+
+    conversion = convert_text(P + cql, "sigma", policy="warn")
+    assert conversion.detection_loss
+    condition = yaml.safe_load(conversion.output)["detection"]["condition"]
+    assert "false" not in condition.split()
+    records = [{"CommandLine": "a"}, {"CommandLine": "abcdefgh"}]
+    (_, found), *_ = run_sigma(conversion.output, records)
+    assert found == hits

@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from cqlx.conversion import TARGETS, apply_policy, convert_query, through_sigma_backend
-from cqlx.coverage import DETECTION, FAILED, LABELS, STATUSES, Column, Reason, classify, failed, parse_columns
+from cqlx.coverage import FAILED, LABELS, STATUSES, Column, Reason, classify, failed, parse_columns
 from cqlx.errors import CqlError, UnsupportedError
 from cqlx.frozen import Frozen, record
 from cqlx.options import ParseOptions
@@ -239,7 +239,7 @@ def convert_entry(entry: Entry, targets: Sequence[Target], policy: str = "error"
             outcomes.append(_failure(error, rule, target))
             continue
         cell = classify(conversion, rule, target.name)
-        if cell.status == DETECTION and policy == "error":
+        if conversion.refused(policy):
             try:
                 apply_policy(conversion, policy, where=rule.location)
             except UnsupportedError as refusal:

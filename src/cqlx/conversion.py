@@ -37,6 +37,12 @@ class Conversion(Frozen):
     def detection_loss(self) -> tuple[Diagnostic, ...]:
         return tuple(d for d in self.diagnostics if d.kind == DETECTION)
 
+    def refused(self, policy: str) -> bool:
+        """Whether ``policy`` refuses the conversion: detection loss under ``error``; under any
+        policy, when nothing valid in the target could be written (``Diagnostic.unwritable``)."""
+        lost = self.detection_loss
+        return bool(lost) and (policy == "error" or any(d.unwritable for d in lost))
+
     @property
     def extension(self) -> str:
         return EXTENSIONS.get(self.target, "." + self.target.replace(":", "-") + ".txt")
@@ -152,13 +158,16 @@ def apply_policy(conversion: Conversion, policy: str = "error", source: str | No
     column in the query)."""
     if policy not in POLICIES:
         raise CqlError(f"unknown lossy-conversion policy {policy!r}; accepted: " + ", ".join(POLICIES))
-    lost = conversion.detection_loss
-    if lost and policy == "error":
+    if conversion.refused(policy):
+        lost = conversion.detection_loss
         first = lost[0]
         lines = "\n".join(f"  - {where(d.span)}: {d.describe()}" if where and d.span.line else f"  - {d}"
                            for d in lost)
-        message = (f"cannot convert to {first.target} without changing which events match "
-                   f"(--on-lossy warn writes it anyway):\n{lines}")
+        if first.unwritable:
+            message = f"cannot write {first.target} for this rule, whatever --on-lossy says:\n{lines}"
+        else:
+            message = (f"cannot convert to {first.target} without changing which events match "
+                       f"(--on-lossy warn writes it anyway):\n{lines}")
         raise UnsupportedError(message, first.span, source)
     return conversion
 

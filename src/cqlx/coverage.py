@@ -306,15 +306,18 @@ def _reason(rule: Rule, kind: str, message: str, span: Span) -> Reason:
 
 def classify(conversion: Conversion, rule: Rule, target: str) -> Cell:
     """A cell from a conversion: its status and every diagnostic as a reason."""
-    reasons = tuple(_reason(rule, DETECTION if d.kind == _DETECTION_KIND else PRESENTATION, d.message, d.span)
-                    for d in conversion.diagnostics)
-    if any(r.kind == DETECTION for r in reasons):
+    reasons = tuple(_reason(rule, FAILED if d.unwritable else DETECTION if d.kind == _DETECTION_KIND
+                            else PRESENTATION, d.message, d.span) for d in conversion.diagnostics)
+    if any(r.kind == FAILED for r in reasons):  # nothing valid in the target can be written
+        status = FAILED
+    elif any(r.kind == DETECTION for r in reasons):
         status = DETECTION
     elif reasons:
         status = PRESENTATION
     else:
         status = EXACT
-    return Cell(target, status, tuple(sorted(reasons, key=lambda r: (r.kind != DETECTION, r.line, r.column))))
+    rank = {FAILED: 0, DETECTION: 1}
+    return Cell(target, status, tuple(sorted(reasons, key=lambda r: (rank.get(r.kind, 2), r.line, r.column))))
 
 
 def failed(error: CqlError, rule: Rule | None, target: str, in_file: bool = False) -> Cell:

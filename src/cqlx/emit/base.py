@@ -48,6 +48,9 @@ class Diagnostic(Frozen):
     span: Span = NO_SPAN
     # The output fields a presentation loss shows differently (``cqlx test`` does not compare them).
     fields: tuple[str, ...] = ()
+    # No valid output can be written (a KQL query without a table, a Sigma rule without a
+    # logsource): refused under every --on-lossy policy, not only `error`.
+    unwritable: bool = False
 
     def describe(self) -> str:
         label = "detection loss" if self.kind == DETECTION else "presentation loss"
@@ -267,6 +270,19 @@ class Generator:
                     fields: tuple[str, ...] = ()) -> None:
         if not any(d.kind == kind and d.message == message for d in self.diagnostics):
             self.diagnostics.append(Diagnostic(kind, self.target, message, span, fields))
+
+    def unwritable(self, message: str) -> None:
+        """Nothing valid in the target can be written: the rule's first detection loss (why), with
+        what the target cannot do without it; refused whatever the lossy policy."""
+        if any(d.unwritable for d in self.diagnostics):
+            return
+        at = next((i for i, d in enumerate(self.diagnostics) if d.kind == DETECTION), None)
+        if at is None:
+            self.diagnostics.insert(0, Diagnostic(DETECTION, self.target, message, unwritable=True))
+        else:
+            why = self.diagnostics.pop(at)
+            self.diagnostics.insert(0, Diagnostic(DETECTION, self.target, f"{why.message}; {message}", why.span,
+                                                  why.fields, unwritable=True))
 
     def resolve_event_type(self) -> EventType | None:
         types = self.query.source.event_types

@@ -110,6 +110,8 @@ class KqlGenerator(Generator):
         self.cases = 0
         self.preamble: list[str] = []  # extends a step needs before it (derive)
         table = self.event.table if self.event and self.event.table else None
+        if table is None:  # the reason is reported (resolve_event_type)
+            self.unwritable("a KQL query needs a table")
         lines = [name(table) if table else "<no table>"]
         for column, values in self.record_tests():  # the event type's records in a shared table
             if len(values) == 1:

@@ -30,6 +30,7 @@ import yaml
 
 from cqlx import ir
 from cqlx.emit.base import DETECTION, PRESENTATION, Generator
+from cqlx.errors import UnsupportedError
 from cqlx.functions import AGGREGATE_OUTPUTS, GROUP_LIMIT_DEFAULT
 from cqlx.passes import case_keep, pred_fields, step_writes
 from cqlx.regexes import (
@@ -334,6 +335,8 @@ class SigmaGenerator(Generator):
             else:
                 self.unsupported("the rule selects platforms " + ", ".join(platforms)
                                  + ", which one Sigma logsource product cannot say")
+        if not source:  # pySigma loads no rule without one
+            self.unwritable("a Sigma rule needs a logsource")
         return source
 
     def correlation(self, step: ir.Aggregate, after: list[ir.Step], base_id: str, level: str) -> dict[str, Any]:
@@ -486,16 +489,22 @@ class SigmaGenerator(Generator):
             return f"not {inner}"
         if isinstance(pred, ir.Cmp) and pred.op == "!=":  # no Sigma modifier for "not equal"
             return "not " + self.condition(ir.Cmp(pred.field, "==", pred.number, pred.span), hint + "_not")
-        if isinstance(pred, ir.In) and not pred.values:
-            # in() of no values matches nothing; Sigma has no "false", and pySigma reads an empty
-            # value list as "the field is null": the field present and absent at once instead
-            column = self.plain_column(pred.field, pred.span)
-            present = self.detection.add(hint, {f"{column}|exists": True})
-            return f"({present} and {self.detection.add(hint, {f'{column}|exists': False})})"
+        if isinstance(pred, ir.In) and not pred.values:  # in() of no values matches nothing
+            return self.nothing(hint, self.plain_column(pred.field, pred.span))
         atom = self.atom(pred)
         if atom is None:
-            return self.detection.add(hint, {"EventID|exists": True}) if isinstance(pred, ir.TrueP) else "false"
+            if isinstance(pred, ir.TrueP):
+                return self.detection.add(hint, {"EventID|exists": True})
+            # a test cqlx cannot write (reported as detection loss): under --on-lossy warn the
+            # rule is written with it matching nothing, as the KQL and SPL write `false`
+            return self.nothing("unconverted", "EventID")
         return self.detection.add(hint, {atom[0]: atom[1]})
+
+    def nothing(self, hint: str, column: str) -> str:
+        """A condition no event meets. Sigma has no ``false``, and pySigma reads an empty value
+        list as "the field is null": the field present and absent at once instead."""
+        present = self.detection.add(hint, {f"{column}|exists": True})
+        return f"({present} and {self.detection.add(hint, {f'{column}|exists': False})})"
 
     def numeric(self, name: str) -> bool:
         """Whether the profile types the event field ``name`` maps to as a whole number."""
@@ -559,6 +568,7 @@ class SigmaGenerator(Generator):
             error = python_error(pattern)  # pySigma checks every |re value with Python's re (sigma/types.py)
             if error is not None:
                 self.unsupported(f"pySigma cannot load the regex {pattern!r} (Python's re: {error})", pred.span)
+                return None
             modifiers = "".join(f"|{x}" for f, x in (("i", "i"), ("m", "m"), ("d", "s")) if f in pred.flags)
             return f"{column}|re{modifiers}", pattern
         if isinstance(pred, ir.Cmp):
@@ -592,8 +602,8 @@ class SigmaGenerator(Generator):
         if field in self.computed:
             self.unsupported(f"a test on {field}, which the rule computes, has no Sigma form", span)
         column = self.column(field, span) or field
-        if not column or "|" in column:  # Sigma reads `|` in a key as a modifier
-            self.unsupported(f"the field name {column!r} cannot be a Sigma field (empty, or holds '|')", span)
+        if not column or "|" in column:  # Sigma reads `|` in a key as a modifier: no rule says this test
+            raise UnsupportedError(f"the field name {column!r} cannot be a Sigma field (empty, or holds '|')", span)
         return column
 
     def basename_globs(self, column: str, globs: tuple[str, ...], ignore_case: bool) -> tuple[str, Any]:
