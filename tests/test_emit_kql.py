@@ -123,3 +123,15 @@ def test_seed_profile_fields_are_mapped(seed_text: str) -> None:
     out = convert(seed_text, to="kql")
     for falcon in ("ImageFileName", "CommandLine", "ParentBaseFileName", "ComputerName", "UserName"):
         assert falcon not in out.replace("ProcessCommandLine", "")
+
+
+@pytest.mark.parametrize("cql", [
+    "Foo=1",  # no event type: no table
+    "#event_simpleName=ProcessRollup2 | join({Foo=1}, field=aid, include=[Foo])",  # the subquery's table
+])
+def test_no_table_is_refused_under_every_policy(cql: str) -> None:
+    """`--on-lossy warn` never writes a query without its table (Kusto.Language rejects it)."""
+    for policy in ("error", "warn", "ignore"):
+        with pytest.raises(UnsupportedError, match="whatever --on-lossy says") as refused:
+            convert_text(cql, "kql", policy=policy)
+        assert "a KQL query needs a table" in str(refused.value)

@@ -163,7 +163,7 @@ def apply_policy(conversion: Conversion, policy: str = "error", source: str | No
         first = lost[0]
         lines = "\n".join(f"  - {where(d.span)}: {d.describe()}" if where and d.span.line else f"  - {d}"
                            for d in lost)
-        if first.unwritable:
+        if any(d.unwritable for d in lost):
             message = f"cannot write {first.target} for this rule, whatever --on-lossy says:\n{lines}"
         else:
             message = (f"cannot convert to {first.target} without changing which events match "

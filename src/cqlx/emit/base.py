@@ -271,6 +271,12 @@ class Generator:
         if not any(d.kind == kind and d.message == message for d in self.diagnostics):
             self.diagnostics.append(Diagnostic(kind, self.target, message, span, fields))
 
+    def adopt(self, diagnostics: list[Diagnostic]) -> None:
+        """A subquery's diagnostics (a join's subsearch) as the rule's own, each once."""
+        for diagnostic in diagnostics:
+            if not any(d.kind == diagnostic.kind and d.message == diagnostic.message for d in self.diagnostics):
+                self.diagnostics.append(diagnostic)
+
     def unwritable(self, message: str) -> None:
         """Nothing valid in the target can be written: the rule's first detection loss (why), with
         what the target cannot do without it; refused whatever the lossy policy."""

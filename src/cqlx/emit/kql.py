@@ -292,8 +292,7 @@ class KqlGenerator(Generator):
                 return ["where false"] if step.filters and not step.negated else []
             keys.append(f"tostring({sub.col(key, step.span)})")
         values = ['""' if sub.dead(f) else f"tostring({sub.col(f, step.span)})" for f in step.writes]
-        for diagnostic in sub.diagnostics:
-            self.unsupported(diagnostic.message, diagnostic.span, diagnostic.kind)
+        self.adopt(sub.diagnostics)
         source = "\n    " + text.replace("\n", "\n    ")
         return self.join_rows(step, source, keys, step.writes, values, False)
 

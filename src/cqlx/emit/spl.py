@@ -261,8 +261,7 @@ class SplGenerator(Generator):
         values = [f"{tag}_value{i}" for i in range(1, len(written) + 1)]
         sub_values = [f'{v}=coalesce({field_ref(sub.col(f, step.span))}, "")' for v, f in zip(values, written,
                                                                                                strict=True)]
-        for diagnostic in sub.diagnostics:
-            self.unsupported(diagnostic.message, diagnostic.span, diagnostic.kind)
+        self.adopt(sub.diagnostics)
         present = " AND ".join(f'isnotnull({k}) AND {k}!=""' for k in keys)
         body = " ".join(lines) if lines[0].startswith("|") else "search " + " ".join(lines)
         many = step.many and not step.negated  # nrows=max: an event for each matching row (max=0: all)
