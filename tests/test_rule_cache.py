@@ -1,5 +1,5 @@
 """``cqlx run`` keeps the rules it compiled (cqlx.cache): a rule run again skips the parser and the
-generator, and nothing that decides what a rule compiles to (its text, parameters, profile, cqlx's
+generator; ``cqlx convert`` of one rule keeps its IR, so converting it again skips the parser, and nothing that decides what a rule compiles to (its text, parameters, profile, cqlx's
 own files) can bring back another rule's matcher. A damaged, unwritable or disabled cache only
 costs the compile."""
 
@@ -136,3 +136,50 @@ def test_the_grammar_and_the_profiles_are_part_of_the_key() -> None:
     for path in (data_path("grammar", "cql.lark"), data_path("backends", "mde.yaml"),
                  Path(cache.__file__).with_name("lower.py")):
         assert f"{path}\0{path.stat().st_size}\0{path.stat().st_mtime_ns}" in kept
+
+
+# One process of `cqlx convert`, then whether it imported the parser (Lark).
+_CONVERT = _RUN.replace('"run"', '"convert"').replace(', "cqlx.emit.python" in sys.modules', "")
+
+
+def _convert(tmp_path: Path, *args: str) -> tuple[str, bool]:
+    environment = {k: v for k, v in os.environ.items() if k != "CQLX_NO_CACHE"}
+    environment["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    done = subprocess.run([sys.executable, "-c", _CONVERT, *args], capture_output=True, text=True, env=environment,
+                          check=False)
+    assert "IMPORTED" in done.stderr, done.stderr
+    return done.stdout, done.stderr.split("IMPORTED", 1)[1].split()[0] == "True"
+
+
+def test_one_rule_converted_again_is_not_parsed_again(tmp_path: Path) -> None:
+    rule = tmp_path / "rule.cql"
+    rule.write_text(RULE, encoding="utf-8")
+    first, parsed_first = _convert(tmp_path, str(rule), "--to", "kql")
+    assert parsed_first and "matches regex" in first and len(_entries(tmp_path)) == 1
+    second, parsed_second = _convert(tmp_path, str(rule), "--to", "kql")
+    assert not parsed_second and second == first
+    spl, parsed = _convert(tmp_path, str(rule), "--to", "spl")  # the IR serves every target
+    assert not parsed and "regex CommandLine" in spl
+    rule.write_text(RULE.replace("exec", "cp"), encoding="utf-8")  # another text: parsed
+    changed, parsed = _convert(tmp_path, str(rule), "--to", "kql")
+    assert parsed and "cp" in changed and len(_entries(tmp_path)) == 2
+
+
+def test_a_library_is_parsed_in_process(tmp_path: Path) -> None:
+    """A batch of several rules keeps nothing: one parser load serves them all."""
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.cql").write_text(RULE, encoding="utf-8")
+    _, parsed = _convert(tmp_path, str(tmp_path / "a.cql"), str(tmp_path / "b.cql"), "--to", "kql")
+    assert parsed and _entries(tmp_path) == []
+
+
+def test_the_kept_ir_is_the_parsed_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("CQLX_NO_CACHE", raising=False)
+    path = tmp_path / "rule.cql"
+    path.write_text("CommandLine = ?word\n", encoding="utf-8")
+    docker = load_rule(str(path), ParseOptions(params=(("word", "docker"),)))
+    ls = load_rule(str(path), ParseOptions(params=(("word", "ls"),)))
+    assert docker.parse_kept() == docker.parse() == docker.parse_kept()
+    assert ls.parse_kept() == ls.parse() != docker.parse()  # the parameters are part of the key
+    assert len(_entries(tmp_path)) == 2

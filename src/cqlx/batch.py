@@ -215,8 +215,9 @@ class Converted(Frozen):
     outputs: tuple[tuple[str, str], ...]  # (target name, converted text), written outcomes only
 
 
-def convert_entry(entry: Entry, targets: Sequence[Target], policy: str = "error") -> Converted:
-    """Parse the rule once and convert it to every target under the lossy-conversion policy."""
+def convert_entry(entry: Entry, targets: Sequence[Target], policy: str = "error", kept: bool = False) -> Converted:
+    """Parse the rule once and convert it to every target under the lossy-conversion policy;
+    ``kept``: with its IR kept between processes (:meth:`cqlx.rules.Rule.parse_kept`)."""
     rule = entry.rule
     if rule is None:
         cells = tuple(Outcome(t.name, FAILED, (entry.error,) if entry.error else (), ERROR) for t in targets)
@@ -224,7 +225,7 @@ def convert_entry(entry: Entry, targets: Sequence[Target], policy: str = "error"
                                      entry.error or Reason(FAILED, entry.problem), entry.problem), ())
     meta = rule.meta
     try:
-        query = rule.parse()
+        query = rule.parse_kept() if kept else rule.parse()
     except CqlError as error:
         reason = failed(error, rule, "", in_file=True).reasons[0]
         cells = tuple(Outcome(t.name, FAILED, (reason,), ERROR) for t in targets)

@@ -49,10 +49,10 @@ _MADE: set[Path] = set()  # the output directories this process has made
 
 
 def _convert(entry: batch.Entry, targets: tuple[batch.Target, ...], policy: str,
-             output: Path | None) -> batch.Converted:
+             output: Path | None, kept: bool = False) -> batch.Converted:
     """Convert one entry; with an output directory, write its files here (in the worker, so the
     writing is spread over the processes too) and return no texts."""
-    converted = batch.convert_entry(entry, targets, policy)
+    converted = batch.convert_entry(entry, targets, policy, kept)
     if output is None:
         return converted
     texts = dict(converted.outputs)
@@ -95,7 +95,10 @@ def _conversions(entries: Sequence[batch.Entry], targets: tuple[batch.Target, ..
                  jobs: int, output: Path | None) -> Iterator[Iterator[batch.Converted]]:
     """Each entry converted (and written, with ``output``), in order: here, or in ``jobs`` forked
     processes (the parent prints). The pool starts before the progress bar's thread does."""
-    work = functools.partial(_convert, targets=targets, policy=policy, output=output)
+    # One rule (an editor's or a pre-commit hook's convert) keeps its parse between processes: run
+    # again, it imports no Lark. A library parses in process, where the parser loads once and
+    # each parse costs less than keeping it would.
+    work = functools.partial(_convert, targets=targets, policy=policy, output=output, kept=len(entries) == 1)
     if jobs <= 1 or len(entries) < 2:
         yield (work(entry) for entry in entries)
         return

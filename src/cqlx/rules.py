@@ -65,6 +65,19 @@ class Rule(Frozen):
         except CqlError as error:
             raise self.relocate(error) from None
 
+    def parse_kept(self) -> ir.Query:
+        """:meth:`parse`, with the IR kept between processes (:mod:`cqlx.cache`, as ``cqlx run``
+        keeps its compiled rules): converting a rule again imports no Lark and parses nothing."""
+        from cqlx import cache
+
+        key = cache.rule_key("ir", self.text, repr(self.options))
+        kept = cache.load_rule(key)
+        if isinstance(kept, ir.Query):
+            return kept
+        query = self.parse()
+        cache.save_rule(key, query)
+        return query
+
     def location(self, span: Span) -> str:
         """``path:line:column`` of a span of the query, in the rule file."""
         if not span.line:
