@@ -13,6 +13,7 @@ import yaml
 from cqlx import compile_matcher, convert, ir, parse
 from cqlx.conversion import convert_text
 from cqlx.engines.duckdb_kql import run_kql
+from cqlx.engines.sigma_sqlite import run_sigma
 from cqlx.errors import CqlError
 from cqlx.profiles import load_profile
 from cqlx.reshape import to_records, to_tables
@@ -173,13 +174,53 @@ def test_sigma_correlation_table(cql: str, expected: dict[str, Any]) -> None:
 @pytest.mark.parametrize(("cql", "why"), [
     ("groupBy(UserName) | UserName = root", "not one threshold on a count"),
     ("groupBy(UserName, function=sum(RawProcessId)) | _sum > 5", "not one threshold on a count"),
-    ("groupBy(UserName, function=count(CommandLine)) | _count > 5", "not one threshold on a count"),
+    # count(f) counts the events that have f: a group whose events all lack it has 0, and no event
+    # in the base rule (which keeps only events with f) to compare
+    ("groupBy(UserName, function=count(CommandLine)) | _count < 5", "not one threshold on a count"),
+    ("groupBy(UserName, function=count(CommandLine)) | _count != 2", "not one threshold on a count"),
+    ("groupBy(UserName, function=count(CommandLine)) | _count >= 0", "not one threshold on a count"),
     ("count() | _count < 5", "not one threshold on a count"),  # LogScale: a 0 row; a correlation: nothing
     ("x := lower(UserName) | groupBy(x)", "groups by x, which it computes"),
 ])
 def test_sigma_refuses_what_a_correlation_cannot_say(cql: str, why: str) -> None:
     _, diagnostics = _sigma("CommandLine = *whoami* | " + cql)
     assert any(d.startswith("detection") and why in d for d in diagnostics), diagnostics
+
+
+def _correlated(cql: str, events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The groups a Sigma correlation of ``cql`` fires for, over ``events`` in one time window: the
+    base rule on pySigma's sqlite backend, then its events counted per group-by value (as the
+    sigma-specification defines event_count) and the condition applied."""
+    base, correlation = yaml.safe_load_all(convert_text(P + cql, "sigma").output)
+    records = [r for r in to_records(events, load_profile("sigma")) if r is not None]
+    (_, hits), = run_sigma(yaml.safe_dump(base), records)
+    spec = correlation["correlation"]
+    counts: dict[tuple[Any, ...], int] = {}
+    for index in hits:
+        key = tuple(records[index].get(column) for column in spec.get("group-by", []))
+        if None not in key:
+            counts[key] = counts.get(key, 0) + 1
+    ops = {"gte": lambda n, k: n >= k, "eq": lambda n, k: n == k}
+    ((op, limit),) = spec["condition"].items()
+    return sorted((*key, n) for key, n in counts.items() if ops[op](n, limit))
+
+
+@pytest.mark.parametrize(("cql", "key", "output"), [
+    ("groupBy(UserName, function=count(RawProcessId, as=with_pid)) | with_pid >= 2", "UserName", "with_pid"),
+    ("groupBy(UserName, function=count(RawProcessId, as=with_pid)) | with_pid > 1", "UserName", "with_pid"),
+    ("groupBy(UserName, function=count(RawProcessId, as=with_pid)) | test(with_pid == 1)", "UserName", "with_pid"),
+    ("groupBy(ComputerName, function=[count(RawProcessId, as=n), collect(UserName)]) | test(n > 2)",
+     "ComputerName", "n"),
+])
+def test_a_count_of_a_field_is_a_correlation_of_the_events_that_have_it(cql: str, key: str, output: str) -> None:
+    """count(f) counts the events that have f: the base rule keeps those (``f|exists``), and the
+    correlation's groups are the matcher's (events 8 and 11 have no RawProcessId: they count in no
+    group, and svc and db-01 have one event fewer)."""
+    base, _ = yaml.safe_load_all(convert_text(P + cql, "sigma").output)
+    assert base["detection"]["selection"]["ProcessId|exists"] is True
+    events = [*EVENTS, _event(10, "svc", "db-01", RawProcessId="3"), _event(11, "dev", "db-01")]
+    expected = sorted((row[key], int(row[output])) for row in compile_matcher(P + cql).run(events))
+    assert expected and _correlated(cql, events) == expected
 
 
 # ---------------------------------------------------------------- agreement on real engines

@@ -1,7 +1,7 @@
 """``cqlx run`` keeps the rules it compiled (cqlx.cache): a rule run again skips the parser and the
-generator; ``cqlx convert`` of one rule keeps its IR, so converting it again skips the parser, and nothing that decides what a rule compiles to (its text, parameters, profile, cqlx's
-own files) can bring back another rule's matcher. A damaged, unwritable or disabled cache only
-costs the compile."""
+generator; ``cqlx convert`` of one rule keeps its IR, so converting it again skips the parser. Nothing
+that decides what a rule compiles to (its text, parameters, profile, cqlx's own files) can bring
+back another rule's matcher or IR. A damaged, unwritable or disabled cache only costs the compile."""
 
 from __future__ import annotations
 

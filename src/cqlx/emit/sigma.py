@@ -229,6 +229,9 @@ class SigmaGenerator(Generator):
         if derived:
             self.note("the rule computes " + ", ".join(derived) + ", which Sigma cannot output",
                       self.query.steps[0].span if self.query.steps else ir.NO_SPAN)
+        counted = self.counted_field(self.aggregate, after) if self.aggregate is not None else None
+        if counted is not None:  # count(f) counts the events that have f: the base rule keeps only those
+            filters.append(ir.Exists(counted, self.aggregate.span if self.aggregate else ir.NO_SPAN))
         if not filters:
             self.unsupported("the rule has no filter for Sigma's detection section")
         base = [self.condition(ir.And(tuple(filters)) if len(filters) > 1 else filters[0], "selection")] \
@@ -405,15 +408,27 @@ class SigmaGenerator(Generator):
             (f" per {', '.join(group_by)}" if group_by else "")
         return ordered
 
+    def counted_field(self, step: ir.Aggregate, after: list[ir.Step]) -> str | None:
+        """The field of a ``count(f)`` the threshold is on (the events that have ``f``), or None."""
+        first = next((s for s in after if isinstance(s, ir.Filter)), None)
+        if first is None:
+            return None
+        found = self.threshold(first.pred, {f.output: f for f in step.functions}, bool(step.keys))
+        if found is None or found[0].field is None or found[0].distinct:
+            return None
+        return found[0].field
+
     def threshold(self, pred: ir.Pred, outputs: dict[str, ir.AggFunc], grouped: bool
                   ) -> tuple[ir.AggFunc, str, int] | None:
         """``_count > 5`` (on an event count or a distinct count) as a correlation condition; counts
-        are whole numbers, so ``> 5.5`` is ``gte: 6``."""
+        are whole numbers, so ``> 5.5`` is ``gte: 6``. ``count(f)`` counts the events that have
+        ``f``: an event count of the base rule's events that have it (:meth:`counted_field`), for a
+        condition no group without such an event meets (at least, or exactly, one or more)."""
         if not isinstance(pred, ir.Cmp) or pred.field not in outputs:
             return None
         function = outputs[pred.field]
-        if function.name != "count" or (function.field is not None and not function.distinct):
-            return None  # count(f) counts events that have f: no correlation type says that
+        if function.name != "count":
+            return None
         number = pred.number
         if pred.op in (">", ">="):
             op, count = "gte", (math.floor(number) + 1 if pred.op == ">" else math.ceil(number))
@@ -425,6 +440,9 @@ class SigmaGenerator(Generator):
             return None
         if not grouped and (op in ("lte", "neq") or (op == "eq" and count == 0)):
             # count() over no events is a row (_count 0) in LogScale; a correlation fires on events only
+            return None
+        if function.field is not None and not function.distinct and (op not in ("gte", "eq") or count < 1):
+            # a group whose events all lack f has count(f) 0 in LogScale, and no event in the base rule
             return None
         return function, op, int(count)
 
