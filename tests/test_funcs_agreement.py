@@ -67,6 +67,10 @@ VALUES = [
     "| rename(field=CommandLine, as=x) | select([ComputerName, x, CommandLine])",
     "| rename(field=[[CommandLine, x], [ImageFileName, y]]) | select([ComputerName, x, y])",
     "| eval(x = RawProcessId * 2) " + ROWS,
+    # unit:convert(): numbers between unit prefixes (numbers written as text, and text, included)
+    "| x := unit:convert(RawProcessId, to=k) " + ROWS,
+    "| x := unit:convert(SHA256HashData, from=M, to=k, binary=true) " + ROWS,
+    "| unit:convert(RawProcessId, to=G, binary=true, as=x) " + ROWS,
 ]
 
 

@@ -11,7 +11,7 @@ from cqlx import compile_matcher, ir, parse
 from cqlx.conversion import convert_query
 from cqlx.emit.base import DETECTION, PRESENTATION
 from cqlx.errors import UnsupportedError
-from cqlx.passes import decisive_after
+from cqlx.passes import decisive_after, decisive_steps
 
 PR2 = "#event_simpleName=ProcessRollup2 "
 
@@ -71,6 +71,26 @@ def test_decisive_after_is_what_later_steps_decide_on() -> None:
     assert needed[1] == {"a"}  # c is only shown
     assert needed[-1] == frozenset()
     assert decisive_after(parse("x := y | case { x = 1 | z := 2 ; * }"))[0] == {"x"}
+
+
+@pytest.mark.parametrize(("text", "inner"), [
+    # after `z := lower(y)` in the branch: a filter of the branch reads z
+    ("case { x = 1 | z := lower(y) | z = a ; * } | select([z])", {"z"}),
+    # z is only shown after the case: nothing decides on it
+    ("case { x = 1 | z := lower(y) ; * } | select([z])", frozenset()),
+    # a filter after the case reads z
+    ("case { x = 1 | z := lower(y) ; * } | z = a", {"z"}),
+    # the second branch's filter reads w, and what decides after the case counts in every branch
+    ("case { x = 1 | z := lower(y) ; w = 2 | v := 1 ; * } | v = 1", {"v"}),
+])
+def test_decisive_steps_weighs_the_steps_of_case_branches(text: str, inner: set[str]) -> None:
+    query = parse(text)
+    case = query.steps[0]
+    assert isinstance(case, ir.Case)
+    found = dict((id(step), needed) for step, needed in decisive_steps(query))
+    assignment = case.branches[0].steps[1]  # z := lower(y), after the branch's filter
+    assert isinstance(assignment, ir.Eval) and found[id(assignment)] == inner
+    assert found[id(case)] == decisive_after(query)[0]
 
 
 def test_a_matcher_refuses_what_it_would_run_wrongly_and_leaves_out_what_is_only_shown() -> None:

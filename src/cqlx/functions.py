@@ -49,6 +49,8 @@ VALUE_FUNCTIONS = (
     FunctionSpec("urlDecode", ("field", "as"), "field", "value"),
     # shannonEntropy(field, as=_shannonentropy) — functions-shannonentropy
     FunctionSpec("shannonEntropy", ("field", "as"), "field", "value"),
+    # unit:convert(field, as=<field>, binary=false, from, keepUnit=false, to, unit) — functions-unit-convert
+    FunctionSpec("unit:convert", ("field", "as", "binary", "from", "keepUnit", "to", "unit"), "field", "value"),
     # concatArray(field, as=_concatArray, from=0, to, prefix, separator, suffix) — functions-concatarray
     FunctionSpec("concatArray", ("field", "as", "from", "to", "prefix", "separator", "suffix"), "field", "value"),
     # default(value, field=[...], replaceEmpty=false): sets each missing field — functions-default
@@ -266,7 +268,7 @@ OPAQUE: dict[str, OpaqueSpec] = {
 # frequency list), with what they do to the rows.
 _PENDING = {
     "enrich": ("math:log", "math:abs", "math:floor", "math:ceil", "hash", "md5", "sha1",
-               "sha256", "tokenHash", "unit:convert"),
+               "sha256", "tokenHash"),
     "filter": ("dedup",),
     "aggregate": ("percentile", "stdDev", "range", "counterAsRate", "linReg"),
 }

@@ -29,7 +29,7 @@ from cqlx.functions import FunctionSpec
 from cqlx.lower import RELATIVE_UNITS, _Lowering, _Opaque, _plain_text
 from cqlx.passes import expr_fields
 from cqlx.regexes import python_flags, to_python
-from cqlx.valuefns import DEFAULT_OUTPUT, FROM_INPUT
+from cqlx.valuefns import DEFAULT_OUTPUT, FROM_INPUT, UNIT_PREFIXES
 
 __all__ = ["NAMES", "assignment", "expression", "func", "stage"]
 
@@ -257,11 +257,35 @@ def _concat_array(lw: _Lowering, call: A.Call, args: dict[str, A.Expr]) -> ir.Fu
                    call.span)
 
 
+def _unit_convert(lw: _Lowering, call: A.Call, args: dict[str, A.Expr]) -> ir.Func:
+    """unit:convert() of a plain number between unit prefixes (functions-unit-convert: kMGTPEZY,
+    powers of 1000, or of 1024 with binary=true). A unit named (unit=), or written back (keepUnit),
+    is not converted yet: how LogScale spells and parses units is not documented beyond examples."""
+    if "field" not in args:
+        raise CqlValueError("unit:convert() needs a field, e.g. unit:convert(Size, to=M)", call.span)
+    if "unit" in args:
+        raise _Opaque("unit:convert", "unit:convert(unit=...) reads values written with their unit, which cqlx "
+                                      "does not convert yet")
+    if "keepUnit" in args and lw.boolean(args["keepUnit"], "keepUnit"):
+        raise _Opaque("unit:convert", "unit:convert(keepUnit=true) appends the unit, which cqlx does not "
+                                      "convert yet")
+    prefixes: list[str] = []
+    for param in ("from", "to"):
+        prefix = _text(lw, args[param], param) if param in args else ""
+        if prefix not in UNIT_PREFIXES:
+            raise _Opaque("unit:convert", f"unit:convert({param}={prefix}): cqlx converts between the prefixes "
+                                          + ", ".join(p for p in UNIT_PREFIXES if p) + " of one unit")
+        prefixes.append(prefix)
+    binary = lw.boolean(args["binary"], "binary") if "binary" in args else False
+    return ir.Func("unit:convert", (_value(lw, args["field"]), *(ir.Lit(p) for p in prefixes),
+                                    ir.Lit("true" if binary else "false")), call.span)
+
+
 _BUILDERS: dict[str, _Builder] = {
     "format": _format, "formatTime": _format_time, "concat": _concat, "length": _single("length"),
     "replace": _replace, "splitString": _split_string, "round": _round, "now": _now, "coalesce": _coalesce,
     "base64Decode": _base64, "urlDecode": _single("urlDecode"), "shannonEntropy": _single("shannonEntropy"),
-    "concatArray": _concat_array, "duration": _duration,
+    "concatArray": _concat_array, "duration": _duration, "unit:convert": _unit_convert,
 }
 #: The value functions lowered here (lower() and upper() keep their own lowering).
 NAMES = frozenset(_BUILDERS)

@@ -143,13 +143,45 @@ def decisive_after(query: ir.Query) -> list[frozenset[str]]:
 
     The analysis runs backwards over the steps; sorting is presentation here (SEMANTICS.md: the
     rows a query returns are the events it keeps), as everywhere in cqlx."""
-    needed: set[str] = set()
+    return _decisive_before(query.steps, frozenset())
+
+
+def _decisive_before(steps: tuple[ir.Step, ...] | list[ir.Step], last: frozenset[str]) -> list[frozenset[str]]:
+    needed: set[str] = set(last)
     after: list[frozenset[str]] = []
-    for step in reversed(query.steps):
+    for step in reversed(steps):
         after.append(frozenset(needed))
         needed |= _decisive_reads(step, needed)
     after.reverse()
     return after
+
+
+def decisive_steps(query: ir.Query) -> list[tuple[ir.Step, frozenset[str]]]:
+    """:func:`decisive_after` for every step, the steps of ``case`` branches included: after a
+    branch's step, what the branch's later steps decide on and what decides after the ``case``.
+    Pairs are found by identity (``s is step``); a step object met twice has the union."""
+    return decisive_within(query.steps, frozenset())
+
+
+def decisive_within(steps: tuple[ir.Step, ...] | list[ir.Step], last: frozenset[str]
+                    ) -> list[tuple[ir.Step, frozenset[str]]]:
+    """:func:`decisive_steps` of a run of steps after which ``last`` decides the rows (a ``case``
+    an emitter rewrote as plain steps: what decides after the ``case``)."""
+    pairs: dict[int, tuple[ir.Step, set[str]]] = {}
+
+    def note(step: ir.Step, needed: frozenset[str]) -> None:
+        kept = pairs.setdefault(id(step), (step, set()))
+        kept[1].update(needed)
+        if isinstance(step, ir.Case):
+            for branch in step.branches:
+                inner = set(needed)
+                for inner_step in reversed(branch.steps):
+                    note(inner_step, frozenset(inner))
+                    inner |= _decisive_reads(inner_step, inner)
+
+    for step, needed in zip(steps, _decisive_before(steps, last), strict=True):
+        note(step, needed)
+    return [(step, frozenset(needed)) for step, needed in pairs.values()]
 
 
 def _decisive_reads(step: ir.Step, needed: set[str]) -> frozenset[str]:

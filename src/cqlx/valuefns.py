@@ -21,11 +21,29 @@ DEFAULT_OUTPUT: dict[str, str | None] = {
     "format": "_format", "formatTime": None, "concat": "_concat", "length": "_length", "replace": FROM_INPUT,
     "splitString": "_splitstring", "round": FROM_INPUT, "now": "_now", "coalesce": "_coalesce",
     "base64Decode": "_base64Decode", "urlDecode": "_urldecode", "shannonEntropy": "_shannonentropy",
-    "concatArray": "_concatArray", "duration": "_duration",
+    "concatArray": "_concatArray", "duration": "_duration", "unit:convert": FROM_INPUT,
 }
 
 #: Functions whose value is a number (the others give text).
-NUMERIC = frozenset({"length", "round", "now", "shannonEntropy"})
+NUMERIC = frozenset({"length", "round", "now", "shannonEntropy", "unit:convert"})
+
+#: unit:convert()'s prefixes cqlx converts, by power of 1000 (or of 1024 with binary=true):
+#: functions-unit-convert lists kMGTPEZY for binary=; Z and Y are past a 64-bit whole number.
+UNIT_PREFIXES = {"": 0, "k": 1, "M": 2, "G": 3, "T": 4, "P": 5, "E": 6}
+
+
+#: What unit:convert() cannot do in any target cqlx writes (the matcher included).
+UNIT_CONVERT_LOSS = ("unit:convert(): cqlx converts a plain number (in from='s unit); a value written with its "
+                     "own unit (4KiB, 514 ms), which LogScale reads, gives no value here")
+
+
+def unit_scale(func: ir.Func) -> tuple[str, int]:
+    """unit:convert() as one exact operation on a plain number: ``("*", n)`` or ``("/", n)``."""
+    _, start, end, binary = func.args
+    assert isinstance(start, ir.Lit) and isinstance(end, ir.Lit) and isinstance(binary, ir.Lit)
+    steps = UNIT_PREFIXES[str(start.value)] - UNIT_PREFIXES[str(end.value)]
+    base = 1024 if binary.value == "true" else 1000
+    return ("*", base ** steps) if steps >= 0 else ("/", base ** -steps)
 
 
 @record
@@ -60,6 +78,8 @@ LAYOUTS: dict[str, Layout] = {
     "base64Decode": Layout(("field", "charset"), "field", defaults=(("charset", ir.Lit("UTF-8")),)),
     "urlDecode": Layout(("field",), "field"),
     "shannonEntropy": Layout(("field",), "field"),
+    "unit:convert": Layout(("field", "from", "to", "binary"), "field",
+                           defaults=(("from", ir.Lit("")), ("to", ir.Lit("")), ("binary", ir.Lit("false")))),
     "concatArray": Layout(("field", "from", "to", "prefix", "separator", "suffix"), "field",
                           defaults=(("from", ir.Lit(0)), ("to", ir.Lit(-1)), ("prefix", ir.Lit("")),
                                     ("separator", ir.Lit("")), ("suffix", ir.Lit("")))),

@@ -16,7 +16,7 @@ from cqlx.ast import NO_SPAN, Span
 from cqlx.frozen import Frozen, record
 from cqlx.functions import GROUP_LIMIT_DEFAULT
 from cqlx.passes import (
-    decisive_after,
+    decisive_steps,
     extraction_as_test,
     loss_kind_of,
     pred_fields,
@@ -112,7 +112,7 @@ class Generator:
         # where a column holds paths from the drive letter.
         self.unix_paths = unix_fields(self.query, frozenset(fields)) if self.drive_paths else frozenset()
         self.check_paths()
-        self.needed_after = list(zip(self.query.steps, decisive_after(self.query), strict=True))
+        self.needed_after = decisive_steps(self.query)
 
     def answer_repository(self) -> None:
         """Leading tests on ``#repo`` that the profile's ``repositories:`` answer leave the rule;
@@ -183,8 +183,8 @@ class Generator:
             visit(self.query.steps, set())
 
     def decisive(self, step: ir.Step) -> frozenset[str]:
-        """The fields that decide the rows after ``step`` (:func:`cqlx.passes.decisive_after`);
-        for a step inside a ``case``, any field."""
+        """The fields that decide the rows after ``step`` (:func:`cqlx.passes.decisive_steps`, the
+        steps of ``case`` branches included); for a step not found (a subquery's), any field."""
         return next((needed for s, needed in self.needed_after if s is step), frozenset({"*"}))
 
     def loss(self, step: ir.Step, writes: frozenset[str] | None = None) -> str:

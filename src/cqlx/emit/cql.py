@@ -63,7 +63,7 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 # if() parameters: a dialect-2 condition on a field of one of these names would bind to it instead.
 _IF_PARAMS = frozenset({"condition", "then", "else", "as"})
 #: Parameters whose value is a word, written bare (what lowering reads with word()).
-_WORD_PARAMETERS = frozenset({"how", "unit", "ignoreEmpty"})
+_WORD_PARAMETERS = frozenset({"how", "unit", "ignoreEmpty", "binary"})
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "%": 2}
 _UNARY = 3
 _ATOM = 4

@@ -25,7 +25,7 @@ from cqlx import ir
 from cqlx.emit.base import DETECTION, PRESENTATION, Generator
 from cqlx.errors import UnsupportedError
 from cqlx.functions import AGGREGATE_OUTPUTS, TIME_BUCKET, span_text
-from cqlx.passes import expand_case, step_writes
+from cqlx.passes import decisive_within, expand_case, step_writes
 from cqlx.regexes import (
     RE2_UNSUPPORTED,
     features,
@@ -374,6 +374,7 @@ class KqlGenerator(Generator):
             self.unsupported("a case { } branch filters after it assigns, or reads what it assigns; cqlx does not "
                              "convert that to KQL", step.span)
             return []
+        self.needed_after += decisive_within(steps, self.decisive(step))  # what the rewritten steps lose
         out: list[str] = []
         for inner in steps:
             out += self.step(inner)

@@ -19,7 +19,7 @@ from cqlx import ir
 from cqlx import runtime as R
 from cqlx.emit.kql import NULL, NUMBER, TEXT, name, string
 from cqlx.regexes import matches_empty, re2_escape, to_python
-from cqlx.valuefns import NUMERIC
+from cqlx.valuefns import NUMERIC, UNIT_CONVERT_LOSS, unit_scale
 
 if TYPE_CHECKING:
     from cqlx.emit.kql import KqlGenerator
@@ -341,8 +341,16 @@ def _url_decode(g: KqlGenerator, expr: ir.Func) -> str:
     return f"iff({value} matches regex {_BAD_ESCAPE}, \"\", url_decode(replace_string({value}, \"+\", \" \")))"
 
 
+def _unit_convert(g: KqlGenerator, expr: ir.Func) -> str:
+    if g.kind(expr.args[0]) != NUMBER:  # a number column holds no unit
+        g.lose(UNIT_CONVERT_LOSS, expr.span)
+    op, factor = unit_scale(expr)
+    return g.expr(ir.Arith(op, expr.args[0], ir.Lit(factor), expr.span))
+
+
 _RENDERERS: dict[str, Callable[[KqlGenerator, ir.Func], str]] = {
     "lower": _case, "upper": _case, "length": _length, "concat": _concat, "format": _format,
     "formatTime": _format_time, "replace": _replace, "splitString": _split, "round": _round, "now": _now,
     "coalesce": _coalesce, "default": _default, "base64Decode": _base64, "urlDecode": _url_decode,
+    "unit:convert": _unit_convert,
 }

@@ -25,7 +25,7 @@ from cqlx.emit.base import DETECTION, PRESENTATION, Diagnostic, unextracted_mess
 from cqlx.emit.python_module import RULE_PART, runtime_source
 from cqlx.errors import UnsupportedError
 from cqlx.functions import TIME_BUCKET
-from cqlx.passes import decisive_after, loss_kind_of, pred_fields, step_reads, step_unextracted, step_writes
+from cqlx.passes import decisive_steps, loss_kind_of, pred_fields, step_reads, step_unextracted, step_writes
 from cqlx.paths import DRIVE_PATH, drive_fields, extract_loss, loss, message, unix_fields, windows
 from cqlx.profiles import FieldMap, Profile
 from cqlx.regexes import (
@@ -38,6 +38,7 @@ from cqlx.regexes import (
     re2_error,
     to_python,
 )
+from cqlx.valuefns import UNIT_CONVERT_LOSS, unit_scale
 
 #: Value functions whose runtime implementation takes the values, then the options, in order.
 _SIMPLE_FUNCTIONS = {"lower": "lower", "upper": "upper", "concat": "concat", "length": "length",
@@ -67,7 +68,7 @@ class _Module:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     profile: Profile | None = None
     joins: list[str] = field(default_factory=list)  # each join()'s (segments, barriers, keys, include)
-    needed: list[tuple[ir.Step, frozenset[str]]] = field(default_factory=list)  # decisive_after()
+    needed: list[tuple[ir.Step, frozenset[str]]] = field(default_factory=list)  # decisive_steps()
 
     def lose(self, kind: str, message: str, span: ir.Span) -> None:
         """What the matcher cannot compute: reported, never dropped silently (as emit.base)."""
@@ -376,17 +377,21 @@ class _Segment:
             return self.func(expr)
         raise AssertionError(f"unexpected expression {expr!r}")
 
+    def loss_here(self) -> str:
+        """What a value the current step cannot compute loses: detection when a later step decides
+        rows on what it writes (or when no step is current: a filter computes it), else presentation."""
+        current = getattr(self, "current", None)
+        needed = next((n for s, n in self.module.needed if s is current), frozenset({"*"}))
+        return DETECTION if current is None or loss_kind_of(step_writes(current), needed) else PRESENTATION
+
     def readable(self, arg: ir.Expr) -> ir.Expr:
         """A field a function reads, or no value (reported) when the profile holds it in another shape
         (a datetime for epoch milliseconds): the function would read something LogScale never gives it."""
         m = self.module
         if not (isinstance(arg, ir.Ref) and arg.field in m.reshaped and arg.field not in m.computed and m.names):
             return arg
-        current = getattr(self, "current", None)
-        needed = next((n for s, n in m.needed if s is current), frozenset({"*"}))
-        kind = DETECTION if current is None or loss_kind_of(step_writes(current), needed) else PRESENTATION
-        m.lose(kind, f"{arg.field} is {m.names.get(arg.field, arg.field)} in this profile's events, held in "
-                     "another shape: the function is not given its value", arg.span)
+        m.lose(self.loss_here(), f"{arg.field} is {m.names.get(arg.field, arg.field)} in this profile's events, held "
+                                 "in another shape: the function is not given its value", arg.span)
         return ir.Null(arg.span)
 
     def func(self, expr: ir.Func) -> str:
@@ -420,6 +425,10 @@ class _Segment:
             return f"default_value({self.expr(args[0])}, {options[0]!r}, {options[1] == 'true'!r})"
         if name == "concatArray":
             return f"concat_array(rec, {', '.join(repr(o) for o in options)})"
+        if name == "unit:convert":
+            m.lose(self.loss_here(), UNIT_CONVERT_LOSS, expr.span)
+            op, factor = unit_scale(expr)
+            return f"arith({op!r}, {self.expr(args[0])}, {factor!r})"
         raise AssertionError(f"unexpected function {name}")
 
 
@@ -596,7 +605,7 @@ def emit_python(query: ir.Query, title: str = "", query_text: str = "", profile:
     target = f"python ({profile.name})" if profile is not None else "python (falcon)"
     module = _Module(names=_field_names(query, profile), reshaped=_reshaped(query, profile), target=target,
                      drive_paths=_drive_paths(query, profile),
-                     needed=list(zip(query.steps, decisive_after(query), strict=True)))
+                     needed=decisive_steps(query))
     module.profile = profile
     segments, barriers = _pipeline(module, query, "_segment")
     out = [

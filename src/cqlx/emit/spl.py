@@ -18,7 +18,7 @@ import re
 from cqlx import ir
 from cqlx.emit.base import DETECTION, PRESENTATION, Generator
 from cqlx.functions import AGGREGATE_OUTPUTS, COLLECT_LIMIT_DEFAULT, TIME_BUCKET
-from cqlx.passes import expand_case, folds_case, pred_fields
+from cqlx.passes import decisive_within, expand_case, folds_case, pred_fields
 from cqlx.regexes import flag_prefix, glob_to_regex, python_error, to_pcre, to_python
 
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # in eval, `.` concatenates: a.b must be quoted
@@ -345,6 +345,7 @@ class SplGenerator(Generator):
             self.unsupported("a case { } branch filters after it assigns, or reads what it assigns; cqlx does not "
                              "convert that to SPL", step.span)
             return []
+        self.needed_after += decisive_within(steps, self.decisive(step))  # what the rewritten steps lose
         out: list[str] = []
         for inner in steps:
             out += self.step(inner)

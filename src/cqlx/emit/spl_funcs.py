@@ -20,6 +20,7 @@ from cqlx import runtime as R
 from cqlx.emit.kql_funcs import literal_text
 from cqlx.emit.spl import string
 from cqlx.regexes import to_python
+from cqlx.valuefns import UNIT_CONVERT_LOSS, unit_scale
 
 if TYPE_CHECKING:
     from cqlx.emit.spl import SplGenerator
@@ -257,8 +258,14 @@ def _url_decode(g: SplGenerator, expr: ir.Func) -> str:
     return f"if(match({value}, {_BAD_ESCAPE}), null(), urldecode(replace({value}, \"\\\\+\", \" \")))"
 
 
+def _unit_convert(g: SplGenerator, expr: ir.Func) -> str:
+    g.lose(UNIT_CONVERT_LOSS, expr.span)
+    op, factor = unit_scale(expr)
+    return g.expr(ir.Arith(op, expr.args[0], ir.Lit(factor), expr.span))
+
+
 _RENDERERS: dict[str, Callable[[SplGenerator, ir.Func], str]] = {
     "lower": _case, "upper": _case, "length": _length, "concat": _concat, "format": _format,
     "formatTime": _format_time, "replace": _replace, "splitString": _split, "round": _round, "now": _now,
-    "coalesce": _coalesce, "default": _default, "urlDecode": _url_decode,
+    "coalesce": _coalesce, "default": _default, "urlDecode": _url_decode, "unit:convert": _unit_convert,
 }
