@@ -525,6 +525,8 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
     "timezone": ("UTC", '"Europe/Berlin"', '"+02:00"', '"Nowhere/Else"', '"GMT"'),
     "unit": ("auto", "seconds", "milliseconds", "years"),
     "charset": ('"UTF-8"', '"UTF-16LE"', '"ISO-8859-1"', '"EBCDIC"'),
+    "prefix": ('""', "k", "M", '"G"', "E", "Z", "ms", "KiB", "m"),
+    "binary": ("true", "false", "maybe"),
 }
 
 
@@ -552,6 +554,7 @@ def value_calls(draw: Any) -> str:
         f"x := urlDecode({field}) | y := shannonEntropy(x)",
         f"eval(x = {field} + 1)",
         "x := now()",
+        f"x := unit:convert({field}, from={pick('prefix')}, to={pick('prefix')}, binary={pick('binary')})",
     )
     after = draw(st.sampled_from(("| select([x])", "| x = *", "| x != *a*", "| test(length(x) > 2)", "")))
     return f"{P}{draw(st.sampled_from(calls))} {after}"
