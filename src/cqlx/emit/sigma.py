@@ -231,7 +231,7 @@ class SigmaGenerator(Generator):
                       self.query.steps[0].span if self.query.steps else ir.NO_SPAN)
         counted = self.counted_field(self.aggregate, after) if self.aggregate is not None else None
         if counted is not None:  # count(f) counts the events that have f: the base rule keeps only those
-            filters.append(ir.Exists(counted, self.aggregate.span if self.aggregate else ir.NO_SPAN))
+            filters.append(ir.Exists(*counted))
         if not filters:
             self.unsupported("the rule has no filter for Sigma's detection section")
         base = [self.condition(ir.And(tuple(filters)) if len(filters) > 1 else filters[0], "selection")] \
@@ -408,15 +408,16 @@ class SigmaGenerator(Generator):
             (f" per {', '.join(group_by)}" if group_by else "")
         return ordered
 
-    def counted_field(self, step: ir.Aggregate, after: list[ir.Step]) -> str | None:
-        """The field of a ``count(f)`` the threshold is on (the events that have ``f``), or None."""
+    def counted_field(self, step: ir.Aggregate, after: list[ir.Step]) -> tuple[str, ir.Span] | None:
+        """The field of a ``count(f)`` the threshold is on (the events that have ``f``), with the
+        aggregation's span, or None."""
         first = next((s for s in after if isinstance(s, ir.Filter)), None)
         if first is None:
             return None
         found = self.threshold(first.pred, {f.output: f for f in step.functions}, bool(step.keys))
         if found is None or found[0].field is None or found[0].distinct:
             return None
-        return found[0].field
+        return found[0].field, step.span
 
     def threshold(self, pred: ir.Pred, outputs: dict[str, ir.AggFunc], grouped: bool
                   ) -> tuple[ir.AggFunc, str, int] | None:
