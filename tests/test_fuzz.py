@@ -40,7 +40,7 @@ import re
 import subprocess
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -783,26 +783,39 @@ class OutputError(Exception):
     """An output that is not what its target can run (found by the checks below)."""
 
 
-def _top_level_stages(pipeline: str) -> list[str]:
-    """A one-line SPL pipeline cut at each `` | `` outside quotes and subsearches (``[...]``), so a
-    join inside a subsearch stays one stage."""
-    stages: list[str] = []
-    depth, quote, start, index = 0, "", 0, 0
-    while index < len(pipeline):
-        char = pipeline[index]
+def _unquoted(text: str) -> Iterator[tuple[int, str]]:
+    """Each character of SPL text outside its quotes, with its index; a quoted string (in which a
+    backslash escapes the next character) is yielded as its closing quote."""
+    quote = ""
+    index = 0
+    while index < len(text):
+        char = text[index]
         if quote:
             if char == "\\":
                 index += 1
             elif char == quote:
                 quote = ""
+                yield index, char
         elif char in "\"'":
             quote = char
-        elif char in "[]":
+        else:
+            yield index, char
+        index += 1
+    if quote:
+        raise OutputError(f"an unclosed {quote} quote")
+
+
+def _top_level_stages(pipeline: str) -> list[str]:
+    """A one-line SPL pipeline cut at each `` | `` outside quotes and subsearches (``[...]``), so a
+    join inside a subsearch stays one stage."""
+    stages: list[str] = []
+    depth, start = 0, 0
+    for index, char in _unquoted(pipeline):
+        if char in "[]":
             depth += 1 if char == "[" else -1
         elif depth == 0 and pipeline.startswith(" | ", index):
             stages.append(pipeline[start:index])
             start = index + 1
-        index += 1
     return [*stages, pipeline[start:]]
 
 
@@ -822,20 +835,9 @@ def check_spl(output: str) -> None:
     for line in output.splitlines()[1:]:
         if re.fullmatch(r"\| (table|sort|fields|eval|where|regex|head)\s*", line):
             raise OutputError(f"a command without arguments: {line!r}")
-    quote = ""
-    last = ""  # the last character outside quotes that is not a space
-    index = 0
-    while index < len(output):
-        char = output[index]
-        if quote:
-            if char == "\\":
-                index += 1
-            elif char == quote:
-                quote = ""
-                last = char
-        elif char in "\"'":
-            quote = char
-        elif char == "\n":
+    last = ""  # the last character outside quotes that is not a space (a closing quote: a string)
+    for index, char in _unquoted(output):
+        if char == "\n":
             if index + 1 < len(output) and not output.startswith("| ", index + 1):
                 raise OutputError(f"a line that does not start a stage at {output[index + 1:index + 40]!r}")
         elif char == "|" and not (index == 0 or output[index - 1] == "\n"):  # `| datamodel ...` starts one
@@ -844,11 +846,8 @@ def check_spl(output: str) -> None:
             raise OutputError(f"an unquoted {char!r} at {output[max(0, index - 30):index + 10]!r}")
         elif char == ")" and last == ",":
             raise OutputError(f"an empty argument at {output[max(0, index - 30):index + 1]!r}")
-        if not quote and not char.isspace() and char not in "\"'":
+        if not char.isspace():
             last = char
-        index += 1
-    if quote:
-        raise OutputError(f"an unclosed {quote} quote")
 
 
 #: Names no matcher module has reason to call: a literal that reached the code as code.
