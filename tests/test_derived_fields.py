@@ -4,6 +4,7 @@ rows agree with the Python matcher on the SPL oracle."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -125,3 +126,28 @@ def test_without_event_type_user_and_file_names_are_not_the_same_information(rul
 
     with pytest.raises(CqlError, match=f"field {rule.split('=')[0]} in profile splunk is not the same information"):
         convert_text(rule, "spl")
+
+
+# A field the rule writes under the name a target gives another Falcon field it reads (found by the
+# fuzzer: Defender's ProcessCommandLine is CommandLine there): the target's assignment would
+# overwrite the column the later test reads. Refused, where the field is written.
+@pytest.mark.parametrize(("rule", "target", "profile", "column"), [
+    ("ProcessCommandLine := lower(SHA256HashData) | CommandLine = *a*", "kql", None, "ProcessCommandLine"),
+    ('UserSid := "x" | UserSid = x | UserName = *adm*', "spl", None, "UserSid"),
+    ('process.command_line := "x" | CommandLine = *a*', "python", "ecs", "process.command_line"),
+    ('ProcessCommandLine := "x" | case { CommandLine = *a* | y := 1 ; * }', "kql", None, "ProcessCommandLine"),
+])
+def test_a_field_written_over_a_column_the_rule_reads_is_refused(rule: str, target: str, profile: str | None,
+                                                                column: str) -> None:
+    from cqlx.conversion import convert_text
+    from cqlx.errors import UnsupportedError
+
+    with pytest.raises(UnsupportedError, match=f"the rule writes {re.escape(column)}, and then reads") as refused:
+        convert_text(P + "| " + rule, target, profile)
+    assert refused.value.span.column == len(P) + 3  # where the field is written
+
+
+def test_a_copy_of_the_same_value_or_a_read_before_the_write_converts() -> None:
+    for rule in ("ProcessCommandLine := CommandLine | CommandLine = *a*",
+                 "CommandLine = *a* | ProcessCommandLine := lower(CommandLine) | select([ProcessCommandLine])"):
+        assert "ProcessCommandLine" in convert(P + "| " + rule, to="kql")

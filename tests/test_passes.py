@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cqlx import ir, parse
 from cqlx.lower import lower, unescape_regex
 from cqlx.parser import parse as parse_tree
-from cqlx.passes import extract_source, normalize, normalize_pred, recognize_ladder, recognize_score, recognize_signals
+from cqlx.passes import (
+    extract_source,
+    normalize,
+    normalize_pred,
+    recognize_ladder,
+    recognize_score,
+    recognize_signals,
+    shadowed_fields,
+)
 
 
 def lowered(text: str) -> ir.Query:
@@ -158,3 +168,27 @@ def test_a_flag_and_a_score_in_one_field_are_not_one_signal() -> None:
     query = parse(text)
     assert not any(isinstance(s, ir.Signal) and s.flag_field == s.score_field for s in query.steps)
     assert parse(convert(text, to="cql")).steps == query.steps
+
+
+# The columns a target gives Falcon fields (Defender's names): a field the rule writes under one of
+# them overwrites what a later read of that Falcon field gets in the target.
+_COLUMNS = {"CommandLine": "ProcessCommandLine", "UserName": "AccountName", "ImageFileName": "FolderPath"}
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("ProcessCommandLine := lower(x) | CommandLine = a", [("ProcessCommandLine", "CommandLine", False)]),
+    # read before the write, or the Falcon field written first (its own value then): nothing
+    ("CommandLine = a | ProcessCommandLine := lower(x)", []),
+    ("CommandLine := lower(CommandLine) | CommandLine = a", []),
+    # a copy of the same value is harmless
+    ("ProcessCommandLine := CommandLine | CommandLine = a", []),
+    ("ProcessCommandLine := CommandLine | ProcessCommandLine := lower(x) | CommandLine = a",
+     [("ProcessCommandLine", "CommandLine", False)]),
+    # inside a case branch; a read in a later stage of any kind; only shown (select, sort) or not
+    ("case { x = 1 | AccountName := y ; * } | select([UserName])", [("AccountName", "UserName", True)]),
+    ("AccountName := y | select([UserName]) | UserName = a", [("AccountName", "UserName", False)]),
+    ("FolderPath := y | groupBy(ImageFileName)", [("FolderPath", "ImageFileName", False)]),
+])
+def test_shadowed_fields(text: str, found: list[tuple[str, str, bool]]) -> None:
+    query = parse(text)
+    assert [(w, r, shown) for w, r, _, shown in shadowed_fields(query.steps, _COLUMNS.get)] == found

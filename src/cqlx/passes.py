@@ -156,6 +156,35 @@ def _decisive_before(steps: tuple[ir.Step, ...] | list[ir.Step], last: frozenset
     return after
 
 
+def shadowed_fields(steps: tuple[ir.Step, ...], column_of: Callable[[str], str | None]
+                    ) -> list[tuple[str, str, ir.Span, bool]]:
+    """Falcon fields read after the rule wrote a field of the name the target gives them
+    (``ProcessCommandLine := ...`` then ``CommandLine = x``, where ``column_of("CommandLine")`` is
+    ``ProcessCommandLine``): in the target the assignment overwrites the column the test reads. Each
+    as (the field written, the field read, where it was written, whether it is only shown:
+    select(), table(), sort())."""
+    found: dict[tuple[str, str], tuple[str, str, ir.Span, bool]] = {}
+
+    def visit(run: tuple[ir.Step, ...], written: dict[str, ir.Span], computed: set[str]) -> None:
+        for step in run:
+            for name in sorted(step_reads(step) - computed - {"*"}):
+                column = column_of(name)
+                if column is not None and column != name and column in written:
+                    shown = isinstance(step, ir.Project | ir.Order) and found.get((column, name), (0, 0, 0, True))[3]
+                    found[column, name] = (column, name, written[column], shown)
+            if isinstance(step, ir.Case):
+                for branch in step.branches:
+                    visit(branch.steps, dict(written), set(computed))
+            copy = isinstance(step, ir.Eval) and isinstance(step.expr, ir.Ref) \
+                and column_of(step.expr.field) == step.field  # `ProcessCommandLine := CommandLine`: the same value
+            for name in sorted(step_writes(step)) if not copy else ():
+                written.setdefault(name, step.span)
+            computed |= step_writes(step)
+
+    visit(steps, {}, set())
+    return list(found.values())
+
+
 def decisive_steps(query: ir.Query) -> list[tuple[ir.Step, frozenset[str]]]:
     """:func:`decisive_after` for every step, the steps of ``case`` branches included: after a
     branch's step, what the branch's later steps decide on and what decides after the ``case``.

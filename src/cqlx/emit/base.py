@@ -20,6 +20,7 @@ from cqlx.passes import (
     extraction_as_test,
     loss_kind_of,
     pred_fields,
+    shadowed_fields,
     step_reads,
     step_unextracted,
     step_writes,
@@ -29,6 +30,12 @@ from cqlx.profiles import EventType, NativeEvents, Profile
 
 PRESENTATION = "presentation"
 DETECTION = "detection"
+
+
+def shadowing_message(written: str, read: str, profile: str) -> str:
+    """Why a rule that writes the column another field it reads is held in cannot be converted."""
+    return (f"the rule writes {written}, and then reads {read}, which profile {profile} holds in the column "
+            f"{written}: the assignment would overwrite the event's {read} (rename the field the rule writes)")
 
 
 def unextracted_message(groups: tuple[str, ...]) -> str:
@@ -112,6 +119,7 @@ class Generator:
         # where a column holds paths from the drive letter.
         self.unix_paths = unix_fields(self.query, frozenset(fields)) if self.drive_paths else frozenset()
         self.check_paths()
+        self.check_shadowing()
         self.needed_after = decisive_steps(self.query)
 
     def answer_repository(self) -> None:
@@ -181,6 +189,17 @@ class Generator:
 
         if self.drive_paths and self.profile.language != "python" and windows(self.query.source.platforms):
             visit(self.query.steps, set())
+
+    def check_shadowing(self) -> None:
+        """A field the rule writes under the name the profile gives a Falcon field it reads later:
+        the target's assignment would overwrite the column that test reads (detection loss)."""
+        def column_of(name: str) -> str | None:
+            mapped = self.profile.field(self.event, name)
+            return mapped.name if mapped is not None else None
+
+        for written, read, span, shown in shadowed_fields(self.query.steps, column_of):
+            self.unsupported(shadowing_message(written, read, self.profile.name), span,
+                             PRESENTATION if shown else DETECTION)
 
     def decisive(self, step: ir.Step) -> frozenset[str]:
         """The fields that decide the rows after ``step`` (:func:`cqlx.passes.decisive_steps`, the

@@ -21,11 +21,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cqlx import ir, runtime
-from cqlx.emit.base import DETECTION, PRESENTATION, Diagnostic, unextracted_message
+from cqlx.emit.base import DETECTION, PRESENTATION, Diagnostic, shadowing_message, unextracted_message
 from cqlx.emit.python_module import RULE_PART, runtime_source
 from cqlx.errors import UnsupportedError
 from cqlx.functions import TIME_BUCKET
-from cqlx.passes import decisive_steps, loss_kind_of, pred_fields, step_reads, step_unextracted, step_writes
+from cqlx.passes import (
+    decisive_steps,
+    loss_kind_of,
+    pred_fields,
+    shadowed_fields,
+    step_reads,
+    step_unextracted,
+    step_writes,
+)
 from cqlx.paths import DRIVE_PATH, drive_fields, extract_loss, loss, message, unix_fields, windows
 from cqlx.profiles import FieldMap, Profile
 from cqlx.regexes import (
@@ -607,6 +615,9 @@ def emit_python(query: ir.Query, title: str = "", query_text: str = "", profile:
                      drive_paths=_drive_paths(query, profile),
                      needed=decisive_steps(query))
     module.profile = profile
+    for written, read, span, shown in shadowed_fields(query.steps, module.names.get):
+        module.lose(PRESENTATION if shown else DETECTION,
+                    shadowing_message(written, read, profile.name if profile else "falcon"), span)
     segments, barriers = _pipeline(module, query, "_segment")
     out = [
         f'"""cqlx matcher{": " + title if title else ""}.',
