@@ -170,7 +170,8 @@ def shadowed_fields(steps: tuple[ir.Step, ...], column_of: Callable[[str], str |
             for name in sorted(step_reads(step) - computed - {"*"}):
                 column = column_of(name)
                 if column is not None and column != name and column in written:
-                    shown = isinstance(step, ir.Project | ir.Order) and found.get((column, name), (0, 0, 0, True))[3]
+                    before = found.get((column, name))
+                    shown = isinstance(step, ir.Project | ir.Order) and (before is None or before[3])
                     found[column, name] = (column, name, written[column], shown)
             if isinstance(step, ir.Case):
                 for branch in step.branches:

@@ -287,11 +287,11 @@ class Generator:
 
     def unsupported(self, message: str, span: Span = NO_SPAN, kind: str = DETECTION,
                     fields: tuple[str, ...] = ()) -> None:
-        if not any(d.kind == kind and d.message == message for d in self.diagnostics):
-            self.diagnostics.append(Diagnostic(kind, self.target, message, span, fields))
+        self.adopt([Diagnostic(kind, self.target, message, span, fields)])
 
     def adopt(self, diagnostics: list[Diagnostic]) -> None:
-        """A subquery's diagnostics (a join's subsearch) as the rule's own, each once."""
+        """Diagnostics as the rule's own, each (kind and message) once: this generator's, or a
+        subquery's (a join's subsearch), marks kept."""
         for diagnostic in diagnostics:
             if not any(d.kind == diagnostic.kind and d.message == diagnostic.message for d in self.diagnostics):
                 self.diagnostics.append(diagnostic)

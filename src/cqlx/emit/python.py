@@ -83,9 +83,13 @@ class _Module:
         if not any(d.kind == kind and d.message == message for d in self.diagnostics):
             self.diagnostics.append(Diagnostic(kind, self.target, message, span))
 
+    def decisive(self, step: ir.Step) -> frozenset[str]:
+        """The fields that decide the rows after ``step`` (as ``Generator.decisive``); any field
+        for a step not found (a subquery's)."""
+        return next((n for s, n in self.needed if s is step), frozenset({"*"}))
+
     def opaque(self, step: ir.Opaque) -> None:
-        needed = next((n for s, n in self.needed if s is step), frozenset({"*"}))
-        if step.effect == ir.ENRICHES and not loss_kind_of(step_writes(step), needed):
+        if step.effect == ir.ENRICHES and not loss_kind_of(step_writes(step), self.decisive(step)):
             self.lose(PRESENTATION, step.reason + "; its fields are left out (nothing later tests them)", step.span)
         else:
             self.lose(DETECTION, step.reason, step.span)
@@ -239,12 +243,13 @@ class _Segment:
         self.emit(f"rec = assign_groups(rec, {var})")
 
     def unextracted(self, step: ir.Step) -> None:
-        """A named-group regex cqlx tests without extracting (passes.unextracted_groups); inside a
-        case branch, any later step may read its fields (detection loss)."""
+        """A named-group regex cqlx tests without extracting (passes.unextracted_groups): detection
+        loss when the step itself, a later step of its case branch, or a step after decides on the
+        groups."""
         found = step_unextracted(step)
         if found is None:
             return
-        needed = next((n for s, n in self.module.needed if s is step), frozenset({"*"}))
+        needed = self.module.decisive(step)
         groups = frozenset(found[1])
         itself = loss_kind_of(groups, step_reads(step) - {"*"}) and (
             isinstance(step, ir.Filter) or loss_kind_of(step_writes(step), needed))
@@ -389,8 +394,9 @@ class _Segment:
         """What a value the current step cannot compute loses: detection when a later step decides
         rows on what it writes (or when no step is current: a filter computes it), else presentation."""
         current = getattr(self, "current", None)
-        needed = next((n for s, n in self.module.needed if s is current), frozenset({"*"}))
-        return DETECTION if current is None or loss_kind_of(step_writes(current), needed) else PRESENTATION
+        if current is None:
+            return DETECTION
+        return DETECTION if loss_kind_of(step_writes(current), self.module.decisive(current)) else PRESENTATION
 
     def readable(self, arg: ir.Expr) -> ir.Expr:
         """A field a function reads, or no value (reported) when the profile holds it in another shape
