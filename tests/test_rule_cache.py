@@ -1,7 +1,8 @@
 """``cqlx run`` keeps the rules it compiled (cqlx.cache): a rule run again skips the parser and the
-generator; ``cqlx convert`` of one rule keeps its IR, so converting it again skips the parser. Nothing
-that decides what a rule compiles to (its text, parameters, profile, cqlx's own files) can bring
-back another rule's matcher or IR. A damaged, unwritable or disabled cache only costs the compile."""
+generator; ``cqlx convert`` of one rule keeps its IR, so converting it again skips the parser; a
+rule card and a profile are kept as read, so neither command reads YAML again. Nothing that decides
+what a rule compiles to (its text, parameters, profile, cqlx's own files) can bring back another
+rule's matcher or IR. A damaged, unwritable or disabled cache only costs the compile."""
 
 from __future__ import annotations
 
@@ -183,3 +184,70 @@ def test_the_kept_ir_is_the_parsed_one(tmp_path: Path, monkeypatch: pytest.Monke
     assert docker.parse_kept() == docker.parse() == docker.parse_kept()
     assert ls.parse_kept() == ls.parse() != docker.parse()  # the parameters are part of the key
     assert len(_entries(tmp_path)) == 2
+
+
+# One process of `cqlx convert`, then whether it imported PyYAML, and its exit status.
+_CONVERT_YAML = _CONVERT.replace('"lark" in sys.modules', '"yaml" in sys.modules, code')
+
+CARD = """title: Docker with a flag
+description: a card
+query: |
+  #event_simpleName=ProcessRollup2
+  | CommandLine = /docker (run|exec)/i
+"""
+
+
+def _convert_yaml(tmp_path: Path, *args: str) -> tuple[str, str, bool, str]:
+    """stdout, stderr, whether PyYAML was imported, and the exit status of one ``cqlx convert``."""
+    environment = {k: v for k, v in os.environ.items() if k != "CQLX_NO_CACHE"}
+    environment["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    done = subprocess.run([sys.executable, "-c", _CONVERT_YAML, *args], capture_output=True, text=True,
+                          env=environment, check=False)
+    assert "IMPORTED" in done.stderr, done.stderr
+    head, tail = done.stderr.split("IMPORTED", 1)
+    imported, code = tail.split()[:2]
+    return done.stdout, head, imported == "True", code
+
+
+def test_a_card_and_its_profile_converted_again_read_no_yaml(tmp_path: Path) -> None:
+    card = tmp_path / "rule.yml"
+    card.write_text(CARD, encoding="utf-8")
+    profile = tmp_path / "mine.yaml"
+    profile.write_text("extends: mde\nname: mine\n", encoding="utf-8")
+    args = (str(card), "--to", "kql", "--profile", str(profile))
+    first, _, read_first, code = _convert_yaml(tmp_path, *args)
+    assert read_first and code == "0" and "DeviceProcessEvents" in first
+    again, _, read_again, code = _convert_yaml(tmp_path, *args)
+    assert not read_again and code == "0" and again == first
+    assert len(list((tmp_path / "cache" / "cqlx").glob("*.profile.pickle"))) == 2  # mine.yaml and mde
+    card.write_text(CARD.replace("exec", "cp"), encoding="utf-8")  # another card: read again
+    changed, _, read, _ = _convert_yaml(tmp_path, *args)
+    assert read and "cp" in changed and changed != first
+    profile.write_text("extends: mde\nname: mine\ntitle: another\n", encoding="utf-8")  # another profile
+    _, _, read, code = _convert_yaml(tmp_path, *args)
+    assert read and code == "0"
+
+
+def test_a_card_read_again_keeps_its_positions(tmp_path: Path) -> None:
+    """What is kept of a card places the query's errors as a fresh read does."""
+    card = tmp_path / "rule.yml"
+    card.write_text(CARD.replace("= /docker", "= ) /docker", 1), encoding="utf-8")  # a syntax error
+    errors = [_convert_yaml(tmp_path, str(card), "--to", "spl")[1:] for _ in range(2)]
+    assert errors[0][0] == errors[1][0] and f"{card}:5:" in errors[0][0]
+    assert [code for _, _, code in errors] == ["2", "2"] and not errors[1][1]
+
+
+def test_a_broken_card_is_reported_each_time(tmp_path: Path) -> None:
+    card = tmp_path / "rule.yml"
+    card.write_text("title: x\nquery: [unclosed\n", encoding="utf-8")
+    runs = [_convert_yaml(tmp_path, str(card), "--to", "spl") for _ in range(2)]
+    assert runs[0][1] == runs[1][1] and "not valid YAML" in runs[0][1]
+    assert [code for *_, code in runs] == ["2", "2"] and all(read for _, _, read, _ in runs)
+
+
+def test_a_library_keeps_its_profiles_not_its_rules(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.yml").write_text(CARD, encoding="utf-8")
+    _, _, read, code = _convert_yaml(tmp_path, str(tmp_path / "a.yml"), str(tmp_path / "b.yml"), "--to", "spl")
+    assert read and code == "0" and _entries(tmp_path) == []
+    assert [p.suffixes for p in (tmp_path / "cache" / "cqlx").glob("*.pickle")] == [[".profile", ".pickle"]]

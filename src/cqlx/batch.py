@@ -140,6 +140,9 @@ def collect(names: Sequence[str], options: ParseOptions | None = None) -> Collec
     entries: list[Entry] = []
     skipped: list[tuple[str, str]] = []
     seen: set[Path] = set()
+    # One rule file named (an editor's or a pre-commit hook's convert) is kept as read, as its IR is
+    # (batch_cli): converted again, it needs no YAML parser.
+    kept = len(names) == 1 and not Path(names[0]).is_dir()
     for name in names:
         root = Path(name)
         for path in find_rules([name]):
@@ -150,7 +153,7 @@ def collect(names: Sequence[str], options: ParseOptions | None = None) -> Collec
             relative = path.relative_to(root).as_posix() if root.is_dir() else "stdin.cql" if name == "-" \
                 else path.name
             try:
-                rules = load_rules(path, options)
+                rules = load_rules(path, options, kept)
             except NoQueryError as error:
                 skipped.append((str(path), error.message))
                 continue

@@ -1,5 +1,6 @@
-"""What cqlx keeps between runs, in one private directory: Lark's LALR tables (:mod:`cqlx.parser`)
-and the rules ``cqlx run`` compiled.
+"""What cqlx keeps between runs, in one private directory: Lark's LALR tables (:mod:`cqlx.parser`),
+the rules ``cqlx run`` compiled, and what a one-rule command read (the rule file, its IR, the
+profiles), so that running it again neither parses CQL nor imports PyYAML.
 
 A rule is compiled again only when something that decides what it compiles to has changed: the
 query's text, its ``--param`` values and saved searches, the profile, the rule's title, cqlx's own
@@ -15,14 +16,20 @@ import hashlib
 import os
 import pickle
 import sys
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 #: Compiled rules kept; past this, the least recently written go.
 MAX_RULES = 256
 _PACKAGE = Path(__file__).resolve().parent
 _SUFFIX = ".rule.pickle"
+#: The kind of entry a profile read from YAML is kept as: a library's batch keeps its profiles
+#: (read once per process), not its rules.
+PROFILES = ".profile.pickle"
 
 
 def cache_dir() -> Path | None:
@@ -65,16 +72,17 @@ def rule_key(*parts: str) -> str:
     return digest.hexdigest()[:40]
 
 
-def _rule_path(key: str) -> Path | None:
+def _rule_path(key: str, suffix: str) -> Path | None:
     if os.environ.get("CQLX_NO_CACHE"):
         return None
     directory = cache_dir()
-    return None if directory is None else directory / f"{key}{_SUFFIX}"
+    return None if directory is None else directory / f"{key}{suffix}"
 
 
-def load_rule(key: str) -> Any:
-    """The entry kept under ``key``, or None (not kept, unreadable, or the cache is off)."""
-    path = _rule_path(key)
+def load_rule(key: str, suffix: str = _SUFFIX) -> Any:
+    """The entry kept under ``key``, or None (not kept, unreadable, or the cache is off). ``suffix``:
+    the kind of entry (rules, by default, or :data:`PROFILES`), each kind with its own limit."""
+    path = _rule_path(key, suffix)
     if path is None:
         return None
     try:
@@ -84,10 +92,10 @@ def load_rule(key: str) -> Any:
         return None
 
 
-def save_rule(key: str, value: Any) -> None:
-    """Keep ``value`` under ``key`` (written whole or not at all), then drop the oldest entries past
-    :data:`MAX_RULES`."""
-    path = _rule_path(key)
+def save_rule(key: str, value: Any, suffix: str = _SUFFIX) -> None:
+    """Keep ``value`` under ``key`` (written whole or not at all), then drop the oldest entries of its
+    kind past :data:`MAX_RULES`."""
+    path = _rule_path(key, suffix)
     if path is None:
         return
     partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
@@ -95,8 +103,19 @@ def save_rule(key: str, value: Any) -> None:
         with open(partial, "wb") as handle:
             pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(partial, path)
-        kept = sorted(path.parent.glob(f"*{_SUFFIX}"), key=lambda p: p.stat().st_mtime_ns)
+        kept = sorted(path.parent.glob(f"*{suffix}"), key=lambda p: p.stat().st_mtime_ns)
         for old in kept[:-MAX_RULES]:
             old.unlink(missing_ok=True)
     except (OSError, pickle.PicklingError, RecursionError):  # a full disk, a read-only directory
         partial.unlink(missing_ok=True)
+
+
+def kept(key: str, kind: type[_T], make: Callable[[], _T], suffix: str = _SUFFIX) -> _T:
+    """The ``kind`` kept under ``key``; else ``make()``'s, kept for the next process. An error
+    ``make`` raises is not kept: it is raised again, with its position, each time."""
+    found = load_rule(key, suffix)
+    if isinstance(found, kind):
+        return found
+    value = make()
+    save_rule(key, value, suffix)
+    return value

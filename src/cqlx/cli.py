@@ -170,7 +170,7 @@ def run(
         raise typer.BadParameter(f"{chosen!r}; choose from jsonl, table, csv", param_hint="--format")
     if rule == "-" and "-" in events:
         raise typer.BadParameter("the rule and the events cannot both come from stdin", param_hint="RULE")
-    loaded = load_rule(rule, _parse_options(param, saved_searches))
+    loaded = load_rule(rule, _parse_options(param, saved_searches), kept=True)
     matcher = compile_rule(loaded, profile, _pairs(lookup or [], "--lookup", "PATH"))
     query = matcher.query
     matcher.limit_regex_time(regex_timeout / 1000)

@@ -11,14 +11,16 @@ from __future__ import annotations
 from dataclasses import field, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from cqlx.ast import Span
+from cqlx.cache import PROFILES, kept, rule_key
 from cqlx.errors import ProfileError
 from cqlx.frozen import Frozen, record
 from cqlx.resources import data_dir
+
+if TYPE_CHECKING:  # PyYAML is imported only to read a profile's YAML (~40 ms of a cold start)
+    import yaml
 
 LANGUAGES = ("kql", "spl", "sigma", "python")
 REGEX_DIALECTS = ("re2", "pcre", "sigma", "python")
@@ -199,17 +201,8 @@ class Profile(Frozen):
 # ---------------------------------------------------------------- YAML with line numbers
 
 
-# LibYAML's parser (in PyYAML's wheels) reads a profile about ten times faster than the pure-Python
-# one: it is most of a cold `cqlx convert` after the imports.
-if getattr(yaml, "__with_libyaml__", False):
-    class _LineLoader(yaml.CSafeLoader):
-        """SafeLoader that remembers the line of every mapping key."""
-else:  # pragma: no cover - PyYAML built without LibYAML
-    class _LineLoader(yaml.SafeLoader):  # type: ignore[no-redef]
-        """SafeLoader that remembers the line of every mapping key."""
-
-
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+def _construct_mapping(loader: Any, node: yaml.MappingNode) -> dict[Any, Any]:
+    """A mapping that remembers the line of every key (under ``__lines__``); a key twice is an error."""
     loader.flatten_mapping(node)
     result: dict[Any, Any] = {}
     lines: dict[Any, int] = {}
@@ -224,8 +217,18 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any,
     return result
 
 
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_FastSafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+@cache
+def _line_loader() -> Any:
+    """PyYAML's safe loader, with mappings that remember their keys' lines. LibYAML's parser (in
+    PyYAML's wheels) reads a profile about ten times faster than the pure-Python one: it was most
+    of a cold ``cqlx convert`` after the imports."""
+    import yaml
+
+    class LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+        """SafeLoader that remembers the line of every mapping key."""
+
+    LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    return LineLoader
 
 
 def _strip_lines(value: Any) -> Any:
@@ -320,9 +323,11 @@ def _match(reader: _Reader, spec: dict[str, Any], where: str) -> tuple[tuple[str
 
 def parse_profile(text: str, path: str, base: Profile | None = None) -> Profile:
     """Validate and build a profile from YAML text; ``base`` is the profile it ``extends``."""
+    import yaml
+
     reader = _Reader(path)
     try:
-        raw = yaml.load(text, Loader=_LineLoader)
+        raw = yaml.load(text, Loader=_line_loader())
     except ProfileError as error:
         error.filename = path
         raise
@@ -522,8 +527,16 @@ def load_profile(name_or_path: str) -> Profile:
         if not path.is_file():
             raise ProfileError(f"unknown profile {name_or_path!r}; shipped: " + ", ".join(shipped_profiles()))
     text = path.read_text(encoding="utf-8")
+    # Kept between processes (cqlx.cache): cqlx's own files, the shipped profiles among them, are
+    # part of every key, so a profile that extends a shipped one is read again when that changes.
+    return kept(rule_key("profile", str(path.resolve()), text), Profile, lambda: _read_profile(path, text), PROFILES)
+
+
+def _read_profile(path: Path, text: str) -> Profile:
+    import yaml
+
     try:
-        head = yaml.load(text, Loader=_FastSafeLoader)
+        head = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError:
         head = None
     base = None

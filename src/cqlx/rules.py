@@ -15,9 +15,7 @@ from __future__ import annotations
 import sys
 from dataclasses import field, replace
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from cqlx import ir
 from cqlx.ast import Span
@@ -25,6 +23,9 @@ from cqlx.emit.base import RuleMeta
 from cqlx.errors import CqlError, RuleFileError
 from cqlx.frozen import Frozen, record
 from cqlx.options import ParseOptions
+
+if TYPE_CHECKING:  # PyYAML is imported only to read a YAML file (its import is ~40 ms of a cold start)
+    import yaml
 
 RULE_SUFFIXES = (".cql", ".yml", ".yaml")
 _CARD_KEYS = {"title", "id", "description", "author", "date", "modified", "status", "mitre", "references",
@@ -70,13 +71,7 @@ class Rule(Frozen):
         keeps its compiled rules): converting a rule again imports no Lark and parses nothing."""
         from cqlx import cache
 
-        key = cache.rule_key("ir", self.text, repr(self.options))
-        kept = cache.load_rule(key)
-        if isinstance(kept, ir.Query):
-            return kept
-        query = self.parse()
-        cache.save_rule(key, query)
-        return query
+        return cache.kept(cache.rule_key("ir", self.text, repr(self.options)), ir.Query, self.parse)
 
     def location(self, span: Span) -> str:
         """``path:line:column`` of a span of the query, in the rule file."""
@@ -129,6 +124,8 @@ def _mitre(card: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 def _node_at(node: yaml.Node | None, path: Path_) -> yaml.Node | None:
     """The node ``path`` leads to from a composed YAML document (None when it leads nowhere)."""
+    import yaml
+
     for step in path:
         if isinstance(step, int):
             if not isinstance(node, yaml.SequenceNode) or step >= len(node.value):
@@ -143,6 +140,8 @@ def _node_at(node: yaml.Node | None, path: Path_) -> yaml.Node | None:
 
 def _position(text: str, node: yaml.Node | None) -> tuple[int, int]:
     """Lines before, and the indentation of, a scalar's text in the YAML file ``text``."""
+    import yaml
+
     if not isinstance(node, yaml.ScalarNode):
         return 0, 0
     if node.style in ("|", ">"):
@@ -155,18 +154,17 @@ def _position(text: str, node: yaml.Node | None) -> tuple[int, int]:
     return node.start_mark.line, node.start_mark.column + (1 if node.style else 0)
 
 
-#: LibYAML's loader when PyYAML has it (the pure-Python one was most of a cold start's YAML time);
-#: both keep each node's line and column.
-_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def _documents(path: Path, text: str) -> list[tuple[yaml.Node, Any]]:
     """Every YAML document of the file: its node tree (for positions) and its data."""
+    import yaml
+
     documents: list[tuple[yaml.Node, Any]] = []
     loader: Any = None
     try:
         # The reader checks the characters as it is made: a control character fails here already.
-        loader = _SafeLoader(text)
+        # LibYAML's loader when PyYAML has it (the pure-Python one was most of a cold start's YAML
+        # time); both keep each node's line and column.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
         while loader.check_node():
             node = loader.get_node()
             if node is not None:
@@ -283,12 +281,14 @@ def _value(data: Any, where: Path_) -> Any:
     return data
 
 
-def load_rules(path: str | Path, options: ParseOptions | None = None) -> tuple[Rule, ...]:
+def load_rules(path: str | Path, options: ParseOptions | None = None, kept: bool = False) -> tuple[Rule, ...]:
     """Every query of one rule file: one for a ``.cql`` file or a card, one per widget of a
     LogScale dashboard, per YAML document, per card of a list. A package asset without a query
     raises :class:`NoQueryError`; anything unreadable a :class:`RuleFileError` (a :class:`CqlError`).
-    Each rule is parsed with ``options`` (query parameters, saved searches)."""
-    rules = _load_rules(Path(path))
+    Each rule is parsed with ``options`` (query parameters, saved searches). ``kept``: what a YAML
+    file holds is kept between processes (:mod:`cqlx.cache`, keyed by its path and text), for the
+    commands that read one rule file again and again (a pre-commit hook, ``cqlx run``)."""
+    rules = _load_rules(Path(path), kept)
     return rules if options is None else tuple(replace(rule, options=options) for rule in rules)
 
 
@@ -296,7 +296,7 @@ def load_rules(path: str | Path, options: ParseOptions | None = None) -> tuple[R
 STDIN = "-"
 
 
-def _load_rules(path: Path) -> tuple[Rule, ...]:
+def _load_rules(path: Path, kept: bool) -> tuple[Rule, ...]:
     if str(path) == STDIN:
         try:
             text = sys.stdin.read()
@@ -313,6 +313,15 @@ def _load_rules(path: Path) -> tuple[Rule, ...]:
         raise RuleFileError(f"{path}: cannot read the rule file ({error})") from None
     if path.suffix not in (".yml", ".yaml"):  # .cql, .txt, no suffix: the file is the query
         return (Rule(str(path), text, RuleMeta(title=path.stem)),)
+    if kept:
+        from cqlx import cache
+
+        return cache.kept(cache.rule_key("rule file", str(path), text), tuple, lambda: _yaml_rules(path, text))
+    return _yaml_rules(path, text)
+
+
+def _yaml_rules(path: Path, text: str) -> tuple[Rule, ...]:
+    """The queries of a YAML rule file: cards, lists of cards, LogScale package assets."""
     documents = [(node, data) for node, data in _documents(path, text) if data is not None]
     if not documents:
         raise RuleFileError("the rule card has no query: (or LogScale queryString:)", filename=str(path))
@@ -326,9 +335,10 @@ def _load_rules(path: Path) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
-def load_rule(path: str | Path, options: ParseOptions | None = None) -> Rule:
-    """Read a rule file that holds one query (``.cql``, a rule card or a LogScale package YAML)."""
-    rules = load_rules(path, options)
+def load_rule(path: str | Path, options: ParseOptions | None = None, kept: bool = False) -> Rule:
+    """Read a rule file that holds one query (``.cql``, a rule card or a LogScale package YAML);
+    ``kept`` as for :func:`load_rules`."""
+    rules = load_rules(path, options, kept)
     if len(rules) > 1:
         names = ", ".join(repr(r.name) for r in rules[:5]) + (", ..." if len(rules) > 5 else "")
         raise RuleFileError(f"the file holds {len(rules)} queries ({names}); this command takes one rule "
