@@ -334,6 +334,18 @@ AGREEMENT = [
     "head(3) | select([ComputerName, CommandLine])",
     "tail(2) | select([ComputerName, CommandLine])",
     "ComputerName = web-01 | tail(limit=3) | select([CommandLine])",
+    "groupBy(ComputerName, function=[count(@timestamp), selectLast([CommandLine, @timestamp])])",
+]
+
+# The event time read as a number first (KQL computes it from the table's datetime column, once):
+# the aggregations after it still order and bucket the events by that column. The events carry
+# @timestamp, as LogScale's export does.
+TIME_READ = [
+    "groupBy(ComputerName, function=[count(@timestamp), selectLast([CommandLine, @timestamp])])",
+    "Minute := @timestamp / 60000 | bucket(span=10m, timezone=UTC, function=[count(), max(Minute)])",
+    "Minute := @timestamp / 60000 | groupBy(ComputerName, function=selectFromMax(@timestamp, include=[Minute]))",
+    "Minute := @timestamp / 60000 | tail(2) | select([ComputerName, Minute])",
+    "Minute := @timestamp / 60000 | groupBy(ComputerName, function=selectLast(Minute))",
 ]
 
 
@@ -341,6 +353,14 @@ AGREEMENT = [
 def test_engines_agree(cql: str) -> None:
     rows = assert_agree(P + cql, EVENTS)
     assert rows or "nothing" in cql
+
+
+@pytest.mark.parametrize("cql", TIME_READ)
+def test_engines_agree_after_the_event_time_is_read_as_a_number(cql: str) -> None:
+    events = [{**e, "@timestamp": e["timestamp"]} for e in EVENTS]
+    rows = assert_agree(P + cql, events)
+    assert rows and all(None not in dict(row).values() for row in rows)
+    assert not convert_text(P + cql, "kql").diagnostics  # exact: no time shown otherwise, none lost
 
 
 def test_top_percent_agrees_on_spl() -> None:

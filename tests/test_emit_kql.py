@@ -135,3 +135,30 @@ def test_no_table_is_refused_under_every_policy(cql: str) -> None:
         with pytest.raises(UnsupportedError, match="whatever --on-lossy says") as refused:
             convert_text(cql, "kql", policy=policy)
         assert "a KQL query needs a table" in str(refused.value)
+
+
+PR2 = "#event_simpleName=ProcessRollup2 "
+
+
+@pytest.mark.parametrize(("cql", "written"), [
+    (PR2 + "WindowFlags=1025", 'where column_ifexists("WindowFlags", "") == "1025"'),
+    (PR2 + "| groupBy([aid, WindowFlags])", 'by DeviceId, WindowFlags = column_ifexists("WindowFlags", "")'),
+    (PR2 + "| Length := length(WindowFlags) | Length > 2", 'strlen(column_ifexists("WindowFlags", ""))'),
+    (PR2 + "| join({#event_simpleName=ProcessRollup2 | ParentBaseFileName=cmd.exe}, field=WindowFlags, "
+     "include=[CommandLine, CommandLine])", '_cqlx_lookup1_left1 = column_ifexists("WindowFlags", "")'),
+    # a case left out (reported) writes nothing: what reads its fields after it reads no column
+    (PR2 + '| case { CommandLine=/x/ | rename(field="CommandLine", as="Cmd"); * } | Cmd = x',
+     'where column_ifexists("Cmd", "") == "x"'),
+    # a group a case's regex does not extract (reported) is no column either
+    (PR2 + "| case { CommandLine=/(?<Word>x+)/ | Seen := 1 ; * } | Word = xx",
+     'where column_ifexists("Word", "") == "xx"'),
+])
+def test_warn_writes_kql_that_loads(cql: str, written: str) -> None:
+    """What `--on-lossy warn` writes passes Kusto.Language against the profile's tables: a field
+    the profile does not map is read with column_ifexists() (empty here, where the field is
+    missing; the column on a table that has it), never named as a column the table lacks."""
+    require_kusto()
+    conversion = convert_text(cql, "kql", policy="warn")
+    assert conversion.detection_loss and written in conversion.output
+    (diagnostics,) = analyze([conversion.output], {n: list(c) for n, c in load_profile("mde").tables.items()})
+    assert [d.message for d in diagnostics if d.severity == "Error"] == []

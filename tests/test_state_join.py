@@ -33,6 +33,7 @@ NET = "#event_simpleName=NetworkConnectIP4"
     ("join({x=1}, field=[a, b], key=[c, d], include=[e], mode=left)", ("a", "b"), ("c", "d"), ("e",), "left", False),
     ("aid =~ join({x=1}, key=id, max=1, limit=100000)", ("aid",), ("id",), (), "inner", False),
     ("!join({x=1}, field=aid)", ("aid",), ("aid",), (), "inner", True),
+    ("join({x=1}, field=aid, include=[e, f, e])", ("aid",), ("aid",), ("e", "f"), "inner", False),  # e once
 ])
 def test_join_lowers_to_a_join(text: str, fields: tuple[str, ...], keys: tuple[str, ...], include: tuple[str, ...],
                                mode: str, negated: bool) -> None:

@@ -607,7 +607,8 @@ class _Lowering:
             raise CqlValueError("join() needs its subquery in braces, e.g. join({#event_simpleName=DnsRequest}, "
                                 "field=aid)", (subquery or call).span)
         fields, keys = self.key_pairs(call, args, "key")
-        include = self.field_list(args["include"]) if "include" in args else ()
+        # a field named twice comes in once (the KQL project of the subquery's row would name it twice)
+        include = tuple(dict.fromkeys(self.field_list(args["include"]))) if "include" in args else ()
         mode = self.word(args["mode"]).lower() if "mode" in args else "inner"
         if mode not in JOIN_MODES:
             raise CqlValueError(f"mode={self.word(args['mode'])} is not a join mode; accepted: "

@@ -109,6 +109,12 @@ class KqlGenerator(Generator):
         self.gone: set[str] = set()  # fields a drop() removed
         self.cases = 0
         self.preamble: list[str] = []  # extends a step needs before it (derive)
+        # an event time derive() computed as a number → the datetime column it came from, while the
+        # rows still have that column and no step has written the field since (event_time)
+        self.derived: dict[str, str] = {}
+        # steps track() passes over: a case left out (reported; the KQL writes none of its fields), or
+        # one whose rewritten steps were tracked one by one (a group it did not extract is not written)
+        self.untracked: list[ir.Step] = []
         table = self.event.table if self.event and self.event.table else None
         if table is None:  # the reason is reported (resolve_event_type)
             self.unwritable("a KQL query needs a table")
@@ -153,6 +159,7 @@ class KqlGenerator(Generator):
                              "datetime(1970-01-01))")
         self.computed.add(field)
         self.kinds[field] = NUMBER
+        self.derived[field] = mapped.name
         return field
 
     def platform_filter(self, platforms: tuple[str, ...]) -> list[str]:
@@ -175,7 +182,11 @@ class KqlGenerator(Generator):
         return [f"| where {name(lookup.key)} in (({devices}))"]
 
     def track(self, step: ir.Step) -> None:
-        if isinstance(step, ir.Opaque):
+        if isinstance(step, ir.Project | ir.Aggregate | ir.GroupTail | ir.Drop | ir.Opaque):
+            self.derived.clear()  # the rows may have lost the column a time was derived from
+        for field in step_writes(step):
+            self.derived.pop(field, None)
+        if isinstance(step, ir.Opaque) or any(step is s for s in self.untracked):
             return  # the KQL computes none of its fields: a later select() must not name them as columns
         super().track(step)
         if isinstance(step, ir.Project):
@@ -315,7 +326,7 @@ class KqlGenerator(Generator):
         right: list[tuple[str, str]] = []
         for index, (field, key) in enumerate(zip(step.fields, keys, strict=True), 1):
             value = self.col(field, step.span)
-            if ignore_case or self.column_type(field) != "string":
+            if ignore_case or self.column_type(field) != "string" or value == self.unknown_column(field):
                 text = value if self.column_type(field) == "string" else f"tostring({value})"
                 extends.append(f"{tag}_left{index} = {f'tolower({text})' if ignore_case else text}")
                 value = f"{tag}_left{index}"
@@ -373,12 +384,14 @@ class KqlGenerator(Generator):
         if steps is None:
             self.unsupported("a case { } branch filters after it assigns, or reads what it assigns; cqlx does not "
                              "convert that to KQL", step.span)
+            self.untracked.append(step)
             return []
         self.needed_after += decisive_within(steps, self.decisive(step))  # what the rewritten steps lose
         out: list[str] = []
         for inner in steps:
             out += self.step(inner)
             self.track(inner)
+        self.untracked.append(step)
         return out
 
     def exists(self, field: str) -> bool:
@@ -499,7 +512,7 @@ class KqlGenerator(Generator):
         row of each group with every column (Kusto reference, arg_max(): ``*`` returns them all);
         rows without a key value are no group, as in :meth:`aggregate`. Among rows of one time,
         Kusto picks any, LogScale the last. tail(N) for more than one row per group is refused."""
-        time = self.time_column("@timestamp", step.span)
+        time = self.event_time("@timestamp", step.span)
         if step.count != 1 or time is None:
             why = (f"tail({step.count}) keeps {step.count} events per group; cqlx writes tail(1) in KQL"
                    if step.count != 1 else "tail() picks the newest events, and the rows have no datetime column here")
@@ -524,7 +537,8 @@ class KqlGenerator(Generator):
                                  "write that in KQL", step.span)
                 return None
             column = self.col(key, step.span)
-            keys.append(column)
+            # a field the profile lacks is an expression: the group's column is named after it
+            keys.append(f"{name(key)} = {column}" if column == self.unknown_column(key) else column)
             tests.append(f"{'isnotempty' if self.column_type(key) == 'string' else 'isnotnull'}({column})")
         self.group_limit_kept(step)
         return keys, tests
@@ -553,7 +567,7 @@ class KqlGenerator(Generator):
             kinds[first.output] = TEXT
             return
         if first.name == "selectLast":
-            time = self.time_column("@timestamp", step.span)
+            time = self.event_time("@timestamp", step.span)
             if time is None:
                 self.unsupported("selectLast() picks the most recent event, and the rows have no datetime column "
                                  "here", step.span, self.loss(step, frozenset({first.output})))
@@ -565,7 +579,7 @@ class KqlGenerator(Generator):
             function = "arg_max"
         else:
             assert first.by is not None
-            picked = self.time_column(first.by, step.span) or self.col(first.by, step.span)
+            picked = self.event_time(first.by, step.span) or self.col(first.by, step.span)
             if self.column_type(first.by) not in (*_NUMERIC_TYPES, "datetime"):
                 picked = f"todouble({picked})"  # LogScale picks by the field's number
             function = "arg_max" if first.name == "selectFromMax" else "arg_min"
@@ -598,6 +612,14 @@ class KqlGenerator(Generator):
         if mapped is None or self.column_type(field) != "datetime":
             return None
         return name(mapped.name)
+
+    def event_time(self, field: str, span: ir.Span) -> str | None:
+        """The datetime column to order or bucket rows by an event time: :meth:`time_column`, or the
+        column an earlier step's reading of the field was computed from (:meth:`derive`: the same
+        instants, so the same order and buckets)."""
+        if field in self.derived:
+            return name(self.derived[field])
+        return self.time_column(field, span)
 
     def shown_column(self, step: ir.Aggregate, field: str, output: str) -> str:
         """A column whose values an aggregation keeps (collect(), selectLast(), selectFromMax()):
@@ -681,7 +703,13 @@ class KqlGenerator(Generator):
 
     def col(self, field: str, span: ir.Span) -> str:
         column = self.column(field, span)
-        return name(column) if column else name(field)
+        return name(column) if column else self.unknown_column(field)
+
+    def unknown_column(self, field: str) -> str:
+        """A field the profile does not map (its loss already reported): ``column_ifexists()`` (Kusto
+        reference), so what ``--on-lossy warn`` writes still loads: empty on the profile's tables,
+        where the field is missing, and the column itself on a table that has one of that name."""
+        return f"column_ifexists({string(field)}, {self.null_of(field)})"
 
     def text_col(self, field: str, span: ir.Span) -> str:
         """A column for a string test: numbers are tested as their text (CQL tests the decimal text)."""
@@ -954,10 +982,10 @@ class KqlGenerator(Generator):
         divides a day (the lowering allows no other) that is the epoch-aligned bucket."""
         time, span = expr.args[0], expr.args[1]
         assert isinstance(time, ir.Ref) and isinstance(span, ir.Lit)
-        column = self.time_column(time.field, time.span)
+        column = self.event_time(time.field, time.span)
         if column is None:
             self.unsupported("bucket() needs the event time, which has no datetime column here", expr.span)
-            column = name(time.field)
+            column = self.unknown_column(time.field)
         return f"tolong((bin({column}, {span_text(int(span.value))}) - datetime(1970-01-01)) / 1ms)"
 
     def lose(self, message: str, span: ir.Span) -> None:

@@ -18,7 +18,7 @@ import re
 from cqlx import ir
 from cqlx.emit.base import DETECTION, PRESENTATION, Generator
 from cqlx.functions import AGGREGATE_OUTPUTS, COLLECT_LIMIT_DEFAULT, TIME_BUCKET
-from cqlx.passes import decisive_within, expand_case, folds_case, pred_fields
+from cqlx.passes import decisive_within, expand_case, folds_case, pred_fields, step_writes
 from cqlx.regexes import flag_prefix, glob_to_regex, python_error, to_pcre, to_python
 
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # in eval, `.` concatenates: a.b must be quoted
@@ -81,6 +81,7 @@ class SplGenerator(Generator):
         self.present = set()
         self.numeric = set()  # computed fields known to hold numbers
         self.preamble: list[str] = []  # evals a step needs before it (derived fields)
+        self.times: set[str] = set()  # event times derive() wrote as epoch ms, not written since
         lines = [self.base_search()]
         for step in self.query.steps:
             self.unextracted(step)
@@ -123,6 +124,7 @@ class SplGenerator(Generator):
             self.preamble.append(f"eval {field_ref(name)}=round({field_ref(source)}*1000)")
             self.computed.add(name)
             self.numeric.add(name)
+            self.times.add(name)
             return name
         # rex sets the field only where the path has a last part: a path ending in a separator
         # names no file (as the Python matcher and Defender's FileName have it, no value).
@@ -497,6 +499,10 @@ class SplGenerator(Generator):
         column = self.column(field, step.span, output=self.loss(step, frozenset({output})) == PRESENTATION)
         return column or field
 
+    def track(self, step: ir.Step) -> None:
+        super().track(step)
+        self.times -= step_writes(step)
+
     def time_column(self, field: str) -> str | None:
         """The column of an event-time field read as a time (Splunk's ``_time``, epoch seconds)."""
         if field in self.computed:
@@ -517,6 +523,8 @@ class SplGenerator(Generator):
         allows only spans that divide a day)."""
         time, span = expr.args[0], expr.args[1]
         assert isinstance(time, ir.Ref) and isinstance(span, ir.Lit) and isinstance(span.value, int)
+        if time.field in self.times:  # already LogScale's epoch milliseconds (derive)
+            return f"floor({field_ref(time.field)}/{span.value})*{span.value}"
         column = self.time_column(time.field)
         if column is None:
             self.unsupported("bucket() needs the event time, which has no _time here", expr.span)
