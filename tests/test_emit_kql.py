@@ -135,6 +135,7 @@ def test_no_table_is_refused_under_every_policy(cql: str) -> None:
         with pytest.raises(UnsupportedError, match="whatever --on-lossy says") as refused:
             convert_text(cql, "kql", policy=policy)
         assert "a KQL query needs a table" in str(refused.value)
+        assert ("the join's subquery selects" if "join" in cql else "the rule selects") in str(refused.value)
 
 
 PR2 = "#event_simpleName=ProcessRollup2 "

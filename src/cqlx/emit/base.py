@@ -105,6 +105,7 @@ class Generator:
     target: str = ""
     diagnostics: list[Diagnostic] = field(default_factory=list)
     computed: set[str] = field(default_factory=set)  # fields the query has assigned so far
+    subject: str = "the rule"  # what the messages call the query (a join's subquery is not the rule)
 
     def __post_init__(self) -> None:
         if not self.target:
@@ -324,7 +325,7 @@ class Generator:
                     inferred, why = self.event_type_by_native_fields()
                 if inferred is not None:
                     return inferred
-                self.unsupported("the rule selects no event type (#event_simpleName=...); "
+                self.unsupported(f"{self.subject} selects no event type (#event_simpleName=...); "
                                  f"{self.profile.name} needs one to choose a table or logsource{why}")
             return None
         return self.one_event_type(types)
@@ -348,7 +349,7 @@ class Generator:
         if len(where) > 1:
             return None, (f" (the fields the rule decides on, {fields}, are those of {', '.join(names)}, which "
                           f"it reads from {', '.join(sorted(where))})")
-        self.unsupported(f"the rule selects no event type (#event_simpleName=...): of the event types profile "
+        self.unsupported(f"{self.subject} selects no event type (#event_simpleName=...): of the event types profile "
                          f"{self.profile.name} lists, only {', '.join(names)} carry every field it decides on that the "
                          f"profile maps ({fields}), "
                          f"so it searches {where.pop()}; an event of a type the profile does not list is not searched",
@@ -393,10 +394,11 @@ class Generator:
         else:
             return None, (f" (of {native.source}'s events, those its filters can pass are {native.describe(carriers)}, "
                           "which no one logsource holds)")
-        self.unsupported(f"the rule selects no event type (#event_simpleName=...): it tests {native.source}'s fields "
-                         f"({', '.join(sorted(tested))}), and of its events only {native.describe(carriers)} can pass "
-                         f"its filters, so it searches {searched}, under the same field names; an event from another "
-                         "source with these fields is not searched", kind=PRESENTATION)
+        self.unsupported(f"{self.subject} selects no event type (#event_simpleName=...): it tests "
+                         f"{native.source}'s fields ({', '.join(sorted(tested))}), and of its events only "
+                         f"{native.describe(carriers)} can pass its filters, so it searches {searched}, under the same "
+                         "field names; an event from another source with these fields is not searched",
+                         kind=PRESENTATION)
         fields = {f: native.field_map(f) for f in sorted(native.fields_of(logsource))}
         return EventType(f"{native.source} {logsource or native.service}", logsource=where, fields=fields,
                          native=True), ""

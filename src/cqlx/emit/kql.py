@@ -295,7 +295,7 @@ class KqlGenerator(Generator):
         """``join()``: the subquery converted by the same emitter (its own table), joined as a
         ``match()`` is (:meth:`join_rows`): each subquery key once (``max=1``), its ``include``
         fields as text, ``""`` for one the row lacks (functions-join)."""
-        sub = KqlGenerator(step.subquery, self.profile, self.meta, self.target)
+        sub = KqlGenerator(step.subquery, self.profile, self.meta, self.target, subject="the join's subquery")
         text = sub.generate().rstrip("\n")
         keys: list[str] = []
         for key in step.keys:

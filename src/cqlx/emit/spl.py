@@ -255,7 +255,7 @@ class SplGenerator(Generator):
         not reached."""
         self.joins = getattr(self, "joins", 0) + 1
         tag = f"_cqlx_join{self.joins}"
-        sub = SplGenerator(step.subquery, self.profile, self.meta, self.target)
+        sub = SplGenerator(step.subquery, self.profile, self.meta, self.target, subject="the join's subquery")
         lines = sub.generate().strip().split("\n")
         keys = [f"{tag}_key{i}" for i in range(1, len(step.keys) + 1)]
         sub_keys = [f"{k}={field_ref(sub.col(f, step.span))}" for k, f in zip(keys, step.keys, strict=True)]
