@@ -153,6 +153,9 @@ PR2 = "#event_simpleName=ProcessRollup2 "
     # a group a case's regex does not extract (reported) is no column either
     (PR2 + "| case { CommandLine=/(?<Word>x+)/ | Seen := 1 ; * } | Word = xx",
      'where column_ifexists("Word", "") == "xx"'),
+    # a field written under the column of one read later (reported): the column holds a number now
+    (PR2 + "| ProcessCommandLine := RawProcessId | CommandLine = *a*",
+     'where tostring(ProcessCommandLine) contains_cs "a"'),
 ])
 def test_warn_writes_kql_that_loads(cql: str, written: str) -> None:
     """What `--on-lossy warn` writes passes Kusto.Language against the profile's tables: a field

@@ -344,10 +344,10 @@ class Generator:
         fields = ", ".join(sorted(read))
         names = [n for n, t in self.profile.event_types.items() if all(self.profile.field(t, f) for f in read)]
         if not names:
-            return None, f" (no event type it lists has every field the rule decides on: {fields})"
+            return None, f" (no event type it lists has every field {self.subject} decides on: {fields})"
         where = {self._place(self.profile.event_types[n]) for n in names}
         if len(where) > 1:
-            return None, (f" (the fields the rule decides on, {fields}, are those of {', '.join(names)}, which "
+            return None, (f" (the fields {self.subject} decides on, {fields}, are those of {', '.join(names)}, which "
                           f"it reads from {', '.join(sorted(where))})")
         self.unsupported(f"{self.subject} selects no event type (#event_simpleName=...): of the event types profile "
                          f"{self.profile.name} lists, only {', '.join(names)} carry every field it decides on that the "

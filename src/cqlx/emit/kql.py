@@ -817,6 +817,10 @@ class KqlGenerator(Generator):
         table = self.event.table if self.event else None
         if mapped is None or table is None:
             return "string"
+        if mapped.name != field and mapped.name in self.computed:
+            # the rule wrote a field named as this one's column (reported: check_shadowing), which
+            # now holds what the rule wrote there
+            return self.column_type(mapped.name)
         return dict(self.profile.columns(table)).get(mapped.name, mapped.type)
 
     def pred_exists(self, pred: ir.Exists) -> str:
