@@ -160,6 +160,34 @@ JOINS_BY_PROCESS = [
 ]
 
 
+# Keys and values a target computes from what its events hold (raw FDR has the full path, not the
+# file name; Splunk's _time and Defender's Timestamp stand for Falcon's epoch milliseconds): the
+# subquery computes them too.
+BY_DERIVED = [
+    _event("ProcessRollup2", aid="a1", ImageFileName="\\Device\\HarddiskVolume3\\Windows\\whoami.exe",
+           FileName="whoami.exe", CommandLine="whoami /all", **{"@timestamp": "1704067200000"}),
+    _event("ProcessRollup2", aid="a2", ImageFileName="\\Device\\HarddiskVolume3\\Tools\\whoami.exe",
+           FileName="whoami.exe", CommandLine="whoami", **{"@timestamp": "1704067260000"}),
+    _event("ProcessRollup2", aid="a3", ImageFileName="\\Device\\HarddiskVolume3\\Windows\\notepad.exe",
+           FileName="notepad.exe", CommandLine="notepad", **{"@timestamp": "1704067200000"}),
+]
+JOINS_ON_DERIVED = [
+    P + 'join({#event_simpleName=ProcessRollup2 CommandLine="whoami /all"}, field=FileName, include=[CommandLine]) '
+        "| select([aid, CommandLine])",
+    P + "join({#event_simpleName=ProcessRollup2 FileName=notepad.exe}, field=@timestamp, include=[CommandLine]) "
+        "| select([aid, CommandLine])",
+    P + "join({#event_simpleName=ProcessRollup2 aid=a2}, field=aid, key=aid, include=[@timestamp]) "
+        "| Later := @timestamp + 1 | select([aid, Later])",
+]
+
+
+@pytest.mark.parametrize("rule", JOINS_ON_DERIVED)
+def test_join_keys_and_values_the_target_computes_agree(rule: str) -> None:
+    rows = assert_agree(rule, BY_DERIVED, engines=("kql", "spl"))
+    assert 1 <= len(rows) <= 2, rows
+    check_kql(convert(rule, to="kql"))
+
+
 @pytest.mark.parametrize("rule", JOINS_BY_PROCESS)
 def test_joins_on_falcon_process_ids_agree_on_every_engine(rule: str) -> None:
     rows = assert_agree(rule, BY_PROCESS, engines=("kql", "spl"))

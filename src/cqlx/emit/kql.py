@@ -303,6 +303,7 @@ class KqlGenerator(Generator):
                 return ["where false"] if step.filters and not step.negated else []
             keys.append(f"tostring({sub.col(key, step.span)})")
         values = ['""' if sub.dead(f) else f"tostring({sub.col(f, step.span)})" for f in step.writes]
+        text += "".join(f"\n| {op}" for op in sub.preamble)  # what the keys and values read, derived after its steps
         self.adopt(sub.diagnostics)
         source = "\n    " + text.replace("\n", "\n    ")
         return self.join_rows(step, source, keys, step.writes, values, False)

@@ -263,6 +263,7 @@ class SplGenerator(Generator):
         values = [f"{tag}_value{i}" for i in range(1, len(written) + 1)]
         sub_values = [f'{v}=coalesce({field_ref(sub.col(f, step.span))}, "")' for v, f in zip(values, written,
                                                                                                strict=True)]
+        lines += [f"| {op}" for op in sub.preamble]  # what the keys and values read is derived after its steps
         self.adopt(sub.diagnostics)
         present = " AND ".join(f'isnotnull({k}) AND {k}!=""' for k in keys)
         body = " ".join(lines) if lines[0].startswith("|") else "search " + " ".join(lines)
