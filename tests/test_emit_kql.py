@@ -156,6 +156,9 @@ PR2 = "#event_simpleName=ProcessRollup2 "
     # a field written under the column of one read later (reported): the column holds a number now
     (PR2 + "| ProcessCommandLine := RawProcessId | CommandLine = *a*",
      'where tostring(ProcessCommandLine) contains_cs "a"'),
+    # a grouping by a field a projection removed writes no summarize: its outputs are no columns
+    (PR2 + "| select([aid]) | groupBy(CommandLine, function=count(as=n)) | n > 3",
+     "| project DeviceId\n| where false\n| where false"),
 ])
 def test_warn_writes_kql_that_loads(cql: str, written: str) -> None:
     """What `--on-lossy warn` writes passes Kusto.Language against the profile's tables: a field
@@ -166,3 +169,12 @@ def test_warn_writes_kql_that_loads(cql: str, written: str) -> None:
     assert conversion.detection_loss and written in conversion.output
     (diagnostics,) = analyze([conversion.output], {n: list(c) for n, c in load_profile("mde").tables.items()})
     assert [d.message for d in diagnostics if d.severity == "Error"] == []
+
+
+def test_an_expression_too_deep_for_kusto_is_refused_under_every_policy() -> None:
+    """Kusto's parser rejects the query (KS245): nothing loadable can be written, not even under warn."""
+    cql = PR2 + "| x := " + " + ".join(["CommandLine"] * 200)
+    for policy in ("error", "warn", "ignore"):
+        with pytest.raises(UnsupportedError, match="whatever --on-lossy says") as refused:
+            convert_text(cql, "kql", policy=policy)
+        assert "nests calls deeper than Kusto's parser accepts" in str(refused.value)

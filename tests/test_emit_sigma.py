@@ -174,3 +174,17 @@ def test_unwritable_tests_match_nothing_under_warn(cql: str, hits: list[int]) ->
     records = [{"CommandLine": "a"}, {"CommandLine": "abcdefgh"}]
     (_, found), *_ = run_sigma(conversion.output, records)
     assert found == hits
+
+
+def test_a_condition_too_deep_for_pysigma_is_refused_under_every_policy() -> None:
+    """pySigma's recursive condition parser fails on it: nothing loadable can be written, not even
+    under warn."""
+    from cqlx.conversion import convert_text
+    from cqlx.errors import UnsupportedError
+
+    nested = "".join(f"(CommandLine=a{i} {'and' if i % 2 else 'or'} " for i in range(170))
+    cql = f"#event_simpleName=ProcessRollup2 {nested}CommandLine=z{')' * 170}"
+    for policy in ("error", "warn", "ignore"):
+        with pytest.raises(UnsupportedError, match="whatever --on-lossy says") as refused:
+            convert_text(cql, "sigma", policy=policy)
+        assert "pySigma's condition parser" in str(refused.value)

@@ -287,8 +287,10 @@ class Generator:
                                  f"later step tests it: {why}", step.span)
 
     def unsupported(self, message: str, span: Span = NO_SPAN, kind: str = DETECTION,
-                    fields: tuple[str, ...] = ()) -> None:
-        self.adopt([Diagnostic(kind, self.target, message, span, fields)])
+                    fields: tuple[str, ...] = (), unwritable: bool = False) -> None:
+        """Record what the target cannot say; ``unwritable``: nor can anything the target loads be
+        written in its place (refused whatever the lossy policy)."""
+        self.adopt([Diagnostic(kind, self.target, message, span, fields, unwritable=unwritable)])
 
     def adopt(self, diagnostics: list[Diagnostic]) -> None:
         """Diagnostics as the rule's own, each (kind and message) once: this generator's, or a

@@ -219,7 +219,7 @@ class KqlGenerator(Generator):
         if isinstance(step, ir.Eval):
             if _call_depth(step.expr) > MAX_CALL_DEPTH:
                 self.unsupported(f"the expression nests calls deeper than Kusto's parser accepts (about "
-                                 f"{MAX_CALL_DEPTH})", step.span)
+                                 f"{MAX_CALL_DEPTH})", step.span, unwritable=True)
             self.current: ir.Step | None = step
             try:
                 value = self.expr(step.expr)
@@ -462,6 +462,7 @@ class KqlGenerator(Generator):
         collect()/selectLast()/selectFromMax() give none without a value: a filter says so."""
         grouped = self.group_keys(step)
         if grouped is None:
+            self.untracked.append(step)  # no summarize: what reads its outputs reads no column
             return ["where false"]
         keys, tests = grouped
         out = [f"where {' and '.join(tests)}"] if tests else []
