@@ -184,8 +184,9 @@ class KqlGenerator(Generator):
     def track(self, step: ir.Step) -> None:
         if isinstance(step, ir.Project | ir.Aggregate | ir.GroupTail | ir.Drop | ir.Opaque):
             self.derived.clear()  # the rows may have lost the column a time was derived from
-        for field in step_writes(step):
-            self.derived.pop(field, None)
+        elif self.derived:  # (most rules derive no time: no second step_writes() per step for them)
+            for field in step_writes(step):
+                self.derived.pop(field, None)
         if isinstance(step, ir.Opaque) or any(step is s for s in self.untracked):
             return  # the KQL computes none of its fields: a later select() must not name them as columns
         super().track(step)

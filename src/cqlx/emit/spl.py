@@ -502,7 +502,8 @@ class SplGenerator(Generator):
 
     def track(self, step: ir.Step) -> None:
         super().track(step)
-        self.times -= step_writes(step)
+        if self.times:  # (most rules derive no time: no second step_writes() per step for them)
+            self.times -= step_writes(step)
 
     def time_column(self, field: str) -> str | None:
         """The column of an event-time field read as a time (Splunk's ``_time``, epoch seconds)."""
