@@ -363,6 +363,16 @@ def test_engines_agree_after_the_event_time_is_read_as_a_number(cql: str) -> Non
     assert not convert_text(P + cql, "kql").diagnostics  # exact: no time shown otherwise, none lost
 
 
+@pytest.mark.parametrize("cql", [*TIME_READ, "@timestamp > 0 | select([ComputerName])",
+                                 "Minute := @timestamp / 60000 | Minute < 0 | select([ComputerName])"])
+def test_engines_agree_on_the_event_time_of_raw_fdr_events(cql: str) -> None:
+    # Raw FDR has no @timestamp: SPL reads the time from _time, KQL from Timestamp, the matcher from
+    # timestamp (it read nothing there before, and refused every event of the filter).
+    assert "@timestamp" not in EVENTS[0]
+    rows = assert_agree(P + cql, EVENTS)
+    assert bool(rows) != ("< 0" in cql)
+
+
 def test_top_percent_agrees_on_spl() -> None:
     rows = assert_agree(P + "top(ParentBaseFileName, percent=true)", EVENTS, engines=("spl",))
     assert {dict(r)["ParentBaseFileName"]: dict(r)["percent"] for r in rows}["bash"] == "37.5"  # 3 of 8 events

@@ -92,6 +92,21 @@ def test_run_csv_has_the_selected_columns() -> None:
     assert len(result.stdout.splitlines()) == 36
 
 
+def test_run_counts_events_without_a_tested_field_but_not_the_fields_the_rule_computes(tmp_path: Path) -> None:
+    rule = tmp_path / "minute.cql"
+    rule.write_text("#event_simpleName=ProcessRollup2 | Minute := @timestamp / 60000 | Minute > 0 | UserName=*\n",
+                    encoding="utf-8")
+    events = tmp_path / "events.ndjson"
+    events.write_text("\n".join(json.dumps(e) for e in [
+        {"#event_simpleName": "ProcessRollup2", "timestamp": "1700000000000", "UserName": "a"},  # raw FDR
+        {"#event_simpleName": "ProcessRollup2", "@timestamp": 1700000060000, "UserName": "b"},
+        {"#event_simpleName": "ProcessRollup2", "@timestamp": 1700000120000}]) + "\n", encoding="utf-8")
+    result = cqlx("run", str(rule), str(events), "--format", "jsonl")
+    assert [json.loads(line)["UserName"] for line in result.stdout.splitlines()] == ["a", "b"]
+    assert "3 events (2 matched, 1 not matched)" in result.stderr
+    assert "; 1 event without a field the rule tests" in result.stderr  # UserName; Minute is the rule's
+
+
 def test_malformed_lines_are_accounted_for() -> None:
     expected = json.loads((SAMPLES / "events" / "malformed.expected.json").read_text(encoding="utf-8"))
     result = cqlx("run", str(SEED_CARD), str(SAMPLES / "events" / "malformed.ndjson"), "--no-prefilter")

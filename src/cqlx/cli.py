@@ -161,9 +161,9 @@ def run(
     from cqlx import ir
     from cqlx.api import compile_rule
     from cqlx.events import EventStats, read_events
-    from cqlx.passes import pred_fields
+    from cqlx.passes import pred_fields, step_writes
     from cqlx.rules import load_rule
-    from cqlx.runtime import get
+    from cqlx.runtime import field_value
 
     chosen = fmt or ("table" if sys.stdout.isatty() else "jsonl")
     if chosen not in ("jsonl", "table", "csv"):
@@ -175,16 +175,23 @@ def run(
     query = matcher.query
     matcher.limit_regex_time(regex_timeout / 1000)
     stats = EventStats()
-    tested = sorted({f for s in query.steps if hasattr(s, "pred") for f in pred_fields(s.pred)} - {"*"})
-
-    plain = tuple(n for n in tested if n[:1] != "#" and "." not in n)  # get() is dict.get for these
+    # The fields the filters test that the event itself must hold: not those the rule computed first.
+    reads: set[str] = set()
+    written: set[str] = {"*"}
+    for step in query.steps:
+        if isinstance(step, ir.Filter):
+            reads |= pred_fields(step.pred) - written
+        written |= step_writes(step)
+    tested = sorted(reads)
+    times = ("@timestamp", "timestamp")  # raw FDR's event time is timestamp (field_value)
+    plain = tuple(n for n in tested if n[:1] != "#" and "." not in n and n not in times)  # dict.get for these
     special = tuple(n for n in tested if n not in plain)
 
     def counted(stream: Any) -> Any:
         missing = odd = 0
         try:
             for event in stream:
-                values = [*map(event.get, plain), *(get(event, name) for name in special)]
+                values = [*map(event.get, plain), *(field_value(event, name, times) for name in special)]
                 if None in values:
                     missing += 1
                 kinds = set(map(type, values))

@@ -1023,8 +1023,9 @@ def time_bucket(millis: Any, span: int) -> int | None:
     return int(millis // span) * span
 
 
-def _field_value(record: dict[str, Any], name: str, times: tuple[str, ...]) -> Any:
-    """A field's value; a time field (``@timestamp``) falls back to the event's other time field."""
+def field_value(record: dict[str, Any], name: str, times: tuple[str, ...]) -> Any:
+    """A field's value; a time field (``@timestamp``) falls back to the event's other time field
+    (raw FDR carries the event time as ``timestamp``, epoch milliseconds as text)."""
     value = get(record, name)
     if value is None and name in times:
         for other in times:
@@ -1113,9 +1114,9 @@ def _accumulate(state: list[Any], functions: tuple[tuple[Any, ...], ...], row: d
             best = state[index]
             if amount is not None and (best is None or (amount > best[0] if name == "selectFromMax"
                                                         else amount < best[0])):
-                state[index] = (amount, _field_value(row, field, times))
+                state[index] = (amount, field_value(row, field, times))
             continue
-        value = _field_value(row, field, times)
+        value = field_value(row, field, times)
         if value is None:
             continue
         if name == "selectLast":

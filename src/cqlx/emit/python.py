@@ -291,7 +291,14 @@ class _Segment:
     # ------------------------------------------------------------ predicates and values
 
     def value(self, name: str) -> str:
-        return f"get(rec, {self.module.field(name)!r})"
+        m = self.module
+        if name == "@timestamp" and not {"@timestamp", "timestamp"} & m.computed:
+            # The event time wherever the event has it, as the aggregations and sort() read it and
+            # as SPL (_time) and KQL (Timestamp) compute it: raw FDR has no @timestamp.
+            times = _time_fields(m)
+            if len(times) > 1:
+                return f"field_value(rec, {times[0]!r}, {times!r})"
+        return f"get(rec, {m.field(name)!r})"
 
     def tested(self, name: str, span: ir.Span) -> str:
         """A field a predicate tests: refused when the profile gives its values another shape."""
