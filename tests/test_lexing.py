@@ -1,9 +1,10 @@
-"""The first-character scanner (cqlx.lexing) reads every query exactly as Lark's own scanner does.
+"""The first-character scanner (cqlx.lexing) and the one-loop driver (cqlx.lalr) read every query
+exactly as Lark's own scanner and parser do.
 
 Two checks: what a pattern may start with is a superset of what it does start with (a table, and
-a property over the grammar's own terminals); and the parser with either scanner gives the same
-AST, or the same error at the same place, over the sample corpus, hand-picked lexical traps,
-and generated and mutated queries.
+a property over the grammar's own terminals); and the parser with either scanner, and the driver,
+give the same AST, or the same error at the same place, over the sample corpus, hand-picked
+lexical traps, and generated and mutated queries.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cqlx import lexing, parser
+from cqlx import lalr, lexing, parser
 from cqlx.errors import CqlError
 from cqlx.resources import data_path
 from cqlx.rules import find_rules, load_rules
@@ -85,7 +86,24 @@ def _parsers() -> tuple[lark.Lark, lark.Lark]:
     return (parser.load_parser(_grammar(), None), parser.load_parser(_grammar(), None, first_char_scanner=False))
 
 
-def _outcome(grammar_parser: lark.Lark, text: str) -> Any:
+class _Driven:
+    """The driver, and Lark where it gives up (as cqlx.parser.parse does); counts what it read."""
+
+    def __init__(self, grammar_parser: lark.Lark) -> None:
+        driver = lalr.driver(grammar_parser)
+        assert driver is not None
+        self.driver, self.parser, self.answered = driver, grammar_parser, 0
+
+    def parse(self, text: str) -> Any:
+        try:
+            result = self.driver.parse(text)
+        except lalr.Unparsed:
+            return self.parser.parse(text)
+        self.answered += 1
+        return result
+
+
+def _outcome(grammar_parser: lark.Lark | _Driven, text: str) -> Any:
     try:
         return ("ast", grammar_parser.parse(text))
     except lark.exceptions.UnexpectedInput as error:
@@ -134,22 +152,31 @@ def _generated(count: int, seed: int) -> list[str]:
 
 def test_sample_corpus_and_traps_read_alike() -> None:
     fast, stock = _parsers()
+    driven = _Driven(fast)
     texts = _sample_queries() + TRAPS
     assert len(texts) > 60
     parsed = 0
     for text in texts:
         expected = _outcome(stock, text)
         assert _outcome(fast, text) == expected, text
+        assert _outcome(driven, text) == expected, text
         parsed += expected[0] == "ast"
     assert parsed > 20
+    assert driven.answered == parsed  # the driver read every query Lark accepts, and no other
 
 
 def test_generated_and_mutated_queries_read_alike() -> None:
     fast, stock = _parsers()
     texts = [text for text in _generated(600, seed=11) if len(text) < 4000]  # equality of huge ASTs recurses
     assert len(texts) > 500
+    driven = _Driven(fast)
+    parsed = 0
     for text in texts:
-        assert _outcome(fast, text) == _outcome(stock, text), text
+        expected = _outcome(stock, text)
+        assert _outcome(fast, text) == expected, text
+        assert _outcome(driven, text) == expected, text
+        parsed += expected[0] == "ast"
+    assert driven.answered == parsed > 100
 
 
 def test_the_first_char_scanner_is_installed() -> None:
@@ -157,3 +184,13 @@ def test_the_first_char_scanner_is_installed() -> None:
     assert isinstance(fast.parser.lexer.root_lexer.scanner, lexing.FirstCharScanner)
     assert not isinstance(stock.parser.lexer.root_lexer.scanner, lexing.FirstCharScanner)
     assert isinstance(parser._parser().parser.lexer.root_lexer.scanner, lexing.FirstCharScanner)
+
+
+def test_the_driver_reads_for_cqlx_parse() -> None:
+    driver = parser._driver()
+    assert driver is not None
+    assert parser.parse("a=1 | b := c * 2") == driver.parse("a=1 | b := c * 2")
+    with pytest.raises(lalr.Unparsed):
+        driver.parse("a=1 | b := ")
+    with pytest.raises(CqlError, match="expected"):  # Lark's error, as the user sees it
+        parser.parse("a=1 | b := ")

@@ -200,14 +200,19 @@ def python_flags(flags: str) -> int:
 
 
 @_MEMO
-def python_error(pattern: str, flags: int = 0) -> str | None:
-    """Why Python's ``re`` refuses the pattern (already in Python's dialect), or None. Kept per
-    pattern: each target checks the patterns of a rule, and ``re``'s own cache holds only 512."""
+def python_compiled(pattern: str, flags: int = 0) -> re.Pattern[str] | str:
+    """The pattern (already in Python's dialect) compiled by ``re``, or why ``re`` refuses it. Kept
+    per pattern: each target checks the patterns of a rule, and ``re``'s own cache holds only 512."""
     try:
-        re.compile(pattern, flags)
+        return re.compile(pattern, flags)
     except (re.error, ValueError, OverflowError, RecursionError) as error:
         return str(error) or type(error).__name__
-    return None
+
+
+def python_error(pattern: str, flags: int = 0) -> str | None:
+    """Why Python's ``re`` refuses the pattern (already in Python's dialect), or None."""
+    compiled = python_compiled(pattern, flags)
+    return compiled if isinstance(compiled, str) else None
 
 
 @_MEMO
@@ -227,10 +232,8 @@ def re2_error(pattern: str) -> str | None:
 @_MEMO
 def matches_empty(pattern: str, flags: str = "") -> bool:
     """Whether the pattern finds a match in the empty string (so a test on ``""`` would pass)."""
-    try:
-        return re.search(to_python(pattern), "", python_flags(flags)) is not None
-    except (re.error, ValueError, OverflowError, RecursionError):
-        return True
+    compiled = python_compiled(to_python(pattern), python_flags(flags))
+    return isinstance(compiled, str) or compiled.search("") is not None
 
 
 def glob_to_regex(pattern: str, end: str = "\\z", dotall: bool = True, escape: Callable[[str], str] = re.escape

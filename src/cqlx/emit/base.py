@@ -8,7 +8,6 @@ the end (:mod:`cqlx.convert`).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 
 from cqlx import ir
@@ -428,13 +427,13 @@ class Generator:
         """The event types a regex on ``#event_simpleName`` selects, as the profile knows them:
         those it declares whose names the regex matches. The regex is then answered by the table or
         logsource, so it leaves the rule's filters (as an equality on the type does)."""
-        from cqlx.regexes import python_error, python_flags, to_python
+        from cqlx.regexes import python_compiled, python_flags, to_python
 
-        source = to_python(pattern.pattern)
-        if python_error(source, python_flags(pattern.flags)) is not None:
+        compiled = python_compiled(to_python(pattern.pattern), python_flags(pattern.flags))
+        if isinstance(compiled, str):
             self.unsupported(f"the regex /{pattern.pattern}/ on #event_simpleName does not compile", pattern.span)
             return None
-        search = re.compile(source, python_flags(pattern.flags)).search
+        search = compiled.search
         # Entries named with a leading * (a profile's default and unlisted-type templates) are not types.
         names = tuple(n for n in [*self.profile.event_types, *self.profile.absent]
                       if not n.startswith("*") and search(n))
