@@ -535,10 +535,12 @@ def load_profile(name_or_path: str) -> Profile:
 def _read_profile(path: Path, text: str) -> Profile:
     import yaml
 
-    try:
-        head = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError:
-        head = None
+    head = None
+    if "extends" in text:  # the key cannot be written without its name: no other profile is read twice
+        try:
+            head = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except yaml.YAMLError:
+            head = None
     base = None
     if isinstance(head, dict) and head.get("extends"):
         parent = str(head["extends"])
