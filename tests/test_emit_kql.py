@@ -171,6 +171,23 @@ def test_warn_writes_kql_that_loads(cql: str, written: str) -> None:
     assert [d.message for d in diagnostics if d.severity == "Error"] == []
 
 
+@pytest.mark.parametrize(("cql", "written"), [
+    (PR2 + "| table([ImageFileName]) | ParentBaseFileName := SHA256HashData | ParentBaseFileName = *a*",
+     'where tostring(ParentBaseFileName) contains_cs "a"'),
+    (PR2 + "| table([ImageFileName]) | x := coalesce([SHA256HashData, MD5HashData]) | x = 5",
+     'where tostring(x) == "5"'),
+])
+def test_a_field_assigned_an_always_missing_value_is_tested_as_text(cql: str, written: str) -> None:
+    """A field assigned one a projection removed holds real(null) (or ""): a text test reads it
+    through tostring(); it compared a real with text, which Kusto.Language rejects (KS106, fuzz
+    seed 217). Exact: the field is missing in LogScale too."""
+    require_kusto()
+    conversion = convert_text(cql, "kql")
+    assert not conversion.detection_loss and written in conversion.output  # the path shown: presentation
+    (diagnostics,) = analyze([conversion.output], {n: list(c) for n, c in load_profile("mde").tables.items()})
+    assert [d.message for d in diagnostics if d.severity == "Error"] == []
+
+
 def test_an_expression_too_deep_for_kusto_is_refused_under_every_policy() -> None:
     """Kusto's parser rejects the query (KS245): nothing loadable can be written, not even under warn."""
     cql = PR2 + "| x := " + " + ".join(["CommandLine"] * 200)

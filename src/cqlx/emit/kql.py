@@ -815,7 +815,8 @@ class KqlGenerator(Generator):
 
     def column_type(self, field: str) -> str:
         if field in self.computed:
-            return "real" if self.kinds.get(field, TEXT) == NUMBER else "string"
+            # a value that is always missing (a field a projection removed) is written real(null)
+            return "real" if self.kinds.get(field, TEXT) in (NUMBER, NULL) else "string"
         mapped = self.profile.field(self.event, field)
         table = self.event.table if self.event else None
         if mapped is None or table is None:
