@@ -373,6 +373,16 @@ def test_engines_agree_on_the_event_time_of_raw_fdr_events(cql: str) -> None:
     assert bool(rows) != ("< 0" in cql)
 
 
+def test_a_score_sums_its_own_signal_when_the_flag_is_written_again() -> None:
+    # S0 written again (as a weight) after the score: the score still reads the first S0's weight;
+    # every target summed the later one (fuzz seed 218).
+    cql = P + ('S0 := if(ComputerName = "web-01", "YES", "NO") | S0W := if(ComputerName = "web-01", 1, 0) '
+               "| Score := S0W | S0 := if(ParentBaseFileName = bash, 3, 0) | select([ComputerName, Score, S0])")
+    rows = [dict(r) for r in assert_agree(cql, EVENTS)]
+    assert {r["ComputerName"]: r["Score"] for r in rows} == {"web-01": "1", "web-02": "0", "web-03": "0", "db-01": "0"}
+    assert {r["S0"] for r in rows} == {"0", "3"}
+
+
 def test_top_percent_agrees_on_spl() -> None:
     rows = assert_agree(P + "top(ParentBaseFileName, percent=true)", EVENTS, engines=("spl",))
     assert {dict(r)["ParentBaseFileName"]: dict(r)["percent"] for r in rows}["bash"] == "37.5"  # 3 of 8 events

@@ -112,6 +112,16 @@ def test_score_and_ladder() -> None:
     assert ir.Ladder("Sev", "S", (ir.Tier(5, "HIGH"), ir.Tier(2, "MED")), "LOW") in query.steps
 
 
+def test_a_signal_written_again_under_its_name_is_told_apart() -> None:
+    """A score sums the signals it names: a later signal in the same field (S0 written again as a
+    weight) must not take the name the score reads (fuzz seed 218: every target summed the later one)."""
+    text = ('S0 := if(aid = "x", "YES", "NO") | S0W := if(aid = "x", 1, 0) | S := S0W '
+            "| S0 := if(d = m, 3, 0) | T := S0")
+    query = recognize_score(recognize_signals(lowered(text)))
+    assert [s.name for s in query.steps if isinstance(s, ir.Signal)] == ["S0", "S0#2"]
+    assert [s for s in query.steps if isinstance(s, ir.Score)] == [ir.Score("S", ("S0",)), ir.Score("T", ("S0#2",))]
+
+
 def test_ladder_with_ascending_thresholds_stays_an_eval() -> None:
     text = SCORED.replace("S >= 5", "S >= 1")
     query = recognize_ladder(recognize_score(recognize_signals(lowered(text))))

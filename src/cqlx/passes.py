@@ -7,6 +7,7 @@ ladder) passes through unchanged and still converts as plain ``Eval`` steps.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from itertools import pairwise
@@ -870,7 +871,21 @@ def recognize_signals(query: ir.Query) -> ir.Query:
             merged[index] = ir.Signal(step.field, condition, value, None, ("YES", "NO"), step.field,
                                       step.span)
     out = tuple(merged.get(i, s) for i, s in enumerate(steps) if i not in removed)
-    return replace(query, steps=out)
+    return replace(query, steps=_distinct_names(out))
+
+
+def _distinct_names(steps: tuple[ir.Step, ...]) -> tuple[ir.Step, ...]:
+    """Signals named alike (a rule that writes ``S0`` again later) told apart, ``S0``, ``S0#2``...
+    in step order: a :class:`Score` names the signals it sums, and must name the right one."""
+    seen: Counter[str] = Counter()
+    out = []
+    for step in steps:
+        if isinstance(step, ir.Signal):
+            seen[step.name] += 1
+            if seen[step.name] > 1:
+                step = replace(step, name=f"{step.name}#{seen[step.name]}")
+        out.append(step)
+    return tuple(out)
 
 
 def _summands(expr: ir.Expr) -> Iterator[ir.Expr]:
