@@ -373,6 +373,15 @@ def test_engines_agree_on_the_event_time_of_raw_fdr_events(cql: str) -> None:
     assert bool(rows) != ("< 0" in cql)
 
 
+def test_the_matcher_shows_the_event_time_of_raw_fdr_events() -> None:
+    # select() and table() of @timestamp show raw FDR's timestamp, as every other reading of it does
+    rows = _run("select([ComputerName, @timestamp])")
+    assert rows and [r["@timestamp"] for r in rows] == [e["timestamp"] for e in EVENTS
+                                                         if e.get("#event_simpleName") == "ProcessRollup2"]
+    written = _run("@timestamp := 5 | select([@timestamp])")  # a field the rule wrote is that value
+    assert {r["@timestamp"] for r in written} == {5}
+
+
 def test_a_score_sums_its_own_signal_when_the_flag_is_written_again() -> None:
     # S0 written again (as a weight) after the score: the score still reads the first S0's weight;
     # every target summed the later one (fuzz seed 218).

@@ -908,11 +908,12 @@ def assign(record: dict[str, Any], name: str, value: Any) -> dict[str, Any]:
     return record
 
 
-def project(record: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    """``select()``: the named fields in order; missing ones are left out of the row."""
+def project(record: dict[str, Any], names: tuple[str, ...], times: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``select()``: the named fields in order; missing ones are left out of the row. A time field
+    of ``times`` (``@timestamp``) the record lacks is read from the other (:func:`field_value`)."""
     row = {}
     for name in names:
-        value = get(record, name)
+        value = field_value(record, name, times) if times else get(record, name)
         if value is not None:
             row[name] = value
     return row

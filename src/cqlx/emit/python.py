@@ -186,7 +186,11 @@ class _Segment:
         elif isinstance(step, ir.Project):
             pairs = tuple((f, self.module.field(f)) for f in step.fields)
             if all(a == b for a, b in pairs):
-                self.emit(f"rec = project(rec, {self.module.constant(repr(step.fields), 'F')})")
+                times = _time_fields(self.module)
+                shown = ", " + repr(times) if "@timestamp" in step.fields and len(times) > 1 \
+                    and not {"@timestamp", "timestamp"} & self.module.computed else ""
+                # the event time wherever the event has it, as value() reads it (raw FDR: timestamp)
+                self.emit(f"rec = project(rec, {self.module.constant(repr(step.fields), 'F')}{shown})")
             else:
                 self.emit(f"rec = project_as(rec, {self.module.constant(repr(pairs), 'F')})")
             self.module.names = {}
