@@ -188,3 +188,13 @@ def test_a_condition_too_deep_for_pysigma_is_refused_under_every_policy() -> Non
         with pytest.raises(UnsupportedError, match="whatever --on-lossy says") as refused:
             convert_text(cql, "sigma", policy=policy)
         assert "pySigma's condition parser" in str(refused.value)
+
+
+def test_a_tier_tests_the_signal_its_score_sums_when_the_flag_is_written_again() -> None:
+    """S0 written again (a weight on another condition) after the score: the tiers still test the
+    first S0's condition (they tested the later one's: fuzz seed 218)."""
+    cql = ('#event_simpleName=ProcessRollup2 CommandLine=/x/ | S0 := if(ComputerName = "web-01", "YES", "NO") '
+           '| S0W := if(ComputerName = "web-01", 1, 0) | Score := S0W | S0 := if(ParentBaseFileName = bash, 3, 0) '
+           '| Sev := if(Score >= 1, "HIGH", "LOW")')
+    output = convert(cql, to="sigma")
+    assert "Computer|cased: web-01" in output and "ParentImage" not in output

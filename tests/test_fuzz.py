@@ -50,6 +50,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cqlx
+from cqlx import ir
 from cqlx.errors import CqlError
 from cqlx.testing import lookup_schema
 
@@ -1008,7 +1009,38 @@ def check_text(text: str, events: Sequence[dict[str, Any]] = FIXED_EVENTS, polic
                 check_prefilter(compiled, events)
             except Exception as error:
                 outcome.failures.append(_failure("prefilter", error, text, list(events)))
+        try:
+            check_scoring(compiled, text, events)
+        except Exception as error:
+            outcome.failures.append(_failure("scoring", error, text, list(events)))
     return outcome
+
+
+#: The passes that make the scoring IR (signals, score, severity ladder) of plain assignments.
+SCORING_PASSES = ("recognize_signals", "recognize_score", "recognize_ladder")
+
+
+def check_scoring(compiled: Any, text: str, events: Sequence[dict[str, Any]]) -> None:
+    """The scoring IR means what the assignments it was made of mean: the matcher of the query
+    without the scoring passes (signals, score, ladder) gives the same rows."""
+    from cqlx.api import compile_query, parse_tree
+    from cqlx.lower import lower
+    from cqlx.passes import PASSES
+
+    if not any(isinstance(s, ir.Signal | ir.Score | ir.Ladder) for s in compiled.query.steps):
+        return
+    plain = lower(parse_tree(text), text, None, None)
+    for rewrite in PASSES:
+        if rewrite.__name__ not in SCORING_PASSES:
+            plain = rewrite(plain)
+    assert not any(isinstance(s, ir.Signal | ir.Score | ir.Ladder) for s in plain.steps)
+    try:
+        scored = repr(compiled.run([dict(e) for e in events]))
+    except Exception:  # reported by the run check already
+        return
+    unscored = repr(compile_query(plain, text).run([dict(e) for e in events]))
+    if scored != unscored:
+        raise OutputError(f"the scoring IR changes the rows: {unscored[:300]} becomes {scored[:300]}")
 
 
 def _json_line(event: dict[str, Any]) -> bytes:
@@ -1600,3 +1632,15 @@ def load_seed() -> str:
     from cqlx.rules import load_rule
 
     return load_rule(SEED_CARD).text
+
+
+def test_the_scoring_check_sees_a_score_that_differs_from_its_assignments() -> None:
+    from cqlx.api import compile_query
+
+    text = ('#event_simpleName=ProcessRollup2 | F := if(CommandLine = /a/, "YES", "NO") '
+            "| W := if(CommandLine = /a/, 3, 0) | S := W")
+    check_scoring(compile_query(cqlx.parse(text), text), text, FIXED_EVENTS)  # the same rows
+    wrong = text.replace("3, 0", "2, 0")  # as if the scoring IR had the other weight
+    with pytest.raises(OutputError, match="the scoring IR changes the rows"):
+        check_scoring(compile_query(cqlx.parse(wrong), wrong), text,
+                      [*FIXED_EVENTS, {"#event_simpleName": "ProcessRollup2", "CommandLine": "a"}])
