@@ -97,6 +97,13 @@ class _Module:
     def field(self, name: str) -> str:
         return name if name in self.computed else self.names.get(name, name)
 
+    def time_fallback(self) -> tuple[str, ...]:
+        """Where ``@timestamp`` is read from, the first name that has a value (raw FDR has no
+        ``@timestamp``, only ``timestamp``: SPL reads _time, KQL Timestamp); () when the rule wrote
+        either field or the profile names them alike: then it is read as any field."""
+        times = _time_fields(self)
+        return times if len(times) > 1 and not {"@timestamp", "timestamp"} & self.computed else ()
+
     def constant(self, code: str, prefix: str) -> str:
         if code not in self.constants:
             self.constants[code] = f"_{prefix}{len(self.constants)}"
@@ -186,10 +193,8 @@ class _Segment:
         elif isinstance(step, ir.Project):
             pairs = tuple((f, self.module.field(f)) for f in step.fields)
             if all(a == b for a, b in pairs):
-                times = _time_fields(self.module)
-                shown = ", " + repr(times) if "@timestamp" in step.fields and len(times) > 1 \
-                    and not {"@timestamp", "timestamp"} & self.module.computed else ""
-                # the event time wherever the event has it, as value() reads it (raw FDR: timestamp)
+                times = self.module.time_fallback() if "@timestamp" in step.fields else ()
+                shown = f", {times!r}" if times else ""  # the event time as value() reads it
                 self.emit(f"rec = project(rec, {self.module.constant(repr(step.fields), 'F')}{shown})")
             else:
                 self.emit(f"rec = project_as(rec, {self.module.constant(repr(pairs), 'F')})")
@@ -295,14 +300,10 @@ class _Segment:
     # ------------------------------------------------------------ predicates and values
 
     def value(self, name: str) -> str:
-        m = self.module
-        if name == "@timestamp" and not {"@timestamp", "timestamp"} & m.computed:
-            # The event time wherever the event has it, as the aggregations and sort() read it and
-            # as SPL (_time) and KQL (Timestamp) compute it: raw FDR has no @timestamp.
-            times = _time_fields(m)
-            if len(times) > 1:
-                return f"field_value(rec, {times[0]!r}, {times!r})"
-        return f"get(rec, {m.field(name)!r})"
+        times = self.module.time_fallback() if name == "@timestamp" else ()
+        if times:  # the event time wherever the event has it, as the aggregations and sort() read it
+            return f"field_value(rec, {times[0]!r}, {times!r})"
+        return f"get(rec, {self.module.field(name)!r})"
 
     def tested(self, name: str, span: ir.Span) -> str:
         """A field a predicate tests: refused when the profile gives its values another shape."""
