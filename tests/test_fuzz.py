@@ -23,7 +23,8 @@ Invariants, for any text:
 The generator below builds syntactically plausible CQL from every construct of grammar/cql.lark,
 with hostile literals; the mutator deletes, duplicates and inserts characters and tokens of real
 queries. Both are written against a tiny :class:`Chooser` interface, so the same code drives
-Hypothesis here (shrinking to a minimal case) and the long-running ``fuzz/fuzz_cql.py``.
+Hypothesis here (shrinking to a minimal case) and the long-running ``fuzz/fuzz_cql.py``. The
+property tests draw the same examples on every run; ``CQLX_FUZZ_RANDOM=1`` draws new ones.
 
 Bugs already found are listed in :data:`KNOWN_BUGS`: the property tests tolerate exactly those
 (matched by target, exception type and message), and each has a minimal example in
@@ -1035,12 +1036,19 @@ def check_scoring(compiled: Any, text: str, events: Sequence[dict[str, Any]]) ->
             plain = rewrite(plain)
     assert not any(isinstance(s, ir.Signal | ir.Score | ir.Ladder) for s in plain.steps)
     try:
-        scored = repr(compiled.run([dict(e) for e in events]))
+        scored = _rows_text(compiled.run([dict(e) for e in events]))
     except Exception:  # reported by the run check already
         return
-    unscored = repr(compile_query(plain, text).run([dict(e) for e in events]))
+    unscored = _rows_text(compile_query(plain, text).run([dict(e) for e in events]))
     if scored != unscored:
         raise OutputError(f"the scoring IR changes the rows: {unscored[:300]} becomes {scored[:300]}")
+
+
+def _rows_text(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as text that compares NaN with NaN, in field-name order: an event is a set of fields
+    (a signal step assigns its flag and its weight together, where the plain query assigned every
+    flag first)."""
+    return repr([sorted(row.items(), key=lambda item: item[0]) for row in rows])
 
 
 def _json_line(event: dict[str, Any]) -> bytes:
@@ -1144,6 +1152,7 @@ def events(draw: Callable[[st.SearchStrategy[Any]], Any]) -> list[dict[str, Any]
 
 
 # No example database (nothing written into the repository); a failure prints its reproduction blob.
+# Whether the examples are drawn afresh is conftest.py's Hypothesis profile.
 _SETTINGS: dict[str, Any] = {"deadline": None, "database": None, "print_blob": True,
                              "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
 FAST = settings(max_examples=300, **_SETTINGS)
@@ -1644,3 +1653,19 @@ def test_the_scoring_check_sees_a_score_that_differs_from_its_assignments() -> N
     with pytest.raises(OutputError, match="the scoring IR changes the rows"):
         check_scoring(compile_query(cqlx.parse(wrong), wrong), text,
                       [*FIXED_EVENTS, {"#event_simpleName": "ProcessRollup2", "CommandLine": "a"}])
+
+
+def test_the_scoring_check_reads_events_as_sets_of_fields() -> None:
+    """Found by CI: with no select(), the scored matcher writes each flag beside its weight and the
+    plain one every flag first; the rows hold the same fields and values."""
+    from cqlx.api import compile_query
+
+    text = ('#event_simpleName=ProcessRollup2 | F := if(CommandLine = /a/, "YES", "NO") '
+            '| G := if(CommandLine = /b/, "YES", "NO") | W := if(CommandLine = /a/, 3, 0) '
+            "| V := if(CommandLine = /b/, 1, 0)")
+    compiled = compile_query(cqlx.parse(text), text)
+    assert any(isinstance(step, ir.Signal) for step in compiled.query.steps)
+    event = {"#event_simpleName": "ProcessRollup2", "CommandLine": "ab"}
+    (row,) = compiled.run([dict(event)])
+    assert list(row)[-4:] == ["F", "W", "G", "V"]  # the order the check must not compare
+    check_scoring(compiled, text, [*FIXED_EVENTS, event])
