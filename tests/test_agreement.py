@@ -64,6 +64,13 @@ FILTERS = [
     "ParentBaseFileName = *.exe",
     "RawProcessId > 100",
     "RawProcessId <= 100",
+    # A negated test of a number holds where the field is missing (found by the agreement fuzz):
+    # Kusto's not() of a null comparison is null, and Sigma's `not x: n` holds where x is missing.
+    "UserName = * not RawProcessId < 100",
+    "CommandLine = /whoami/ not RawProcessId = 17",
+    'CommandLine = /whoami/ !in(RawProcessId, values=["17", "4242"])',
+    "CommandLine = /docker/i not (RawProcessId > 100 and UserName = root)",
+    "test(RawProcessId != 17)",
     "ImageFileName = /docker/ CommandLine = /run/ or CommandLine = /exec/i",
     "ImageFileName = /docker/ and (CommandLine = /run/ or UserName = dev)",
     "not (UserName = root or UserName = dev)",

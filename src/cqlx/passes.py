@@ -514,7 +514,8 @@ def expand_case(case: ir.Case, tag: str, existing: Callable[[str], bool]) -> tup
         chain = ir.Lit(index) if isinstance(test, ir.TrueP) else ir.Cond(test, ir.Lit(index), chain, case.span)
     steps: list[ir.Step] = [*before, ir.Eval(tag, chain, case.span)]
     if not isinstance(arms[-1][0], ir.TrueP):
-        steps.append(ir.Filter(ir.Cmp(tag, "!=", 0, case.span), case.span))
+        # the tag is 0 where no branch is taken, else the number of the branch (never missing)
+        steps.append(ir.Filter(ir.Cmp(tag, ">", 0, case.span), case.span))
     fields = list(dict.fromkeys(e.field for _, evals in arms for e in evals))
     for name in fields:
         value: ir.Expr = ir.Ref(name, case.span) if existing(name) else ir.Null(case.span)

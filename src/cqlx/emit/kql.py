@@ -731,8 +731,30 @@ class KqlGenerator(Generator):
         return "(" + " or ".join(self.pred(p) for p in pred.items) + ")"
 
     def pred_not(self, pred: ir.Not) -> str:
-        # not() of a string test is true for an empty/missing value, as CQL's negation is.
-        return f"not({self.pred(pred.item)})"
+        # not() of a string test is true for an empty/missing value, as CQL's negation is. A test
+        # of a number can be null (a null column, todouble() of text that is no number), and
+        # not(null) is null, which where drops (Kusto reference, "null values"): coalesce() makes
+        # it false first, so the negation holds where CQL's does.
+        inner = self.pred(pred.item)
+        return f"not(coalesce({inner}, false))" if self.nullable(pred.item) else f"not({inner})"
+
+    def nullable(self, pred: ir.Pred) -> bool:
+        """Whether the KQL of ``pred`` can be null (rather than false) on some row."""
+        if isinstance(pred, ir.And | ir.Or):
+            return any(self.nullable(p) for p in pred.items)
+        if isinstance(pred, ir.Cmp | ir.ExprTest):
+            return True
+        if isinstance(pred, ir.Eq):
+            return self.number_test(pred.field, (pred.value,)) and not self.is_basename(pred.field)
+        if isinstance(pred, ir.In):
+            return not pred.ignore_case and self.number_test(pred.field, pred.values)
+        return False
+
+    def number_test(self, field: str, values: tuple[str, ...]) -> bool:
+        """Whether equality of ``field`` with ``values`` is written as a comparison of numbers: a
+        number column against integers."""
+        return self.column_type(field) in ("long", "int") and field not in self.computed \
+            and all(re.fullmatch(r"0|-?[1-9]\d{0,17}", v) for v in values)
 
     def pred_truep(self, pred: ir.TrueP) -> str:
         return "true"
@@ -756,8 +778,7 @@ class KqlGenerator(Generator):
             return f"({column} {op} {string(pred.value)} or {ends})"
         column = self.col(pred.field, pred.span)
         op = "=~" if pred.ignore_case else "=="
-        if self.column_type(pred.field) in ("long", "int") and pred.field not in self.computed \
-                and re.fullmatch(r"0|-?[1-9]\d{0,17}", pred.value):
+        if self.number_test(pred.field, (pred.value,)):
             return f"{column} == {pred.value}"  # a number column: compare as the number the text spells
         if pred.value == "" and self.profile.missing == "empty":
             self.unsupported(f"{pred.field}=\"\" (present and empty) cannot be told from a missing field in "
@@ -811,7 +832,10 @@ class KqlGenerator(Generator):
         column = self.col(pred.field, pred.span)
         typed = self.column_type(pred.field)
         ref = column if typed in _NUMERIC_TYPES else f"todouble({column})"
-        return f"{ref} {_COMPARE[pred.op]} {_number(pred.number)}"
+        test = f"{ref} {_COMPARE[pred.op]} {_number(pred.number)}"
+        # null != 5 is true in Kusto (Kusto reference, "logical operators"); CQL's comparison is
+        # false where the field is missing or no number.
+        return f"(isnotnull({ref}) and {test})" if pred.op == "!=" else test
 
     def column_type(self, field: str) -> str:
         if field in self.computed:
@@ -843,7 +867,7 @@ class KqlGenerator(Generator):
         if not pred.values:
             return "false"
         numeric = self.column_type(pred.field) in ("long", "int") and pred.field not in self.computed
-        if numeric and not pred.ignore_case and all(re.fullmatch(r"0|-?[1-9]\d{0,17}", v) for v in pred.values):
+        if not pred.ignore_case and self.number_test(pred.field, pred.values):
             # a number column against integers: compared as the numbers the text spells (as pred_eq)
             return f"{column} in ({', '.join(pred.values)})"
         # in~ compares text, and a number column against other text too: tested as its text, as in CQL
@@ -896,6 +920,9 @@ class KqlGenerator(Generator):
         if None in numbers:  # a side that is no number: the matcher compares text
             return as_text
         as_numbers = f"{numbers[0]} {op} {numbers[1]}"
+        if op == "!=":  # null != 5 is true in Kusto; a missing side makes CQL's test false
+            present = [f"isnotnull({num})" for num, _, literal in sides if not literal]
+            as_numbers = "(" + " and ".join([*present, as_numbers]) + ")" if present else as_numbers
         unsure = [num for (num, _, _), expr in zip(sides, (left, right), strict=True) if self.kind(expr) == TEXT
                   and not isinstance(expr, ir.Lit)]
         if not unsure:

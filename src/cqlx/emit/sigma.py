@@ -506,8 +506,11 @@ class SigmaGenerator(Generator):
         if isinstance(pred, ir.Not):
             inner = self.condition(pred.item, hint + "_not" if not hint.endswith("_not") else hint)
             return f"not {inner}"
-        if isinstance(pred, ir.Cmp) and pred.op == "!=":  # no Sigma modifier for "not equal"
-            return "not " + self.condition(ir.Cmp(pred.field, "==", pred.number, pred.span), hint + "_not")
+        if isinstance(pred, ir.Cmp) and pred.op == "!=":
+            # No Sigma modifier for "not equal", and `not x: n` holds where x is missing or no
+            # number, where CQL's comparison is false: x is below or above n.
+            return "(" + " or ".join(self.condition(ir.Cmp(pred.field, op, pred.number, pred.span), hint)
+                                     for op in ("<", ">")) + ")"
         if isinstance(pred, ir.In) and not pred.values:  # in() of no values matches nothing
             return self.nothing(hint, self.plain_column(pred.field, pred.span))
         atom = self.atom(pred)
