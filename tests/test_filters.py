@@ -144,6 +144,33 @@ def test_what_cqlx_does_not_convert_is_refused_precisely(cql: str, reason: str) 
     assert convert(P + cql, to="cql") == P.replace(" | ", "\n| ") + cql + "\n"
 
 
+# Case-insensitive tests of letters beyond ASCII: LogScale does not document how it folds them and
+# each SIEM folds them its own way (found by the agreement fuzz: KQL's RE2 matched "üNÏ" for /Ünï$/i,
+# the SPL oracle's PCRE did not match "ÜNÏ" for in(ignoreCase=true), where the matcher did).
+FOLDED = [
+    ("CommandLine = /Ünï$/i", "Üï"),
+    ('in(CommandLine, values=["ünï", "x"], ignoreCase=true)', "üï"),
+    ('CommandLine =~ wildcard("*ÉTÉ*", ignoreCase=true)', "É"),
+    ('regex("(?<who>ß\\w+)", field=CommandLine, flags=i)', "ß"),
+]
+
+
+@pytest.mark.parametrize(("cql", "letters"), FOLDED, ids=[c for c, _ in FOLDED])
+def test_case_folding_beyond_ascii_is_detection_loss(cql: str, letters: str) -> None:
+    query = cqlx.parse(P + cql)
+    for target in ("kql", "spl", "sigma"):
+        conversion = convert_query(query, target, query_text=P + cql)
+        assert any(d.kind == DETECTION and f"test of {letters!r} (letters beyond ASCII)" in d.message
+                   for d in conversion.diagnostics), (target, conversion.diagnostics)
+    assert not convert_query(query, "python", query_text=P + cql).diagnostics  # the reference
+
+
+@pytest.mark.parametrize("cql", ["CommandLine = /ünï/", 'CommandLine = "ÜNÏ"', "CommandLine = /k-€/i"])
+def test_folding_only_ascii_or_no_folding_converts(cql: str) -> None:
+    for target in ("kql", "spl"):
+        assert convert(P + cql, to=target)
+
+
 # ---------------------------------------------------------------- CQL → each target
 
 # (CQL, KQL, SPL) for rules every target converts exactly.

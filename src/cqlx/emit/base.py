@@ -15,6 +15,7 @@ from cqlx.ast import NO_SPAN, Span
 from cqlx.frozen import Frozen, record
 from cqlx.functions import GROUP_LIMIT_DEFAULT
 from cqlx.passes import (
+    atoms,
     decisive_steps,
     extraction_as_test,
     loss_kind_of,
@@ -120,6 +121,7 @@ class Generator:
         self.unix_paths = unix_fields(self.query, frozenset(fields)) if self.drive_paths else frozenset()
         self.check_paths()
         self.check_shadowing()
+        self.check_folding()
         self.needed_after = decisive_steps(self.query)
 
     def answer_repository(self) -> None:
@@ -189,6 +191,26 @@ class Generator:
 
         if self.drive_paths and self.profile.language != "python" and windows(self.query.source.platforms):
             visit(self.query.steps, set())
+
+    def check_folding(self) -> None:
+        """A case-insensitive test of letters beyond ASCII (``/ünï/i``, ``in(..., ignoreCase=true)``):
+        LogScale does not document how its engine folds them, cqlx's matcher assumes Java's
+        defaults (ASCII folding in a regex, ``equalsIgnoreCase`` elsewhere), and each SIEM folds
+        them by its own rules (RE2's ``(?i)`` folds Unicode letters; PCRE's, without UCP, ASCII
+        letters; Sigma leaves it to the backend): which events match may differ. Letters within
+        ASCII fold alike everywhere (the other way round, a value's non-ASCII letter such as the
+        Kelvin sign against ``/k/i``, cannot be seen in the rule: README, "Semantics")."""
+        if self.profile.language == "python":
+            return
+        for pred in atoms(self.query):
+            folded = pred.ignore_case if isinstance(pred, ir.Eq | ir.Glob | ir.Regex | ir.In) else False
+            texts = (pred.value,) if isinstance(pred, ir.Eq) else (pred.pattern,) if isinstance(
+                pred, ir.Glob | ir.Regex) else pred.values if isinstance(pred, ir.In) else ()
+            letters = dict.fromkeys(c for text in texts for c in text if not c.isascii() and c.lower() != c.upper())
+            if folded and letters:
+                self.unsupported(f"a case-insensitive test of {''.join(letters)!r} (letters beyond ASCII): "
+                                 f"LogScale does not document how it folds them, and {self.target} folds "
+                                 "them by its own rules, so which events match may differ", pred.span)
 
     def check_shadowing(self) -> None:
         """A field the rule writes under the name the profile gives a Falcon field it reads later:

@@ -1,0 +1,186 @@
+"""Engine agreement over generated detections: the other half of tests/test_fuzz.py.
+
+tests/test_fuzz.py feeds cqlx hostile text and checks that every output is valid in its target.
+It cannot check that an output means what the query means, since its events are hostile values
+(NaN, lists, None) on which the engines' types differ on purpose. This module generates queries
+shaped like detection content instead (filters on real Falcon fields, signals, scores, severity
+ladders, `case {}`, value functions, a `select()`) and lets :func:`cqlx.witness.generate` derive
+well-formed events from each: values that meet each test and values that just miss it (the other
+letter case, the field missing). :func:`cqlx.testing.test_rule` then runs them on the Python
+matcher (the reference) and on every executable target: the written Python module, the KQL on
+duckdb-kql, the Sigma on pySigma's sqlite backend, the SPL on the SPL oracle. A disagreement is a
+:class:`cqlx.testing.Finding`.
+
+A conversion cqlx refuses (detection loss) is skipped for its target, as ``cqlx test`` skips it;
+what is written and compared is what cqlx says is exact. The generator is written against the
+:class:`tests.test_fuzz.Chooser` interface, so Hypothesis drives it in tests/test_agreement_fuzz.py
+and ``random.Random`` in the long runs of fuzz/agree_cql.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from cqlx import testing
+from cqlx.errors import CqlError
+from cqlx.rules import Rule, RuleMeta
+from cqlx.witness import generate as witnesses
+from tests.test_fuzz import Chooser, chance, pick
+
+#: Words the literals are made of: command-line pieces, paths with both separators, mixed case.
+WORDS = ("docker", "run", "--privileged", "kubectl", "exec", "whoami", "cmd.exe", "powershell", "-enc",
+         "bash", "sh", "nsenter", "curl", "http://x.io/a", "/tmp/x", "Admin", "root", "svc",
+         "C:\\Windows\\x.exe", "a b", "ünï")
+#: Text fields of ProcessRollup2 that every profile maps to a column of the same information.
+TEXT_FIELDS = ("CommandLine", "ImageFileName", "ParentBaseFileName", "ComputerName")
+#: Fields that hold a file name: a path separator never occurs in them (the SIEMs hold the path).
+FILE_NAMES = frozenset({"ParentBaseFileName"})
+NUMBER_FIELDS = ("RawProcessId",)
+#: What the whole rule outputs besides the fields it computes.
+SHOWN = ("ComputerName",)
+
+
+def cql_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def cql_regex(value: str) -> str:
+    return re.escape(value).replace("/", "\\/")
+
+
+class DetectionGenerator:
+    """Queries shaped like detection content over ProcessRollup2 (module docstring)."""
+
+    def __init__(self, c: Chooser) -> None:
+        self.c = c
+
+    def word(self, field: str) -> str:
+        while True:
+            word = pick(self.c, WORDS)
+            if chance(self.c, 30):
+                word = word.upper() if chance(self.c, 50) else word.capitalize()
+            if field not in FILE_NAMES or not ("/" in word or "\\" in word):
+                return word
+
+    def number(self) -> int:
+        return self.c.integer(0, 200)
+
+    def test(self, in_if: bool = False) -> str:
+        """One test of one field. ``in_if``: a condition of if(), which takes a single test."""
+        c = self.c
+        field = pick(c, TEXT_FIELDS)
+        w = self.word(field)
+        flags = pick(c, ("", "i"))
+        forms = [
+            lambda: f"{field} = {cql_string(w)}",
+            lambda: f"{field} = {cql_string('*' + w + '*')}",
+            lambda: f"{field} = {cql_string(w + '*')}",
+            lambda: f"{field} = {cql_string('*' + w)}",
+            lambda: f"{field} = /{cql_regex(w)}/{flags}",
+            lambda: f"{field} = /^{cql_regex(w)}/{flags}",
+            lambda: f"{field} = /{cql_regex(w)}$/{flags}",
+            lambda: f"{pick(c, NUMBER_FIELDS)} {pick(c, ('>', '<', '>=', '<=', '='))} {self.number()}",
+        ]
+        if not in_if:
+            forms += [
+                lambda: f"{field} != {cql_string(w)}",
+                lambda: f"in({field}, values=[{cql_string(w)}, {cql_string(self.word(field))}]"
+                        + pick(c, ("", ", ignoreCase=true")) + ")",
+                lambda: f"{field} = *",
+                lambda: f"{field} != *",
+                lambda: f"test(length({field}) > {c.integer(0, 30)})",
+                lambda: f"test({pick(c, NUMBER_FIELDS)} != {self.number()})",
+                lambda: f"not {pick(c, NUMBER_FIELDS)} {pick(c, ('>', '<', '='))} {self.number()}",
+            ]
+        return pick(c, forms)()
+
+    def condition(self, depth: int = 0) -> str:
+        roll = self.c.integer(0, 5) if depth < 2 else 0
+        if roll <= 2:
+            return self.test()
+        if roll == 3:
+            return f"({self.condition(depth + 1)} or {self.condition(depth + 1)})"
+        if roll == 4:
+            return f"not {self.test()}"
+        return f"{self.condition(depth + 1)} and {self.condition(depth + 1)}"
+
+    def case(self, outputs: list[str]) -> str:
+        c = self.c
+        branches = [f"{self.condition(1)} | Kind := {cql_string(f'k{i}')}" for i in range(c.integer(1, 3))]
+        if chance(c, 60):
+            branches.append('* | Kind := "other"')
+        outputs.append("Kind")
+        return "case { " + "; ".join(branches) + "; }"
+
+    def value(self, outputs: list[str], index: int) -> str:
+        """An assignment of a value function's result."""
+        c = self.c
+        field = pick(c, TEXT_FIELDS)
+        name = f"V{index}"
+        outputs.append(name)
+        forms = [
+            lambda: f"{name} := lower({field})",
+            lambda: f"{name} := upper({field})",
+            lambda: f"{name} := length({field})",
+            lambda: f"{name} := concat([{field}, {pick(c, TEXT_FIELDS)}])",
+            lambda: f'{name} := format("%s-%s", field=[{field}, {pick(c, TEXT_FIELDS)}])',
+            lambda: f'{name} := replace("{cql_regex(self.word(field))}", with="_", field={field}'
+                    + pick(c, ("", ", flags=i")) + ")",
+            lambda: f'{name} := splitString({field}, by="/", index={c.integer(-1, 2)})',
+            lambda: f"{name} := {pick(c, NUMBER_FIELDS)} + {self.number()}",
+            lambda: f'{name} := if({self.test(in_if=True)}, "yes", "no")',
+        ]
+        return pick(c, forms)()
+
+    def query(self) -> str:
+        c = self.c
+        steps = ["#event_simpleName=ProcessRollup2"]
+        steps += [self.condition() for _ in range(c.integer(1, 2))]
+        outputs: list[str] = []
+        if chance(c, 25):
+            steps.append(self.case(outputs))
+        weights = []
+        for i in range(c.integer(0, 3)):
+            test = self.test(in_if=True)
+            steps.append(f'F{i} := if({test}, "YES", "NO")')
+            steps.append(f"W{i} := if({test}, {c.integer(1, 3)}, 0)")
+            outputs.append(f"F{i}")
+            weights.append(f"W{i}")
+        if weights:
+            steps.append("Score := " + " + ".join(weights))
+            steps.append('Severity := if(Score >= 4, "HIGH", if(Score >= 2, "MEDIUM", "LOW"))')
+            outputs += ["Score", "Severity"]
+        for i in range(c.integer(0, 2)):
+            steps.append(self.value(outputs, i))
+        shown = list(dict.fromkeys([*SHOWN, pick(self.c, TEXT_FIELDS), *outputs]))
+        steps.append(f"select([{', '.join(shown)}])")
+        return "\n| ".join(steps) + "\n"
+
+
+#: The targets compared: every executable one (Kusto.Language is tests/test_fuzz.py's, in batches).
+TARGETS = tuple(t for t in testing.TARGETS if t != "kql-parser")
+
+
+def check_agreement(text: str, seed: int = 0, targets: Sequence[str] = TARGETS) -> testing.Report:
+    """Run ``text`` over its witness events on the reference and on ``targets``: the report's
+    findings are the disagreements (and a query that does not parse is a finding too)."""
+    rule = Rule(path="generated.cql", text=text, meta=RuleMeta())
+    report = testing.Report()
+    try:
+        query = rule.parse()
+    except CqlError as error:
+        report.findings.append(testing.Finding(rule.path, "parse", "-", error.message))
+        return report
+    cases = [testing.Case(f"witness: {w.name}", w.event) for w in witnesses(query, seed)]
+    testing.test_rule(rule, report, extra=cases, query=query, targets=tuple(targets))
+    return report
+
+
+def describe(report: testing.Report, text: str) -> str:
+    lines = [text.rstrip()]
+    for finding in report.findings:
+        lines.append(f"  {finding.target} {finding.case}: {finding.message}")
+        if finding.event is not None:
+            lines.append(f"    event: {finding.event!r}")
+    return "\n".join(lines)
