@@ -92,6 +92,13 @@ class DetectionGenerator:
                 lambda: f"test(length({field}) > {c.integer(0, 30)})",
                 lambda: f"test({pick(c, NUMBER_FIELDS)} != {self.number()})",
                 lambda: f"not {pick(c, NUMBER_FIELDS)} {pick(c, ('>', '<', '='))} {self.number()}",
+                lambda: f"{field} != {cql_string('*' + w + '*')}",
+                lambda: f"in({field}, values=[{cql_string(w + '*')}, {cql_string(self.word(field))}])",
+                lambda: f'test(lower({field}) == {cql_string(w.lower())})',
+                lambda: f"test(length({field}) > length({pick(c, TEXT_FIELDS)}))",
+                lambda: f"text:contains(string={field}, substring={cql_string(w)})",
+                lambda: f"{field} =~ wildcard({cql_string('*' + w + '*')}" + pick(c, ("", ", ignoreCase=true")) + ")",
+                lambda: f"{field} = /(?<G{c.integer(0, 9)}>{cql_regex(w)})/{flags}",
             ]
         return pick(c, forms)()
 
@@ -130,6 +137,9 @@ class DetectionGenerator:
             lambda: f'{name} := splitString({field}, by="/", index={c.integer(-1, 2)})',
             lambda: f"{name} := {pick(c, NUMBER_FIELDS)} + {self.number()}",
             lambda: f'{name} := if({self.test(in_if=True)}, "yes", "no")',
+            lambda: f'default(field={field}, value="none") | {name} := {field}',
+            lambda: f'{name} := coalesce([{field}, {pick(c, TEXT_FIELDS)}, "none"])',
+            lambda: f"{name} := length({field}) * 2",
         ]
         return pick(c, forms)()
 
@@ -153,6 +163,12 @@ class DetectionGenerator:
             outputs += ["Score", "Severity"]
         for i in range(c.integer(0, 2)):
             steps.append(self.value(outputs, i))
+        if chance(c, 20):
+            field = pick(c, TEXT_FIELDS)
+            pattern = cql_string(f"(?<Part>{re.escape(self.word(field))})(?<Rest>.*)")
+            steps.append(f"regex({pattern}, field={field}" + pick(c, ("", ", flags=i"))
+                         + pick(c, ("", ", strict=false")) + ")")
+            outputs += ["Part", "Rest"]
         shown = list(dict.fromkeys([*SHOWN, pick(self.c, TEXT_FIELDS), *outputs]))
         steps.append(f"select([{', '.join(shown)}])")
         return "\n| ".join(steps) + "\n"

@@ -146,6 +146,16 @@ def test_slash_is_division_after_an_operand_and_regex_where_a_value_starts() -> 
     assert comparison.value.pattern == "a\\/b" and comparison.value.flags == "i"
 
 
+@pytest.mark.parametrize("text", ["x := length(y) * 2", "x := length(y)*length(z)", "x := lower(y) * 2 + 1"])
+def test_star_after_a_call_is_multiplication(text: str) -> None:
+    """Found by the agreement fuzz: after a call the lexer took `*` for a match-all (LALR merges
+    the state that ends a call in a filter with the one that ends it in an expression)."""
+    assign = parse(text).stages[0]
+    assert isinstance(assign, A.Assignment)
+    product = assign.value.left if assign.value.op == "+" else assign.value  # type: ignore[union-attr]
+    assert isinstance(product, A.Binary) and product.op == "*" and isinstance(product.left, A.Call)
+
+
 def test_a_named_query_keeps_what_it_includes() -> None:
     (call,) = parse("correlate(a: {x=1} include: [aid, y], within=1h)").stages
     assert isinstance(call, A.Call)
