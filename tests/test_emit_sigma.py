@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from cqlx import convert
+from cqlx import parse as cqlx_parse
 from cqlx.conversion import convert_query
 from cqlx.emit.sigma import minimal_sets, sigma_string
 from cqlx.engines.sigma_sqlite import run_sigma, sigma_check
@@ -151,6 +152,24 @@ def test_seed_sigma_carries_card_metadata() -> None:
 def test_in_of_no_values_matches_nothing(cql: str, hits: list[int]) -> None:
     records = [{"CommandLine": "a"}, {"Image": "/bin/x"}]
     (_, found), *_ = run_sigma(convert(P + cql, to="sigma"), records)
+    assert found == hits
+
+
+@pytest.mark.parametrize(("cql", "hits"), [
+    ("ParentBaseFileName = /\\/tmp\\/x/", []),
+    ("not ParentBaseFileName = /a\\/b/i", [0, 1]),
+    ("ParentBaseFileName = /\\/x/ or CommandLine = a", [0]),
+])
+def test_a_file_name_regex_that_needs_a_separator_matches_nothing(cql: str, hits: list[int]) -> None:
+    """No file name holds a separator, so no event matches, in LogScale as in the Sigma: written as
+    the field present and absent at once (the portable subset has no regex that never matches
+    without a class escape, which the rule would then be warned about)."""
+    conversion = convert_query(cqlx_parse(P + cql), "sigma", query_text=P + cql)
+    notes = [d.message for d in conversion.diagnostics]
+    assert any("needs a path separator" in n for n in notes) and not any("class escape" in n for n in notes)
+    assert not conversion.detection_loss
+    records = [{"CommandLine": "a", "ParentImage": "/tmp/x"}, {"ParentImage": "C:\\a\\b"}]
+    (_, found), *_ = run_sigma(conversion.output, records)
     assert found == hits
 
 

@@ -513,6 +513,11 @@ class SigmaGenerator(Generator):
                                      for op in ("<", ">")) + ")"
         if isinstance(pred, ir.In) and not pred.values:  # in() of no values matches nothing
             return self.nothing(hint, self.plain_column(pred.field, pred.span))
+        if isinstance(pred, ir.Regex) and self.never_on_path(pred):
+            column = self.plain_column(pred.field, pred.span)
+            self.unsupported(f"the regex on {pred.field} needs a path separator, which a file name never holds: it "
+                             "never matches, in LogScale as here", pred.span, PRESENTATION)
+            return self.nothing(hint, column)
         atom = self.atom(pred)
         if atom is None:
             if isinstance(pred, ir.TrueP):
@@ -527,6 +532,10 @@ class SigmaGenerator(Generator):
         list as "the field is null": the field present and absent at once instead."""
         present = self.detection.add(hint, {f"{column}|exists": True})
         return f"({present} and {self.detection.add(hint, {f'{column}|exists': False})})"
+
+    def never_on_path(self, pred: ir.Regex) -> bool:
+        """Whether a regex on a file name needs a path separator, so that no file name matches."""
+        return self.is_basename(pred.field) and basename_regex(pred.pattern, pred.flags) == NEVER
 
     def numeric(self, name: str) -> bool:
         """Whether the profile types the event field ``name`` maps to as a whole number."""
@@ -577,10 +586,9 @@ class SigmaGenerator(Generator):
                                      "(a full path): it could match a separator, holds an anchor cqlx cannot "
                                      "move to the path's last part, or alternates at the top level",
                                      pred.span)
+                elif on_path == NEVER:
+                    return None  # condition() writes a test no event meets
                 else:
-                    if on_path == NEVER:
-                        self.unsupported(f"the regex on {pred.field} needs a path separator, which a file name never "
-                                         "holds: it never matches, in LogScale as here", pred.span, PRESENTATION)
                     source = on_path
             pattern = to_sigma(source, pred.flags)
             lacking = features(pattern) & SIGMA_NON_PORTABLE
