@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{failing} with disagreements")
     print("compared (queries): " + ", ".join(f"{t} {n}" for t, n in sorted(compared.items())))
     for (target, reason), count in skipped.most_common(10):
-        print(f"  refused on {target} ({count}): {reason}")
+        print(f"  not compared on {target} ({count}): {reason}")
     return 1 if failing else 0
 
 

@@ -3,7 +3,8 @@
 tests/test_fuzz.py feeds cqlx hostile text and checks that every output is valid in its target.
 It cannot check that an output means what the query means, since its events are hostile values
 (NaN, lists, None) on which the engines' types differ on purpose. This module generates queries
-shaped like detection content instead (filters on real Falcon fields, signals, scores, severity
+shaped like detection content instead (filters on real Falcon fields of process and network
+events, signals, scores, severity
 ladders, `case {}`, value functions, a `select()`) and lets :func:`cqlx.witness.generate` derive
 well-formed events from each: values that meet each test and values that just miss it (the other
 letter case, the field missing). :func:`cqlx.testing.test_rule` then runs them on the Python
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from cqlx import testing
 from cqlx.errors import CqlError
@@ -32,11 +34,27 @@ from tests.test_fuzz import Chooser, chance, pick
 WORDS = ("docker", "run", "--privileged", "kubectl", "exec", "whoami", "cmd.exe", "powershell", "-enc",
          "bash", "sh", "nsenter", "curl", "http://x.io/a", "/tmp/x", "Admin", "root", "svc",
          "C:\\Windows\\x.exe", "a b", "ünï")
-#: Text fields of ProcessRollup2 that every profile maps to a column of the same information.
-TEXT_FIELDS = ("CommandLine", "ImageFileName", "ParentBaseFileName", "ComputerName")
-#: Fields that hold a file name: a path separator never occurs in them (the SIEMs hold the path).
-FILE_NAMES = frozenset({"ParentBaseFileName"})
-NUMBER_FIELDS = ("RawProcessId",)
+ADDRESSES = ("10.1.2.3", "192.168.0.5", "8.8.8.8", "172.16.9.1", "10.0.0.1")
+SUBNETS = ("10.0.0.0/8", "192.168.0.0/16", "172.16.0.0/12", "8.8.8.0/24", "10.1.2.3/32")
+
+
+@dataclass(frozen=True)
+class Schema:
+    """An event type and its fields that every profile maps to a column of the same information."""
+
+    event_type: str
+    text: tuple[str, ...]
+    numbers: tuple[str, ...]
+    file_names: frozenset[str] = frozenset()  # hold a file name: never a path separator
+    addresses: tuple[str, ...] = ()  # hold IPv4 addresses: tested with cidr() too
+
+
+SCHEMAS = (
+    Schema("ProcessRollup2", ("CommandLine", "ImageFileName", "ParentBaseFileName", "ComputerName"),
+           ("RawProcessId",), frozenset({"ParentBaseFileName"})),
+    Schema("NetworkConnectIP4", ("RemoteAddressIP4", "LocalAddressIP4", "ContextBaseFileName", "ComputerName"),
+           ("RemotePort", "LocalPort"), frozenset({"ContextBaseFileName"}), ("RemoteAddressIP4", "LocalAddressIP4")),
+)
 #: What the whole rule outputs besides the fields it computes.
 SHOWN = ("ComputerName",)
 
@@ -50,17 +68,20 @@ def cql_regex(value: str) -> str:
 
 
 class DetectionGenerator:
-    """Queries shaped like detection content over ProcessRollup2 (module docstring)."""
+    """Queries shaped like detection content over one event type (module docstring)."""
 
     def __init__(self, c: Chooser) -> None:
         self.c = c
+        self.schema = SCHEMAS[0]
 
     def word(self, field: str) -> str:
+        if field in self.schema.addresses and chance(self.c, 70):
+            return pick(self.c, ADDRESSES)
         while True:
             word = pick(self.c, WORDS)
             if chance(self.c, 30):
                 word = word.upper() if chance(self.c, 50) else word.capitalize()
-            if field not in FILE_NAMES or not ("/" in word or "\\" in word):
+            if field not in self.schema.file_names or not ("/" in word or "\\" in word):
                 return word
 
     def number(self) -> int:
@@ -69,7 +90,7 @@ class DetectionGenerator:
     def test(self, in_if: bool = False) -> str:
         """One test of one field. ``in_if``: a condition of if(), which takes a single test."""
         c = self.c
-        field = pick(c, TEXT_FIELDS)
+        field = pick(c, self.schema.text)
         w = self.word(field)
         flags = pick(c, ("", "i"))
         forms = [
@@ -80,8 +101,12 @@ class DetectionGenerator:
             lambda: f"{field} = /{cql_regex(w)}/{flags}",
             lambda: f"{field} = /^{cql_regex(w)}/{flags}",
             lambda: f"{field} = /{cql_regex(w)}$/{flags}",
-            lambda: f"{pick(c, NUMBER_FIELDS)} {pick(c, ('>', '<', '>=', '<=', '='))} {self.number()}",
+            lambda: f"{pick(c, self.schema.numbers)} {pick(c, ('>', '<', '>=', '<=', '='))} {self.number()}",
         ]
+        if self.schema.addresses:
+            address = pick(c, self.schema.addresses)
+            subnets = ", ".join(cql_string(pick(c, SUBNETS)) for _ in range(c.integer(1, 2)))
+            forms.append(lambda: f"{pick(c, ('', '!'))}cidr({address}, subnet=[{subnets}])")
         if not in_if:
             forms += [
                 lambda: f"{field} != {cql_string(w)}",
@@ -90,12 +115,12 @@ class DetectionGenerator:
                 lambda: f"{field} = *",
                 lambda: f"{field} != *",
                 lambda: f"test(length({field}) > {c.integer(0, 30)})",
-                lambda: f"test({pick(c, NUMBER_FIELDS)} != {self.number()})",
-                lambda: f"not {pick(c, NUMBER_FIELDS)} {pick(c, ('>', '<', '='))} {self.number()}",
+                lambda: f"test({pick(c, self.schema.numbers)} != {self.number()})",
+                lambda: f"not {pick(c, self.schema.numbers)} {pick(c, ('>', '<', '='))} {self.number()}",
                 lambda: f"{field} != {cql_string('*' + w + '*')}",
                 lambda: f"in({field}, values=[{cql_string(w + '*')}, {cql_string(self.word(field))}])",
                 lambda: f'test(lower({field}) == {cql_string(w.lower())})',
-                lambda: f"test(length({field}) > length({pick(c, TEXT_FIELDS)}))",
+                lambda: f"test(length({field}) > length({pick(c, self.schema.text)}))",
                 lambda: f"text:contains(string={field}, substring={cql_string(w)})",
                 lambda: f"{field} =~ wildcard({cql_string('*' + w + '*')}" + pick(c, ("", ", ignoreCase=true")) + ")",
                 lambda: f"{field} = /(?<G{c.integer(0, 9)}>{cql_regex(w)})/{flags}",
@@ -123,29 +148,30 @@ class DetectionGenerator:
     def value(self, outputs: list[str], index: int) -> str:
         """An assignment of a value function's result."""
         c = self.c
-        field = pick(c, TEXT_FIELDS)
+        field = pick(c, self.schema.text)
         name = f"V{index}"
         outputs.append(name)
         forms = [
             lambda: f"{name} := lower({field})",
             lambda: f"{name} := upper({field})",
             lambda: f"{name} := length({field})",
-            lambda: f"{name} := concat([{field}, {pick(c, TEXT_FIELDS)}])",
-            lambda: f'{name} := format("%s-%s", field=[{field}, {pick(c, TEXT_FIELDS)}])',
+            lambda: f"{name} := concat([{field}, {pick(c, self.schema.text)}])",
+            lambda: f'{name} := format("%s-%s", field=[{field}, {pick(c, self.schema.text)}])',
             lambda: f'{name} := replace("{cql_regex(self.word(field))}", with="_", field={field}'
                     + pick(c, ("", ", flags=i")) + ")",
             lambda: f'{name} := splitString({field}, by="/", index={c.integer(-1, 2)})',
-            lambda: f"{name} := {pick(c, NUMBER_FIELDS)} + {self.number()}",
+            lambda: f"{name} := {pick(c, self.schema.numbers)} + {self.number()}",
             lambda: f'{name} := if({self.test(in_if=True)}, "yes", "no")',
             lambda: f'default(field={field}, value="none") | {name} := {field}',
-            lambda: f'{name} := coalesce([{field}, {pick(c, TEXT_FIELDS)}, "none"])',
+            lambda: f'{name} := coalesce([{field}, {pick(c, self.schema.text)}, "none"])',
             lambda: f"{name} := length({field}) * 2",
         ]
         return pick(c, forms)()
 
     def query(self) -> str:
         c = self.c
-        steps = ["#event_simpleName=ProcessRollup2"]
+        self.schema = pick(c, SCHEMAS)
+        steps = [f"#event_simpleName={self.schema.event_type}"]
         steps += [self.condition() for _ in range(c.integer(1, 2))]
         outputs: list[str] = []
         if chance(c, 25):
@@ -164,12 +190,12 @@ class DetectionGenerator:
         for i in range(c.integer(0, 2)):
             steps.append(self.value(outputs, i))
         if chance(c, 20):
-            field = pick(c, TEXT_FIELDS)
+            field = pick(c, self.schema.text)
             pattern = cql_string(f"(?<Part>{re.escape(self.word(field))})(?<Rest>.*)")
             steps.append(f"regex({pattern}, field={field}" + pick(c, ("", ", flags=i"))
                          + pick(c, ("", ", strict=false")) + ")")
             outputs += ["Part", "Rest"]
-        shown = list(dict.fromkeys([*SHOWN, pick(self.c, TEXT_FIELDS), *outputs]))
+        shown = list(dict.fromkeys([*SHOWN, pick(self.c, self.schema.text), *outputs]))
         steps.append(f"select([{', '.join(shown)}])")
         return "\n| ".join(steps) + "\n"
 
