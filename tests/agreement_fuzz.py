@@ -195,9 +195,26 @@ class DetectionGenerator:
             steps.append(f"regex({pattern}, field={field}" + pick(c, ("", ", flags=i"))
                          + pick(c, ("", ", strict=false")) + ")")
             outputs += ["Part", "Rest"]
-        shown = list(dict.fromkeys([*SHOWN, pick(self.c, self.schema.text), *outputs]))
-        steps.append(f"select([{', '.join(shown)}])")
+        if chance(c, 30):
+            steps += self.aggregation(outputs)
+        else:
+            shown = list(dict.fromkeys([*SHOWN, pick(self.c, self.schema.text), *outputs]))
+            steps.append(f"select([{', '.join(shown)}])")
         return "\n| ".join(steps) + "\n"
+
+    def aggregation(self, outputs: list[str]) -> list[str]:
+        """groupBy() over a field the events share or one the rule computed, and maybe a
+        threshold on a result."""
+        c = self.c
+        keys = list(dict.fromkeys(pick(c, [*self.schema.text[1:], *outputs]) for _ in range(c.integer(1, 2))))
+        number = pick(c, self.schema.numbers)
+        functions = [pick(c, (f"count(as=n{i})", f"max({number}, as=n{i})", f"min({number}, as=n{i})",
+                              f"sum({number}, as=n{i})", f"count({keys[0]}, distinct=true, as=n{i})"))
+                     for i in range(c.integer(1, 3))]
+        steps = [f"groupBy([{', '.join(keys)}], function=[{', '.join(functions)}])"]
+        if chance(c, 40):
+            steps.append(f"n0 {pick(c, ('>', '>=', '<'))} {c.integer(0, 3)}")
+        return steps
 
 
 #: The targets compared: every executable one (Kusto.Language is tests/test_fuzz.py's, in batches).
@@ -214,7 +231,15 @@ def check_agreement(text: str, seed: int = 0, targets: Sequence[str] = TARGETS) 
     except CqlError as error:
         report.findings.append(testing.Finding(rule.path, "parse", "-", error.message))
         return report
-    cases = [testing.Case(f"witness: {w.name}", w.event) for w in witnesses(query, seed)]
+    found = witnesses(query, seed)
+    if testing.aggregates(query):
+        # The witnesses of the rule's event type as one stream, a few of them twice (a stream with
+        # an event of a type the target has no table for is not compared there at all).
+        events = tuple(w.event for w in found if w.event.get("#event_simpleName", w.event.get("event_simpleName"))
+                       in query.source.event_types)
+        cases = [testing.Case("witness stream", {}, stream=events + events[:3])]
+    else:
+        cases = [testing.Case(f"witness: {w.name}", w.event) for w in found]
     testing.test_rule(rule, report, extra=cases, query=query, targets=tuple(targets))
     return report
 

@@ -20,7 +20,7 @@ def detections(draw: Any) -> str:
     return DetectionGenerator(HypothesisChooser(draw)).query()
 
 
-@settings(max_examples=25, deadline=None, database=None, print_blob=True,
+@settings(max_examples=60, deadline=None, database=None, print_blob=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(detections())
 def test_generated_detections_agree_on_every_engine(text: str) -> None:

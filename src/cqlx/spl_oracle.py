@@ -1782,9 +1782,9 @@ def _stats_stage(text: str, base: int, source: _Source) -> Stage:
             members = [rows[p] for p in groups[identity]]
             group: Row = {key: _lookup(members[0], key) for key in keys}
             for function, field, name in terms:
-                value = _stats_result(function, field, members)
-                if value is not None:
-                    group[name] = value
+                # A function with no value leaves its column null, in its place among the
+                # columns: a later eval that fills it does not move it to the end.
+                group[name] = _stats_result(function, field, members)
             out.append(group)
         return out
 
