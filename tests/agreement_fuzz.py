@@ -145,6 +145,18 @@ class DetectionGenerator:
         outputs.append("Kind")
         return "case { " + "; ".join(branches) + "; }"
 
+    def match(self, outputs: list[str]) -> str:
+        """``field match { pattern => ... }``: each pattern tests the field as ``field = pattern``."""
+        c = self.c
+        field = pick(c, self.schema.text)
+        patterns = [pick(c, (cql_string(self.word(field)), cql_string("*" + self.word(field) + "*"),
+                             f"/{cql_regex(self.word(field))}/{pick(c, ('', 'i'))}"))
+                    for _ in range(c.integer(1, 3))]
+        if chance(c, 60):
+            patterns.append("*")
+        outputs.append("Kind")
+        return f"{field} match {{ " + " ; ".join(f'{p} => Kind := "m{i}"' for i, p in enumerate(patterns)) + " }"
+
     def value(self, outputs: list[str], index: int) -> str:
         """An assignment of a value function's result."""
         c = self.c
@@ -176,6 +188,8 @@ class DetectionGenerator:
         outputs: list[str] = []
         if chance(c, 25):
             steps.append(self.case(outputs))
+        elif chance(c, 20):
+            steps.append(self.match(outputs))
         weights = []
         for i in range(c.integer(0, 3)):
             test = self.test(in_if=True)
