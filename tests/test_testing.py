@@ -232,3 +232,23 @@ def test_a_rule_that_does_not_parse_does_not_stop_the_others(tmp_path: Path) -> 
     assert f"{tmp_path / 'a_broken.cql'}:2:3: expected" in result.stderr
     assert "1 of 2 rule files failed to load or parse" in result.stderr
     assert "b_fine.cql  kql-duckdb" in result.stdout and "0 failures" in result.stdout
+
+
+def test_kql_collect_is_compared_in_the_order_kusto_sorts() -> None:
+    """Found by the agreement fuzz: duckdb-kql's array_sort_asc sorts strings by their JSON text,
+    so "a b" came before "a" (a space is below the closing quote); Kusto, and the matcher, put "a"
+    first. A group with no value to collect is "" in KQL and no value in the matcher: the same."""
+    from cqlx import testing
+    from cqlx.rules import Rule, RuleMeta
+
+    text = "#event_simpleName=ProcessRollup2\n| groupBy([UserName], function=[count(as=n), collect([CommandLine])])\n"
+    rule = Rule(path="collect.cql", text=text, meta=RuleMeta())
+    events = [{"#event_simpleName": "ProcessRollup2", "aid": "a", "ComputerName": "h", "UserName": user, **extra}
+              for user, extra in (("root", {"CommandLine": "a b"}), ("root", {"CommandLine": "a"}), ("svc", {}))]
+    report = testing.Report()
+    testing.test_rule(rule, report, extra=[testing.Case("stream", {}, stream=tuple(events))],
+                      targets=("kql-duckdb", "spl-oracle", "python-module"))
+    assert not report.findings, report.findings
+    assert report.checked[("collect.cql", "kql-duckdb")] == 1
+    assert testing._sorted_again({"CommandLine": "a b\na", "n": 2}, {"CommandLine": "\n"}) == \
+        {"CommandLine": "a\na b", "n": 2}

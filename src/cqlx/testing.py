@@ -29,7 +29,7 @@ from cqlx.conversion import convert_query
 from cqlx.emit.base import PRESENTATION
 from cqlx.errors import CqlError, RuleFileError
 from cqlx.frozen import Frozen, record
-from cqlx.passes import step_writes
+from cqlx.passes import nested_steps, step_writes
 from cqlx.rules import Rule
 
 if TYPE_CHECKING:
@@ -215,8 +215,10 @@ def _canonical(value: Any) -> Any:
 def _rows_verdict(rows: list[dict[str, Any]]) -> Verdict:
     """The group rows of a stream: compared by their values in column order (keys, then the
     functions' outputs, on every target; column names differ between targets), without values a
-    group has none of (missing in the matcher, null or NaN in KQL)."""
-    shown = sorted((tuple(_canonical(v) for v in row.values() if v is not None and v == v) for row in rows),
+    group has none of (missing in the matcher, null or NaN in KQL, an empty string: Defender stores
+    a missing string as "", and so is ``collect()`` of no values there)."""
+    shown = sorted((tuple(_canonical(v) for v in row.values() if v is not None and v == v and v != "")
+                    for row in rows),
                    key=repr)
     return Verdict(bool(rows), {"rows": json.dumps(shown)}, tuple(rows))
 
@@ -251,8 +253,28 @@ class KqlEngineGap(CqlError):
     checks the text (the kql-parser target)."""
 
 
-def run_kql_text(kql: str, cases: list[Case], fields: tuple[str, ...], profile: str | None = None) -> list[Verdict]:
-    """KQL on duckdb-kql, one event at a time (loaded as a row of its table in the profile)."""
+def collected(query: ir.Query) -> dict[str, str]:
+    """The fields ``collect()`` writes, with the separator that joins their values."""
+    return {f.output: f.separator for step in nested_steps(query.steps) if isinstance(step, ir.Aggregate)
+            for f in step.functions if f.name == "collect" and f.separator}
+
+
+def _sorted_again(row: dict[str, Any], joined: Mapping[str, str]) -> dict[str, Any]:
+    """duckdb-kql's ``array_sort_asc`` sorts an array's strings by their JSON text, quotes included
+    (``"a b"`` before ``"a"``, as a space is below the closing quote), where Kusto sorts the
+    strings: the values cqlx's KQL sorted and joined (``collect()``) are put in the strings' order."""
+    out = dict(row)
+    for name, separator in joined.items():
+        value = out.get(name)
+        if isinstance(value, str):
+            out[name] = separator.join(sorted(value.split(separator)))
+    return out
+
+
+def run_kql_text(kql: str, cases: list[Case], fields: tuple[str, ...], profile: str | None = None,
+                 joined: Mapping[str, str] | None = None) -> list[Verdict]:
+    """KQL on duckdb-kql, one event at a time (loaded as a row of its table in the profile).
+    ``joined``: the fields whose values cqlx's KQL sorted and joined (:func:`collected`)."""
     from cqlx.engines.duckdb_kql import run_kql
     from cqlx.profiles import DEFAULT_PROFILE, load_profile
     from cqlx.reshape import to_tables
@@ -268,6 +290,8 @@ def run_kql_text(kql: str, cases: list[Case], fields: tuple[str, ...], profile: 
             if type(error).__name__ != "KqlUnsupportedError":  # duckdb-kql's: a construct it has not mapped
                 raise CqlError(f"the KQL does not run on duckdb-kql: {error}") from None
             raise KqlEngineGap(f"duckdb-kql does not run it ({error}); Kusto.Language checks it") from None
+        if joined:
+            rows = [_sorted_again(row, joined) for row in rows]
         verdicts.append(_rows_verdict(rows) if case.stream else _verdict(rows[0] if rows else None, fields))
     return verdicts
 
@@ -317,7 +341,7 @@ def run_spl_text(spl: str, cases: list[Case], fields: tuple[str, ...], profile: 
 
 def kql_duckdb(query: ir.Query, rule: Rule, cases: list[Case], profile: str | None = None) -> list[Verdict]:
     kql = convert_query(query, "kql", profile, rule.meta, rule.text).output
-    return run_kql_text(kql, cases, computed_outputs(query), profile)
+    return run_kql_text(kql, cases, computed_outputs(query), profile, collected(query))
 
 
 def lookup_schema(query: ir.Query) -> dict[str, list[tuple[str, str]]]:
