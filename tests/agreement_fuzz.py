@@ -169,7 +169,7 @@ class DetectionGenerator:
             lambda: f"{name} := length({field})",
             lambda: f"{name} := concat([{field}, {pick(c, self.schema.text)}])",
             lambda: f'{name} := format("%s-%s", field=[{field}, {pick(c, self.schema.text)}])',
-            lambda: f'{name} := replace("{cql_regex(self.word(field))}", with="_", field={field}'
+            lambda: f'{name} := replace({cql_string(re.escape(self.word(field)))}, with="_", field={field}'
                     + pick(c, ("", ", flags=i")) + ")",
             lambda: f'{name} := splitString({field}, by="/", index={c.integer(-1, 2)})',
             lambda: f"{name} := {pick(c, self.schema.numbers)} + {self.number()}",
