@@ -203,11 +203,9 @@ class Generator:
         if self.profile.language == "python":
             return
         for pred in atoms(self.query):
-            folded = pred.ignore_case if isinstance(pred, ir.Eq | ir.Glob | ir.Regex | ir.In) else False
-            texts = (pred.value,) if isinstance(pred, ir.Eq) else (pred.pattern,) if isinstance(
-                pred, ir.Glob | ir.Regex) else pred.values if isinstance(pred, ir.In) else ()
-            letters = dict.fromkeys(c for text in texts for c in text if not c.isascii() and c.lower() != c.upper())
-            if folded and letters:
+            letters = dict.fromkeys(c for text in _folded_texts(pred) for c in text
+                                    if not c.isascii() and c.lower() != c.upper())
+            if letters:
                 self.unsupported(f"a case-insensitive test of {''.join(letters)!r} (letters beyond ASCII): "
                                  f"LogScale does not document how it folds them, and {self.target} folds "
                                  "them by its own rules, so which events match may differ", pred.span)
@@ -602,6 +600,17 @@ class Generator:
         rewrite the test override this, the rest report it."""
         self.unsupported(f"a test on {name} would compare {column}, whose values have another shape "
                          f"({transform})", span)
+
+
+def _folded_texts(pred: ir.Pred) -> tuple[str, ...]:
+    """The values or patterns a test compares ignoring case (none when it heeds case)."""
+    if isinstance(pred, ir.Eq) and pred.ignore_case:
+        return (pred.value,)
+    if isinstance(pred, ir.Glob | ir.Regex) and pred.ignore_case:
+        return (pred.pattern,)
+    if isinstance(pred, ir.In) and pred.ignore_case:
+        return pred.values
+    return ()
 
 
 def _merged_match(matches: list[tuple[tuple[str, tuple[str, ...]], ...]]
