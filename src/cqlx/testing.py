@@ -410,8 +410,12 @@ def _compare(expected: Verdict, got: Verdict, only: Iterable[str] | None = None,
         return f"reference says {expected.show()}, target says {got.show()}"
     if not expected.matched:
         return None
-    keys = set(only) if only is not None else set(expected.fields) | set(got.fields) if every else \
-        set(expected.fields) & set(got.fields)
+    if only is not None:
+        keys = set(only)
+    elif every:
+        keys = set(expected.fields) | set(got.fields)
+    else:
+        keys = set(expected.fields) & set(got.fields)
     for key in sorted(keys):
         want, have = expected.fields.get(key), got.fields.get(key)
         if want in (None, "") and have in (None, ""):

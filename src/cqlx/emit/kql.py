@@ -750,11 +750,14 @@ class KqlGenerator(Generator):
             return not pred.ignore_case and self.number_test(pred.field, pred.values)
         return False
 
+    def number_column(self, field: str) -> bool:
+        """Whether ``field`` is read from a column of whole numbers (not a value the rule computed)."""
+        return self.column_type(field) in ("long", "int") and field not in self.computed
+
     def number_test(self, field: str, values: tuple[str, ...]) -> bool:
         """Whether equality of ``field`` with ``values`` is written as a comparison of numbers: a
         number column against integers."""
-        return self.column_type(field) in ("long", "int") and field not in self.computed \
-            and all(re.fullmatch(r"0|-?[1-9]\d{0,17}", v) for v in values)
+        return self.number_column(field) and all(re.fullmatch(r"0|-?[1-9]\d{0,17}", v) for v in values)
 
     def pred_truep(self, pred: ir.TrueP) -> str:
         return "true"
@@ -866,12 +869,11 @@ class KqlGenerator(Generator):
                                      for v in pred.values) + ")"
         if not pred.values:
             return "false"
-        numeric = self.column_type(pred.field) in ("long", "int") and pred.field not in self.computed
         if not pred.ignore_case and self.number_test(pred.field, pred.values):
             # a number column against integers: compared as the numbers the text spells (as pred_eq)
             return f"{column} in ({', '.join(pred.values)})"
         # in~ compares text, and a number column against other text too: tested as its text, as in CQL
-        if pred.ignore_case or numeric:
+        if pred.ignore_case or self.number_column(pred.field):
             column = self.text_col(pred.field, pred.span)
         op = "in~" if pred.ignore_case else "in"
         return f"{column} {op} ({', '.join(string(v) for v in pred.values)})"
