@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from cqlx.errors import CqlError  # noqa: E402
+from cqlx.profiles import load_profile  # noqa: E402
 from tests.agreement_fuzz import DetectionGenerator, check_agreement, describe  # noqa: E402
 from tests.test_fuzz import RandomChooser  # noqa: E402
 
@@ -37,7 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=0, help="stop after this many queries (0: no limit)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generator (default 0)")
     parser.add_argument("--out", type=Path, default=Path("agree-findings"), help="where findings are written")
+    parser.add_argument("--profile", action="append", default=[], metavar="PROFILE",
+                        help="a profile for its language's target, e.g. sentinel-asim for the KQL (repeatable)")
     args = parser.parse_args(argv)
+    try:
+        profiles = {load_profile(name).language: name for name in args.profile}
+    except CqlError as error:
+        parser.error(error.message)
     generator = DetectionGenerator(RandomChooser(random.Random(args.seed)))
     compared: Counter[str] = Counter()
     skipped: Counter[tuple[str, str]] = Counter()
@@ -45,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     while time.monotonic() - start < args.time and (not args.count or queries < args.count):
         text = generator.query()
-        report = check_agreement(text, seed=queries)
+        report = check_agreement(text, seed=queries, profiles=profiles)
         queries += 1
         for (_, target), result in report.checked.items():
             if isinstance(result, int):

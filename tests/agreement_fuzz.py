@@ -21,7 +21,7 @@ and ``random.Random`` in the long runs of fuzz/agree_cql.py.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from cqlx import testing
@@ -240,9 +240,11 @@ class DetectionGenerator:
 TARGETS = tuple(t for t in testing.TARGETS if t != "kql-parser")
 
 
-def check_agreement(text: str, seed: int = 0, targets: Sequence[str] = TARGETS) -> testing.Report:
+def check_agreement(text: str, seed: int = 0, targets: Sequence[str] = TARGETS,
+                    profiles: Mapping[str, str] | None = None) -> testing.Report:
     """Run ``text`` over its witness events on the reference and on ``targets``: the report's
-    findings are the disagreements (and a query that does not parse is a finding too)."""
+    findings are the disagreements (and a query that does not parse is a finding too).
+    ``profiles`` maps a language to the profile its target uses (``{"kql": "sentinel-asim"}``)."""
     rule = Rule(path="generated.cql", text=text, meta=RuleMeta())
     report = testing.Report()
     try:
@@ -259,7 +261,7 @@ def check_agreement(text: str, seed: int = 0, targets: Sequence[str] = TARGETS) 
         cases = [testing.Case("witness stream", {}, stream=events + events[:3])]
     else:
         cases = [testing.Case(f"witness: {w.name}", w.event) for w in found]
-    testing.test_rule(rule, report, extra=cases, query=query, targets=tuple(targets))
+    testing.test_rule(rule, report, extra=cases, query=query, targets=tuple(targets), profiles=profiles)
     return report
 
 

@@ -49,6 +49,25 @@ def test_found_cases_agree_on_every_engine() -> None:
         assert all(isinstance(n, int) and n > 3 for n in compared.values()), compared
 
 
+# Found by the agreement fuzz under the ASIM profile: where Falcon holds a file name, ASIM holds the
+# full path (ActingProcessName, SrcProcessName); in(), a computed value, a group key or a collect()
+# of the file name read the path.
+FOUND_ASIM = [
+    '#event_simpleName=ProcessRollup2\n| in(ParentBaseFileName, values=["exec", "CURL"], ignoreCase=true)\n'
+    '| V0 := upper(ParentBaseFileName)\n| select([ComputerName, V0])\n',
+    '#event_simpleName=NetworkConnectIP4\n| ContextBaseFileName = *\n'
+    "| groupBy([ContextBaseFileName], function=[min(RemotePort, as=n0), collect([LocalAddressIP4])])\n",
+]
+
+
+@pytest.mark.parametrize("text", FOUND_ASIM)
+def test_found_cases_agree_under_the_asim_profile(text: str) -> None:
+    report = check_agreement(text, targets=("kql-duckdb",), profiles={"kql": "sentinel-asim"})
+    assert not report.findings, describe(report, text)
+    compared = report.checked[("generated.cql", "kql-duckdb")]
+    assert isinstance(compared, int) and compared > 0, compared
+
+
 def test_a_disagreement_is_a_finding(monkeypatch: pytest.MonkeyPatch) -> None:
     """The check can fail: a target that returns another verdict is reported."""
     original = testing._engines

@@ -53,6 +53,39 @@ def test_the_file_name_is_computed_once_before_its_first_use() -> None:
     assert lines[1].startswith('| rex field=ImageFileName "(?<FileName>') and "FileName" in lines[2]
 
 
+ASIM_RULES = [
+    *RULES,
+    "FileName = /^c.d/i | select([ComputerName])",  # a regex the full path could not say
+    "FileName = c*.exe | select([ComputerName, FileName])",
+    "x := upper(FileName) | FileName != run.exe | select([ComputerName, x])",
+    'FileName = "*\\\\cmd.exe" | select([ComputerName])',  # a name holds no separator: matches nothing
+]
+
+
+@pytest.mark.parametrize("rule", ASIM_RULES)
+def test_kql_computes_the_file_name_where_asim_holds_the_path(rule: str) -> None:
+    """ASIM's TargetProcessName is the full path: the KQL reads the file name as its last part, as
+    LogScale's Falcon parser writes it, and agrees with the matcher on duckdb-kql."""
+    from cqlx import testing
+    from cqlx.rules import Rule, RuleMeta
+
+    text = P + "| " + rule
+    cases = [testing.Case(f"event {i}", e) for i, e in enumerate(EVENTS)]
+    report = testing.Report()
+    testing.test_rule(Rule(path="r.cql", text=text, meta=RuleMeta()), report, extra=cases,
+                      profiles={"kql": "sentinel-asim"}, targets=("kql-duckdb",))
+    assert not report.findings, [(f.case, f.message) for f in report.findings]
+    assert report.checked[("r.cql", "kql-duckdb")] == len(EVENTS)
+
+
+def test_kql_tests_a_plain_file_name_on_the_path_itself() -> None:
+    kql = convert(P + "| FileName = cmd.exe | ParentBaseFileName = *sh", to="kql", profile="sentinel-asim")
+    assert "extract(" not in kql and 'TargetProcessName endswith_cs @"\\cmd.exe"' in kql
+    assert 'ActingProcessName endswith_cs "sh"' in kql
+    derived = convert(P + "| FileName = /^c.d/i", to="kql", profile="sentinel-asim")
+    assert 'extend FileName = extract(@"[^\\\\/]+$", 0, TargetProcessName)' in derived
+
+
 SIGMA_RULES = [
     "FileName = /^(cmd|powershell)\\.exe$/i",
     "FileName = /\\.exe$/",

@@ -102,6 +102,10 @@ def _call_depth(expr: ir.Expr) -> int:
     return 0
 
 
+#: The file name in a path (RE2): the text after the last \\ or / (derive).
+_LAST_PART = r"[^\\/]+$"
+
+
 class KqlGenerator(Generator):
     def generate(self) -> str:
         self.kinds: dict[str, str] = {}  # computed field → its kind
@@ -146,14 +150,28 @@ class KqlGenerator(Generator):
         return derived if derived is not None else super().column(name_, span, output)
 
     def derive(self, field: str, output: bool) -> str | None:
-        """An event time the rule tests, computes with or groups by (``@timestamp``), held by the
-        table as a datetime: computed back as LogScale's epoch milliseconds, once, before the first
-        step that reads it: ``datetime_diff('millisecond', Timestamp, datetime(1970-01-01))``, the
-        milliseconds since the epoch, a fraction of one dropped (Kusto reference, datetime_diff());
-        then the field is the rule's own number. Only shown, it stays the table's column."""
-        if output or not hasattr(self, "preamble") or not self.derivable(field):
+        """A Falcon field the table holds in another shape, computed back once, before the first
+        step that reads it; then the field is the rule's own.
+
+        An event time the rule tests, computes with or groups by (``@timestamp``), held as a
+        datetime: LogScale's epoch milliseconds, ``datetime_diff('millisecond', Timestamp,
+        datetime(1970-01-01))`` (a fraction of one dropped; Kusto reference, datetime_diff()). Only
+        shown, it stays the table's column.
+
+        A file name (``ParentBaseFileName``) where the table holds the full path (ASIM's
+        ``ActingProcessName``): the text after the path's last ``\\`` or ``/``, what LogScale's
+        Falcon parser writes (as the SPL's ``rex``); ``extract()`` gives "" where the path ends in
+        a separator, which names no file. Equality and ``*suffix`` globs test the path itself
+        (:meth:`path_column`); every other read, shown values included, reads the name."""
+        if not hasattr(self, "preamble") or field in self.computed:
             return None
         mapped = self.profile.field(self.event, field)
+        if mapped is not None and mapped.transform == "basename":
+            self.preamble.append(f"extend {name(field)} = extract({string(_LAST_PART)}, 0, {name(mapped.name)})")
+            self.computed.add(field)
+            return field
+        if output or not self.derivable(field):
+            return None
         assert mapped is not None
         self.preamble.append(f"extend {name(field)} = datetime_diff('millisecond', {name(mapped.name)}, "
                              "datetime(1970-01-01))")
@@ -161,6 +179,11 @@ class KqlGenerator(Generator):
         self.kinds[field] = NUMBER
         self.derived[field] = mapped.name
         return field
+
+    def path_column(self, field: str, span: ir.Span) -> str:
+        """The full-path column of a file-name field (is_basename), for the tests it answers exactly."""
+        column = super().column(field, span)
+        return name(column) if column else self.unknown_column(field)
 
     def platform_filter(self, platforms: tuple[str, ...]) -> list[str]:
         """``event_platform``: the event tables hold no OS column, so the events are kept whose
@@ -770,11 +793,17 @@ class KqlGenerator(Generator):
         mapped = self.profile.field(self.event, field)
         return field not in self.computed and mapped is not None and mapped.transform == "basename"
 
+    def path_test(self, field: str, value: str) -> bool:
+        """Whether a test of file-name field ``field`` against ``value`` (its equality, or a glob's
+        suffix) is written on the full path: a name without a separator or ``*``. A value with one
+        would match a path and never a name; it is tested on the name (derive)."""
+        return self.is_basename(field) and not re.search(r"[\\/*]", value)
+
     def pred_eq(self, pred: ir.Eq) -> str:
-        if self.is_basename(pred.field):
+        if self.path_test(pred.field, pred.value):
             # Falcon holds the file name, the target the full path: the path ends in a separator
             # and the name (or is the name).
-            column = self.col(pred.field, pred.span)
+            column = self.path_column(pred.field, pred.span)
             suffix = "" if pred.ignore_case else "_cs"
             op = "=~" if pred.ignore_case else "=="
             ends = " or ".join(f"{column} endswith{suffix} {string(sep + pred.value)}" for sep in ("\\", "/"))
@@ -790,11 +819,11 @@ class KqlGenerator(Generator):
         return f"{self.text_col(pred.field, pred.span)} {op} {string(pred.value)}"
 
     def pred_glob(self, pred: ir.Glob) -> str:
-        if self.is_basename(pred.field) and (not pred.pattern.startswith("*") or "*" in pred.pattern[1:]):
-            # only *suffix says the same of the file name and of the full path
-            self.unsupported(f"a glob on {pred.field} (a file name) other than *suffix has no form on a full "
-                             "path", pred.span)
-        column = self.text_col(pred.field, pred.span)
+        if self.path_test(pred.field, pred.pattern[1:] if pred.pattern.startswith("*") else "*"):
+            # *suffix says the same of the file name and of the full path; other globs read the name
+            column = self.path_column(pred.field, pred.span)
+        else:
+            column = self.text_col(pred.field, pred.span)
         suffix = "" if pred.ignore_case else "_cs"
         parts = pred.pattern.split("*")
         inner = parts[1:-1]
@@ -811,8 +840,6 @@ class KqlGenerator(Generator):
         return self.empty_guard(column, test, all(not p for p in parts))
 
     def pred_regex(self, pred: ir.Regex) -> str:
-        if self.is_basename(pred.field):
-            self.unsupported(f"a regex on {pred.field} (a file name) has no exact form on a full path", pred.span)
         column = self.text_col(pred.field, pred.span)
         pattern = self.re2(pred.pattern, pred.flags, pred.span)
         test = f"{column} matches regex {string(pattern)}"
