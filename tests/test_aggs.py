@@ -531,6 +531,29 @@ def test_stats_among_the_functions_is_its_own_list(text: str, same_as: str) -> N
     assert parse(text).steps == parse(same_as).steps  # IR spans take no part in equality
 
 
+@pytest.mark.parametrize(("text", "same_as"), [
+    ("[count(), max(n)]", "stats([count(), max(n)])"),
+    ("x=1 | [min(n)] | m := _min * 2", "x=1 | stats(min(n)) | m := _min * 2"),
+    ("case { a=1 | b := 2 ; * } | [count(as=c), collect(b)]",
+     "case { a=1 | b := 2 ; * } | stats([count(as=c), collect(b)])"),
+])
+def test_a_stage_in_square_brackets_is_stats(text: str, same_as: str) -> None:
+    """``[f(), g()]`` as a stage is stats(function=[f(), g()]) (functions-stats, "shorthand syntax")."""
+    assert parse(text).steps == parse(same_as).steps
+    assert convert(text, to="cql") == convert(same_as, to="cql")
+
+
+@pytest.mark.parametrize(("text", "words", "column"), [
+    ("x=1 | [a, b]", "stats(function=...) takes aggregate functions", 8),
+    ("x=1 | [count()", "expected a closing ']', found the end of the query", 15),
+    ("x=1 | []", "stats() needs at least one aggregate function", 7),
+])
+def test_a_stage_in_square_brackets_that_is_no_stats(text: str, words: str, column: int) -> None:
+    with pytest.raises(CqlError) as caught:
+        parse(text)
+    assert words in caught.value.message and caught.value.span.column == column
+
+
 def test_stats_with_no_function_among_the_functions_is_refused() -> None:
     with pytest.raises(CqlValueError, match="stats\\(\\) needs at least one aggregate function"):
         parse("groupBy(a, function=stats())")

@@ -804,12 +804,13 @@ class _Lowering:
         if given is None:
             return (ir.AggFunc("count", None, "_count"),)
         calls = self.without_stats(given.items if isinstance(given, A.Array) else (given,))
+        host = self.known(call).name  # groupBy, stats (also written [f, g]), bucket, timeChart
         functions: list[ir.AggFunc] = []
         nodes: list[A.Node] = []
         for item in calls:
             # collect(k), selectLast(k)... of a key k: every row's value is the key's own (published
             # queries write it), so the function adds nothing and is left out.
-            made = tuple(f for f in self.agg_function(item) if not (f.output in keys and f.field == f.output
+            made = tuple(f for f in self.agg_function(item, host=host) if not (f.output in keys and f.field == f.output
                                                                     and f.name not in AGGREGATE_OUTPUTS))
             functions += made
             nodes += [item] * len(made)
@@ -843,20 +844,22 @@ class _Lowering:
                 raise CqlValueError(f"two functions write {function.output}{hint.replace('it', 'one')}", node.span)
             seen.add(function.output)
 
-    def agg_function(self, node: A.Expr, spec: FunctionSpec | None = None) -> tuple[ir.AggFunc, ...]:
+    def agg_function(self, node: A.Expr, spec: FunctionSpec | None = None, host: str = "groupBy"
+                     ) -> tuple[ir.AggFunc, ...]:
         """One function of ``function=...``: count(), sum(f), min(f), max(f), avg(f), collect(),
-        selectLast(), selectFromMax(), selectFromMin() (one AggFunc per field a call writes)."""
+        selectLast(), selectFromMax(), selectFromMin() (one AggFunc per field a call writes);
+        ``host`` names the function whose list it is, for the messages."""
         accepted = ", ".join(f"{name}()" for name in AGGREGATE_FUNCTIONS)
         if isinstance(node, A.SubQuery):  # function=[{filter | count()}, ...]: a pipeline per group
             return self.filtered_function(node)
         if not isinstance(node, A.Call):
-            raise CqlValueError(f"groupBy(function=...) takes aggregate functions ({accepted}), or a list of them",
+            raise CqlValueError(f"{host}(function=...) takes aggregate functions ({accepted}), or a list of them",
                                 node.span)
         if spec is None:
             spec = self.known(node)
         if spec.name not in AGGREGATE_FUNCTIONS:
             if spec.kind != "value":  # an aggregate LogScale has (stats(), tail()...) where cqlx takes none
-                raise _Opaque(spec.name, f"{spec.name}() among groupBy()'s functions: cqlx does not convert it")
+                raise _Opaque(spec.name, f"{spec.name}() among {host}()'s functions: cqlx does not convert it")
             raise CqlValueError(f"{spec.name}() is not an aggregate function cqlx converts; accepted: {accepted}",
                                 node.name_span)
         args = self.bind(node, spec)

@@ -261,6 +261,10 @@ class _ToAst:
         return A.Pipeline(span, tuple(c))
 
     @_rule
+    def stats_shorthand(self, span: Span, c: list[Any]) -> A.Call:
+        return A.Call(span, "stats", span, (A.Argument(span, None, c[0]),))
+
+    @_rule
     def assignment(self, span: Span, c: list[Any]) -> A.Assignment:
         return A.Assignment(span, _field(c[0]), c[2])
 
