@@ -468,12 +468,15 @@ def shown_differently(query: ir.Query, rule: Rule, target: str, profiles: Mappin
 
 def _without(verdict: Verdict, fields: frozenset[str], query: ir.Query) -> Verdict:
     """The verdict without those fields: by name, and for group rows (compared in column order)
-    by their position among the rule's output fields."""
+    by name where a row is keyed by the rule's output fields (the matcher's, which leaves out a
+    field with no value), else by position among them (a target's columns, all of them)."""
     if verdict.rows:
         from cqlx.api import output_fields as ordered
 
-        skip = {i for i, name in enumerate(ordered(query) or ()) if name in fields}
-        rows = [{k: v for i, (k, v) in enumerate(row.items()) if i not in skip} for row in verdict.rows]
+        names = ordered(query) or ()
+        skip = {i for i, name in enumerate(names) if name in fields}
+        rows = [{k: v for k, v in row.items() if k not in fields} if set(row) <= set(names) else
+                {k: v for i, (k, v) in enumerate(row.items()) if i not in skip} for row in verdict.rows]
         return _rows_verdict(rows)
     return Verdict(verdict.matched, {k: v for k, v in verdict.fields.items() if k not in fields}, verdict.rows)
 
