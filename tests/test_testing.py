@@ -225,11 +225,11 @@ def test_witnesses_of_a_rule_without_event_type_agree_everywhere(tmp_path: Path,
 
 def test_a_rule_that_does_not_parse_does_not_stop_the_others(tmp_path: Path) -> None:
     """Exit 2 (as cqlx convert), the error at its file, line and column, and the other rules tested."""
-    (tmp_path / "a_broken.cql").write_text("#event_simpleName=ProcessRollup2\n| [sum(count)]\n", encoding="utf-8")
+    (tmp_path / "a_broken.cql").write_text("#event_simpleName=ProcessRollup2\n| ]sum(count)\n", encoding="utf-8")
     (tmp_path / "b_fine.cql").write_text("#event_simpleName=ProcessRollup2 CommandLine=/whoami/i\n", encoding="utf-8")
     result = cqlx("test", str(tmp_path), "--generate")
     assert result.returncode == 2, result.stdout + result.stderr
-    assert f"{tmp_path / 'a_broken.cql'}:2:3: expected" in result.stderr
+    assert f"{tmp_path / 'a_broken.cql'}:2:3: unexpected" in result.stderr
     assert "1 of 2 rule files failed to load or parse" in result.stderr
     assert "b_fine.cql  kql-duckdb" in result.stdout and "0 failures" in result.stdout
 
@@ -252,3 +252,40 @@ def test_kql_collect_is_compared_in_the_order_kusto_sorts() -> None:
     assert report.checked[("collect.cql", "kql-duckdb")] == 1
     assert testing._sorted_again({"CommandLine": "a b\na", "n": 2}, {"CommandLine": "\n"}) == \
         {"CommandLine": "a\na b", "n": 2}
+
+
+def test_columns_that_differ_only_in_case_are_a_gap_of_duckdb_kql_not_a_failure() -> None:
+    """KQL keeps FileName and a rule's fileName apart; duckdb-kql cannot (its rule R7): the
+    kql-duckdb target says it did not run the rule, and Kusto.Language still checks the text."""
+    from cqlx import testing
+    from cqlx.rules import Rule, RuleMeta
+
+    text = '#event_simpleName=ProcessRollup2 ImageFileName=/\\\\(?<fileName>\\w+\\.\\w+$)/i | groupBy([fileName])'
+    event = {"#event_simpleName": "ProcessRollup2", "ImageFileName": "\\Device\\HarddiskVolume3\\x\\cmd.exe",
+             "FileName": "cmd.exe"}
+    report = testing.Report()
+    testing.test_rule(Rule(path="r.cql", text=text, meta=RuleMeta()), report,
+                      extra=[testing.Case("one", {}, stream=(event,))], targets=("kql-duckdb", "kql-parser"))
+    assert not report.findings, report.findings
+    skipped = report.checked[("r.cql", "kql-duckdb")]
+    assert isinstance(skipped, str) and "differ only in case" in skipped
+    assert report.checked[("r.cql", "kql-parser")] == 1
+
+
+def test_a_value_a_target_leaves_out_is_not_compared_in_group_rows() -> None:
+    """shannonEntropy() has no SPL form: shown only, its loss is presentation and names the field
+    (Diagnostic.fields), so the group rows are compared without it, not shifted by its absence."""
+    from cqlx import testing
+    from cqlx.conversion import convert_text
+    from cqlx.rules import Rule, RuleMeta
+
+    text = ('#event_simpleName=ProcessRollup2 | e := shannonEntropy(CommandLine) '
+            '| groupBy([CommandLine], function=[collect(e), count(as=n)])')
+    lost = [d for d in convert_text(text, "spl", policy="warn").diagnostics if "shannonEntropy" in d.message]
+    assert [(d.kind, d.fields) for d in lost] == [("presentation", ("e",))]
+    events = tuple({"#event_simpleName": "ProcessRollup2", "CommandLine": c} for c in ("aab", "abc", "abc"))
+    report = testing.Report()
+    testing.test_rule(Rule(path="r.cql", text=text, meta=RuleMeta()), report,
+                      extra=[testing.Case("stream", {}, stream=events)], targets=("spl-oracle",))
+    assert not report.findings, report.findings
+    assert report.checked[("r.cql", "spl-oracle")] == 1

@@ -41,8 +41,20 @@ from cqlx.regexes import (
 from cqlx.runtime import compare_values, number
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_KQL_KEYWORDS = frozenset({"and", "or", "not", "by", "on", "in", "has", "where", "project", "extend", "sort",
-                           "take", "top", "let", "true", "false", "case", "iff", "between", "contains"})
+#: Names a column may not have bare (Kusto.Language: "The name 'desc' needs to be bracketed as
+#: ['desc']"), found by running it over each word of the query operators, keywords and type names
+#: as a column that is assigned, renamed, sorted by, filtered on, projected, grouped by and read in
+#: a call (tests/test_emit_kql.py keeps the check). Keywords are lower case (`First` is a name);
+#: only `true` and `false` are literals in any case. `count` parses bare in Kusto but not in
+#: duckdb-kql (`sort by count desc`); bracketed, every engine reads it.
+_KQL_KEYWORDS = frozenset({
+    "accumulate", "and", "as", "asc", "bagexpansion", "between", "boolean", "by", "case", "contains", "contains_cs",
+    "count", "datatable", "date", "datetime", "decimal", "desc", "double", "dynamic", "endswith", "endswith_cs",
+    "extend", "externaldata", "false", "find", "first", "flags", "float", "has", "has_all", "has_any", "has_cs",
+    "hasprefix", "hassuffix", "iff", "in", "int", "int32", "int64", "invoke", "isfuzzy", "kind", "last", "let",
+    "like", "long", "materialize", "not", "notcontains", "of", "on", "or", "print", "project", "real", "sample",
+    "search", "set", "sort", "startswith", "startswith_cs", "string", "take", "time", "timespan", "title", "to",
+    "top", "toscalar", "true", "union", "uniqueid", "where", "with_itemindex", "with_source", "withsource"})
 _COMPARE = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 NUMBER, TEXT, WORD, NULL = "number", "text", "word", "null"  # expression kinds (module docstring)
 _NUMERIC_TYPES = ("long", "int", "real", "double", "decimal")
@@ -71,7 +83,7 @@ def string(value: str) -> str:
 def name(column: str) -> str:
     """A column reference: bare when it is a plain identifier, else ``['...']`` (a string literal
     inside brackets: the same escapes as in :func:`string`)."""
-    if _PLAIN_NAME.fullmatch(column) and column.lower() not in _KQL_KEYWORDS:
+    if _PLAIN_NAME.fullmatch(column) and column not in _KQL_KEYWORDS and column.lower() not in ("true", "false"):
         return column
     escaped = column.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\t", "\\t") \
         .replace("\r", "\\r")
@@ -1054,9 +1066,13 @@ class KqlGenerator(Generator):
 
     def lose(self, message: str, span: ir.Span) -> None:
         """What a value function cannot say in KQL: detection loss when a later step decides rows on
-        the field the current assignment writes (or when a filter computes it), else presentation."""
+        the field the current assignment writes (or when a filter computes it), else presentation,
+        naming the fields left without their value."""
         current = getattr(self, "current", None)
-        self.unsupported(message, span, self.loss(current) if current is not None else DETECTION)
+        if current is None:
+            self.unsupported(message, span, DETECTION)
+        else:
+            self.unsupported(message, span, self.loss(current), tuple(sorted(step_writes(current))))
 
     def cond(self, expr: ir.Cond) -> str:
         """``iff()``, whose arms KQL needs to be of one type: with a number and a string arm the

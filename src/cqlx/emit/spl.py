@@ -700,9 +700,13 @@ class SplGenerator(Generator):
 
     def lose(self, message: str, span: ir.Span) -> None:
         """What a value function cannot say in SPL: detection loss when a later step decides rows on
-        the field the current assignment writes (or when a filter computes it), else presentation."""
+        the field the current assignment writes (or when a filter computes it), else presentation,
+        naming the fields left without their value."""
         current = getattr(self, "current", None)
-        self.unsupported(message, span, self.loss(current) if current is not None else DETECTION)
+        if current is None:
+            self.unsupported(message, span, DETECTION)
+        else:
+            self.unsupported(message, span, self.loss(current), tuple(sorted(step_writes(current))))
 
 
     def operand(self, expr: ir.Expr) -> str:
