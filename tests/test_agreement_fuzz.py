@@ -72,6 +72,44 @@ def test_found_cases_agree_under_the_asim_profile(text: str) -> None:
     assert isinstance(compared, int) and compared > 0, compared
 
 
+# pySigma's sqlite backend tests |cidr by the text's prefix (LIKE '8.8.8.%'): a witness that is no
+# address but starts like one (8.8.8.8x, from the glob) matched there only. Not compared on it.
+SQLITE_CIDR = ('#event_simpleName=NetworkConnectIP4\n| ComputerName = *\n'
+               '| F0 := if(RemoteAddressIP4 = "8.8.8.8*", "YES", "NO")\n'
+               '| W0 := if(RemoteAddressIP4 = "8.8.8.8*", 3, 0)\n'
+               '| F1 := if(!cidr(RemoteAddressIP4, subnet=["10.0.0.0/8", "8.8.8.0/24"]), "YES", "NO")\n'
+               '| W1 := if(!cidr(RemoteAddressIP4, subnet=["10.0.0.0/8", "8.8.8.0/24"]), 1, 0)\n'
+               '| Score := W0 + W1\n| Severity := if(Score >= 4, "HIGH", if(Score >= 2, "MEDIUM", "LOW"))\n'
+               '| select([ComputerName, F0, F1, Score, Severity])\n')
+
+
+def test_sqlite_cidr_is_not_judged_on_values_that_are_no_address() -> None:
+    report = check_agreement(SQLITE_CIDR, targets=("sigma-sqlite", "spl-oracle"))
+    assert not report.findings, describe(report, SQLITE_CIDR)
+    sigma, spl = (report.checked[("generated.cql", t)] for t in ("sigma-sqlite", "spl-oracle"))
+    assert isinstance(sigma, int) and isinstance(spl, int) and 0 < sigma < spl
+
+
+# Under splunk-cim (a CIM data model's fields, prefixed), on the SPL oracle: a field the rule assigns
+# for the first time was read as a CIM field for `coalesce(value, V0)` and refused ("no mapping").
+FOUND_CIM = [
+    '#event_simpleName=ProcessRollup2\n| CommandLine = "*a*"\n| V0 := lower(CommandLine)\n'
+    '| V0 := upper(V0)\n| select([ComputerName, V0])\n',
+    '#event_simpleName=ProcessRollup2\n| CommandLine match { "*a*" => Kind := "m0" ; * => Kind := "m1" }\n'
+    '| groupBy([Kind], function=[count(as=n), max(RawProcessId, as=m)])\n',
+    '#event_simpleName=ProcessRollup2\n| case { CommandLine = "*a*" | Kind := "k0" ; CommandLine = "*b*" '
+    '| Kind := "k1" ; * }\n| select([ComputerName, Kind])\n',
+]
+
+
+@pytest.mark.parametrize("text", FOUND_CIM)
+def test_found_cases_agree_under_the_cim_profile(text: str) -> None:
+    report = check_agreement(text, targets=("spl-oracle",), profiles={"spl": "splunk-cim"})
+    assert not report.findings, describe(report, text)
+    compared = report.checked[("generated.cql", "spl-oracle")]
+    assert isinstance(compared, int) and compared > 0, compared
+
+
 def test_a_disagreement_is_a_finding(monkeypatch: pytest.MonkeyPatch) -> None:
     """The check can fail: a target that returns another verdict is reported."""
     original = testing._engines

@@ -24,8 +24,8 @@ from cqlx.regexes import flag_prefix, glob_to_regex, python_error, to_pcre, to_p
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # in eval, `.` concatenates: a.b must be quoted
 _PLAIN_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _SEARCH_WORD = re.compile(r"^[A-Za-z0-9_.\-]+$")
-# Fields every Splunk event has; a data model's dataset prefix does not apply to them.
-_BASE_FIELDS = frozenset({"host", "source", "sourcetype", "index", "splunk_server", "linecount"})
+#: Splunk's own fields, which a CIM data model does not prefix with its dataset's name.
+BASE_FIELDS = frozenset({"host", "source", "sourcetype", "index", "splunk_server", "linecount"})
 _CMP = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
@@ -99,7 +99,7 @@ class SplGenerator(Generator):
             return derived
         mapped = super().column(name, span, output)
         if mapped is not None and self.event is not None and self.event.prefix and name not in self.computed \
-                and not mapped.startswith("_") and mapped not in _BASE_FIELDS:
+                and not mapped.startswith("_") and mapped not in BASE_FIELDS:
             return self.event.prefix + mapped
         return mapped
 
@@ -116,7 +116,7 @@ class SplGenerator(Generator):
         if mapped is None or mapped.transform not in ("basename", "splunk_time"):
             return None
         source = mapped.name
-        if self.event is not None and self.event.prefix and mapped.name not in _BASE_FIELDS:
+        if self.event is not None and self.event.prefix and mapped.name not in BASE_FIELDS:
             source = self.event.prefix + mapped.name
         if mapped.transform == "splunk_time":
             if output:  # only shown: Splunk's own time column, as before
@@ -178,6 +178,13 @@ class SplGenerator(Generator):
 
     # ------------------------------------------------------------ steps
 
+    def exists(self, field: str) -> bool:
+        """Whether the events may hold the field here: the rule wrote it, or the profile maps it or
+        passes every field through (raw FDR). A CIM dataset holds only the fields the profile maps,
+        so a field the rule assigns for the first time starts with no value there."""
+        return field in self.computed or self.profile.unmapped != "strict" or \
+            self.profile.field(self.event, field) is not None
+
     def step(self, step: ir.Step) -> list[str]:
         if isinstance(step, ir.Extract):
             return self.extract(step)
@@ -194,7 +201,8 @@ class SplGenerator(Generator):
                 value = self.expr(step.expr)
             finally:
                 self.current = None
-            if _may_be_null(step.expr):  # eval would erase the field; CQL's := leaves it as it was
+            if _may_be_null(step.expr) and self.exists(step.field):
+                # eval would erase the field; CQL's := leaves it as it was
                 value = f"coalesce({value}, {field_ref(self.col(step.field, step.span))})"
             if _numeric_expr(step.expr, self.numeric):
                 self.numeric.add(step.field)
@@ -342,8 +350,9 @@ class SplGenerator(Generator):
         """SPL has no first-match branches: the branch an event takes is computed once, then each
         assigned field from it (:func:`cqlx.passes.expand_case`)."""
         self.cases = getattr(self, "cases", 0) + 1
-        # eval reads a missing field as null
-        steps = expand_case(self.case_without_extraction(step), f"_cqlx_case{self.cases}", lambda field: True)
+        # a field the events may hold keeps its value where no branch assigns it (eval reads a
+        # missing one as null); one they cannot hold (a CIM dataset's unmapped field) starts empty
+        steps = expand_case(self.case_without_extraction(step), f"_cqlx_case{self.cases}", self.exists)
         if steps is None:
             self.unsupported("a case { } branch filters after it assigns, or reads what it assigns; cqlx does not "
                              "convert that to SPL", step.span)
