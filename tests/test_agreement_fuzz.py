@@ -116,7 +116,7 @@ def test_a_disagreement_is_a_finding(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def wrong_spl() -> dict[str, Any]:
         engines = dict(original())
-        engines["spl-oracle"] = lambda query, rule, cases: [testing.Verdict(False) for _ in cases]
+        engines["spl-oracle"] = lambda query, rule, cases, profile: [testing.Verdict(False) for _ in cases]
         return engines
 
     monkeypatch.setattr(testing, "_engines", wrong_spl)

@@ -445,11 +445,14 @@ def _compare(expected: Verdict, got: Verdict, only: Iterable[str] | None = None,
     return None
 
 
-Engine = Callable[[ir.Query, Rule, list[Case]], list[Verdict]]
+#: An engine runs a rule's cases: (query, rule, cases, the profile of its language or None).
+Engine = Callable[[ir.Query, Rule, list[Case], "str | None"], list[Verdict]]
 
 
 def _engines() -> dict[str, Engine]:
-    return {"python-module": python_module, "sigma-sqlite": sigma_sqlite, "spl-oracle": spl_oracle}
+    return {"python-module": lambda query, rule, cases, _: python_module(query, rule, cases),
+            "sigma-sqlite": lambda query, rule, cases, _: sigma_sqlite(query, rule, cases),
+            "spl-oracle": spl_oracle}
 
 
 def unavailable(target: str) -> str | None:
@@ -659,10 +662,8 @@ def test_rule(rule: Rule, report: Report, extra: list[Case] | None = None,
                 continue
             if target == "kql-duckdb":
                 verdicts = kql_duckdb(query, rule, target_cases, kql_profile)
-            elif target == "spl-oracle":
-                verdicts = spl_oracle(query, rule, target_cases, (profiles or {}).get("spl"))
             else:
-                verdicts = _engines()[target](query, rule, target_cases)
+                verdicts = _engines()[target](query, rule, target_cases, (profiles or {}).get(_LANGUAGE[target]))
         except KqlEngineGap as error:
             report.checked[(rule.path, target)] = f"skipped: {error.message}"
             continue
