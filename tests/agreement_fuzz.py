@@ -54,6 +54,8 @@ SCHEMAS = (
            ("RawProcessId",), frozenset({"ParentBaseFileName"})),
     Schema("NetworkConnectIP4", ("RemoteAddressIP4", "LocalAddressIP4", "ContextBaseFileName", "ComputerName"),
            ("RemotePort", "LocalPort"), frozenset({"ContextBaseFileName"}), ("RemoteAddressIP4", "LocalAddressIP4")),
+    Schema("DnsRequest", ("DomainName", "ContextBaseFileName", "ComputerName"), ("RequestType",),
+           frozenset({"ContextBaseFileName"})),
 )
 #: What the whole rule outputs besides the fields it computes.
 SHOWN = ("ComputerName",)

@@ -110,6 +110,43 @@ def test_found_cases_agree_under_the_cim_profile(text: str) -> None:
     assert isinstance(compared, int) and compared > 0, compared
 
 
+# DnsRequest's RequestType has no Sigma name: passed through, pySigma's sqlite backend held "84" as
+# text, and SQLite orders text above numbers (RequestType|lt: 85 was false; for "151 9", |gt: 150
+# was true). Whole numbers are now stored as numbers, and a field passed through that holds other
+# text is not judged by a numeric test there.
+FOUND_SQLITE_NUMBERS = [
+    ('#event_simpleName=DnsRequest\n'
+     '| (RequestType < 85 or (in(ComputerName, values=["--privileged*", "ünï"]) or RequestType < 194))\n'
+     '| default(field=ContextBaseFileName, value="none") | V0 := ContextBaseFileName\n'
+     '| select([ComputerName, V0])\n',
+     49),
+    ('#event_simpleName=DnsRequest\n'
+     '| RequestType > 150\n'
+     '| case { not DomainName = /curl$/ | Kind := "k0"; (DomainName = "Cmd.exe" or ComputerName != "*exec*") '
+     '| Kind := "k1"; text:contains(string=DomainName, substring="exec") | Kind := "k2"; * | Kind := "other"; }\n'
+     '| F0 := if(ContextBaseFileName = "exec*", "YES", "NO")\n'
+     '| W0 := if(ContextBaseFileName = "exec*", 3, 0)\n'
+     '| F1 := if(ComputerName = "*a b", "YES", "NO")\n'
+     '| W1 := if(ComputerName = "*a b", 2, 0)\n'
+     '| F2 := if(RequestType > 8, "YES", "NO")\n'
+     '| W2 := if(RequestType > 8, 3, 0)\n'
+     '| Score := W0 + W1 + W2\n'
+     '| Severity := if(Score >= 4, "HIGH", if(Score >= 2, "MEDIUM", "LOW"))\n'
+     '| V0 := upper(DomainName)\n'
+     '| regex("(?<Part>ADMIN)(?<Rest>.*)", field=ContextBaseFileName, strict=false)\n'
+     '| select([ComputerName, DomainName, Kind, F0, F1, F2, Score, Severity, V0, Part, Rest])\n',
+     276),
+]
+
+
+@pytest.mark.parametrize(("text", "seed"), FOUND_SQLITE_NUMBERS)
+def test_numbers_passed_through_to_sigma_are_compared_as_numbers(text: str, seed: int) -> None:
+    report = check_agreement(text, seed=seed, targets=("sigma-sqlite",))
+    assert not report.findings, describe(report, text)
+    compared = report.checked[("generated.cql", "sigma-sqlite")]
+    assert isinstance(compared, int) and compared > 0, compared
+
+
 def test_a_disagreement_is_a_finding(monkeypatch: pytest.MonkeyPatch) -> None:
     """The check can fail: a target that returns another verdict is reported."""
     original = testing._engines

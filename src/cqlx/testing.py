@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -312,8 +313,8 @@ def run_sigma_text(sigma: str, cases: list[Case], event_types: tuple[str, ...], 
     from cqlx.profiles import load_profile
     from cqlx.reshape import to_records
 
-    records = to_records([c.event for c in cases], load_profile(profile or "sigma"), event_types, typeless,
-                         passthrough=True)
+    records = [_whole_numbers(r) for r in to_records([c.event for c in cases], load_profile(profile or "sigma"),
+                                                       event_types, typeless, passthrough=True)]
     if platforms:
         records = [r if r is not None and _platform(c.event) in platforms else None for r, c in zip(records, cases,
                                                                                                   strict=True)]
@@ -324,6 +325,21 @@ def run_sigma_text(sigma: str, cases: list[Case], event_types: tuple[str, ...], 
     except Exception as error:
         raise CqlError(f"the Sigma does not load or run in pySigma: {error}") from None
     return [t for t, _ in results], [{kept[h] for h in hits} for _, hits in results]
+
+
+def _whole_numbers(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A record for pySigma's sqlite backend with each value that spells a whole number (``"84"``,
+    as Falcon's JSON gives numbers) stored as one. SQLite orders any text above any number, so
+    ``RequestType|lt: 85`` was false for ``"84"``, where a SIEM compares the number; a field the
+    profile types is already one, a field it passes through was not. Text tests read the value as
+    the same text (GLOB, LIKE and the regexp function convert it back), so only canonical spellings
+    are converted (``"084"`` stays text)."""
+    if record is None:
+        return None
+    return {k: int(v) if isinstance(v, str) and _WHOLE.fullmatch(v) else v for k, v in record.items()}
+
+
+_WHOLE = re.compile(r"0|-?[1-9]\d{0,17}")
 
 
 def run_spl_text(spl: str, cases: list[Case], fields: tuple[str, ...], profile: str | None = None) -> list[Verdict]:
@@ -548,17 +564,24 @@ def _held(target: str, profiles: Mapping[str, str] | None) -> Callable[[Case], b
     return held
 
 
-def _sqlite_cidr_judges(query: ir.Query) -> Callable[[Case], bool] | None:
-    """pySigma's sqlite backend tests ``|cidr`` by the text's prefix (``LIKE '8.8.8.%'``), so a
-    value that is no address but starts like one (``8.8.8.8x``) matches there, and nowhere else:
-    a case where a field the rule tests with cidr() holds such a value is not compared on it.
-    None when the rule has no cidr()."""
+def _sqlite_judges(query: ir.Query, profile: Profile) -> Callable[[Case], bool] | None:
+    """Whether pySigma's sqlite backend can judge a case the way a SIEM would; None when it judges
+    every case. Not where a field the rule tests holds a value of the wrong kind for the test:
+    - ``|cidr`` is tested by the text's prefix (``LIKE '8.8.8.%'``), so a value that is no address
+      but starts like one (``8.8.8.8x``) matches there, and nowhere else;
+    - SQLite orders any text above any number, so ``RequestType|gt: 150`` holds for ``"151 9"``
+      in a field the profile passes through (one it maps with a number type holds no text),
+      where CQL's comparison is false."""
     import ipaddress
 
     from cqlx.passes import atoms
+    from cqlx.reshape import event_type_of
+    from cqlx.runtime import number
 
-    fields = {p.field for p in atoms(query) if isinstance(p, ir.Cidr)}
-    if not fields:
+    found = atoms(query)
+    addresses = {p.field for p in found if isinstance(p, ir.Cidr)}
+    numbers = {p.field for p in found if isinstance(p, ir.Cmp)}
+    if not addresses and not numbers:
         return None
 
     def address(value: Any) -> bool:
@@ -568,9 +591,16 @@ def _sqlite_cidr_judges(query: ir.Query) -> Callable[[Case], bool] | None:
             return False
         return True
 
+    def text_in_number(event: Mapping[str, Any], field: str) -> bool:
+        value = event.get(field)
+        if not isinstance(value, str) or number(value) is not None:
+            return False
+        return profile.field(profile.event_type(event_type_of(event) or ""), field) is None
+
     def judges(case: Case) -> bool:
-        return all(event.get(f) is None or address(event[f]) for event in (case.stream or (case.event,))
-                   for f in fields)
+        events = case.stream or (case.event,)
+        return all(event.get(f) is None or address(event[f]) for event in events for f in addresses) and \
+            not any(text_in_number(event, f) for event in events for f in numbers)
     return judges
 
 
@@ -675,7 +705,7 @@ def test_rule(rule: Rule, report: Report, extra: list[Case] | None = None,
         only = ([ladder.field] if ladder else []) if target == "sigma-sqlite" else None
         shown = shown_differently(query, rule, target, profiles)
         held = _held(target, profiles)
-        judged = _sqlite_cidr_judges(query) if target == "sigma-sqlite" else None
+        judged = _sqlite_judges(query, target_profile(target, profiles)) if target == "sigma-sqlite" else None
         compared = 0
         for case, want, got in zip(target_cases, target_expected, verdicts, strict=True):
             if not held(case):
