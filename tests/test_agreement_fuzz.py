@@ -64,14 +64,6 @@ FOUND_ASIM = [
 ]
 
 
-@pytest.mark.parametrize("text", FOUND_ASIM)
-def test_found_cases_agree_under_the_asim_profile(text: str) -> None:
-    report = check_agreement(text, targets=("kql-duckdb",), profiles={"kql": "sentinel-asim"})
-    assert not report.findings, describe(report, text)
-    compared = report.checked[("generated.cql", "kql-duckdb")]
-    assert isinstance(compared, int) and compared > 0, compared
-
-
 # pySigma's sqlite backend tests |cidr by the text's prefix (LIKE '8.8.8.%'): a witness that is no
 # address but starts like one (8.8.8.8x, from the glob) matched there only. Not compared on it.
 SQLITE_CIDR = ('#event_simpleName=NetworkConnectIP4\n| ComputerName = *\n'
@@ -100,14 +92,6 @@ FOUND_CIM = [
     '#event_simpleName=ProcessRollup2\n| case { CommandLine = "*a*" | Kind := "k0" ; CommandLine = "*b*" '
     '| Kind := "k1" ; * }\n| select([ComputerName, Kind])\n',
 ]
-
-
-@pytest.mark.parametrize("text", FOUND_CIM)
-def test_found_cases_agree_under_the_cim_profile(text: str) -> None:
-    report = check_agreement(text, targets=("spl-oracle",), profiles={"spl": "splunk-cim"})
-    assert not report.findings, describe(report, text)
-    compared = report.checked[("generated.cql", "spl-oracle")]
-    assert isinstance(compared, int) and compared > 0, compared
 
 
 # DnsRequest's RequestType has no Sigma name: passed through, pySigma's sqlite backend held "84" as
@@ -139,11 +123,20 @@ FOUND_SQLITE_NUMBERS = [
 ]
 
 
-@pytest.mark.parametrize(("text", "seed"), FOUND_SQLITE_NUMBERS)
-def test_numbers_passed_through_to_sigma_are_compared_as_numbers(text: str, seed: int) -> None:
-    report = check_agreement(text, seed=seed, targets=("sigma-sqlite",))
+#: Each case above on the target it was found on: (query, target, profiles, the witnesses' seed).
+FOUND_ON_TARGET = [
+    *[(text, "kql-duckdb", {"kql": "sentinel-asim"}, 0) for text in FOUND_ASIM],
+    *[(text, "spl-oracle", {"spl": "splunk-cim"}, 0) for text in FOUND_CIM],
+    *[(text, "sigma-sqlite", None, seed) for text, seed in FOUND_SQLITE_NUMBERS],
+]
+
+
+@pytest.mark.parametrize(("text", "target", "profiles", "seed"), FOUND_ON_TARGET)
+def test_found_cases_agree_on_their_target(text: str, target: str, profiles: dict[str, str] | None,
+                                           seed: int) -> None:
+    report = check_agreement(text, seed=seed, targets=(target,), profiles=profiles)
     assert not report.findings, describe(report, text)
-    compared = report.checked[("generated.cql", "sigma-sqlite")]
+    compared = report.checked[("generated.cql", target)]
     assert isinstance(compared, int) and compared > 0, compared
 
 
