@@ -323,6 +323,18 @@ def test_cim_event_types_name_only_their_dataset_fields() -> None:
         assert shown and shown <= fields, event.name
 
 
+def test_cim_platform_is_never_dropped() -> None:
+    """event_platform=Win under CIM: the dataset's os column names the OS otherwise (Microsoft
+    Windows ...), so the test is detection loss, reported; it was left out of the SPL silently."""
+    from cqlx.errors import UnsupportedError
+
+    rule = "#event_simpleName=ProcessRollup2 event_platform=Win | CommandLine=*whoami*"
+    with pytest.raises(UnsupportedError, match="field event_platform becomes os, which is not the same information"):
+        convert_text(rule, "spl", "splunk-cim")
+    written = convert_text(rule, "spl", "splunk-cim", "warn").output
+    assert written.splitlines()[1] == "| search Processes.os=CASE(Win)"
+
+
 def test_cim_base_fields_take_no_prefix(seed_text: str) -> None:
     out = convert(seed_text, to="spl", profile="splunk-cim")
     assert "Processes._time" not in out and re.search(r"\btable _time\b", out)

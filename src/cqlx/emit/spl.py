@@ -138,7 +138,15 @@ class SplGenerator(Generator):
             # A CIM data model search (datamodel command): its fields carry the dataset's prefix.
             model, dataset = event.datamodel.split(".")
             head = f"| datamodel {model} {dataset} search"
-            extra = " ".join([f"{k}={self.search_value(v)}" for k, v in event.search] + self.match_terms())
+            terms = [f"{k}={self.search_value(v)}" for k, v in event.search] + self.match_terms()
+            if self.query.source.platforms:
+                # event_platform=Win: the dataset's own column for it, as any test of a field (CIM's
+                # os names the OS otherwise, which the column's mapping reports); never dropped.
+                column = self.column("event_platform")
+                if column is not None:
+                    terms.append(self.source_term(table_name(column), self.query.source.platforms,
+                                                  folds_case(self.query.source.platforms_test)))
+            extra = " ".join(terms)
             return head + (f"\n| search {extra}" if extra else "")
         if event is None or not event.search:
             return "search *"
