@@ -138,15 +138,8 @@ class SplGenerator(Generator):
             # A CIM data model search (datamodel command): its fields carry the dataset's prefix.
             model, dataset = event.datamodel.split(".")
             head = f"| datamodel {model} {dataset} search"
-            terms = [f"{k}={self.search_value(v)}" for k, v in event.search] + self.match_terms()
-            if self.query.source.platforms:
-                # event_platform=Win: the dataset's own column for it, as any test of a field (CIM's
-                # os names the OS otherwise, which the column's mapping reports); never dropped.
-                column = self.column("event_platform")
-                if column is not None:
-                    terms.append(self.source_term(table_name(column), self.query.source.platforms,
-                                                  folds_case(self.query.source.platforms_test)))
-            extra = " ".join(terms)
+            extra = " ".join([f"{k}={self.search_value(v)}" for k, v in event.search] + self.match_terms()
+                             + self.platform_terms(None))
             return head + (f"\n| search {extra}" if extra else "")
         if event is None or not event.search:
             return "search *"
@@ -159,10 +152,17 @@ class SplGenerator(Generator):
             else:
                 terms.append(f"{key}={self.search_value(value)}")
         terms += self.match_terms()
-        if source.platforms:
-            column = self.column("event_platform") or "event_platform"
-            terms.append(self.source_term(column, source.platforms, folds_case(source.platforms_test)))
-        return " ".join(terms)
+        return " ".join(terms + self.platform_terms("event_platform"))
+
+    def platform_terms(self, fallback: str | None) -> list[str]:
+        """``event_platform=Win``: a search term on the profile's column for it, never dropped (the
+        column's mapping reports one that is not the same information, as CIM's ``os``);
+        ``fallback``: the name to search when the profile maps none (raw FDR keeps Falcon's)."""
+        source = self.query.source
+        column = self.column("event_platform") or fallback if source.platforms else None
+        if column is None:
+            return []
+        return [self.source_term(table_name(column), source.platforms, folds_case(source.platforms_test))]
 
     def source_term(self, column: str, values: tuple[str, ...], ignore_case: bool) -> str:
         """``field=value`` in search is case-insensitive; CASE() keeps CQL's exact match (search
