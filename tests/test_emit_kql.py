@@ -159,6 +159,8 @@ PR2 = "#event_simpleName=ProcessRollup2 "
     # a grouping by a field a projection removed writes no summarize: its outputs are no columns
     (PR2 + "| select([aid]) | groupBy(CommandLine, function=count(as=n)) | n > 3",
      "| project DeviceId\n| where false\n| where false"),
+    # the groups of a regex that does not compile (reported) are still columns (fuzz seed 224)
+    (PR2 + "| CommandLine=/(?P<x>a)\\k<n>/ | case { x=b | y := 1 ; * }", '| extend x = ""\n'),
 ])
 def test_warn_writes_kql_that_loads(cql: str, written: str) -> None:
     """What `--on-lossy warn` writes passes Kusto.Language against the profile's tables: a field

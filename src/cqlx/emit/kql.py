@@ -447,17 +447,12 @@ class KqlGenerator(Generator):
         last, as every group reads it."""
         out = [f"where {self.pred(step.test)}"] if step.strict else []
         if self.dead(step.field):  # a projection removed it: no match, every group keeps its value
-            # Strict, no row is left; the groups are still columns, so that later steps that name
-            # them pass Kusto's semantic check.
-            kept = [f"{name(g)} = {self.text_col(g, step.span) if self.exists(g) else string('')}" for g in step.groups]
-            for group in step.groups:
-                self.kinds[group] = TEXT
-            return [*out, "extend " + ", ".join(kept)]
+            return [*out, self.unmatched_groups(step)]
         try:
             numbers = group_numbers(step.pattern)
         except ValueError as error:
             self.unsupported(f"the regex does not compile ({error})", step.span)
-            return out
+            return [*out, self.unmatched_groups(step)]
         column = self.text_col(step.field, step.span)
         pattern = string(self.re2(step.pattern, step.flags, step.span))
         self.optional_groups(step, "KQL's extract() gives an empty string for both")
@@ -472,6 +467,15 @@ class KqlGenerator(Generator):
         for group in step.groups:
             self.kinds[group] = TEXT
         return [*out, "extend " + ", ".join(assignments)]
+
+    def unmatched_groups(self, step: ir.Extract) -> str:
+        """The groups of a regex that extracts nothing here (its field is gone, or it does not
+        compile: reported), each keeping its value: still columns, so that later steps that name
+        them pass Kusto's semantic check (what --on-lossy warn writes still loads)."""
+        for group in step.groups:
+            self.kinds[group] = TEXT
+        kept = [f"{name(g)} = {self.text_col(g, step.span) if self.exists(g) else string('')}" for g in step.groups]
+        return "extend " + ", ".join(kept)
 
     def signal(self, step: ir.Signal) -> list[str]:
         condition = self.pred(step.condition)
