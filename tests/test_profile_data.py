@@ -335,6 +335,27 @@ def test_cim_platform_is_never_dropped() -> None:
     assert written.splitlines()[1] == "| search Processes.os=CASE(Win)"
 
 
+@pytest.mark.parametrize("rule", [
+    "#event_simpleName=NetworkConnectIP4 RemotePort > 100 | select([ComputerName, RemotePort])",
+    "#event_simpleName=NetworkReceiveAcceptIP4 LocalPort < 1000 | select([ComputerName, LocalPort])",
+])
+def test_cim_network_event_types_read_their_own_direction(rule: str) -> None:
+    """All_Traffic holds inbound and outbound traffic, with src and dest the other way round: a
+    rule on one Falcon type reads its direction only (the SPL oracle, against the matcher)."""
+    from cqlx import testing
+    from cqlx.rules import Rule, RuleMeta
+
+    events = [{"#event_simpleName": kind, "ComputerName": f"{kind}-{port}", "RemotePort": str(port),
+               "LocalPort": str(port), "RemoteAddressIP4": "8.8.8.8", "LocalAddressIP4": "10.0.0.5"}
+              for kind in ("NetworkConnectIP4", "NetworkReceiveAcceptIP4") for port in (443, 50123)]
+    report = testing.Report()
+    testing.test_rule(Rule(path="r.cql", text=rule, meta=RuleMeta()), report,
+                      extra=[testing.Case(e["ComputerName"], e) for e in events], profiles={"spl": "splunk-cim"},
+                      targets=("spl-oracle",))
+    assert not report.findings, [(f.case, f.message) for f in report.findings]
+    assert report.checked[("r.cql", "spl-oracle")] == len(events)
+
+
 def test_cim_base_fields_take_no_prefix(seed_text: str) -> None:
     out = convert(seed_text, to="spl", profile="splunk-cim")
     assert "Processes._time" not in out and re.search(r"\btable _time\b", out)
