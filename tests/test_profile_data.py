@@ -356,6 +356,18 @@ def test_cim_network_event_types_read_their_own_direction(rule: str) -> None:
     assert report.checked[("r.cql", "spl-oracle")] == len(events)
 
 
+def test_cim_logons_are_successes_and_the_machine_accounts_they_lack_are_reported() -> None:
+    """Falcon UserLogon is a successful logon: CIM's Authentication also holds failures (read
+    action=success), and its constraint leaves out machine accounts' successful logons, which a
+    rule on UserLogon would match in LogScale: detection loss (the profile's lacks:)."""
+    from cqlx.errors import UnsupportedError
+
+    rule = "#event_simpleName=UserLogon | select([ComputerName])"
+    with pytest.raises(UnsupportedError, match=r"leave out successful logons of accounts whose name ends in \$"):
+        convert_text(rule, "spl", "splunk-cim")
+    assert "| search Authentication.action=CASE(success)\n" in convert_text(rule, "spl", "splunk-cim", "warn").output
+
+
 def test_cim_base_fields_take_no_prefix(seed_text: str) -> None:
     out = convert(seed_text, to="spl", profile="splunk-cim")
     assert "Processes._time" not in out and re.search(r"\btable _time\b", out)

@@ -45,7 +45,7 @@ _PLATFORM_LOOKUP_KEYS = {"table", "key", "column"}
 #: How a KQL target names the table a LogScale lookup file (``match(file="x.csv")``) becomes:
 #: ``{name}`` is the file name without ``.csv``.
 LOOKUP_TABLE_FORMS = ("{name}", "_GetWatchlist('{name}')")
-_EVENT_KEYS = {"table", "search", "logsource", "datamodel", "prefix", "match", "fields", "note", "none"}
+_EVENT_KEYS = {"table", "search", "logsource", "datamodel", "prefix", "match", "fields", "note", "none", "lacks"}
 # Every profile says what each of these becomes, or (none: reason) that it has no counterpart.
 CORE_EVENT_TYPES = ("ProcessRollup2", "SyntheticProcessRollup2", "NetworkConnectIP4", "NetworkReceiveAcceptIP4",
                     "DnsRequest", "ClassifiedModuleLoad", "UserLogon", "NewExecutableWritten")
@@ -83,6 +83,9 @@ class EventType(Frozen):
     unlisted: bool = False
     # Made from the profile's native_events: the target's own events, under the rule's names.
     native: bool = False
+    # Events of this type the target's records leave out (a data model's constraint): a rule on
+    # the type would miss them, which is reported as detection loss.
+    lacks: str = ""
 
 
 @record
@@ -388,7 +391,8 @@ def parse_profile(text: str, path: str, base: Profile | None = None) -> Profile:
             _pairs(reader, spec, "logsource", ew) or (inherited.logsource if inherited else ()),
             fields, str(spec.get("note", inherited.note if inherited else "")),
             datamodel, str(spec.get("prefix", inherited.prefix if inherited else "")),
-            _match(reader, spec, ew) or (inherited.match if inherited else ()))
+            _match(reader, spec, ew) or (inherited.match if inherited else ()),
+            lacks=str(spec.get("lacks", inherited.lacks if inherited else "")))
     if shared and base is not None:
         for event_name, event in list(events.items()):
             if event_name not in events_raw:

@@ -488,6 +488,9 @@ class Generator:
                              + (f" ({why})" if why else ""), kind="presentation" if known else DETECTION)
         if not known:
             return None
+        for lacking in (r for r in known if r.lacks):
+            self.unsupported(f"event type {lacking.name}: the records profile {self.profile.name} reads leave out "
+                             f"{lacking.lacks}, which LogScale's events hold")
         first = known[0]
         used = self.event_fields() if known[1:] else set()
         # A search that differs only in event_simpleName is one search: the SPL emitter ORs the types.
