@@ -232,6 +232,16 @@ class Generator:
         written = step_writes(step) if writes is None else writes
         return DETECTION if loss_kind_of(written, self.decisive(step)) else PRESENTATION
 
+    def lose(self, message: str, span: Span) -> None:
+        """What a value function cannot say in the target: detection loss when a later step decides
+        rows on the field the current assignment (``self.current``) writes, or when a filter
+        computes it; else presentation, naming the fields left without their value."""
+        current: ir.Step | None = getattr(self, "current", None)
+        if current is None:
+            self.unsupported(message, span, DETECTION)
+        else:
+            self.unsupported(message, span, self.loss(current), tuple(sorted(step_writes(current))))
+
     def opaque(self, step: ir.Opaque) -> None:
         """A stage cqlx cannot convert (ir.Opaque): reported, never dropped silently."""
         kind = DETECTION if step.effect != ir.ENRICHES else self.loss(step)

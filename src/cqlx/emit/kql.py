@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 
 from cqlx import ir
-from cqlx.emit.base import DETECTION, PRESENTATION, Generator
+from cqlx.emit.base import PRESENTATION, Generator
 from cqlx.errors import UnsupportedError
 from cqlx.functions import AGGREGATE_OUTPUTS, TIME_BUCKET, span_text
 from cqlx.passes import decisive_within, expand_case, step_writes
@@ -1068,15 +1068,6 @@ class KqlGenerator(Generator):
             column = self.unknown_column(time.field)
         return f"tolong((bin({column}, {span_text(int(span.value))}) - datetime(1970-01-01)) / 1ms)"
 
-    def lose(self, message: str, span: ir.Span) -> None:
-        """What a value function cannot say in KQL: detection loss when a later step decides rows on
-        the field the current assignment writes (or when a filter computes it), else presentation,
-        naming the fields left without their value."""
-        current = getattr(self, "current", None)
-        if current is None:
-            self.unsupported(message, span, DETECTION)
-        else:
-            self.unsupported(message, span, self.loss(current), tuple(sorted(step_writes(current))))
 
     def cond(self, expr: ir.Cond) -> str:
         """``iff()``, whose arms KQL needs to be of one type: with a number and a string arm the

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from cqlx import ir
-from cqlx.emit.base import DETECTION, PRESENTATION, Generator
+from cqlx.emit.base import PRESENTATION, Generator
 from cqlx.functions import AGGREGATE_OUTPUTS, COLLECT_LIMIT_DEFAULT, TIME_BUCKET
 from cqlx.passes import decisive_within, expand_case, folds_case, pred_fields, step_writes
 from cqlx.regexes import flag_prefix, glob_to_regex, python_error, to_pcre, to_python
@@ -714,17 +714,6 @@ class SplGenerator(Generator):
         if isinstance(expr, ir.Null):
             return "null()"
         raise AssertionError(f"unexpected expression {expr!r}")
-
-    def lose(self, message: str, span: ir.Span) -> None:
-        """What a value function cannot say in SPL: detection loss when a later step decides rows on
-        the field the current assignment writes (or when a filter computes it), else presentation,
-        naming the fields left without their value."""
-        current = getattr(self, "current", None)
-        if current is None:
-            self.unsupported(message, span, DETECTION)
-        else:
-            self.unsupported(message, span, self.loss(current), tuple(sorted(step_writes(current))))
-
 
     def operand(self, expr: ir.Expr) -> str:
         if isinstance(expr, ir.Ref):
