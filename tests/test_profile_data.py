@@ -368,6 +368,14 @@ def test_cim_logons_are_successes_and_the_machine_accounts_they_lack_are_reporte
     assert "| search Authentication.action=CASE(success)\n" in convert_text(rule, "spl", "splunk-cim", "warn").output
 
 
+def test_cim_event_time_computed_from_unprefixed_time() -> None:
+    """A rule that computes with @timestamp reads _time, which a data model does not prefix (it read
+    'Processes._time', which holds nothing): the column and the derived time name it alike."""
+    out = convert("#event_simpleName=ProcessRollup2 | x := @timestamp + 1 | select([x])", to="spl",
+                  profile="splunk-cim")
+    assert "| eval '@timestamp'=round(_time*1000)\n" in out and "Processes._time" not in out
+
+
 def test_cim_base_fields_take_no_prefix(seed_text: str) -> None:
     out = convert(seed_text, to="spl", profile="splunk-cim")
     assert "Processes._time" not in out and re.search(r"\btable _time\b", out)

@@ -367,12 +367,10 @@ def run_spl_text(spl: str, cases: list[Case], fields: tuple[str, ...], profile: 
 def _prefixed(record: dict[str, Any], event_type: EventType | None) -> dict[str, Any]:
     """A record of a CIM dataset (``| datamodel M D search``): its fields named with the dataset's
     prefix, Splunk's own fields (``_time``, ``host``...) without (Search Reference, datamodel)."""
-    from cqlx.emit.spl import BASE_FIELDS
+    from cqlx.emit.spl import dataset_field
 
-    prefix = event_type.prefix if event_type is not None else None
-    if not prefix:
-        return record
-    return {k if k.startswith("_") or k in BASE_FIELDS else prefix + k: v for k, v in record.items()}
+    prefix = event_type.prefix if event_type is not None else ""
+    return {dataset_field(prefix, k): v for k, v in record.items()} if prefix else record
 
 
 def kql_duckdb(query: ir.Query, rule: Rule, cases: list[Case], profile: str | None = None) -> list[Verdict]:

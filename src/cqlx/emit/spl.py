@@ -26,6 +26,12 @@ _PLAIN_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _SEARCH_WORD = re.compile(r"^[A-Za-z0-9_.\-]+$")
 #: Splunk's own fields, which a CIM data model does not prefix with its dataset's name.
 BASE_FIELDS = frozenset({"host", "source", "sourcetype", "index", "splunk_server", "linecount"})
+
+
+def dataset_field(prefix: str, name: str) -> str:
+    """A field as a data model search names it: with its dataset's prefix (``Processes.process``),
+    except Splunk's own fields (``_time``, ``host``...) (Search Reference, datamodel)."""
+    return name if not prefix or name.startswith("_") or name in BASE_FIELDS else prefix + name
 _CMP = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
@@ -98,9 +104,8 @@ class SplGenerator(Generator):
         if derived is not None:
             return derived
         mapped = super().column(name, span, output)
-        if mapped is not None and self.event is not None and self.event.prefix and name not in self.computed \
-                and not mapped.startswith("_") and mapped not in BASE_FIELDS:
-            return self.event.prefix + mapped
+        if mapped is not None and self.event is not None and name not in self.computed:
+            return dataset_field(self.event.prefix, mapped)
         return mapped
 
     def derive(self, name: str, output: bool = False) -> str | None:
@@ -115,9 +120,7 @@ class SplGenerator(Generator):
         mapped = self.profile.field(self.event, name)
         if mapped is None or mapped.transform not in ("basename", "splunk_time"):
             return None
-        source = mapped.name
-        if self.event is not None and self.event.prefix and mapped.name not in BASE_FIELDS:
-            source = self.event.prefix + mapped.name
+        source = dataset_field(self.event.prefix, mapped.name) if self.event is not None else mapped.name
         if mapped.transform == "splunk_time":
             if output:  # only shown: Splunk's own time column, as before
                 return None
