@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -28,6 +27,7 @@ from cqlx.api import Matcher, compile_query
 from cqlx.ast import Span
 from cqlx.conversion import convert_query
 from cqlx.emit.base import PRESENTATION
+from cqlx.emit.kql import WHOLE_NUMBER
 from cqlx.errors import CqlError, RuleFileError
 from cqlx.frozen import Frozen, record
 from cqlx.passes import nested_steps, step_writes
@@ -336,10 +336,7 @@ def _whole_numbers(record: dict[str, Any] | None) -> dict[str, Any] | None:
     are converted (``"084"`` stays text)."""
     if record is None:
         return None
-    return {k: int(v) if isinstance(v, str) and _WHOLE.fullmatch(v) else v for k, v in record.items()}
-
-
-_WHOLE = re.compile(r"0|-?[1-9]\d{0,17}")
+    return {k: int(v) if isinstance(v, str) and WHOLE_NUMBER.fullmatch(v) else v for k, v in record.items()}
 
 
 def run_spl_text(spl: str, cases: list[Case], fields: tuple[str, ...], profile: str | None = None) -> list[Verdict]:
@@ -466,7 +463,7 @@ Engine = Callable[[ir.Query, Rule, list[Case], "str | None"], list[Verdict]]
 def _engines() -> dict[str, Engine]:
     return {"python-module": lambda query, rule, cases, _: python_module(query, rule, cases),
             "sigma-sqlite": lambda query, rule, cases, _: sigma_sqlite(query, rule, cases),
-            "spl-oracle": spl_oracle}
+            "kql-duckdb": kql_duckdb, "spl-oracle": spl_oracle}
 
 
 def unavailable(target: str) -> str | None:
@@ -688,10 +685,7 @@ def test_rule(rule: Rule, report: Report, extra: list[Case] | None = None,
                                                    f"the KQL does not pass Kusto.Language: {error}"))
                 report.checked[(rule.path, target)] = 1
                 continue
-            if target == "kql-duckdb":
-                verdicts = kql_duckdb(query, rule, target_cases, kql_profile)
-            else:
-                verdicts = _engines()[target](query, rule, target_cases, (profiles or {}).get(_LANGUAGE[target]))
+            verdicts = _engines()[target](query, rule, target_cases, (profiles or {}).get(_LANGUAGE[target]))
         except KqlEngineGap as error:
             report.checked[(rule.path, target)] = f"skipped: {error.message}"
             continue

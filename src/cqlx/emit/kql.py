@@ -41,6 +41,8 @@ from cqlx.regexes import (
 from cqlx.runtime import compare_values, number
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: A whole number as its canonical text, within a long (no sign on 0, no leading zeros).
+WHOLE_NUMBER = re.compile(r"0|-?[1-9]\d{0,17}")
 #: Names a column may not have bare (Kusto.Language: "The name 'desc' needs to be bracketed as
 #: ['desc']"), found by running it over each word of the query operators, keywords and type names
 #: as a column that is assigned, renamed, sorted by, filtered on, projected, grouped by and read in
@@ -796,7 +798,7 @@ class KqlGenerator(Generator):
     def number_test(self, field: str, values: tuple[str, ...]) -> bool:
         """Whether equality of ``field`` with ``values`` is written as a comparison of numbers: a
         number column against integers."""
-        return self.number_column(field) and all(re.fullmatch(r"0|-?[1-9]\d{0,17}", v) for v in values)
+        return self.number_column(field) and all(WHOLE_NUMBER.fullmatch(v) for v in values)
 
     def pred_truep(self, pred: ir.TrueP) -> str:
         return "true"
