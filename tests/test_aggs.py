@@ -525,6 +525,18 @@ def test_a_function_that_writes_a_key_it_reads_adds_nothing() -> None:
 
 
 @pytest.mark.parametrize(("text", "same_as"), [
+    ("groupBy(a, function=selectLast([b, c, b]))", "groupBy(a, function=selectLast([b, c]))"),
+    ("groupBy(a, function=[collect(b), count(), collect(b)])", "groupBy(a, function=[collect(b), count()])"),
+    ("groupBy(a, function=[max(b, as=m), max(b, as=m)])", "groupBy(a, function=max(b, as=m))"),
+])
+def test_the_same_function_twice_is_one(text: str, same_as: str) -> None:
+    """Published queries list a field twice (selectLast([..., MaxUsedRam, ..., MaxUsedRam])): the
+    same function writes the same value to the same field, so it is one. Different functions
+    writing one field still clash (above)."""
+    assert parse(text).steps == parse(same_as).steps
+
+
+@pytest.mark.parametrize(("text", "same_as"), [
     ("groupBy(a, function=stats([count(), max(b)]))", "groupBy(a, function=[count(), max(b)])"),
     ("groupBy(a, function=[stats(sum(b)), collect(c)])", "groupBy(a, function=[sum(b), collect(c)])"),
     ("groupBy(a, function=stats([stats(count()), min(b)]))", "groupBy(a, function=[count(), min(b)])"),

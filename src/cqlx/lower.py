@@ -812,6 +812,9 @@ class _Lowering:
             # queries write it), so the function adds nothing and is left out.
             made = tuple(f for f in self.agg_function(item, host=host) if not (f.output in keys and f.field == f.output
                                                                     and f.name not in AGGREGATE_OUTPUTS))
+            # The same function twice (selectLast([a, b, a]), published queries write it) writes the
+            # same value to the same field: it is one function. Two different ones clash below.
+            made = tuple(f for f in dict.fromkeys(made) if f not in functions)
             functions += made
             nodes += [item] * len(made)
         self.check_outputs(keys, tuple(functions), nodes)
