@@ -508,6 +508,35 @@ def test_cqlx_test_runs_the_card_on_every_engine(tmp_path: Any) -> None:
     assert result.returncode == 1 and "three tools on one host" in result.stdout
 
 
+# A step after the aggregation that keeps only some group rows, or regroups them, changes which
+# groups the rule returns; a Sigma correlation fires for every group that reaches its count. These
+# were written as "the rule computes fields on the group rows" (presentation loss), and a count
+# filtered after a second groupBy() was read as the first one's threshold.
+@pytest.mark.parametrize(("cql", "message"), [
+    ("groupBy(CommandLine) | groupBy(ComputerName) | _count > 3", "a second aggregation"),
+    ("groupBy(CommandLine) | regex(\"(?<x>foo)\", field=CommandLine)", "regex() after the aggregation keeps"),
+    ("groupBy(CommandLine) | case { CommandLine=*a* | k := 1 ; }", "case { } after the aggregation keeps"),
+    ("groupBy(CommandLine) | match(file=\"x.csv\", field=CommandLine)", "match(file=...) after the aggregation"),
+    ("groupBy(CommandLine) | join({b=1}, field=CommandLine)", "join() after the aggregation keeps"),
+    ("groupBy(CommandLine) | _count := _count * 2 | _count > 5", "not one threshold on a count"),
+])
+def test_sigma_refuses_what_keeps_some_group_rows(cql: str, message: str) -> None:
+    _, diagnostics = _sigma(cql)
+    assert [k for k, m in diagnostics if message in m] == [DETECTION], diagnostics
+
+
+@pytest.mark.parametrize("cql", [
+    "groupBy(CommandLine) | regex(\"(?<x>foo)\", field=CommandLine, strict=false)",
+    "groupBy(CommandLine) | case { CommandLine=*a* | k := 1 ; * }",
+    "groupBy(CommandLine) | join({b=1}, field=CommandLine, mode=left)",
+    "groupBy(CommandLine) | _count > 5 | sort(_count)",
+])
+def test_sigma_shows_what_keeps_every_group_row_in_the_description(cql: str) -> None:
+    rules, diagnostics = _sigma(cql)
+    assert not [m for k, m in diagnostics if k == DETECTION], diagnostics
+    assert "Not expressible in Sigma" in rules[1]["description"]
+
+
 def test_sigma_cannot_limit_the_events_an_aggregation_counts() -> None:
     _, diagnostics = _sigma("head(100) | groupBy(ComputerName) | _count > 5")
     assert (DETECTION, "the aggregation counts only the 100 events head() keeps; a Sigma rule cannot limit the "

@@ -94,26 +94,28 @@ FOUND_CIM = [
 ]
 
 
-# DnsRequest's RequestType has no Sigma name: passed through, pySigma's sqlite backend held "84" as
+# DnsRequest's RequestType had no Sigma name: passed through, pySigma's sqlite backend held "84" as
 # text, and SQLite orders text above numbers (RequestType|lt: 85 was false; for "151 9", |gt: 150
 # was true). Whole numbers are now stored as numbers, and a field passed through that holds other
-# text is not judged by a numeric test there.
+# text is not judged by a numeric test there. A test on RequestType is now refused (Sysmon's DNS
+# events do not carry it), so the cases test QueryStatus, which they carry and the profile passes
+# through the same way.
 FOUND_SQLITE_NUMBERS = [
     ('#event_simpleName=DnsRequest\n'
-     '| (RequestType < 85 or (in(ComputerName, values=["--privileged*", "ünï"]) or RequestType < 194))\n'
+     '| (QueryStatus < 85 or (in(ComputerName, values=["--privileged*", "ünï"]) or QueryStatus < 194))\n'
      '| default(field=ContextBaseFileName, value="none") | V0 := ContextBaseFileName\n'
      '| select([ComputerName, V0])\n',
      49),
     ('#event_simpleName=DnsRequest\n'
-     '| RequestType > 150\n'
+     '| QueryStatus > 150\n'
      '| case { not DomainName = /curl$/ | Kind := "k0"; (DomainName = "Cmd.exe" or ComputerName != "*exec*") '
      '| Kind := "k1"; text:contains(string=DomainName, substring="exec") | Kind := "k2"; * | Kind := "other"; }\n'
      '| F0 := if(ContextBaseFileName = "exec*", "YES", "NO")\n'
      '| W0 := if(ContextBaseFileName = "exec*", 3, 0)\n'
      '| F1 := if(ComputerName = "*a b", "YES", "NO")\n'
      '| W1 := if(ComputerName = "*a b", 2, 0)\n'
-     '| F2 := if(RequestType > 8, "YES", "NO")\n'
-     '| W2 := if(RequestType > 8, 3, 0)\n'
+     '| F2 := if(QueryStatus > 8, "YES", "NO")\n'
+     '| W2 := if(QueryStatus > 8, 3, 0)\n'
      '| Score := W0 + W1 + W2\n'
      '| Severity := if(Score >= 4, "HIGH", if(Score >= 2, "MEDIUM", "LOW"))\n'
      '| V0 := upper(DomainName)\n'

@@ -19,7 +19,7 @@ import yaml
 from cqlx import compile_matcher, convert, ir
 from cqlx.api import parse
 from cqlx.conversion import convert_text
-from cqlx.emit.base import PRESENTATION, native_carriers
+from cqlx.emit.base import DETECTION, PRESENTATION, native_carriers
 from cqlx.engines.sigma_sqlite import run_sigma, sigma_check
 from cqlx.errors import ProfileError, UnsupportedError
 from cqlx.profiles import load_profile, parse_profile
@@ -203,3 +203,29 @@ def test_only_a_sigma_profile_names_logsources() -> None:
     with pytest.raises(ProfileError, match="only a sigma profile has it"):
         parse_profile("extends: mde\nnative_events: {source: S, product: w, events: {'1': [A]}, "
                       "logsources: {x: ['1']}}\n", "custom.yaml", load_profile("mde"))
+
+
+# A field the sigma profile does not map is passed through under its Falcon name: (query, field,
+# the loss). Shown, or tested when the logsource's Sysmon events carry that name, it is presentation
+# loss; tested otherwise, the Sigma rule reads a field its events do not carry: detection loss.
+PASSED_THROUGH = [
+    ("#event_simpleName=ProcessRollup2 UserSid=S-1-5-18", "UserSid", DETECTION),
+    ("#event_simpleName=ProcessRollup2 CommandLine=*x* | event_platform=Win or CommandLine=*y*",
+     "event_platform", DETECTION),
+    ("#event_simpleName=ProcessRollup2 CommandLine=*x* | table([CommandLine, UserSid])", "UserSid", PRESENTATION),
+    # Sysmon's process creation events carry IntegrityLevel, under that name
+    ("#event_simpleName=ProcessRollup2 IntegrityLevel=High", "IntegrityLevel", PRESENTATION),
+    # group keys decide the groups a threshold counts; without one every group is a result
+    ("#event_simpleName=ProcessRollup2 CommandLine=*x* | groupBy(aid) | _count > 3", "aid", DETECTION),
+    ("#event_simpleName=ProcessRollup2 CommandLine=*x* | groupBy(aid)", "aid", PRESENTATION),
+    ("#event_simpleName=DnsRequest RequestType=28", "RequestType", DETECTION),
+    ("#event_simpleName=DnsRequest QueryStatus=0", "QueryStatus", PRESENTATION),
+]
+
+
+@pytest.mark.parametrize(("text", "field", "kind"), PASSED_THROUGH)
+def test_a_field_passed_through_is_detection_loss_where_its_events_lack_it(text: str, field: str, kind: str) -> None:
+    conversion = convert_text(text, "sigma", policy="ignore")
+    (loss,) = [d for d in conversion.diagnostics if f"field {field} is not mapped" in d.message]
+    assert loss.kind == kind, loss.message
+    assert ("do not carry" in loss.message) == (kind == DETECTION)

@@ -552,6 +552,20 @@ class Generator:
                 return False
         return False
 
+    def native_carries(self, name: str) -> bool:
+        """Whether the profile's native events of this event type's logsource category carry a
+        field named ``name`` (Sigma: Sysmon's process_creation events carry Image)."""
+        native = self.profile.native
+        category = dict(self.event.logsource).get("category") if self.event is not None else None
+        return (native is not None and category is not None and category in dict(native.logsources)
+                and name in native.fields_of(category))
+
+    def native_events(self) -> str:
+        """This event type's records, in words, for a message."""
+        where = dict(self.event.logsource) if self.event is not None else {}
+        return (f"the events of logsource {', '.join(f'{k} {v}' for k, v in where.items())}" if where
+                else f"the events of profile {self.profile.name}")
+
     def record_tests(self) -> list[tuple[str, tuple[str, ...]]]:
         """The profile's tests that pick this event type's records out of a shared table or
         logsource (``match:``), as (target field, values)."""
@@ -585,8 +599,14 @@ class Generator:
                 self.unsupported(f"field {name} has no mapping in profile {self.profile.name} ({where})"
                                  + ("; left out of the output" if output else ""), span, kind)
                 return None
+            # Shown, the column keeps the Falcon name (presentation); so does a test on a name the
+            # logsource's native events carry (a Sigma-to-LogScale converter's Image, TargetFilename).
+            # Any other test reads a field those events do not carry: it changes what matches.
+            carried = output or self.native_carries(name)
             self.unsupported(f"field {name} is not mapped by profile {self.profile.name}; passed through "
-                             "under its Falcon name", span, "presentation")
+                             "under its Falcon name" + ("" if carried else f", which {self.native_events()} do not "
+                                                         "carry, so a test on it selects other events"), span,
+                             "presentation" if carried else DETECTION)
             return name
         if not mapped.exact:
             what = f"becomes {mapped.name}, which" if mapped.name != name.lstrip("#") else "in profile " \

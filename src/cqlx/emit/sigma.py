@@ -107,6 +107,29 @@ def _depth(condition: str) -> int:
 _PARENTHESES = re.compile("[()]")
 
 
+def _keeps_some(step: ir.Step) -> bool:
+    """Whether a step can drop rows (or repeat them): a strict regex, a case {} without a branch
+    for every row, an inner or negated join or lookup, selfJoinFilter(), groupBy(function=tail())."""
+    if isinstance(step, ir.Extract):
+        return step.strict
+    if isinstance(step, ir.Case):
+        keep = case_keep(step)
+        return keep is None or not isinstance(keep, ir.TrueP)
+    if isinstance(step, ir.Lookup):
+        return step.filters
+    if isinstance(step, ir.Join):
+        return step.filters or step.many
+    return isinstance(step, ir.SelfJoinFilter | ir.GroupTail)
+
+
+def _name(step: ir.Step) -> str:
+    """The step, as the rule wrote it, for a message."""
+    if isinstance(step, ir.Join):
+        return f"{step.origin}()"
+    return {ir.Extract: "regex()", ir.Case: "case { }", ir.Lookup: "match(file=...)",
+            ir.SelfJoinFilter: "selfJoinFilter()", ir.GroupTail: "groupBy(function=tail())"}.get(type(step), "a step")
+
+
 def _identifier(name: str) -> str:
     """A Sigma condition identifier: ASCII letters, digits and underscores only."""
     snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
@@ -348,11 +371,13 @@ class SigmaGenerator(Generator):
         with the threshold a filter after the aggregation sets on it. Without a threshold every group
         is a result: ``gte: 1``, which is the same groups."""
         group_by: list[str] = []
+        # Without a threshold every group is a result, so the keys only decide how rows are shown.
+        every_group = not any(isinstance(later, ir.Filter) for later in after)
         for key in step.keys:
             if key in self.computed:
                 self.unsupported(f"the rule groups by {key}, which it computes; Sigma has no computed fields",
                                  step.span)
-            column = self.column(key, step.span)
+            column = self.column(key, step.span, output=every_group)
             if column is not None:
                 group_by.append(column)
         by_output = {f.output: f for f in step.functions}
@@ -365,10 +390,21 @@ class SigmaGenerator(Generator):
                                      "has no Sigma correlation form", later.span)
                     continue
                 threshold = found
-            elif isinstance(later, ir.Project | ir.Order):
+            elif isinstance(later, ir.Project | ir.Order | ir.Drop):
                 self.note("the group rows are sorted or projected after the aggregation", later.span)
+            elif isinstance(later, ir.Opaque):
+                self.opaque(later)
+            elif isinstance(later, ir.Aggregate):
+                self.unsupported("a second aggregation, over the group rows, has no Sigma correlation form",
+                                 later.span)
+                by_output = {}  # its rows are not the first one's groups: no filter after it is their count
+            elif _keeps_some(later):
+                self.unsupported(f"{_name(later)} after the aggregation keeps only some of the group rows; a Sigma "
+                                 "correlation fires for every group that reaches its count", later.span)
             else:
                 self.note("the rule computes fields on the group rows", later.span)
+            # A count a step overwrites (_count := _count * 2) is no longer the aggregation's.
+            by_output = {k: f for k, f in by_output.items() if k not in step_writes(later)}
             self.track(later)
         function, op, count = threshold if threshold is not None else (None, "gte", 1)
         if not step.keys and not any(f.name in AGGREGATE_OUTPUTS or f.name == "percent" for f in step.functions):
