@@ -29,6 +29,7 @@ backend prepends for ``|i``, and treats a NULL value as no match.
 from __future__ import annotations
 
 import functools
+import json
 import re
 import sqlite3
 import subprocess
@@ -39,7 +40,8 @@ from typing import Any
 
 from cqlx.engines import EngineError, EngineUnavailable
 
-__all__ = ["SIGMA_CHECK_EXCLUDED", "convert_to_sqlite", "run_sigma", "sigma_check", "sigma_executable"]
+__all__ = ["SIGMA_CHECK_EXCLUDED", "convert_to_sqlite", "run_sigma", "run_sigma_correlation", "sigma_check",
+           "sigma_executable"]
 
 #: Validators left out of ``sigma check``: the MITRE ATT&CK and D3FEND tag checks download
 #: their data and fail offline, and the ``sigmahq_*`` ones (from pySigma-validators-sigmahq,
@@ -209,6 +211,54 @@ def run_sigma(rules_yaml: str, events: Sequence[Mapping[str, object]]) -> list[t
                     raise EngineError(f"rule {name!r}: SQLite refused {sql!r}: {detail}") from exc
             results.append((name, sorted(matched)))
         return results
+    finally:
+        con.close()
+
+
+#: The column that holds each event's time for a correlation's window: every event gets the
+#: same time, so one window holds them all (a LogScale aggregation counts over the whole search).
+_TIME = "_cqlx_time"
+_ONE_TIME = "2026-01-01T00:00:00"
+
+
+def run_sigma_correlation(rules_yaml: str, events: Sequence[Mapping[str, object]]) -> list[list[int]]:
+    """Run the correlation rule of a Sigma collection (its base rules referenced, not output)
+    over *events*, all at one time, so the window holds every one of them.
+
+    Returns, for each alert (each group that reaches the count), the sorted indices of the
+    events it counted (the backend's evidence). Raises pySigma's errors for a rule it cannot
+    convert, :class:`NotImplementedError` for a collection without exactly one correlation rule,
+    and :class:`~cqlx.engines.EngineUnavailable` without pySigma.
+    """
+    sigma_collection, sigma_rule, sqlite_backend = _sigma_modules()
+    collection = sigma_collection.from_yaml(rules_yaml)
+    backend = sqlite_backend(timestamp_field=_TIME)
+    queries = [str(query) for query in backend.convert(collection)]
+    correlations = [rule for rule in collection.rules if not isinstance(rule, sigma_rule)]
+    if len(correlations) != 1 or len(queries) != 1:
+        raise NotImplementedError(f"expected one correlation rule and its query, got {len(correlations)} rules "
+                                  f"and {len(queries)} queries")
+    # The base rules' fields, and the correlation's group-by and counted fields.
+    fieldref = getattr(correlations[0].condition, "fieldref", None)
+    required = [str(f) for rule in collection.rules if isinstance(rule, sigma_rule)
+                for f in backend.required_fields(rule)]
+    required += [str(f) for f in correlations[0].group_by or []]
+    required += [str(f) for f in ([fieldref] if isinstance(fieldref, str) else fieldref or [])]
+    regexp = _Regexp()
+    con = sqlite3.connect(":memory:")
+    try:
+        con.create_function("regexp", 2, regexp, deterministic=True)
+        timed = [{**event, _TIME: _ONE_TIME} for event in events]
+        _load_events(con, timed, _columns(timed, required))
+        try:
+            cursor = con.execute(queries[0])
+            alerts = cursor.fetchall()
+            names = [d[0] for d in cursor.description]
+        except sqlite3.Error as exc:
+            raise EngineError(f"SQLite refused the correlation's query: {regexp.error or exc}") from exc
+        evidence = names.index("event_ids")
+        # The backend names an event "<source>:<rowid>" (one source here: the logs table).
+        return [sorted(int(str(e).rsplit(":", 1)[1]) for e in json.loads(row[evidence])) for row in alerts]
     finally:
         con.close()
 
