@@ -310,21 +310,29 @@ def run_sigma_text(sigma: str, cases: list[Case], event_types: tuple[str, ...], 
     its platforms when it names some (``product: windows`` reads Windows events), are records.
     ``typeless``: what an event that names no type is read as (:func:`read_as`)."""
     from cqlx.engines.sigma_sqlite import run_sigma
-    from cqlx.profiles import load_profile
-    from cqlx.reshape import to_records
 
-    records = [_whole_numbers(r) for r in to_records([c.event for c in cases], load_profile(profile or "sigma"),
-                                                       event_types, typeless, passthrough=True)]
-    if platforms:
-        records = [r if r is not None and _platform(c.event) in platforms else None for r, c in zip(records, cases,
-                                                                                                  strict=True)]
-    kept = [i for i, r in enumerate(records) if r is not None]
-    present = [r for r in records if r is not None]
+    kept, present = _sigma_records([c.event for c in cases], event_types, profile, platforms, typeless)
     try:
         results = run_sigma(sigma, present) if kept else []
     except Exception as error:
         raise CqlError(f"the Sigma does not load or run in pySigma: {error}") from None
     return [t for t, _ in results], [{kept[h] for h in hits} for _, hits in results]
+
+
+def _sigma_records(events: list[dict[str, Any]], event_types: tuple[str, ...], profile: str | None,
+                   platforms: tuple[str, ...], typeless: EventType | None) -> tuple[list[int], list[dict[str, Any]]]:
+    """The events that are records of the Sigma's logsource (of the rule's event types, and of its
+    platforms when it names some), as the profile's records: their indices, and the records."""
+    from cqlx.profiles import load_profile
+    from cqlx.reshape import to_records
+
+    records = [_whole_numbers(r) for r in to_records(events, load_profile(profile or "sigma"), event_types, typeless,
+                                                       passthrough=True)]
+    if platforms:
+        records = [r if r is not None and _platform(e) in platforms else None for r, e in zip(records, events,
+                                                                                            strict=True)]
+    kept = [i for i, r in enumerate(records) if r is not None]
+    return kept, [r for r in records if r is not None]
 
 
 def _whole_numbers(record: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -451,8 +459,7 @@ def _groups_verdict(keys: list[tuple[Any, ...]]) -> Verdict:
     return Verdict(bool(keys), {"groups": "; ".join(shown)})
 
 
-def sigma_correlation(query: ir.Query, rule: Rule, cases: list[Case], text: str = ""
-                      ) -> list[tuple[Verdict, Verdict] | None]:
+def sigma_correlation(query: ir.Query, rule: Rule, cases: list[Case]) -> list[tuple[Verdict, Verdict] | None]:
     """For each case (a stream of events), the groups the reference's aggregation keeps and the
     groups the Sigma correlation rule fires for on pySigma's sqlite backend, each named by its key
     values; None for a case the backend cannot judge: two of its key values differ only in
@@ -462,14 +469,12 @@ def sigma_correlation(query: ir.Query, rule: Rule, cases: list[Case], text: str 
     them before the aggregation) name the group. An alert that counts an event the reference
     drops, or events of two groups, is named so, and differs."""
     from cqlx.engines.sigma_sqlite import run_sigma_correlation
-    from cqlx.profiles import load_profile
-    from cqlx.reshape import to_records
 
     found = _group_query(query)
     assert found is not None
     grouped, aggregate = found
     before = replace(query, steps=query.steps[:query.steps.index(aggregate)])
-    prefix, groups = compile_query(before, text or rule.text), compile_query(grouped, text or rule.text)
+    prefix, groups = compile_query(before, rule.text), compile_query(grouped, rule.text)
     sigma = convert_query(query, "sigma", None, rule.meta, rule.text).output
     read = read_as(query, "sigma-sqlite")
     typeless = read if read is not None and read.native else None
@@ -478,19 +483,14 @@ def sigma_correlation(query: ir.Query, rule: Rule, cases: list[Case], text: str 
         events = [dict(e) for e in (case.stream or (case.event,))]
         rows = [prefix.match(dict(e)) for e in events]
         keys = [tuple(row.get(k) for k in aggregate.keys) if row is not None else None for row in rows]
-        present = {k for k in keys if k is not None}
-        if len({tuple(_ascii_lower(v) for v in k) for k in present}) != len(present):
+        distinct = {k for k in keys if k is not None}
+        if len({tuple(_ascii_lower(v) for v in k) for k in distinct}) != len(distinct):
             out.append(None)
             continue
         want = [tuple(row.get(k) for k in aggregate.keys) for row in groups.run([dict(e) for e in events])]
-        records = [_whole_numbers(r) for r in to_records(events, load_profile("sigma"), query.source.event_types,
-                                                           typeless, passthrough=True)]
-        if query.source.platforms:
-            records = [r if r is not None and _platform(e) in query.source.platforms else None
-                       for r, e in zip(records, events, strict=True)]
-        kept = [i for i, r in enumerate(records) if r is not None]
+        kept, present = _sigma_records(events, query.source.event_types, None, query.source.platforms, typeless)
         try:
-            alerts = run_sigma_correlation(sigma, [r for r in records if r is not None]) if kept else []
+            alerts = run_sigma_correlation(sigma, present) if kept else []
         except Exception as error:
             raise CqlError(f"the Sigma does not load or run in pySigma: {error}") from None
         got: list[tuple[Any, ...]] = []
