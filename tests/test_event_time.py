@@ -95,3 +95,20 @@ def test_a_grouped_time_read_later_is_epoch_milliseconds(rule: str, engines: tup
 def test_a_grouped_time_only_shown_stays_a_datetime() -> None:
     rule = P + "| groupBy([ComputerName], function=[max(@timestamp, as=Last)]) | select([ComputerName, Last])"
     assert "summarize Last = max(Timestamp)" in convert(rule, to="kql")
+
+
+def test_now_is_one_time_for_every_event_of_a_run() -> None:
+    """functions-now: "in historical queries, the current time is when the query is issued" (as
+    KQL's and SPL's now()): run() gives every event the same now(), the time it is called or the
+    one it is given; match() reads one event as a live query does, at the time of the call."""
+    import time
+
+    from cqlx import compile_matcher
+
+    matcher = compile_matcher("age := now() - @timestamp | stamp := now()")
+    events = [{"@timestamp": T0 + i} for i in range(50_000)]
+    before = int(time.time() * 1000)
+    rows = matcher.run(events)
+    assert len({row["stamp"] for row in rows}) == 1 and rows[0]["stamp"] >= before
+    assert [row["age"] for row in matcher.run(events[:3], now=T0 + DAY)] == [DAY, DAY - 1, DAY - 2]
+    assert (matcher.match({"@timestamp": T0}) or {})["stamp"] >= before

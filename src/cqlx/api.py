@@ -75,13 +75,15 @@ class Matcher(Frozen):
             raise LookupFileError(str(error)) from None
         return result
 
-    def run(self, events: Iterable[dict[str, Any]], counts: dict[str, int] | None = None
-            ) -> list[dict[str, Any]]:
+    def run(self, events: Iterable[dict[str, Any]], counts: dict[str, int] | None = None,
+            now: int | None = None) -> list[dict[str, Any]]:
         """All output rows; with ``counts``, ``counts["matched"]`` is how many events matched
         (before any sort limit) and ``counts["timed_out"]`` how many were given up on because a
-        regex ran past the time limit (without ``counts``, that raises :class:`RegexTimeoutError`)."""
+        regex ran past the time limit (without ``counts``, that raises :class:`RegexTimeoutError`).
+        ``now()`` is one time for every event, as in a historical LogScale query: when ``run()``
+        is called, or ``now`` (milliseconds since the epoch)."""
         try:
-            result: list[dict[str, Any]] = self.namespace["run"](events, counts)
+            result: list[dict[str, Any]] = self.namespace["run"](events, counts, now)
         except self.namespace["RegexTimeout"] as error:
             raise RegexTimeoutError(str(error)) from None
         except (self.namespace["LookupFileError"], self.namespace["JoinError"]) as error:

@@ -811,11 +811,19 @@ def round_number(value: Any, how: str) -> int | float | None:
     return floor + 1 if number_ - floor >= 0.5 else floor  # number_ - floor is exact in binary
 
 
+#: now()'s value while run() runs: LogScale's "in historical queries, the current time is when
+#: the query is issued" (functions-now), one value for every event, as KQL's and SPL's now() are.
+#: None outside run(): match() reads one event as a live query does, at the time of the call.
+QUERY_TIME: list[int | None] = [None]
+
+
 def now_millis() -> int:
-    """now(): the current time in milliseconds since the epoch."""
+    """now(): the query's time (:data:`QUERY_TIME`), else the current time, in milliseconds since
+    the epoch."""
     import time
 
-    return int(time.time() * 1000)
+    issued = QUERY_TIME[0]
+    return issued if issued is not None else int(time.time() * 1000)
 
 
 _BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
