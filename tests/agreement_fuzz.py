@@ -256,11 +256,7 @@ def check_agreement(text: str, seed: int = 0, targets: Sequence[str] = TARGETS,
         return report
     found = witnesses(query, seed)
     if testing.aggregates(query):
-        # The witnesses of the rule's event type as one stream, a few of them twice (a stream with
-        # an event of a type the target has no table for is not compared there at all).
-        events = tuple(w.event for w in found if w.event.get("#event_simpleName", w.event.get("event_simpleName"))
-                       in query.source.event_types)
-        cases = [testing.Case("witness stream", {}, stream=events + events[:3])]
+        cases = [testing.witness_stream(query, (w.event for w in found))]
     else:
         cases = [testing.Case(f"witness: {w.name}", w.event) for w in found]
     testing.test_rule(rule, report, extra=cases, query=query, targets=tuple(targets), profiles=profiles)

@@ -390,6 +390,8 @@ def test_command(
         if generate:
             found = witnesses(query, seed)
             extra = [testing.Case(f"witness: {w.name}", w.event) for w in found]
+            if testing.aggregates(query):  # and together, so that groups count several events
+                extra.append(testing.witness_stream(query, (w.event for w in found)))
             if write_witnesses is not None:
                 write_witnesses.mkdir(parents=True, exist_ok=True)
                 target = write_witnesses / f"{path.stem}.witnesses.ndjson"
