@@ -180,6 +180,9 @@ def test_sigma_correlation_table(cql: str, expected: dict[str, Any]) -> None:
     ("groupBy(UserName, function=count(CommandLine)) | _count != 2", "not one threshold on a count"),
     ("groupBy(UserName, function=count(CommandLine)) | _count >= 0", "not one threshold on a count"),
     ("count() | _count < 5", "not one threshold on a count"),  # LogScale: a 0 row; a correlation: nothing
+    ("count() | _count >= 0", "not one threshold on a count"),
+    ("count()", "without keys or a threshold, the aggregation gives a row even when no event matches"),
+    ("max(RawProcessId)", "without keys or a threshold"),
     ("x := lower(UserName) | groupBy(x)", "groups by x, which it computes"),
 ])
 def test_sigma_refuses_what_a_correlation_cannot_say(cql: str, why: str) -> None:

@@ -413,6 +413,10 @@ class SigmaGenerator(Generator):
             # an event count fires on any event of the base rule.
             self.unsupported("without keys, collect()/selectLast()/selectFromMax() give a row only when an event "
                              "has the field; a Sigma correlation counts every event", step.span)
+        elif not step.keys and threshold is None:
+            # without keys, LogScale's aggregation is one row even over no events (count() 0)
+            self.unsupported("without keys or a threshold, the aggregation gives a row even when no event "
+                             "matches (count() 0); a Sigma correlation fires only on events", step.span)
         shown = [f.output for f in step.functions if f is not function]
         if shown:
             self.note("the rule outputs " + ", ".join(shown) + " per group", step.span)
@@ -481,7 +485,7 @@ class SigmaGenerator(Generator):
             op, count = ("eq" if pred.op == "==" else "neq"), int(number)
         else:
             return None
-        if not grouped and (op in ("lte", "neq") or (op == "eq" and count == 0)):
+        if not grouped and (op in ("lte", "neq") or (op in ("eq", "gte") and count < 1)):
             # count() over no events is a row (_count 0) in LogScale; a correlation fires on events only
             return None
         if function.field is not None and not function.distinct and (op not in ("gte", "eq") or count < 1):
