@@ -361,3 +361,24 @@ def test_the_sqlite_backends_ungrouped_cidr_is_not_judged() -> None:
     assert sqlite_gap(parse(text)) is not None
     for subnet in ("10.0.0.0/8", "192.168.0.0/16", "2001:db8::/32"):
         assert sqlite_gap(parse(text.replace("172.16.0.0/12", subnet))) is None
+
+
+def test_a_file_name_grouped_as_its_path_is_refused_and_would_differ() -> None:
+    """FileName is Sysmon's Image without its folder: a correlation grouping by Image counts each
+    path apart. Run anyway, the sqlite backend gives other groups than the rule; the conversion
+    says so (it wrote Image silently before)."""
+    from cqlx.conversion import convert_text
+    from cqlx.rules import Rule, RuleMeta
+    from cqlx.testing import Case, sigma_correlation
+
+    text = "#event_simpleName=ProcessRollup2 CommandLine=*x* | groupBy(FileName) | _count > 1"
+    rule = Rule(path="r.cql", text=text, meta=RuleMeta())
+    stream = tuple({"#event_simpleName": "ProcessRollup2", "CommandLine": "x", "FileName": "cmd.exe",
+                    "ImageFileName": path} for path in ("\\Device\\HarddiskVolume3\\Windows\\System32\\cmd.exe",
+                                                        "\\Device\\HarddiskVolume3\\Temp\\cmd.exe"))
+    (pair,) = sigma_correlation(rule.parse(), rule, [Case("s", {}, stream=stream)])
+    assert pair is not None
+    want, got = pair
+    assert want.fields == {"groups": '["cmd.exe"]'} and got.fields == {"groups": ""}
+    losses = [d.message for d in convert_text(text, "sigma", policy="ignore").detection_loss]
+    assert any("groups by FileName, which is only part of Image" in m for m in losses), losses

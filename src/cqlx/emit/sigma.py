@@ -380,6 +380,7 @@ class SigmaGenerator(Generator):
                                  step.span)
             column = self.column(key, step.span, output=every_group)
             if column is not None:
+                self.counted_whole(key, column, step.span, "groups by", every_group)
                 group_by.append(column)
         by_output = {f.output: f for f in step.functions}
         threshold: tuple[ir.AggFunc, str, int] | None = None
@@ -427,7 +428,9 @@ class SigmaGenerator(Generator):
         if function is not None and function.distinct:
             correlation["type"] = "value_count"
             assert function.field is not None
-            condition = {"field": self.column(function.field, step.span) or function.field, op: count}
+            column = self.column(function.field, step.span) or function.field
+            self.counted_whole(function.field, column, step.span, "counts the distinct values of", False)
+            condition = {"field": column, op: count}
         if group_by:
             correlation["group-by"] = group_by
             # sigma-specification does not say how group-by values compare: pySigma's sqlite backend
@@ -453,6 +456,15 @@ class SigmaGenerator(Generator):
         ordered["title"] = f"{self.meta.title or 'Converted LogScale rule'} - count" + \
             (f" per {', '.join(group_by)}" if group_by else "")
         return ordered
+
+    def counted_whole(self, name: str, column: str, span: ir.Span, what: str, shown: bool) -> None:
+        """A field whose value is part of its column's (a file name inside a path: ``basename``)
+        cannot be grouped or counted by there: the correlation would group or count whole paths.
+        ``shown``: every group is a result, so only the rows differ."""
+        mapped = self.profile.field(self.event, name) if name not in self.computed else None
+        if mapped is not None and mapped.transform == "basename":
+            self.unsupported(f"the rule {what} {name}, which is only part of {column} ({mapped.transform}); a Sigma "
+                             f"correlation would use the whole {column}", span, PRESENTATION if shown else DETECTION)
 
     def counted_field(self, step: ir.Aggregate, after: list[ir.Step]) -> tuple[str, ir.Span] | None:
         """The field of a ``count(f)`` the threshold is on (the events that have ``f``), with the
