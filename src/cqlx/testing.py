@@ -165,14 +165,22 @@ def card_cases(rule: Rule, query: ir.Query) -> list[Case]:
     return cases
 
 
+#: The first witness's time in a stream (2024-01-02T03:04:05Z), in LogScale's epoch milliseconds.
+STREAM_START = 1_704_164_645_000
+
+
 def witness_stream(query: ir.Query, events: Iterable[dict[str, Any]]) -> Case:
     """For a rule that aggregates: its witness events of the rule's event types as one stream, the
     first three of them twice, so some group counts more than one event (an event of a type the
-    target has no table for would keep the whole stream from being compared there)."""
+    target has no table for would keep the whole stream from being compared there). Every
+    LogScale event has an ``@timestamp``: one that lacks it gets one, a second after the one
+    before, so "the most recent event" (``selectLast()``) is the same one on every engine."""
     from cqlx.reshape import event_type_of
 
     kept = tuple(e for e in events if not query.source.event_types or event_type_of(e) in query.source.event_types)
-    return Case("witness stream", {}, stream=kept + kept[:3])
+    stream = kept + kept[:3]
+    return Case("witness stream", {}, stream=tuple(
+        e if "@timestamp" in e else {**e, "@timestamp": STREAM_START + 1000 * i} for i, e in enumerate(stream)))
 
 
 def aggregates(query: ir.Query) -> bool:
