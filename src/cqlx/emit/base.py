@@ -8,6 +8,7 @@ the end (:mod:`cqlx.convert`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from cqlx import ir
@@ -19,6 +20,7 @@ from cqlx.passes import (
     decisive_steps,
     extraction_as_test,
     loss_kind_of,
+    nested_steps,
     pred_fields,
     shadowed_fields,
     step_reads,
@@ -119,10 +121,10 @@ class Generator:
         # Unix paths (a leading filter requires a '/'), written alike everywhere: looked for only
         # where a column holds paths from the drive letter.
         self.unix_paths = unix_fields(self.query, frozenset(fields)) if self.drive_paths else frozenset()
+        self.needed_after = decisive_steps(self.query)
         self.check_paths()
         self.check_shadowing()
         self.check_folding()
-        self.needed_after = decisive_steps(self.query)
 
     def answer_repository(self) -> None:
         """Leading tests on ``#repo`` that the profile's ``repositories:`` answer leave the rule;
@@ -203,12 +205,22 @@ class Generator:
         if self.profile.language == "python":
             return
         for pred in atoms(self.query):
-            letters = dict.fromkeys(c for text in _folded_texts(pred) for c in text
-                                    if not c.isascii() and c.lower() != c.upper())
+            letters = _beyond_ascii(_folded_texts(pred))
             if letters:
-                self.unsupported(f"a case-insensitive test of {''.join(letters)!r} (letters beyond ASCII): "
+                self.unsupported(f"a case-insensitive test of {letters!r} (letters beyond ASCII): "
                                  f"LogScale does not document how it folds them, and {self.target} folds "
                                  "them by its own rules, so which events match may differ", pred.span)
+        # replace(regex, flags=i): the same folding decides what the value becomes.
+        for step in nested_steps(self.query.steps):
+            if isinstance(step, ir.Eval):
+                for call in _calls(step.expr, "replace"):
+                    pattern, flags = call.args[1:2], call.args[3:4]
+                    texts = tuple(a.value for a in pattern if isinstance(a, ir.Lit) and isinstance(a.value, str))
+                    if any(isinstance(f, ir.Lit) and "i" in str(f.value) for f in flags) and _beyond_ascii(texts):
+                        self.unsupported(f"replace() ignoring case of {_beyond_ascii(texts)!r} (letters beyond "
+                                         f"ASCII): LogScale does not document how it folds them, and {self.target} "
+                                         f"folds them by its own rules, so {step.field} may differ", call.span,
+                                         self.loss(step))
 
     def check_shadowing(self) -> None:
         """A field the rule writes under the name the profile gives a Falcon field it reads later:
@@ -633,6 +645,26 @@ class Generator:
         rewrite the test override this, the rest report it."""
         self.unsupported(f"a test on {name} would compare {column}, whose values have another shape "
                          f"({transform})", span)
+
+
+def _beyond_ascii(texts: tuple[str, ...]) -> str:
+    """The letters beyond ASCII that have another case, in the order they come."""
+    return "".join(dict.fromkeys(c for text in texts for c in text if not c.isascii() and c.lower() != c.upper()))
+
+
+def _calls(expr: ir.Expr, name: str) -> Iterator[ir.Func]:
+    """Every call of function ``name`` in ``expr``."""
+    if isinstance(expr, ir.Func):
+        if expr.name == name:
+            yield expr
+        for arg in expr.args:
+            yield from _calls(arg, name)
+    elif isinstance(expr, ir.Arith):
+        yield from _calls(expr.left, name)
+        yield from _calls(expr.right, name)
+    elif isinstance(expr, ir.Cond):
+        yield from _calls(expr.then, name)
+        yield from _calls(expr.otherwise, name)
 
 
 def _folded_texts(pred: ir.Pred) -> tuple[str, ...]:
