@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import string
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -464,12 +465,12 @@ def _group_query(query: ir.Query) -> tuple[ir.Query, ir.Aggregate] | None:
     return replace(query, steps=(*query.steps[:index + 1], *after)), aggregate
 
 
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
 def _ascii_lower(value: Any) -> Any:
     """A value as SQLite's lower() folds it (ASCII letters only), as pySigma's sqlite backend groups."""
     return value.translate(_ASCII_LOWER) if isinstance(value, str) else value
-
-
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 def _groups_verdict(keys: list[tuple[Any, ...]]) -> Verdict:

@@ -214,13 +214,14 @@ class Generator:
         for step in nested_steps(self.query.steps):
             if isinstance(step, ir.Eval):
                 for call in _calls(step.expr, "replace"):
-                    pattern, flags = call.args[1:2], call.args[3:4]
-                    texts = tuple(a.value for a in pattern if isinstance(a, ir.Lit) and isinstance(a.value, str))
-                    if any(isinstance(f, ir.Lit) and "i" in str(f.value) for f in flags) and _beyond_ascii(texts):
-                        self.unsupported(f"replace() ignoring case of {_beyond_ascii(texts)!r} (letters beyond "
-                                         f"ASCII): LogScale does not document how it folds them, and {self.target} "
-                                         f"folds them by its own rules, so {step.field} may differ", call.span,
-                                         self.loss(step))
+                    pattern, flags = call.args[1:2], call.args[3:4]  # valuefns: (field, regex, with, flags)
+                    ignoring = any(isinstance(f, ir.Lit) and "i" in str(f.value) for f in flags)
+                    letters = _beyond_ascii(tuple(a.value for a in pattern if isinstance(a, ir.Lit)
+                                                  and isinstance(a.value, str))) if ignoring else ""
+                    if letters:
+                        self.unsupported(f"replace() ignoring case of {letters!r} (letters beyond ASCII): LogScale "
+                                         f"does not document how it folds them, and {self.target} folds them by its "
+                                         f"own rules, so {step.field} may differ", call.span, self.loss(step))
 
     def check_shadowing(self) -> None:
         """A field the rule writes under the name the profile gives a Falcon field it reads later:
