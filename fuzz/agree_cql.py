@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="a profile for its language's target, e.g. sentinel-asim for the KQL (repeatable)")
     parser.add_argument("--aggregating", action="store_true",
                         help="run only the generated queries that aggregate (Sigma: correlation rules)")
+    parser.add_argument("--repeating", action="store_true",
+                        help="run only the generated queries with regex(repeat=true) (a row of each match)")
     args = parser.parse_args(argv)
     try:
         profiles = {load_profile(name).language: name for name in args.profile}
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     while time.monotonic() - start < args.time and (not args.count or queries < args.count):
         text = generator.query()
         if args.aggregating and "groupBy(" not in text:  # the generator's only aggregation
+            continue
+        if args.repeating and "repeat=true" not in text:
             continue
         report = check_agreement(text, seed=queries, profiles=profiles)
         queries += 1

@@ -213,6 +213,13 @@ class DetectionGenerator:
             steps.append(f"regex({pattern}, field={field}" + pick(c, ("", ", flags=i"))
                          + pick(c, ("", ", strict=false")) + ")")
             outputs += ["Part", "Rest"]
+        if chance(c, 10):  # a row of each match (the witnesses give a value several matches)
+            field = pick(c, [f for f in self.schema.text if f not in self.schema.addresses])
+            start = re.escape(self.word(field)[:2] or "a")
+            steps.append(f"regex({cql_string(f'(?<Each>{start}[a-z0-9]*)')}, field={field}, repeat=true"
+                         + pick(c, ("", ", flags=i")) + pick(c, ("", ", limit=1", ", limit=2", ", limit=3"))
+                         + pick(c, ("", ", strict=false")) + ")")
+            outputs.append("Each")
         if chance(c, 30):
             steps += self.aggregation(outputs)
         else:

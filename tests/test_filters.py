@@ -121,7 +121,6 @@ def test_errors_name_what_is_wrong(cql: str, message: str | None) -> None:
 
 # What cqlx reads but does not convert: kept with its text, reported on every target.
 REFUSED = [
-    ('regex("(?<a>x)", repeat=true)', "repeat=true"),
     ("F = /(?<a>x)/g", "repeated extraction"),
     ('wildcard(pattern="*x*")', "without field="),
     ('wildcard(field=F, pattern="")', "empty pattern"),
@@ -163,6 +162,7 @@ def test_case_folding_beyond_ascii_is_detection_loss(cql: str, letters: str) -> 
         assert any(d.kind == DETECTION and f"test of {letters!r} (letters beyond ASCII)" in d.message
                    for d in conversion.diagnostics), (target, conversion.diagnostics)
     assert not convert_query(query, "python", query_text=P + cql).diagnostics  # the reference
+    assert not convert_query(query, "cql", query_text=P + cql).diagnostics  # LogScale itself (it was refused)
 
 
 # replace(flags=i) folds the same way (agreement fuzz seed 77: KQL's replace_regex turned "ÜNÏ"

@@ -140,8 +140,9 @@ def explain(query: ir.Query, title: str = "", path: str = "", line_offset: int =
             out.append(f"Assign: {step.field} := {expr(step.expr)}")
         elif isinstance(step, ir.Extract):
             keep = "keep the events it matches" if step.strict else "keep every event"
+            which = f"a row of each match, at most {step.each}" if step.each else "first match"
             out.append(f"Extract: {', '.join(step.groups)} from the named groups of {pred(step.test)} "
-                       f"(first match; {keep})")
+                       f"({which}; {keep})")
         elif isinstance(step, ir.Case):
             out.append(f"Case: {len(step.branches)} branches (the first that keeps the event wins; "
                        "no match drops it)")

@@ -162,6 +162,8 @@ REGEX_FLAGS = "dimF"
 #: regex() without flags= runs with m (functions-regex; syntax-regex-flags: "enabled by default in
 #: the regex() function").
 REGEX_DEFAULT_FLAGS = "m"
+#: regex(repeat=true)'s limit= default: "the maximum number of events to produce" (functions-regex).
+REPEAT_LIMIT = 100
 
 #: groupBy()'s limit: GroupDefaultLimit is 20,000 and the documented maximum 1,000,000; ``max``
 #: means GroupMaxLimit, configurable per cluster, read here as that maximum (functions-groupby).

@@ -251,6 +251,10 @@ class Extract(Frozen):
     groups: tuple[str, ...]  # the named groups, in order
     strict: bool = True
     span: Span = _span()
+    # regex(repeat=true, limit=N): a row for each match (the first N), each with that match's
+    # groups set; 0: the first match only. A row no match makes is dropped (strict) or kept as it
+    # was (functions-regex: "If set to true, multiple matches yields multiple events").
+    each: int = 0
 
     @property
     def test(self) -> Regex:

@@ -35,6 +35,7 @@ from cqlx.functions import (
     OPAQUE,
     REGEX_DEFAULT_FLAGS,
     REGEX_FLAGS,
+    REPEAT_LIMIT,
     ROW_LIMIT_DEFAULT,
     ROW_LIMIT_MAX,
     SAVED_SEARCH,
@@ -1405,14 +1406,19 @@ class _Lowering:
             pattern = unescape_regex(node.value.pattern)
             return self.extract(node.field.name, pattern, _flags(node.value.flags), True, node.span)
         try:
-            field, pattern, flags, strict = self.regex_arguments(call, self.bind(call, FUNCTIONS["regex"]))
+            args = self.bind(call, FUNCTIONS["regex"])
+            field, pattern, flags, strict = self.regex_arguments(call, args)
+            each = self.repeat_limit(call, args, pattern)
         except _Opaque as opaque:
             return [ir.Opaque(opaque.name, self.source(node.span), ir.FILTERS, None, opaque.reason, node.span)]
-        return self.extract(field, pattern, flags, strict, node.span)
+        return self.extract(field, pattern, flags, strict, node.span, each)
 
-    def extract(self, field: str, pattern: str, flags: str, strict: bool, span: Span) -> list[ir.Step]:
+    def extract(self, field: str, pattern: str, flags: str, strict: bool, span: Span, each: int = 0
+                ) -> list[ir.Step]:
         self.check_groups(pattern, span)
         groups = named_groups(pattern)
+        if each:
+            return [ir.Extract(field, pattern, flags, groups, strict, span, each)]
         if not groups:  # a regex() without named groups filters (strict) or does nothing
             return [ir.Filter(ir.Regex(field, pattern, flags, span), span)] if strict else []
         if "g" in flags:
@@ -1462,9 +1468,22 @@ class _Lowering:
         strict = self.boolean(args["strict"], "strict") if "strict" in args else True
         if "limit" in args:
             self.limit_word(args["limit"])
-        if "repeat" in args and self.boolean(args["repeat"], "repeat"):
-            raise _Opaque(call.name, "regex(repeat=true) makes one event of each match; cqlx does not convert it")
         return field, pattern, flags, strict
+
+    def repeat_limit(self, call: A.Call, args: dict[str, A.Expr], pattern: str) -> int:
+        """``regex(repeat=true)``: the most rows one event makes (``limit=``, default 100:
+        functions-regex), or 0 for the first match only. :class:`_Opaque` for what cqlx does not
+        convert: no named group (copies of the event, one per match), ``limit=max``."""
+        if "repeat" not in args or not self.boolean(args["repeat"], "repeat"):
+            return 0
+        if not named_groups(pattern):
+            raise _Opaque(call.name, "regex(repeat=true) without a named group makes a copy of the event for each "
+                                     "match; cqlx does not convert it")
+        limit = self.word(args["limit"]) if "limit" in args else str(REPEAT_LIMIT)
+        if not limit.isdigit() or int(limit) < 1:
+            raise _Opaque(call.name, f"regex(repeat=true, limit={limit}): the most events LogScale makes of one is "
+                                     "not documented for this limit; give a number")
+        return int(limit)
 
     def limit_word(self, value: A.Expr) -> None:
         word = self.word(value)
@@ -1476,6 +1495,9 @@ class _Lowering:
         groups extract nothing there (reported when a later step reads them)."""
         field, pattern, flags, strict = self.regex_arguments(call, args)
         self.check_groups(pattern, call.span)
+        if self.repeat_limit(call, args, pattern):
+            raise _Opaque(call.name, "regex(repeat=true) inside a test makes one event of each match there; cqlx "
+                                     "does not convert it")
         return ir.Regex(field, pattern, flags, call.span) if strict else ir.TrueP(call.span)
 
     def wildcard(self, call: A.Call, args: dict[str, A.Expr]) -> ir.Pred:

@@ -165,6 +165,24 @@ class Regex:
         match = _bounded_call(self.python.search, string)
         return None if match is None else match.groupdict()
 
+    def each_groups(self, string: str, limit: int) -> list[dict[str, str | None]]:
+        """The named groups of each match, the first ``limit`` of them, in order; [] when nothing
+        matches. ``re`` finds them as Java's ``Matcher.find()`` does: an empty match next to the
+        previous match counts, and the search goes on one character after an empty match."""
+        if not self.search(string):
+            return []
+
+        def scan(value: str) -> list[dict[str, str | None]]:
+            found: list[dict[str, str | None]] = []
+            for match in self.python.finditer(value):
+                if len(found) == limit:
+                    break
+                found.append(match.groupdict())
+            return found
+
+        result: list[dict[str, str | None]] = _bounded_call(scan, string)
+        return result
+
 
 def compile_regex(pattern: str, flags: int, linear: str | None = None, ascii_only: bool = False,
                   vertical_tab: bool = False) -> Regex:
@@ -187,6 +205,20 @@ def groups(regex: Regex, value: Any) -> dict[str, str | None] | None:
     """A field extraction's match on a value: its named groups, or None (no match, no value)."""
     string = text(value)
     return None if string is None else regex.groups(string)
+
+
+def extract_each(rows: Iterable[dict[str, Any]], regex: Regex, field: str, strict: bool, limit: int
+                 ) -> list[dict[str, Any]]:
+    """``regex(repeat=true)``: a copy of each record for each match (the first ``limit``), with
+    that match's groups set; a record no match makes is dropped (``strict``) or kept as it is."""
+    out: list[dict[str, Any]] = []
+    for record in rows:
+        string = text(get(record, field))
+        found = [] if string is None else regex.each_groups(string, limit)
+        if not found and not strict:
+            out.append(record)
+        out.extend(assign_groups(dict(record), groups) for groups in found)
+    return out
 
 
 def assign_groups(record: dict[str, Any], found: dict[str, str | None] | None) -> dict[str, Any]:
@@ -1251,7 +1283,7 @@ def _top_series(rows: list[dict[str, Any]], series_keys: tuple[str, ...], output
 def barrier(rows: Iterable[dict[str, Any]], spec: tuple[Any, ...]) -> list[dict[str, Any]]:
     """A stage that needs every row before it can give one: ``("sort", keys, limit)``,
     ``("tail", times, limit)``, ``("group_tail", keys, count, limit, times)``,
-    ``("join_rows", join number, fields, strict)`` or
+    ``("join_rows", join number, fields, strict)``, ``("extract_each", regex, field, strict, limit)`` or
     ``("aggregate", keys, functions, limit, key names, times, series limit)``."""
     if spec[0] == "sort":
         return top(rows, spec[1], spec[2])
@@ -1261,6 +1293,8 @@ def barrier(rows: Iterable[dict[str, Any]], spec: tuple[Any, ...]) -> list[dict[
         return group_tail(rows, spec[1], spec[2], spec[3], spec[4])
     if spec[0] == "join_rows":
         return join_rows(rows, spec[1], spec[2], spec[3])
+    if spec[0] == "extract_each":
+        return extract_each(rows, spec[1], spec[2], spec[3], spec[4])
     return aggregate(rows, spec[1], spec[2], spec[3], spec[4], spec[5], spec[6])
 
 

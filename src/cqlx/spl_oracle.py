@@ -8,7 +8,7 @@ What it interprets (Splunk Search Reference and Search Manual, help.splunk.com):
 * the initial search line (``search`` implied or written, or a ``| datamodel M D search``
   generating command): ``field=value``, ``field="quoted value"``, ``field=CASE(value)``,
   ``field!=value``, ``*``, ``( )``, ``NOT``, ``OR``, ``AND`` and implicit AND;
-* the commands ``search``, ``regex``, ``rex`` (``field=``, one match), ``where``, ``eval``,
+* the commands ``search``, ``regex``, ``rex`` (``field=``, ``max_match=``), ``mvexpand``, ``where``, ``eval``,
   ``table``, ``sort``, ``head``, ``stats`` and ``eventstats`` (count, count(X), dc, sum, min, max,
   avg, values, latest, first; ``by``), ``fields``, ``dedup``, ``lookup`` (of the CSV tables given
   to :func:`run_spl`) and ``join`` (type, max=1, a field list and a ``[subsearch]`` over the same
@@ -1412,14 +1412,24 @@ def _regex_stage(text: str, base: int, source: _Source) -> Stage:
 
 
 def _rex_stage(text: str, base: int, source: _Source) -> Stage:
-    # rex [field=<field>] "<regex-expression>": "matches the value of the specified field against the
-    # unanchored regular expression and extracts the named groups into fields of the corresponding
-    # names"; the field defaults to _raw; events it does not match pass unchanged (Search Reference,
-    # rex). One match (max_match defaults to 1). *Assumptions*: an extracted field replaces one of the
-    # same name; a group that takes no part in the match leaves its field as it was; a group that
-    # captures nothing sets its field to the empty string.
+    # rex [max_match=<int>] [field=<field>] "<regex-expression>": "matches the value of the specified
+    # field against the unanchored regular expression and extracts the named groups into fields of
+    # the corresponding names"; the field defaults to _raw; events it does not match pass unchanged
+    # (Search Reference, rex). max_match "controls the number of times the regex is matched. If
+    # greater than 1, the resulting fields are multivalued fields" (default 1). *Assumptions*: an
+    # extracted field replaces one of the same name; a group that takes no part in the match leaves
+    # its field as it was; a group that captures nothing sets its field to the empty string; with
+    # max_match, the matches are found left to right, each after the end of the one before (the
+    # emitter writes no regex that can match the empty string there), and a group takes the values
+    # it captured, in order (one value: a plain value).
     field = "_raw"
     index = len(text) - len(text.lstrip())
+    most = 1
+    limit = re.compile(r"max_match\s*=\s*(\d+)\s+").match(text, index)
+    if limit is not None:
+        most, index = int(limit.group(1)), limit.end()
+        if most < 1:
+            raise source.error("rex max_match=0 (no limit) is outside the oracle's subset", base, base + index)
     option = re.compile(r"field\s*=\s*").match(text, index)
     if option is not None:
         index = option.end()
@@ -1457,7 +1467,41 @@ def _rex_stage(text: str, base: int, source: _Source) -> Stage:
                 out[name] = captured
         return out
 
-    return lambda rows: [extract(row) for row in rows]
+    def extract_many(row: Row) -> Row:
+        value = _text(_lookup(row, field))
+        matches = list(regex.finditer(value))[:most] if value is not None else []
+        if not matches:
+            return row
+        out = dict(row)
+        for name in regex.groupindex:
+            values = tuple(c for c in (m.group(name) for m in matches) if c is not None)
+            if values:
+                out[name] = values[0] if len(values) == 1 else values
+        return out
+
+    chosen = extract if most == 1 else extract_many
+    return lambda rows: [chosen(row) for row in rows]
+
+
+def _mvexpand_stage(text: str, base: int, source: _Source) -> Stage:
+    # mvexpand <field> [limit=<int>]: "Expands the values of a multivalue field into separate events,
+    # one event for each value in the multivalue field"; limit: "the number of values of <field> to
+    # use for each input event", 0 (no limit) by default (Search Reference, mvexpand). A plain value
+    # is one value. *Assumption*: a result without the field passes unchanged (the emitter writes
+    # mvexpand only where every result has the field).
+    match = re.fullmatch(r"\s*([A-Za-z_][\w.]*)(?:\s+limit\s*=\s*(\d+))?\s*", text)
+    if match is None:
+        raise source.error("mvexpand takes a field name and an optional limit=N", base, base + len(text))
+    name, most = match.group(1), int(match.group(2) or 0)
+
+    def expand(row: Row) -> list[Row]:
+        value = row.get(name)
+        if not isinstance(value, tuple):
+            return [row]
+        values = value[:most] if most else value
+        return [{**row, name: one} for one in values]
+
+    return lambda rows: [out for row in rows for out in expand(row)]
 
 
 def _where_stage(text: str, base: int, source: _Source) -> Stage:
@@ -1935,6 +1979,7 @@ _COMMANDS: dict[str, Callable[[str, int, _Source], Stage]] = {
     "search": _search_stage,
     "regex": _regex_stage,
     "rex": _rex_stage,
+    "mvexpand": _mvexpand_stage,
     "where": _where_stage,
     "eval": _eval_stage,
     "table": _table_stage,

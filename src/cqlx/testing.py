@@ -59,10 +59,15 @@ class Verdict(Frozen):
     matched: bool
     fields: dict[str, Any] = field(default_factory=dict)
     rows: tuple[dict[str, Any], ...] = ()
+    # A rule that makes a row of each regex match (regex(repeat=true)): the fields of every row
+    # one event gives, compared as a multiset (``fields`` is then empty: the rows' order is not).
+    each: tuple[dict[str, Any], ...] = ()
 
     def show(self) -> str:
         if not self.matched:
             return "no match"
+        if self.each:
+            return f"{len(self.each)} rows " + json.dumps(list(self.each), sort_keys=True, default=str)
         return "match " + json.dumps(self.fields, sort_keys=True, default=str) if self.fields else "match"
 
 
@@ -184,6 +189,12 @@ def witness_stream(query: ir.Query, events: Iterable[dict[str, Any]]) -> Case:
         e if "@timestamp" in e else {**e, "@timestamp": STREAM_START + 1000 * i} for i, e in enumerate(stream)))
 
 
+def repeats(query: ir.Query) -> bool:
+    """Whether one event can give the rule several rows (``regex(repeat=true)``): its verdicts
+    then hold every row (:func:`_event_verdict`)."""
+    return any(isinstance(s, ir.Extract) and s.each for s in query.steps)
+
+
 def aggregates(query: ir.Query) -> bool:
     """Whether the rule groups events (its tests then run their events as one stream)."""
     return any(isinstance(s, ir.Aggregate) for s in query.steps)
@@ -225,6 +236,14 @@ def _verdict(row: Mapping[str, Any] | None, fields: tuple[str, ...]) -> Verdict:
     return Verdict(True, {f: row[f] for f in fields if f in row and row[f] is not None})
 
 
+def _event_verdict(rows: list[dict[str, Any]], fields: tuple[str, ...], each: bool) -> Verdict:
+    """One event's verdict from the rows a target gives for it: the first row's fields, or with
+    ``each`` (:func:`repeats`) the fields of every row."""
+    if not each:
+        return _verdict(rows[0] if rows else None, fields)
+    return Verdict(bool(rows), each=tuple(_verdict(row, fields).fields for row in rows))
+
+
 def _canonical(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
@@ -246,9 +265,9 @@ def _rows_verdict(rows: list[dict[str, Any]]) -> Verdict:
 def reference(query: ir.Query, text: str, cases: list[Case], matcher: Matcher | None = None) -> list[Verdict]:
     """The Python matcher's verdict on each case (``matcher``: the query already compiled)."""
     matcher = matcher or compile_query(query, text)
-    fields = computed_outputs(query)
+    fields, each = computed_outputs(query), repeats(query)
     return [_rows_verdict(matcher.run([dict(e) for e in c.stream])) if c.stream else
-            _verdict(matcher.match(dict(c.event)), fields) for c in cases]
+            _event_verdict(matcher.run([dict(c.event)]), fields, each) for c in cases]
 
 
 def python_module(query: ir.Query, rule: Rule, cases: list[Case]) -> list[Verdict]:
@@ -262,9 +281,9 @@ def python_module(query: ir.Query, rule: Rule, cases: list[Case]) -> list[Verdic
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         sys.modules.pop(name, None)
-    fields = computed_outputs(query)
+    fields, each = computed_outputs(query), repeats(query)
     return [_rows_verdict(module.run([dict(e) for e in c.stream])) if c.stream else
-            _verdict(module.match(dict(c.event)), fields) for c in cases]
+            _event_verdict(module.run([dict(c.event)]), fields, each) for c in cases]
 
 
 class KqlEngineGap(CqlError):
@@ -292,9 +311,10 @@ def _sorted_again(row: dict[str, Any], joined: Mapping[str, str]) -> dict[str, A
 
 
 def run_kql_text(kql: str, cases: list[Case], fields: tuple[str, ...], profile: str | None = None,
-                 joined: Mapping[str, str] | None = None) -> list[Verdict]:
+                 joined: Mapping[str, str] | None = None, each: bool = False) -> list[Verdict]:
     """KQL on duckdb-kql, one event at a time (loaded as a row of its table in the profile).
-    ``joined``: the fields whose values cqlx's KQL sorted and joined (:func:`collected`)."""
+    ``joined``: the fields whose values cqlx's KQL sorted and joined (:func:`collected`);
+    ``each``: every row an event gives is compared (:func:`repeats`)."""
     from cqlx.engines.duckdb_kql import run_kql
     from cqlx.profiles import DEFAULT_PROFILE, load_profile
     from cqlx.reshape import to_tables
@@ -317,7 +337,7 @@ def run_kql_text(kql: str, cases: list[Case], fields: tuple[str, ...], profile: 
             raise KqlEngineGap(f"duckdb-kql does not run it ({error}); Kusto.Language checks it") from None
         if joined:
             rows = [_sorted_again(row, joined) for row in rows]
-        verdicts.append(_rows_verdict(rows) if case.stream else _verdict(rows[0] if rows else None, fields))
+        verdicts.append(_rows_verdict(rows) if case.stream else _event_verdict(rows, fields, each))
     return verdicts
 
 
@@ -366,7 +386,8 @@ def _whole_numbers(record: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: int(v) if isinstance(v, str) and WHOLE_NUMBER.fullmatch(v) else v for k, v in record.items()}
 
 
-def run_spl_text(spl: str, cases: list[Case], fields: tuple[str, ...], profile: str | None = None) -> list[Verdict]:
+def run_spl_text(spl: str, cases: list[Case], fields: tuple[str, ...], profile: str | None = None,
+                 each: bool = False) -> list[Verdict]:
     """SPL on cqlx's SPL oracle, each event as the profile's data holds it: as Splunk's FDR add-on
     indexes it (profile splunk), or as a CIM data model's dataset returns it, its fields named
     with the dataset's prefix (``Processes.process``; splunk-cim)."""
@@ -384,7 +405,7 @@ def run_spl_text(spl: str, cases: list[Case], fields: tuple[str, ...], profile: 
             verdicts.append(Verdict(False))
             continue
         rows = run_spl(spl, [{**record, "sourcetype": "crowdstrike:events:sensor"} for record in records])
-        verdicts.append(_rows_verdict(rows) if case.stream else _verdict(rows[0] if rows else None, fields))
+        verdicts.append(_rows_verdict(rows) if case.stream else _event_verdict(rows, fields, each))
     return verdicts
 
 
@@ -399,7 +420,7 @@ def _prefixed(record: dict[str, Any], event_type: EventType | None) -> dict[str,
 
 def kql_duckdb(query: ir.Query, rule: Rule, cases: list[Case], profile: str | None = None) -> list[Verdict]:
     kql = convert_query(query, "kql", profile, rule.meta, rule.text).output
-    return run_kql_text(kql, cases, computed_outputs(query), profile, collected(query))
+    return run_kql_text(kql, cases, computed_outputs(query), profile, collected(query), repeats(query))
 
 
 def lookup_schema(query: ir.Query) -> dict[str, list[tuple[str, str]]]:
@@ -528,7 +549,7 @@ def sigma_correlation(query: ir.Query, rule: Rule, cases: list[Case]) -> list[tu
 
 def spl_oracle(query: ir.Query, rule: Rule, cases: list[Case], profile: str | None = None) -> list[Verdict]:
     spl = convert_query(query, "spl", profile, rule.meta, rule.text).output
-    return run_spl_text(spl, cases, computed_outputs(query), profile)
+    return run_spl_text(spl, cases, computed_outputs(query), profile, repeats(query))
 
 
 # ---------------------------------------------------------------- the run
@@ -543,6 +564,11 @@ def _compare(expected: Verdict, got: Verdict, only: Iterable[str] | None = None,
         return f"reference says {expected.show()}, target says {got.show()}"
     if not expected.matched:
         return None
+    if expected.each and got.each:
+        return _compare_each(expected.each, got.each, only, every)
+    if expected.each or got.each:  # a target that says only whether an event matches (Sigma): each row
+        many, one = (expected, got) if expected.each else (got, expected)
+        return next((p for p in (_compare(Verdict(True, row), one, only, every) for row in many.each) if p), None)
     if only is not None:
         keys = set(only)
     elif every:
@@ -556,6 +582,25 @@ def _compare(expected: Verdict, got: Verdict, only: Iterable[str] | None = None,
         if want is None or have is None or not _same(want, have):
             return f"{key}: reference {want!r}, target {have!r}"
     return None
+
+
+def _compare_each(expected: tuple[dict[str, Any], ...], got: tuple[dict[str, Any], ...],
+                  only: Iterable[str] | None, every: bool) -> str | None:
+    """:func:`_compare` for the rows of one event (:func:`repeats`): the same rows, in any order,
+    each with the same values (an empty string is no value), of the fields ``only`` names, or of
+    every field (``every``), or of those both sides have."""
+    if only is not None:
+        keys = set(only)
+    else:
+        seen = [set().union(*(r for r in side)) for side in (expected, got)]
+        keys = seen[0] | seen[1] if every else seen[0] & seen[1]
+
+    def rows(side: tuple[dict[str, Any], ...]) -> list[str]:
+        return sorted(json.dumps({k: _canonical(v) for k, v in row.items() if k in keys and v not in (None, "")},
+                                 sort_keys=True) for row in side)
+
+    want, have = rows(expected), rows(got)
+    return None if want == have else f"rows: reference {want}, target {have}"
 
 
 #: An engine runs a rule's cases: (query, rule, cases, the profile of its language or None).
@@ -614,7 +659,8 @@ def _without(verdict: Verdict, fields: frozenset[str], query: ir.Query) -> Verdi
         rows = [{k: v for k, v in row.items() if k not in fields} if set(row) <= set(names) else
                 {k: v for i, (k, v) in enumerate(row.items()) if i not in skip} for row in verdict.rows]
         return _rows_verdict(rows)
-    return Verdict(verdict.matched, {k: v for k, v in verdict.fields.items() if k not in fields}, verdict.rows)
+    return Verdict(verdict.matched, {k: v for k, v in verdict.fields.items() if k not in fields}, verdict.rows,
+                   tuple({k: v for k, v in row.items() if k not in fields} for row in verdict.each))
 
 
 def target_profile(target: str, profiles: Mapping[str, str] | None = None) -> Profile:
@@ -778,7 +824,10 @@ def test_rule(rule: Rule, report: Report, extra: list[Case] | None = None,
                                                f"got {list(verdict.rows)!r}", case.line, case.event))
             continue
         for key, value in case.expect.items():
-            if verdict.matched and not _same(verdict.fields.get(key), value):
+            if verdict.each and not any(_same(row.get(key), value) for row in verdict.each):
+                report.findings.append(Finding(rule.path, "python", case.name, f"expected a row with {key}: "
+                                               f"{value!r}, got {list(verdict.each)!r}", case.line, case.event))
+            elif not verdict.each and verdict.matched and not _same(verdict.fields.get(key), value):
                 got = verdict.fields.get(key)
                 report.findings.append(Finding(rule.path, "python", case.name,
                                                f"expected {key}: {value!r}, got {got!r}", case.line, case.event))

@@ -191,6 +191,21 @@ def _host(number: int) -> dict[str, str]:
     return {"ComputerName": f"witness-{number:03d}", "aid": f"{number:032x}"}
 
 
+def _repeated_matches(query: ir.Query, values: dict[str, str], rng: random.Random) -> list[tuple[str, str]]:
+    """For each ``regex(repeat=true)`` on an event field: the field's value with several more
+    strings its regex matches after it, one more than its limit when that is small (a row per
+    match, and the limit, are what the targets must agree on)."""
+    found: list[tuple[str, str]] = []
+    computed: set[str] = set()
+    for step in query.steps:
+        if isinstance(step, ir.Extract) and step.each and step.field not in computed:
+            samples = [sample(step.pattern, step.flags, rng) for _ in range(min(step.each + 1, MAX_REPEAT_SAMPLE + 1))]
+            if all(samples):
+                found.append((step.field, " ".join([*filter(None, [values.get(step.field)]), *map(str, samples)])))
+        computed |= step_writes(step)
+    return found
+
+
 def generate(query: ir.Query, seed: int = 0) -> list[Witness]:
     """Witness events for ``query``, deterministic for a given seed."""
     rng = random.Random(seed)
@@ -244,6 +259,8 @@ def generate(query: ir.Query, seed: int = 0) -> list[Witness]:
         witnesses.append(Witness(name, {**_host(number), **content}))
 
     add("every filter holds, no signal", dict(filter_values))
+    for field, text in _repeated_matches(query, filter_values, rng):
+        add(f"{field} with several matches of regex(repeat=true)", {**filter_values, field: text})
     for field in sorted(filter_values):
         add(f"{field} missing", dict(filter_values), drop=(field,))
         add(f"{field} in the other letter case", {**filter_values, **_flip_case({field: filter_values[field]})})

@@ -125,6 +125,7 @@ class Generator:
         self.check_paths()
         self.check_shadowing()
         self.check_folding()
+        self.check_branch_repeats(self.query.steps, False)
 
     def answer_repository(self) -> None:
         """Leading tests on ``#repo`` that the profile's ``repositories:`` answer leave the rule;
@@ -194,6 +195,19 @@ class Generator:
         if self.drive_paths and self.profile.language != "python" and windows(self.query.source.platforms):
             visit(self.query.steps, set())
 
+    def check_branch_repeats(self, steps: tuple[ir.Step, ...], inside: bool) -> None:
+        """``regex(repeat=true)`` inside a case branch: one event of each match there, which no
+        target's branch can say (a branch computes values for the one row it is given)."""
+        if self.profile.language == "cql":  # LogScale itself
+            return
+        for step in steps:
+            if isinstance(step, ir.Extract) and step.each and inside:
+                self.unsupported("regex(repeat=true) inside a case branch makes one event of each match there; cqlx "
+                                 "does not convert it", step.span)
+            elif isinstance(step, ir.Case):
+                for branch in step.branches:
+                    self.check_branch_repeats(branch.steps, True)
+
     def check_folding(self) -> None:
         """A case-insensitive test of letters beyond ASCII (``/ünï/i``, ``in(..., ignoreCase=true)``):
         LogScale does not document how its engine folds them, cqlx's matcher assumes Java's
@@ -202,7 +216,7 @@ class Generator:
         letters; Sigma leaves it to the backend): which events match may differ. Letters within
         ASCII fold alike everywhere (the other way round, a value's non-ASCII letter such as the
         Kelvin sign against ``/k/i``, cannot be seen in the rule: README, "Semantics")."""
-        if self.profile.language == "python":
+        if self.profile.language in ("python", "cql"):  # the reference's semantics; LogScale itself
             return
         for pred in atoms(self.query):
             letters = _beyond_ascii(_folded_texts(pred))

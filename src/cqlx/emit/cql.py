@@ -130,11 +130,12 @@ def literal_reads_back(pattern: str, flags: str) -> bool:
     return terminal.fullmatch(regex(pattern, flags)) is not None
 
 
-def regex_call(field: str, pattern: str, flags: str, strict: bool = True) -> str:
+def regex_call(field: str, pattern: str, flags: str, strict: bool = True, each: int = 0) -> str:
     """``regex("pattern", field=..., flags=...)``: the same test (and extraction) as ``field=/pattern/``
-    for any pattern (functions-regex; flags= written out, its default is m)."""
+    for any pattern (functions-regex; flags= written out, its default is m); ``each``: with
+    ``repeat=true`` and its limit written out."""
     return (f"regex({string(pattern)}, field={field_name(field)}, flags={string(flags)}"
-            + ("" if strict else ", strict=false") + ")")
+            + ("" if strict else ", strict=false") + (f", repeat=true, limit={each}" if each else "") + ")")
 
 
 def filter_number(number: int | float) -> str:
@@ -319,9 +320,9 @@ class CqlGenerator(Generator):
     def step_extract(self, step: ir.Extract) -> str:
         """``field=/re/flags`` (strict) or ``regex("re", field=..., flags=..., strict=false)``: both
         read back as the same extraction (functions-regex; flags= written out, its default is m)."""
-        if step.strict and literal_reads_back(step.pattern, step.flags):
+        if step.strict and not step.each and literal_reads_back(step.pattern, step.flags):
             return f"{field_name(step.field)}={regex(step.pattern, step.flags)}"
-        return regex_call(step.field, step.pattern, step.flags, step.strict)
+        return regex_call(step.field, step.pattern, step.flags, step.strict, step.each)
 
     def step_eval(self, step: ir.Eval) -> str:
         return self.default_stage(step) or self.value_stage(step) or self.assign(step.field, step.expr)

@@ -252,6 +252,8 @@ class KqlGenerator(Generator):
     def step(self, step: ir.Step) -> list[str]:
         if isinstance(step, ir.Filter):
             return [f"where {self.pred(step.pred)}"]
+        if isinstance(step, ir.Extract) and step.each:
+            return self.extract_each(step)
         if isinstance(step, ir.Extract):
             return self.extract(step)
         if isinstance(step, ir.Eval):
@@ -469,6 +471,43 @@ class KqlGenerator(Generator):
         for group in step.groups:
             self.kinds[group] = TEXT
         return [*out, "extend " + ", ".join(assignments)]
+
+    def extract_each(self, step: ir.Extract) -> list[str]:
+        """``regex(repeat=true)``: ``extract_all()`` of the named groups, by number, then
+        ``mv-expand ... limit N``, a row of each match (Kusto reference: extract_all() returns null
+        for no match, and mv-expand makes one row of a null; limit is the most rows of one). Each
+        group's field is set as :meth:`extract` sets it. A pattern that can match the empty string
+        is refused: RE2 skips an empty match next to the previous one, Java's find() does not."""
+        out = [f"where {self.pred(step.test)}"] if step.strict else []
+        if self.dead(step.field):  # no value: no match, the row is kept as it was (strict: gone above)
+            return [*out, self.unmatched_groups(step)]
+        try:
+            numbers = group_numbers(step.pattern)
+        except ValueError as error:
+            self.unsupported(f"the regex does not compile ({error})", step.span)
+            return [*out, self.unmatched_groups(step)]
+        if matches_empty(step.pattern, step.flags):
+            self.unsupported("regex(repeat=true) with a regex that can match the empty string: KQL's extract_all() "
+                             "(RE2) skips an empty match right after another match, LogScale's (Java's) does not",
+                             step.span)
+        self.optional_groups(step, "KQL's extract_all() gives an empty string for both")
+        self.scratch = getattr(self, "scratch", 0) + 1
+        matches = f"_cqlx_each{self.scratch}"
+        pattern = string(self.re2(step.pattern, step.flags, step.span))
+        wanted = ", ".join(str(numbers[g]) for g in step.groups)
+        out.append(f"extend {matches} = extract_all({pattern}, dynamic([{wanted}]), "
+                   f"{self.text_col(step.field, step.span)})")
+        out.append(f"mv-expand {matches} to typeof(dynamic) limit {step.each}")
+        assignments = []
+        for index, group in sorted(enumerate(step.groups), key=lambda pair: pair[1] == step.field):
+            # One group: extract_all() gives the values themselves; more: an array per match.
+            value = f"tostring({matches})" if len(step.groups) == 1 else f"tostring({matches}[{index}])"
+            if self.exists(group) and not (step.strict and not group_is_optional(step.pattern, step.flags, group)):
+                value = f"iff(isempty({value}), {self.text_col(group, step.span)}, {value})"
+            assignments.append(f"{name(group)} = {value}")
+        for group in step.groups:
+            self.kinds[group] = TEXT
+        return [*out, "extend " + ", ".join(assignments), f"project-away {matches}"]
 
     def unmatched_groups(self, step: ir.Extract) -> str:
         """The groups of a regex that extracts nothing here (its field is gone, or it does not

@@ -162,6 +162,10 @@ class _Segment:
         if isinstance(step, ir.Filter):
             self.emit(f"if not ({self.pred(step.pred)}):")
             self.emit("return None", 2)
+        elif isinstance(step, ir.Extract) and step.each:
+            # In a case branch (the pipeline cuts at the others): one record cannot become several.
+            self.module.lose(DETECTION, "regex(repeat=true) inside a case branch makes one event of each match "
+                                        "there; cqlx does not convert it", step.span)
         elif isinstance(step, ir.Extract):
             self.extract(step)
         elif isinstance(step, ir.Eval):
@@ -250,6 +254,18 @@ class _Segment:
             self.emit("return None", 2)
         self.own()
         self.emit(f"rec = assign_groups(rec, {var})")
+
+    def extract_each(self, step: ir.Extract) -> str:
+        """``regex(repeat=true)``: its test here (a record no match makes goes, when strict), and
+        the regex's constant, for the barrier that makes a row of each match (runtime.extract_each)."""
+        self.drive_path(frozenset({step.field}), lambda: extract_loss(step.pattern, step.flags), step.span)
+        regex = self.module.regex(to_python(step.pattern), python_flags(step.flags), step.span,
+                                  linear_plan(step.pattern, step.flags))
+        tested = self.tested(step.field, step.span)
+        if step.strict:
+            self.emit(f"if not search({regex}, {tested}):")
+            self.emit("return None", 2)
+        return regex
 
     def unextracted(self, step: ir.Step) -> None:
         """A named-group regex cqlx tests without extracting (passes.unextracted_groups): detection
@@ -517,6 +533,10 @@ def _pipeline(module: _Module, query: ir.Query, prefix: str) -> tuple[list[_Segm
             number = _register_join(module, step)
             fields = tuple(module.field(f) for f in step.fields)
             barriers.append(repr(("join_rows", number, fields, step.mode == "inner")))
+            segments.append(_Segment(module, f"{prefix}{len(segments)}"))
+        elif isinstance(step, ir.Extract) and step.each:  # a row of each match: one record, several
+            regex = segments[-1].extract_each(step)  # a module constant's name, not data (no repr)
+            barriers.append(f"('extract_each', {regex}, {module.field(step.field)!r}, {step.strict!r}, {step.each!r})")
             segments.append(_Segment(module, f"{prefix}{len(segments)}"))
         elif isinstance(step, ir.GroupTail):  # the rows stay events, under the profile's names
             keys_read = tuple(module.field(k) for k in step.keys)

@@ -112,7 +112,7 @@ def _keeps_some(step: ir.Step) -> bool:
     for every row, an inner or negated join (selfJoinFilter() is joins by now) or lookup,
     groupBy(function=tail())."""
     if isinstance(step, ir.Extract):
-        return step.strict
+        return step.strict or bool(step.each)
     if isinstance(step, ir.Case):
         keep = case_keep(step)
         return keep is None or not isinstance(keep, ir.TrueP)
@@ -208,6 +208,12 @@ class SigmaGenerator(Generator):
                 # (reported below, and a test on it is reported where it is made).
                 if step.strict:
                     filters.append(step.test)
+                if step.each and any(isinstance(s, ir.Aggregate) for s in self.query.steps):
+                    self.unsupported("regex(repeat=true) makes a row of each match, so the aggregation counts "
+                                     "matches, not events; a Sigma rule counts the events it matches", step.span)
+                elif step.each:
+                    self.note("each event gives a row per match of regex(repeat=true); a Sigma rule matches the "
+                              "event once", step.span)
             elif isinstance(step, ir.Drop):
                 dropped |= set(step.fields)
             elif isinstance(step, ir.Signal):

@@ -14,12 +14,21 @@ exactly the subset emitted here, from Splunk's documented behaviour.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from cqlx import ir
 from cqlx.emit.base import PRESENTATION, Generator
 from cqlx.functions import AGGREGATE_OUTPUTS, COLLECT_LIMIT_DEFAULT, TIME_BUCKET
 from cqlx.passes import decisive_within, expand_case, folds_case, pred_fields, step_writes
-from cqlx.regexes import flag_prefix, glob_to_regex, python_error, to_pcre, to_python
+from cqlx.regexes import (
+    flag_prefix,
+    glob_to_regex,
+    group_is_optional,
+    matches_empty,
+    python_error,
+    to_pcre,
+    to_python,
+)
 
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # in eval, `.` concatenates: a.b must be quoted
 _PLAIN_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -197,6 +206,8 @@ class SplGenerator(Generator):
             self.profile.field(self.event, field) is not None
 
     def step(self, step: ir.Step) -> list[str]:
+        if isinstance(step, ir.Extract) and step.each:
+            return self.extract_each(step)
         if isinstance(step, ir.Extract):
             return self.extract(step)
         if isinstance(step, ir.Filter):
@@ -388,6 +399,28 @@ class SplGenerator(Generator):
         self.optional_groups(step, "Splunk's rex documentation does not say what such a group sets")
         self.numeric -= set(step.groups)
         return [*out, f"rex field={table_name(column)} {string(self.pattern(step.pattern, step.flags, step.span))}"]
+
+    def extract_each(self, step: ir.Extract) -> list[str]:
+        """``regex(repeat=true)``: ``rex max_match=N`` makes the group's field multivalued, one value
+        per match, and ``mvexpand`` a result of each value (Search Reference, rex and mvexpand).
+        Only one group that every match sets to something: the values of two groups are separate
+        lists, and what rex writes for a group that captures nothing or takes no part, and what
+        mvexpand does with a result that has no value, is not documented. A regex that can match
+        the empty string is refused: how rex goes on after an empty match is not documented."""
+        out = self.extract(replace(step, each=0))
+        group = step.groups[0]
+        if len(step.groups) > 1:
+            self.unsupported(f"regex(repeat=true) with {len(step.groups)} named groups: Splunk's rex max_match gives "
+                             "each group its own list of values, which SPL cannot pair match by match", step.span)
+        elif not step.strict:
+            self.unsupported("regex(repeat=true, strict=false) keeps the events it does not match; what Splunk's "
+                             "mvexpand does with a result that lacks the field is not documented", step.span)
+        elif group_is_optional(step.pattern, step.flags, group) or matches_empty(step.pattern, step.flags):
+            self.unsupported(f"regex(repeat=true) whose group {group} may capture nothing or whose regex may match "
+                             "nothing: what Splunk's rex max_match makes of an empty match is not documented",
+                             step.span)
+        return [*out[:-1], out[-1].replace("rex ", f"rex max_match={step.each} ", 1),
+                f"mvexpand {table_name(group)} limit={step.each}"]
 
     def aggregate(self, step: ir.Aggregate) -> list[str]:
         """``stats``, which leaves out events that lack a ``by`` field, as groupBy() does (Search
