@@ -226,12 +226,14 @@ class Generator:
                                  "them by its own rules, so which events match may differ", pred.span)
         # replace(regex, flags=i): the same folding decides what the value becomes, where a field is
         # assigned it (the loss of that assignment) or a test() compares it (detection).
-        calls = [(call, f"{step.field} may differ", self.loss(step)) for step in nested_steps(self.query.steps)
+        # The field a value may differ in is named (cqlx test then leaves it out where only shown).
+        calls = [(call, f"{step.field} may differ", self.loss(step), (step.field,))
+                 for step in nested_steps(self.query.steps)
                  if isinstance(step, ir.Eval) for call in _calls(step.expr, "replace")]
-        calls += [(call, "which events match may differ", DETECTION) for pred in atoms(self.query)
+        calls += [(call, "which events match may differ", DETECTION, ()) for pred in atoms(self.query)
                   if isinstance(pred, ir.ExprTest) for side in (pred.left, pred.right)
                   for call in _calls(side, "replace")]
-        for call, effect, kind in calls:
+        for call, effect, kind, fields in calls:
             pattern, flags = call.args[1:2], call.args[3:4]  # valuefns: (field, regex, with, flags)
             ignoring = any(isinstance(f, ir.Lit) and "i" in str(f.value) for f in flags)
             letters = _beyond_ascii(tuple(a.value for a in pattern if isinstance(a, ir.Lit)
@@ -239,7 +241,7 @@ class Generator:
             if letters:
                 self.unsupported(f"replace() ignoring case of {letters!r} (letters beyond ASCII): LogScale does "
                                  f"not document how it folds them, and {self.target} folds them by its own rules, "
-                                 f"so {effect}", call.span, kind)
+                                 f"so {effect}", call.span, kind, fields)
 
     def check_shadowing(self) -> None:
         """A field the rule writes under the name the profile gives a Falcon field it reads later:
