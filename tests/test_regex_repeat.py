@@ -168,3 +168,12 @@ def test_generated_witnesses_have_several_matches_and_every_engine_agrees() -> N
               targets=("python-module", "kql-duckdb", "spl-oracle", "sigma-sqlite"))
     assert report.ok, report.findings
     assert all(isinstance(n, int) and n > 0 for n in report.checked.values()), report.checked
+
+
+def test_the_matcher_finds_matches_as_java_does_after_an_empty_one() -> None:
+    """After an empty match Java's find() goes on one character further, so ``:+`` next to it
+    takes one colon; Python's finditer would let it start at the empty match and take two."""
+    rule = P + 'regex("(?<g>\\\\b|:+)", field=CommandLine, repeat=true) | select([g])'
+    rows = cqlx.compile_matcher(rule).run([{"#event_simpleName": "ProcessRollup2", "CommandLine": "a::bc"}])
+    assert [r.get("g") for r in rows] == ["", "", ":", "", ""]
+    assert "match the empty string" in str(convert_query(cqlx.parse(rule), "kql", query_text=rule).diagnostics)

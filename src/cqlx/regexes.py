@@ -236,6 +236,16 @@ def matches_empty(pattern: str, flags: str = "") -> bool:
     return isinstance(compiled, str) or compiled.search("") is not None
 
 
+@_MEMO
+def may_match_nothing(pattern: str, flags: str = "") -> bool:
+    """Whether a match may be empty somewhere in a text (``\\b``, ``a*``), not only in the empty
+    string: where engines that find every match part ways. True when unsure."""
+    try:
+        return bool(sre_parse.parse(to_python(pattern), python_flags(flags)).getwidth()[0] == 0)
+    except (re.error, OverflowError, RecursionError, ValueError):
+        return True
+
+
 def glob_to_regex(pattern: str, end: str = "\\z", dotall: bool = True, escape: Callable[[str], str] = re.escape
                   ) -> str:
     """An anchored regex for a LogScale ``*`` glob (``end`` is ``\\Z`` for Python); ``*`` spans

@@ -167,17 +167,21 @@ class Regex:
 
     def each_groups(self, string: str, limit: int) -> list[dict[str, str | None]]:
         """The named groups of each match, the first ``limit`` of them, in order; [] when nothing
-        matches. ``re`` finds them as Java's ``Matcher.find()`` does: an empty match next to the
-        previous match counts, and the search goes on one character after an empty match."""
+        matches. Found as Java's ``Matcher.find()`` finds them, each search from the end of the
+        match before, one character further after an empty match (``re.finditer`` differs there:
+        it lets a non-empty match start where an empty one was)."""
         if not self.search(string):
             return []
 
         def scan(value: str) -> list[dict[str, str | None]]:
             found: list[dict[str, str | None]] = []
-            for match in self.python.finditer(value):
-                if len(found) == limit:
+            start = 0
+            while len(found) < limit and start <= len(value):
+                match = self.python.search(value, start)
+                if match is None:
                     break
                 found.append(match.groupdict())
+                start = match.end() + (match.end() == match.start())
             return found
 
         result: list[dict[str, str | None]] = _bounded_call(scan, string)

@@ -227,7 +227,8 @@ class Generator:
         # replace(regex, flags=i): the same folding decides what the value becomes, where a field is
         # assigned it (the loss of that assignment) or a test() compares it (detection).
         # The field a value may differ in is named (cqlx test then leaves it out where only shown).
-        calls = [(call, f"{step.field} may differ", self.loss(step), (step.field,))
+        calls: list[tuple[ir.Func, str, str, tuple[str, ...]]] = [
+            (call, f"{step.field} may differ", self.loss(step), (step.field,))
                  for step in nested_steps(self.query.steps)
                  if isinstance(step, ir.Eval) for call in _calls(step.expr, "replace")]
         calls += [(call, "which events match may differ", DETECTION, ()) for pred in atoms(self.query)

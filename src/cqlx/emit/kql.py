@@ -35,6 +35,7 @@ from cqlx.regexes import (
     group_numbers,
     linear_plan,
     matches_empty,
+    may_match_nothing,
     re2_error,
     to_re2,
 )
@@ -486,7 +487,7 @@ class KqlGenerator(Generator):
         except ValueError as error:
             self.unsupported(f"the regex does not compile ({error})", step.span)
             return [*out, self.unmatched_groups(step)]
-        if matches_empty(step.pattern, step.flags):
+        if may_match_nothing(step.pattern, step.flags):
             self.unsupported("regex(repeat=true) with a regex that can match the empty string: KQL's extract_all() "
                              "(RE2) skips an empty match right after another match, LogScale's (Java's) does not",
                              step.span)

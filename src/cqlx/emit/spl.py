@@ -24,7 +24,7 @@ from cqlx.regexes import (
     flag_prefix,
     glob_to_regex,
     group_is_optional,
-    matches_empty,
+    may_match_nothing,
     python_error,
     to_pcre,
     to_python,
@@ -415,7 +415,7 @@ class SplGenerator(Generator):
         elif not step.strict:
             self.unsupported("regex(repeat=true, strict=false) keeps the events it does not match; what Splunk's "
                              "mvexpand does with a result that lacks the field is not documented", step.span)
-        elif group_is_optional(step.pattern, step.flags, group) or matches_empty(step.pattern, step.flags):
+        elif group_is_optional(step.pattern, step.flags, group) or may_match_nothing(step.pattern, step.flags):
             self.unsupported(f"regex(repeat=true) whose group {group} may capture nothing or whose regex may match "
                              "nothing: what Splunk's rex max_match makes of an empty match is not documented",
                              step.span)
