@@ -74,7 +74,7 @@ def test_kql_expands_extract_all_with_the_limit() -> None:
 
 def test_spl_rex_max_match_then_mvexpand() -> None:
     spl = convert(RULE, to="spl")
-    assert 'rex max_match=5 field=CommandLine "(?m)(?<var>\\\\$[a-z])\\\\W"\n| mvexpand var limit=5' in spl
+    assert 'rex field=CommandLine "(?m)(?<var>\\\\$[a-z])\\\\W" max_match=5\n| mvexpand var limit=5' in spl
 
 
 # ---------------------------------------------------------------- rows on every engine
@@ -144,7 +144,7 @@ def test_sigma_matches_the_event_once_which_is_presentation() -> None:
 
 
 def test_the_oracle_reads_max_match_and_mvexpand_as_documented() -> None:
-    rows = run_spl('search * | rex max_match=2 field=c "(?<v>[0-9])" | mvexpand v limit=5 | table v',
+    rows = run_spl('search * | rex field=c "(?<v>[0-9])" max_match=2 | mvexpand v limit=5 | table v',
                    [{"c": "a1b2c3"}, {"c": "x7"}, {"c": "none"}, {"v": "kept"}])
     assert [r.get("v") for r in rows] == ["1", "2", "7", None, "kept"]
 

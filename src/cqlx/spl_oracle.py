@@ -1412,7 +1412,7 @@ def _regex_stage(text: str, base: int, source: _Source) -> Stage:
 
 
 def _rex_stage(text: str, base: int, source: _Source) -> Stage:
-    # rex [max_match=<int>] [field=<field>] "<regex-expression>": "matches the value of the specified
+    # rex [field=<field>] "<regex-expression>" [max_match=<int>]: "matches the value of the specified
     # field against the unanchored regular expression and extracts the named groups into fields of
     # the corresponding names"; the field defaults to _raw; events it does not match pass unchanged
     # (Search Reference, rex). max_match "controls the number of times the regex is matched. If
@@ -1425,11 +1425,6 @@ def _rex_stage(text: str, base: int, source: _Source) -> Stage:
     field = "_raw"
     index = len(text) - len(text.lstrip())
     most = 1
-    limit = re.compile(r"max_match\s*=\s*(\d+)\s+").match(text, index)
-    if limit is not None:
-        most, index = int(limit.group(1)), limit.end()
-        if most < 1:
-            raise source.error("rex max_match=0 (no limit) is outside the oracle's subset", base, base + index)
     option = re.compile(r"field\s*=\s*").match(text, index)
     if option is not None:
         index = option.end()
@@ -1446,9 +1441,15 @@ def _rex_stage(text: str, base: int, source: _Source) -> Stage:
                            base + len(text))
     start = index
     pattern, index = _read_quoted(text, index, '"', source, base)
+    limit = re.compile(r"\s+max_match\s*=\s*(\d+)").match(text, index)
+    if limit is not None:
+        most, index = int(limit.group(1)), limit.end()
+        if most < 1:
+            raise source.error("rex max_match=0 (no limit) is outside the oracle's subset", base + start,
+                               base + index)
     if text[index:].strip():
-        raise source.error(f"unexpected {text[index:].strip()!r} after rex's regex (max_match, offset_field and "
-                           "mode=sed are outside the oracle's subset)", base + index, base + len(text))
+        raise source.error(f"unexpected {text[index:].strip()!r} after rex's regex (offset_field and mode=sed "
+                           "are outside the oracle's subset)", base + index, base + len(text))
     try:
         regex = _compile_pcre(pattern)
     except ValueError as error:

@@ -419,7 +419,8 @@ class SplGenerator(Generator):
             self.unsupported(f"regex(repeat=true) whose group {group} may capture nothing or whose regex may match "
                              "nothing: what Splunk's rex max_match makes of an empty match is not documented",
                              step.span)
-        return [*out[:-1], out[-1].replace("rex ", f"rex max_match={step.each} ", 1),
+        # Search Reference, rex: rex [field=<field>] ( <regex-expression> [max_match=<int>] ... )
+        return [*out[:-1], f"{out[-1]} max_match={step.each}",
                 f"mvexpand {table_name(group)} limit={step.each}"]
 
     def aggregate(self, step: ir.Aggregate) -> list[str]:
