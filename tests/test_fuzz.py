@@ -192,6 +192,8 @@ REAL_STAGES = (
     "replace({s}, with={s}, field={f}, as={f})", "concat([{f}, {f}], as={f})", "length({f}, as={f})",
     "splitString({f}, by={s}, index={n}, as={f})", "{f} := coalesce([{f}, {f}])", "round({f})",
     "{f} := now() - {f}", "base64Decode({f}, as={f})", "regex({r}, field={f})", "regex({s}, field={f}, strict=false)",
+    'regex("(?<each>{f}.)", field={f}, repeat=true, limit={n})',
+    'case { {f}={s} | regex("(?<each>[a-z]+)", repeat=true) ; * }',
     "{f} = /(?<grp>{f}).*/i | grp = {v}", "wildcard(field={f}, pattern={s}, ignoreCase=true)",
     "cidr({f}, subnet=[{s}, {s}])", "!cidr({f}, subnet={s})", "text:contains(string={f}, substring={s})",
     "groupBy([{f}], function=[count(), collect([{f}]), selectLast({f})])", "top({f}, limit={n})",
