@@ -253,8 +253,6 @@ class KqlGenerator(Generator):
     def step(self, step: ir.Step) -> list[str]:
         if isinstance(step, ir.Filter):
             return [f"where {self.pred(step.pred)}"]
-        if isinstance(step, ir.Extract) and step.each:
-            return self.extract_each(step)
         if isinstance(step, ir.Extract):
             return self.extract(step)
         if isinstance(step, ir.Eval):
@@ -449,7 +447,7 @@ class KqlGenerator(Generator):
         a missing value: a field that exists keeps its value then (when a row without a match is
         kept, or the group may capture nothing); a later test on a group a match may leave empty or
         out is reported. The source field, if a group overwrites it, is written
-        last, as every group reads it."""
+        last, as every group reads it. ``regex(repeat=true)``: :meth:`extract_each`."""
         out = [f"where {self.pred(step.test)}"] if step.strict else []
         if self.dead(step.field):  # a projection removed it: no match, every group keeps its value
             return [*out, self.unmatched_groups(step)]
@@ -460,33 +458,29 @@ class KqlGenerator(Generator):
             return [*out, self.unmatched_groups(step)]
         column = self.text_col(step.field, step.span)
         pattern = string(self.re2(step.pattern, step.flags, step.span))
+        if step.each:
+            return [*out, *self.extract_each(step, numbers, column, pattern)]
         self.optional_groups(step, "KQL's extract() gives an empty string for both")
-        assignments = []
-        for group in sorted(step.groups, key=lambda g: g == step.field):
-            value = f"extract({pattern}, {numbers[group]}, {column})"
-            # Strict, every row left is a match, in which a group that must take part and capture
-            # something is never empty: the field's old value is never kept, nor read.
-            if self.exists(group) and not (step.strict and not group_is_optional(step.pattern, step.flags, group)):
-                value = f"iff(isempty({value}), {self.text_col(group, step.span)}, {value})"
-            assignments.append(f"{name(group)} = {value}")
+        assignments = [f"{name(g)} = {self.group_value(step, g, f'extract({pattern}, {numbers[g]}, {column})')}"
+                       for g in sorted(step.groups, key=lambda g: g == step.field)]
         for group in step.groups:
             self.kinds[group] = TEXT
         return [*out, "extend " + ", ".join(assignments)]
 
-    def extract_each(self, step: ir.Extract) -> list[str]:
+    def group_value(self, step: ir.Extract, group: str, value: str) -> str:
+        """What a group sets its field to: ``value``, or the field's old value where ``value`` is
+        empty and the field exists. Strict, every row left is a match, in which a group that must
+        take part and capture something is never empty: the old value is never kept, nor read."""
+        if self.exists(group) and not (step.strict and not group_is_optional(step.pattern, step.flags, group)):
+            return f"iff(isempty({value}), {self.text_col(group, step.span)}, {value})"
+        return value
+
+    def extract_each(self, step: ir.Extract, numbers: dict[str, int], column: str, pattern: str) -> list[str]:
         """``regex(repeat=true)``: ``extract_all()`` of the named groups, by number, then
         ``mv-expand ... limit N``, a row of each match (Kusto reference: extract_all() returns null
         for no match, and mv-expand makes one row of a null; limit is the most rows of one). Each
-        group's field is set as :meth:`extract` sets it. A pattern that can match the empty string
-        is refused: RE2 skips an empty match next to the previous one, Java's find() does not."""
-        out = [f"where {self.pred(step.test)}"] if step.strict else []
-        if self.dead(step.field):  # no value: no match, the row is kept as it was (strict: gone above)
-            return [*out, self.unmatched_groups(step)]
-        try:
-            numbers = group_numbers(step.pattern)
-        except ValueError as error:
-            self.unsupported(f"the regex does not compile ({error})", step.span)
-            return [*out, self.unmatched_groups(step)]
+        group sets its field as in :meth:`extract`. A regex whose match may be empty is refused:
+        RE2 skips an empty match next to the previous one, Java's find() does not."""
         if may_match_nothing(step.pattern, step.flags):
             self.unsupported("regex(repeat=true) with a regex that can match the empty string: KQL's extract_all() "
                              "(RE2) skips an empty match right after another match, LogScale's (Java's) does not",
@@ -494,21 +488,16 @@ class KqlGenerator(Generator):
         self.optional_groups(step, "KQL's extract_all() gives an empty string for both")
         self.scratch = getattr(self, "scratch", 0) + 1
         matches = f"_cqlx_each{self.scratch}"
-        pattern = string(self.re2(step.pattern, step.flags, step.span))
         wanted = ", ".join(str(numbers[g]) for g in step.groups)
-        out.append(f"extend {matches} = extract_all({pattern}, dynamic([{wanted}]), "
-                   f"{self.text_col(step.field, step.span)})")
-        out.append(f"mv-expand {matches} to typeof(dynamic) limit {step.each}")
-        assignments = []
-        for index, group in sorted(enumerate(step.groups), key=lambda pair: pair[1] == step.field):
-            # One group: extract_all() gives the values themselves; more: an array per match.
-            value = f"tostring({matches})" if len(step.groups) == 1 else f"tostring({matches}[{index}])"
-            if self.exists(group) and not (step.strict and not group_is_optional(step.pattern, step.flags, group)):
-                value = f"iff(isempty({value}), {self.text_col(group, step.span)}, {value})"
-            assignments.append(f"{name(group)} = {value}")
+        # One group: extract_all() gives the values themselves; more: an array per match.
+        values = [f"tostring({matches})"] if len(step.groups) == 1 else \
+            [f"tostring({matches}[{index}])" for index in range(len(step.groups))]
+        assignments = [f"{name(g)} = {self.group_value(step, g, v)}" for g, v in zip(step.groups, values, strict=True)]
         for group in step.groups:
             self.kinds[group] = TEXT
-        return [*out, "extend " + ", ".join(assignments), f"project-away {matches}"]
+        return [f"extend {matches} = extract_all({pattern}, dynamic([{wanted}]), {column})",
+                f"mv-expand {matches} to typeof(dynamic) limit {step.each}",
+                "extend " + ", ".join(assignments), f"project-away {matches}"]
 
     def unmatched_groups(self, step: ir.Extract) -> str:
         """The groups of a regex that extracts nothing here (its field is gone, or it does not
