@@ -216,10 +216,12 @@ class DetectionGenerator:
         if chance(c, 10):  # a row of each match (the witnesses give a value several matches)
             field = pick(c, [f for f in self.schema.text if f not in self.schema.addresses])
             start = re.escape(self.word(field)[:2] or "a")
-            steps.append(f"regex({cql_string(f'(?<Each>{start}[a-z0-9]*)')}, field={field}, repeat=true"
+            pattern, groups = pick(c, ((f"(?<Each>{start}[a-z0-9]*)", ["Each"]),
+                                       (f"(?<Each>{start})(?<Tail>[a-z0-9]+)", ["Each", "Tail"])))
+            steps.append(f"regex({cql_string(pattern)}, field={field}, repeat=true"
                          + pick(c, ("", ", flags=i")) + pick(c, ("", ", limit=1", ", limit=2", ", limit=3"))
                          + pick(c, ("", ", strict=false")) + ")")
-            outputs.append("Each")
+            outputs += groups
         if chance(c, 30):
             steps += self.aggregation(outputs)
         else:

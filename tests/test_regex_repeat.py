@@ -110,6 +110,19 @@ def test_lax_repeat_keeps_the_events_it_does_not_match() -> None:
         (("ComputerName", "h1"), ("d", "$"), ("var", "a")), (("ComputerName", "h1"), ("d", "$"), ("var", "b"))]
 
 
+def test_several_groups_pair_up_match_by_match() -> None:
+    """SPL: rex gives each group its own list; a result of each position takes each list's value
+    there (mvrange, mvexpand, mvindex)."""
+    rule = P + 'regex("(?<key>[a-z]+)=(?<value>[0-9]+)", field=CommandLine, repeat=true, limit=3)' \
+        " | select([ComputerName, key, value])"
+    spl = convert(rule, to="spl")
+    assert "| eval _cqlx_each1=mvrange(0, mvcount(key))\n| mvexpand _cqlx_each1 limit=3\n" in spl
+    events = [{"#event_simpleName": "ProcessRollup2", "ComputerName": "h6", "CommandLine": "run a=1 bb=22 c=3 d=4"}]
+    rows = assert_agree(rule, events)
+    assert sorted(rows) == [(("ComputerName", "h6"), ("key", k), ("value", v)) for k, v in
+                            [("a", "1"), ("bb", "22"), ("c", "3")]]
+
+
 def test_a_group_that_takes_no_part_keeps_the_field_it_overwrites() -> None:
     rule = P + 'regex("(?<FileName>u=\\w+)?(?<var>\\$[a-z]);", field=CommandLine, repeat=true)' \
         " | select([ComputerName, FileName, var])"
@@ -123,7 +136,7 @@ def test_a_group_that_takes_no_part_keeps_the_field_it_overwrites() -> None:
 # ---------------------------------------------------------------- what a target refuses
 
 @pytest.mark.parametrize(("cql", "target", "reason"), [
-    ('regex("(?<d>\\$)(?<var>[a-z])", field=CommandLine, repeat=true)', "spl", "2 named groups"),
+    ('regex("(?<d>\\$)?(?<var>[a-z])", field=CommandLine, repeat=true)', "spl", "group d may capture nothing"),
     (VARS + ", strict=false)", "spl", "strict=false"),
     ('regex("(?<var>[a-z]*)\\$", field=CommandLine, repeat=true)', "spl", "may capture nothing"),
     ('regex("(?<var>\\$?[a-z]*)", field=CommandLine, repeat=true)', "kql", "match the empty string"),
@@ -147,6 +160,14 @@ def test_the_oracle_reads_max_match_and_mvexpand_as_documented() -> None:
     rows = run_spl('search * | rex field=c "(?<v>[0-9])" max_match=2 | mvexpand v limit=5 | table v',
                    [{"c": "a1b2c3"}, {"c": "x7"}, {"c": "none"}, {"v": "kept"}])
     assert [r.get("v") for r in rows] == ["1", "2", "7", None, "kept"]
+
+
+def test_the_oracle_reads_mvcount_and_mvrange_as_documented() -> None:
+    rows = run_spl('search * | rex field=c "(?<v>[0-9])" max_match=5 | eval n=mvcount(v), i=mvrange(0, n)'
+                   " | mvexpand i | eval w=mvindex(v, i) | table n i w",
+                   [{"c": "a1b2c3"}, {"c": "x7"}, {"c": "none"}])
+    assert [(r.get("n"), r.get("i"), r.get("w")) for r in rows] == [
+        (3, "0", "1"), (3, "1", "2"), (3, "2", "3"), (1, "0", "7"), (None, None, None)]
 
 
 def test_cqlx_test_compares_every_row_of_an_event() -> None:

@@ -15,7 +15,8 @@ What it interprets (Splunk Search Reference and Search Manual, help.splunk.com):
   events);
 * in ``where``/``eval``: literals, fields (bare or in single quotes), ``AND OR NOT``, comparisons,
   ``+ - * / % .``, and the functions ``if case match like isnull isnotnull lower upper tonumber in
-  coalesce floor mvjoin urldecode cidrmatch true false null``.
+  coalesce floor mvjoin urldecode cidrmatch true false null`` (and others: ``_FUNCTIONS``), among
+  them the multivalue ``split mvindex mvcount mvrange``.
 
 Where Splunk's documentation is silent the oracle makes an explicit assumption, marked
 *assumption* below; each is covered by ``tests/test_spl_oracle.py`` so it is easy to change.
@@ -1158,6 +1159,31 @@ def _fn_mvindex(args: _Args, source: _Source) -> Expr:
     return evaluate
 
 
+def _fn_mvcount(args: _Args, source: _Source) -> Expr:
+    # mvcount(<mv>): the number of values; 1 for a single value, null for none (multivalue eval
+    # functions).
+    def evaluate(row: Mapping[str, object]) -> Value:
+        values = args[0][0](row)
+        if values is None:
+            return None
+        return len(values) if isinstance(values, tuple) else 1
+
+    return evaluate
+
+
+def _fn_mvrange(args: _Args, source: _Source) -> Expr:
+    # mvrange(<start>,<end>[,<step>]): a multivalue field of the numbers from start up to, not
+    # including, end (multivalue eval functions). Whole numbers only, in the oracle's subset.
+    def evaluate(row: Mapping[str, object]) -> Value:
+        numbers = [_number(v) for v in _values(args, row, "mvrange()", source)]
+        if any(n is None or n != int(n) for n in numbers) or (len(numbers) == 3 and not numbers[2]):
+            return None
+        bounds = [int(n) for n in numbers if n is not None]
+        return _MultiValue(str(n) for n in range(*bounds))
+
+    return evaluate
+
+
 def _fn_time(args: _Args, source: _Source) -> Expr:
     # time(): the wall-clock time in seconds since the epoch, with microseconds (date and time functions).
     import time
@@ -1189,6 +1215,8 @@ _FUNCTIONS: dict[str, tuple[int, int, _Builder]] = {
     "substr": (2, 3, _fn_substr),
     "split": (2, 2, _fn_split),
     "mvindex": (2, 2, _fn_mvindex),
+    "mvcount": (1, 1, _fn_mvcount),
+    "mvrange": (2, 3, _fn_mvrange),
     "time": (0, 0, _fn_time),
     "urldecode": (1, 1, _fn_urldecode),
     "cidrmatch": (2, 2, _fn_cidrmatch),
@@ -1541,9 +1569,10 @@ def _eval_stage(text: str, base: int, source: _Source) -> Stage:
                 if isinstance(value, bool):
                     raise source.error("an eval result cannot be a Boolean: wrap it in if() "
                                        "(Search Reference, eval)", start, end)
-                if isinstance(value, _MultiValue):
-                    raise source.error("a multivalue eval result is outside the subset (mvindex() takes one "
-                                       "value)", start, end)
+                if isinstance(value, _MultiValue) and not value:
+                    value = None  # no values: no field
+                elif isinstance(value, _MultiValue):  # mvrange(): a multivalue field, as rex's
+                    value = tuple(value)
                 if value is None:
                     row.pop(name, None)
                 else:

@@ -401,27 +401,33 @@ class SplGenerator(Generator):
         return [*out, f"rex field={table_name(column)} {string(self.pattern(step.pattern, step.flags, step.span))}"]
 
     def extract_each(self, step: ir.Extract) -> list[str]:
-        """``regex(repeat=true)``: ``rex max_match=N`` makes the group's field multivalued, one value
-        per match, and ``mvexpand`` a result of each value (Search Reference, rex and mvexpand).
-        Only one group that every match sets to something: the values of two groups are separate
-        lists, and what rex writes for a group that captures nothing or takes no part, and what
-        mvexpand does with a result that has no value, is not documented. A regex that can match
-        the empty string is refused: how rex goes on after an empty match is not documented."""
+        """``regex(repeat=true)``: ``rex ... max_match=N`` makes each group's field multivalued, one
+        value per match, and ``mvexpand`` a result of each value (Search Reference, rex and
+        mvexpand). Several groups: a result of each position (``mvrange()``), each group's value
+        at it (``mvindex()``). Only groups that every match sets to something: the lists line up
+        then, and what rex writes for a group that captures nothing or takes no part is not
+        documented. ``strict`` only: what mvexpand does with a result that lacks the field is not
+        documented either; nor how rex goes on after an empty match (a regex whose match may be
+        empty is refused)."""
         out = self.extract(replace(step, each=0))
-        group = step.groups[0]
-        if len(step.groups) > 1:
-            self.unsupported(f"regex(repeat=true) with {len(step.groups)} named groups: Splunk's rex max_match gives "
-                             "each group its own list of values, which SPL cannot pair match by match", step.span)
-        elif not step.strict:
+        if not step.strict:
             self.unsupported("regex(repeat=true, strict=false) keeps the events it does not match; what Splunk's "
                              "mvexpand does with a result that lacks the field is not documented", step.span)
-        elif group_is_optional(step.pattern, step.flags, group) or may_match_nothing(step.pattern, step.flags):
-            self.unsupported(f"regex(repeat=true) whose group {group} may capture nothing or whose regex may match "
-                             "nothing: what Splunk's rex max_match makes of an empty match is not documented",
-                             step.span)
+        for group in step.groups:
+            if group_is_optional(step.pattern, step.flags, group) or may_match_nothing(step.pattern, step.flags):
+                self.unsupported(f"regex(repeat=true) whose group {group} may capture nothing or whose regex may "
+                                 "match nothing: what Splunk's rex max_match makes of an empty match is not "
+                                 "documented", step.span)
         # Search Reference, rex: rex [field=<field>] ( <regex-expression> [max_match=<int>] ... )
-        return [*out[:-1], f"{out[-1]} max_match={step.each}",
-                f"mvexpand {table_name(group)} limit={step.each}"]
+        out = [*out[:-1], f"{out[-1]} max_match={step.each}"]
+        if len(step.groups) == 1:
+            return [*out, f"mvexpand {table_name(step.groups[0])} limit={step.each}"]
+        self.scratch = getattr(self, "scratch", 0) + 1
+        index = f"_cqlx_each{self.scratch}"
+        return [*out, f"eval {index}=mvrange(0, mvcount({field_ref(step.groups[0])}))",
+                f"mvexpand {index} limit={step.each}",
+                "eval " + ", ".join(f"{field_ref(g)}=mvindex({field_ref(g)}, {index})" for g in step.groups),
+                f"fields - {index}"]
 
     def aggregate(self, step: ir.Aggregate) -> list[str]:
         """``stats``, which leaves out events that lack a ``by`` field, as groupBy() does (Search
