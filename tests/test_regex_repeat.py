@@ -15,7 +15,7 @@ from cqlx.conversion import convert_query
 from cqlx.emit.base import DETECTION, PRESENTATION, RuleMeta
 from cqlx.rules import Rule
 from cqlx.spl_oracle import run_spl
-from cqlx.testing import Case, Report, Verdict, _compare, reference
+from cqlx.testing import Case, Report, Verdict, _compare, check_kql, reference
 from cqlx.witness import generate
 from tests.agreement import assert_agree
 
@@ -117,6 +117,7 @@ def test_several_groups_pair_up_match_by_match() -> None:
         " | select([ComputerName, key, value])"
     spl = convert(rule, to="spl")
     assert "| eval _cqlx_each1=mvrange(0, mvcount(key))\n| mvexpand _cqlx_each1 limit=3\n" in spl
+    check_kql(convert(rule, to="kql"))  # Kusto.Language: extract_all() of two groups, indexed
     events = [{"#event_simpleName": "ProcessRollup2", "ComputerName": "h6", "CommandLine": "run a=1 bb=22 c=3 d=4"}]
     rows = assert_agree(rule, events)
     assert sorted(rows) == [(("ComputerName", "h6"), ("key", k), ("value", v)) for k, v in
@@ -186,7 +187,7 @@ def test_generated_witnesses_have_several_matches_and_every_engine_agrees() -> N
     assert any("several matches" in w.name for w in found)
     report = Report()
     testing.test_rule(rule, report, extra=[Case(w.name, w.event) for w in found], query=query,
-              targets=("python-module", "kql-duckdb", "spl-oracle", "sigma-sqlite"))
+              targets=("python-module", "kql-duckdb", "kql-parser", "spl-oracle", "sigma-sqlite"))
     assert report.ok, report.findings
     assert all(isinstance(n, int) and n > 0 for n in report.checked.values()), report.checked
 
