@@ -403,16 +403,14 @@ class SplGenerator(Generator):
     def extract_each(self, step: ir.Extract) -> list[str]:
         """``regex(repeat=true)``: ``rex ... max_match=N`` makes each group's field multivalued, one
         value per match, and ``mvexpand`` a result of each value (Search Reference, rex and
-        mvexpand). Several groups: a result of each position (``mvrange()``), each group's value
-        at it (``mvindex()``). Only groups that every match sets to something: the lists line up
-        then, and what rex writes for a group that captures nothing or takes no part is not
-        documented. ``strict`` only: what mvexpand does with a result that lacks the field is not
-        documented either; nor how rex goes on after an empty match (a regex whose match may be
-        empty is refused)."""
+        mvexpand). Several groups, or ``strict=false``: a result of each position (``mvrange()``
+        over the first group's values, one position where it has none), each group's value at it
+        (``mvindex()``); a result rex did not match keeps its fields (one value, or none), and
+        mvexpand never meets a result without the field it expands (what it does then is not
+        documented). Only groups that every match sets to something: the lists line up then, and
+        what rex writes for a group that captures nothing or takes no part is not documented; nor
+        how rex goes on after an empty match (a regex whose match may be empty is refused)."""
         out = self.extract(replace(step, each=0))
-        if not step.strict:
-            self.unsupported("regex(repeat=true, strict=false) keeps the events it does not match; what Splunk's "
-                             "mvexpand does with a result that lacks the field is not documented", step.span)
         for group in step.groups:
             if group_is_optional(step.pattern, step.flags, group) or may_match_nothing(step.pattern, step.flags):
                 self.unsupported(f"regex(repeat=true) whose group {group} may capture nothing or whose regex may "
@@ -420,11 +418,11 @@ class SplGenerator(Generator):
                                  "documented", step.span)
         # Search Reference, rex: rex [field=<field>] ( <regex-expression> [max_match=<int>] ... )
         out = [*out[:-1], f"{out[-1]} max_match={step.each}"]
-        if len(step.groups) == 1:
+        if len(step.groups) == 1 and step.strict:  # every result has the field: one value per match
             return [*out, f"mvexpand {table_name(step.groups[0])} limit={step.each}"]
         self.scratch = getattr(self, "scratch", 0) + 1
         index = f"_cqlx_each{self.scratch}"
-        return [*out, f"eval {index}=mvrange(0, mvcount({field_ref(step.groups[0])}))",
+        return [*out, f"eval {index}=mvrange(0, coalesce(mvcount({field_ref(step.groups[0])}), 1))",
                 f"mvexpand {index} limit={step.each}",
                 "eval " + ", ".join(f"{field_ref(g)}=mvindex({field_ref(g)}, {index})" for g in step.groups),
                 f"fields - {index}"]
