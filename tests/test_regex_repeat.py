@@ -198,3 +198,16 @@ def test_the_matcher_finds_matches_as_java_does_after_an_empty_one() -> None:
     rows = cqlx.compile_matcher(rule).run([{"#event_simpleName": "ProcessRollup2", "CommandLine": "a::bc"}])
     assert [r.get("g") for r in rows] == ["", "", ":", "", ""]
     assert "match the empty string" in str(convert_query(cqlx.parse(rule), "kql", query_text=rule).diagnostics)
+
+
+def test_equiv_compares_every_row_of_a_hand_written_rule() -> None:
+    """``cqlx equiv``: a KQL or SPL rule written by hand must give an event the CQL rule's rows,
+    every one: the converted rule does; one that keeps the first match only does not."""
+    rule = Rule("repeat.cql", RULE, RuleMeta())
+    cases = [Case(f"event {i}", e) for i, e in enumerate(EVENTS)]
+    for kind in ("kql", "spl"):
+        text = convert(RULE, to=kind)
+        assert testing.equivalence(rule, text, kind, cases) == []
+        first_only = text.replace("limit 5\n", "limit 1\n").replace("max_match=5", "max_match=1")
+        assert first_only != text
+        assert testing.equivalence(rule, first_only, kind, cases), kind

@@ -1008,22 +1008,26 @@ def check_kql(text: str, profile: str | None = None,
 
 def other_verdicts(text: str, kind: str, cases: list[Case], fields: tuple[str, ...], query: ir.Query,
                    profile: str | None = None) -> list[Verdict]:
-    """Run a rule written for another platform (``kind``: kql, sigma, spl, python) on the cases."""
+    """Run a rule written for another platform (``kind``: kql, sigma, spl, python) on the cases;
+    every row of an event where the CQL rule repeats (:func:`repeats`)."""
+    each = repeats(query)
     if kind == "kql":
         check_kql(text, profile)
-        return run_kql_text(text, cases, fields, profile)
+        return run_kql_text(text, cases, fields, profile, each=each)
     if kind == "sigma":
         _, hits = run_sigma_text(text, cases, query.source.event_types, profile, query.source.platforms)
         return [Verdict(any(i in h for h in hits)) for i in range(len(cases))]
     if kind == "spl":
-        return run_spl_text(text, cases, fields, profile)
+        return run_spl_text(text, cases, fields, profile, each)
     if kind == "python":
         namespace: dict[str, Any] = {"__name__": "cqlx_other_rule"}
         try:
             exec(compile(text, "<other rule>", "exec"), namespace)
         except Exception as error:
             raise CqlError(f"the Python module does not load: {error}") from None
-        match = namespace.get("match")
+        match, run = namespace.get("match"), namespace.get("run")
+        if each and callable(run):  # every row of an event, as cqlx's own modules give them
+            return [_event_verdict(list(run([dict(c.event)])), fields, True) for c in cases]
         if not callable(match):
             raise CqlError("the Python module has no match(event) function")
         return [_verdict(match(dict(c.event)), fields) for c in cases]
