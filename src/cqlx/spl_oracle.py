@@ -1173,13 +1173,14 @@ def _fn_mvcount(args: _Args, source: _Source) -> Expr:
 
 def _fn_mvrange(args: _Args, source: _Source) -> Expr:
     # mvrange(<start>,<end>[,<step>]): a multivalue field of the numbers from start up to, not
-    # including, end (multivalue eval functions). Whole numbers only, in the oracle's subset.
+    # including, end (multivalue eval functions), which eval stores (as rex max_match's values;
+    # split()'s stay for mvindex() alone). Whole numbers only, in the oracle's subset.
     def evaluate(row: Mapping[str, object]) -> Value:
         numbers = [_number(v) for v in _values(args, row, "mvrange()", source)]
         if any(n is None or n != int(n) for n in numbers) or (len(numbers) == 3 and not numbers[2]):
             return None
         bounds = [int(n) for n in numbers if n is not None]
-        return _MultiValue(str(n) for n in range(*bounds))
+        return tuple(str(n) for n in range(*bounds))
 
     return evaluate
 
@@ -1569,10 +1570,11 @@ def _eval_stage(text: str, base: int, source: _Source) -> Stage:
                 if isinstance(value, bool):
                     raise source.error("an eval result cannot be a Boolean: wrap it in if() "
                                        "(Search Reference, eval)", start, end)
-                if isinstance(value, _MultiValue) and not value:
-                    value = None  # no values: no field
-                elif isinstance(value, _MultiValue):  # mvrange(): a multivalue field, as rex's
-                    value = tuple(value)
+                if isinstance(value, _MultiValue):
+                    raise source.error("a multivalue eval result is outside the subset (mvindex() takes one "
+                                       "value)", start, end)
+                if value == ():
+                    value = None  # mvrange() of no numbers: no field
                 if value is None:
                     row.pop(name, None)
                 else:
