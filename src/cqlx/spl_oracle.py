@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import itertools
 import math
 import re
 import urllib.parse
@@ -1488,18 +1489,7 @@ def _rex_stage(text: str, base: int, source: _Source) -> Stage:
 
     def extract(row: Row) -> Row:
         value = _text(_lookup(row, field))
-        match = regex.search(value) if value is not None else None
-        if match is None:
-            return row
-        out = dict(row)
-        for name, captured in match.groupdict().items():
-            if captured is not None:
-                out[name] = captured
-        return out
-
-    def extract_many(row: Row) -> Row:
-        value = _text(_lookup(row, field))
-        matches = list(regex.finditer(value))[:most] if value is not None else []
+        matches = list(itertools.islice(regex.finditer(value), most)) if value is not None else []
         if not matches:
             return row
         out = dict(row)
@@ -1509,8 +1499,7 @@ def _rex_stage(text: str, base: int, source: _Source) -> Stage:
                 out[name] = values[0] if len(values) == 1 else values
         return out
 
-    chosen = extract if most == 1 else extract_many
-    return lambda rows: [chosen(row) for row in rows]
+    return lambda rows: [extract(row) for row in rows]
 
 
 def _mvexpand_stage(text: str, base: int, source: _Source) -> Stage:

@@ -202,8 +202,7 @@ class Generator:
             return
         for step in steps:
             if isinstance(step, ir.Extract) and step.each and inside:
-                self.unsupported("regex(repeat=true) inside a case branch makes one event of each match there; cqlx "
-                                 "does not convert it", step.span)
+                self.unsupported(BRANCH_REPEAT, step.span)
             elif isinstance(step, ir.Case):
                 for branch in step.branches:
                     self.check_branch_repeats(branch.steps, True)
@@ -667,6 +666,11 @@ class Generator:
         rewrite the test override this, the rest report it."""
         self.unsupported(f"a test on {name} would compare {column}, whose values have another shape "
                          f"({transform})", span)
+
+
+#: Why regex(repeat=true) inside a case branch is refused (every target but LogScale itself).
+BRANCH_REPEAT = ("regex(repeat=true) inside a case branch makes one event of each match there; cqlx does not "
+                 "convert it")
 
 
 def _beyond_ascii(texts: tuple[str, ...]) -> str:

@@ -458,13 +458,13 @@ class KqlGenerator(Generator):
             return [*out, self.unmatched_groups(step)]
         column = self.text_col(step.field, step.span)
         pattern = string(self.re2(step.pattern, step.flags, step.span))
+        for group in step.groups:
+            self.kinds[group] = TEXT
         if step.each:
             return [*out, *self.extract_each(step, numbers, column, pattern)]
         self.optional_groups(step, "KQL's extract() gives an empty string for both")
         assignments = [f"{name(g)} = {self.group_value(step, g, f'extract({pattern}, {numbers[g]}, {column})')}"
                        for g in sorted(step.groups, key=lambda g: g == step.field)]
-        for group in step.groups:
-            self.kinds[group] = TEXT
         return [*out, "extend " + ", ".join(assignments)]
 
     def group_value(self, step: ir.Extract, group: str, value: str) -> str:
@@ -493,8 +493,6 @@ class KqlGenerator(Generator):
         values = [f"tostring({matches})"] if len(step.groups) == 1 else \
             [f"tostring({matches}[{index}])" for index in range(len(step.groups))]
         assignments = [f"{name(g)} = {self.group_value(step, g, v)}" for g, v in zip(step.groups, values, strict=True)]
-        for group in step.groups:
-            self.kinds[group] = TEXT
         return [f"extend {matches} = extract_all({pattern}, dynamic([{wanted}]), {column})",
                 f"mv-expand {matches} to typeof(dynamic) limit {step.each}",
                 "extend " + ", ".join(assignments), f"project-away {matches}"]

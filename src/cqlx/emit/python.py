@@ -21,7 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cqlx import ir, runtime
-from cqlx.emit.base import DETECTION, PRESENTATION, Diagnostic, shadowing_message, unextracted_message
+from cqlx.emit.base import (
+    BRANCH_REPEAT,
+    DETECTION,
+    PRESENTATION,
+    Diagnostic,
+    shadowing_message,
+    unextracted_message,
+)
 from cqlx.emit.python_module import RULE_PART, runtime_source
 from cqlx.errors import UnsupportedError
 from cqlx.functions import TIME_BUCKET
@@ -164,8 +171,7 @@ class _Segment:
             self.emit("return None", 2)
         elif isinstance(step, ir.Extract) and step.each:
             # In a case branch (the pipeline cuts at the others): one record cannot become several.
-            self.module.lose(DETECTION, "regex(repeat=true) inside a case branch makes one event of each match "
-                                        "there; cqlx does not convert it", step.span)
+            self.module.lose(DETECTION, BRANCH_REPEAT, step.span)
         elif isinstance(step, ir.Extract):
             self.extract(step)
         elif isinstance(step, ir.Eval):
@@ -242,11 +248,16 @@ class _Segment:
         self.emit("return None", 2)
         if strict:
             self.owned = True
+    def extraction_regex(self, step: ir.Extract) -> str:
+        """The module constant of an extraction's regex (a test on a drive-letter path that may
+        read differently is refused first)."""
+        self.drive_path(frozenset({step.field}), lambda: extract_loss(step.pattern, step.flags), step.span)
+        return self.module.regex(to_python(step.pattern), python_flags(step.flags), step.span,
+                                 linear_plan(step.pattern, step.flags))
+
     def extract(self, step: ir.Extract) -> None:
         """The regex's first match sets a field per named group that takes part (ir.Extract)."""
-        self.drive_path(frozenset({step.field}), lambda: extract_loss(step.pattern, step.flags), step.span)
-        regex = self.module.regex(to_python(step.pattern), python_flags(step.flags), step.span,
-                                  linear_plan(step.pattern, step.flags))
+        regex = self.extraction_regex(step)
         var = self.fresh("g")
         self.emit(f"{var} = groups({regex}, {self.tested(step.field, step.span)})")
         if step.strict:
@@ -258,9 +269,7 @@ class _Segment:
     def extract_each(self, step: ir.Extract) -> str:
         """``regex(repeat=true)``: its test here (a record no match makes goes, when strict), and
         the regex's constant, for the barrier that makes a row of each match (runtime.extract_each)."""
-        self.drive_path(frozenset({step.field}), lambda: extract_loss(step.pattern, step.flags), step.span)
-        regex = self.module.regex(to_python(step.pattern), python_flags(step.flags), step.span,
-                                  linear_plan(step.pattern, step.flags))
+        regex = self.extraction_regex(step)
         tested = self.tested(step.field, step.span)
         if step.strict:
             self.emit(f"if not search({regex}, {tested}):")

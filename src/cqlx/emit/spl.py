@@ -14,7 +14,6 @@ exactly the subset emitted here, from Splunk's documented behaviour.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
 from cqlx import ir
 from cqlx.emit.base import PRESENTATION, Generator
@@ -206,8 +205,6 @@ class SplGenerator(Generator):
             self.profile.field(self.event, field) is not None
 
     def step(self, step: ir.Step) -> list[str]:
-        if isinstance(step, ir.Extract) and step.each:
-            return self.extract_each(step)
         if isinstance(step, ir.Extract):
             return self.extract(step)
         if isinstance(step, ir.Filter):
@@ -392,37 +389,39 @@ class SplGenerator(Generator):
         """``rex field=F "re"`` (Search Reference, rex: it matches the field against the unanchored
         regex and extracts the named groups into fields of the same names; it keeps the events it
         does not match), after the filter when strict. What rex does with a group that captures
-        nothing or takes no part is not documented: a later test on such a group is reported."""
+        nothing or takes no part is not documented: a later test on such a group is reported.
+        ``regex(repeat=true)``: ``max_match=N``, then :meth:`expand_each`."""
         out = self.step(ir.Filter(step.test, step.span)) if step.strict else []
         self.present |= {step.field} if step.strict else set()
         column = self.col(step.field, step.span)
         self.optional_groups(step, "Splunk's rex documentation does not say what such a group sets")
         self.numeric -= set(step.groups)
-        return [*out, f"rex field={table_name(column)} {string(self.pattern(step.pattern, step.flags, step.span))}"]
+        rex = f"rex field={table_name(column)} {string(self.pattern(step.pattern, step.flags, step.span))}"
+        if not step.each:
+            return [*out, rex]
+        # Search Reference, rex: rex [field=<field>] ( <regex-expression> [max_match=<int>] ... )
+        return [*out, f"{rex} max_match={step.each}", *self.expand_each(step)]
 
-    def extract_each(self, step: ir.Extract) -> list[str]:
-        """``regex(repeat=true)``: ``rex ... max_match=N`` makes each group's field multivalued, one
-        value per match, and ``mvexpand`` a result of each value (Search Reference, rex and
-        mvexpand). Several groups, or ``strict=false``: a result of each position (``mvrange()``
+    def expand_each(self, step: ir.Extract) -> list[str]:
+        """``regex(repeat=true)``: after ``rex ... max_match=N`` (:meth:`extract`), which makes each
+        group's field multivalued, one value per match, ``mvexpand`` a result of each value (Search
+        Reference, rex and mvexpand). Several groups, or ``strict=false``: a result of each position (``mvrange()``
         over the first group's values, one position where it has none), each group's value at it
         (``mvindex()``); a result rex did not match keeps its fields (one value, or none), and
         mvexpand never meets a result without the field it expands (what it does then is not
         documented). Only groups that every match sets to something: the lists line up then, and
         what rex writes for a group that captures nothing or takes no part is not documented; nor
         how rex goes on after an empty match (a regex whose match may be empty is refused)."""
-        out = self.extract(replace(step, each=0))
         for group in step.groups:
             if group_is_optional(step.pattern, step.flags, group) or may_match_nothing(step.pattern, step.flags):
                 self.unsupported(f"regex(repeat=true) whose group {group} may capture nothing or whose regex may "
                                  "match nothing: what Splunk's rex max_match makes of an empty match is not "
                                  "documented", step.span)
-        # Search Reference, rex: rex [field=<field>] ( <regex-expression> [max_match=<int>] ... )
-        out = [*out[:-1], f"{out[-1]} max_match={step.each}"]
         if len(step.groups) == 1 and step.strict:  # every result has the field: one value per match
-            return [*out, f"mvexpand {table_name(step.groups[0])} limit={step.each}"]
+            return [f"mvexpand {table_name(step.groups[0])} limit={step.each}"]
         self.scratch = getattr(self, "scratch", 0) + 1
         index = f"_cqlx_each{self.scratch}"
-        return [*out, f"eval {index}=mvrange(0, coalesce(mvcount({field_ref(step.groups[0])}), 1))",
+        return [f"eval {index}=mvrange(0, coalesce(mvcount({field_ref(step.groups[0])}), 1))",
                 f"mvexpand {index} limit={step.each}",
                 "eval " + ", ".join(f"{field_ref(g)}=mvindex({field_ref(g)}, {index})" for g in step.groups),
                 f"fields - {index}"]
