@@ -110,12 +110,16 @@ class Matcher(Frozen):
 
 def output_fields(query: ir.Query) -> tuple[str, ...] | None:
     """The fields a rule's rows hold, in order: its last projection's, or its last aggregation's
-    keys and outputs; None when the rows keep every field of the event."""
+    keys and outputs (and those of a ``stats()`` with a sort() after it); None when the rows keep
+    every field of the event."""
+    added: tuple[str, ...] = ()
     for step in reversed(query.steps):
         if isinstance(step, ir.Project):
             return step.fields
+        if isinstance(step, ir.Totals):
+            added = step.outputs + added
         if isinstance(step, ir.Aggregate):
-            return step.keys + step.outputs
+            return step.keys + step.outputs + added
     return None
 
 

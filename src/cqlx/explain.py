@@ -162,6 +162,9 @@ def explain(query: ir.Query, title: str = "", path: str = "", line_offset: int =
             series = f"; keeps the {step.series_limit} series with the largest values" \
                 if step.series_limit is not None and step.keys[1:] else ""
             out.append(f"Aggregate: {functions} {groups}{series}; later steps see the group rows")
+        elif isinstance(step, ir.Totals):
+            functions = ", ".join(_function(f) for f in step.functions)
+            out.append(f"Add to every row: {functions} over all the rows (over none, one row of them alone)")
         elif isinstance(step, ir.Drop):
             out.append(f"Drop fields: {', '.join(step.fields)}")
         elif isinstance(step, ir.Opaque):

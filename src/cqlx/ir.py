@@ -409,6 +409,24 @@ class Aggregate(Frozen):
 
 
 @record
+class Totals(Frozen):
+    """``stats([sum(x, as=total), sort(...)])``: one-row functions next to a function that keeps
+    rows. stats() gives the Cartesian product of its functions' outputs (functions-stats), so each
+    row gains the outputs of ``functions`` computed over all the rows; a function with no rows
+    counts as one empty row, so over no rows the outputs make one row of their own. The sort()
+    follows as an :class:`Order`. Only functions that always give a row (count, sum, min, max,
+    avg) are taken, and only where the rows' fields are known not to clash with the outputs
+    (LogScale reports a field two functions give different values as an error)."""
+
+    functions: tuple[AggFunc, ...]
+    span: Span = _span()
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return tuple(f.output for f in self.functions)
+
+
+@record
 class GroupTail(Frozen):
     """``groupBy(keys, function=tail(count))``: of each group of events (those with a value for
     every key), the ``count`` most recent, whole: the rows are the events themselves, every field
@@ -544,8 +562,8 @@ class SelfJoinFilter(Frozen):
     span: Span = _span()
 
 
-Step = (Filter | Extract | Eval | Signal | Score | Ladder | Case | Project | Order | Aggregate | GroupTail | Drop
-        | Opaque | Lookup | Join | SelfJoinFilter)
+Step = (Filter | Extract | Eval | Signal | Score | Ladder | Case | Project | Order | Aggregate | Totals | GroupTail
+        | Drop | Opaque | Lookup | Join | SelfJoinFilter)
 
 
 @record

@@ -50,7 +50,7 @@ from cqlx.functions import (
     FunctionSpec,
     OpaqueSpec,
 )
-from cqlx.passes import nested_steps
+from cqlx.passes import nested_steps, row_fields
 from cqlx.regexes import bad_group_name, named_groups, unname_groups
 
 T = TypeVar("T")
@@ -279,6 +279,7 @@ class _Lowering:
         # {filter | function} subqueries), and how many such fields the query has made.
         self.pre_steps: list[ir.Step] = []
         self.scratch_count = 0
+        self.before: list[ir.Step] = []  # the steps of the pipeline being lowered, so far
 
     def source(self, span: Span) -> str:
         """The query text of ``span`` (what an opaque stage writes back)."""
@@ -361,7 +362,13 @@ class _Lowering:
     # ------------------------------------------------------------ stages
 
     def pipeline(self, tree: A.Pipeline) -> tuple[ir.Step, ...]:
-        return tuple(step for stage in tree.stages for step in self.stage(stage))
+        outer, self.before = self.before, []
+        try:
+            for stage in tree.stages:
+                self.before += self.stage(stage)
+            return tuple(self.before)
+        finally:
+            self.before = outer
 
     def saved_search(self, call: A.Call, body: str) -> tuple[ir.Step, ...]:
         """A ``$name(...)`` stage whose body is known: the body's pipeline in its place, with the
@@ -727,6 +734,9 @@ class _Lowering:
             return self.time_buckets(call, spec)
         if spec.name == "stats":
             args = self.bind(call, spec)
+            with_rows = self.totals(call, args.get("function"))
+            if with_rows is not None:
+                return with_rows
             functions = self.function_list(args.get("function"), (), call)
             if not functions:
                 raise CqlValueError("stats() needs at least one aggregate function, e.g. stats([count(), "
@@ -735,6 +745,48 @@ class _Lowering:
         functions = self.agg_function(call, spec)
         self.check_outputs((), functions, [call] * len(functions))
         return [ir.Aggregate((), functions, None, span=call.span)]
+
+    def totals(self, stats: A.Call, given: A.Expr | None) -> list[ir.Step] | None:
+        """``stats([sum(count, as=total), sort(RemotePort)])``: one sort(), head() or tail() among
+        functions that give one row is their outputs on every row, then the order (the Cartesian
+        product: functions-stats): an :class:`ir.Totals` and an :class:`ir.Order`. None when no
+        such function is among several."""
+        items = self.without_stats(given.items if isinstance(given, A.Array) else (given,)) if given else []
+        ordering = [i for i in items if isinstance(i, A.Call) and (found := self.spec(i)) is not None
+                    and found.kind == "order"]
+        if not ordering or len(items) < 2:
+            return None
+        call = ordering[0]
+        name = self.known(call).name
+        if len(ordering) > 1:
+            raise _Opaque(name, "stats() with several functions that keep rows combines each row of one with "
+                                "each of the other's; cqlx does not convert it")
+        functions: list[ir.AggFunc] = []
+        nodes: list[A.Node] = []
+        for item in items:
+            if item is not call:
+                made = [f for f in self.agg_function(item, host="stats") if f not in functions]
+                functions += made
+                nodes += [item] * len(made)
+        self.check_outputs((), tuple(functions), nodes)
+        if any(f.name not in AGGREGATE_OUTPUTS for f in functions):
+            raise _Opaque(name, f"{name}() among stats()'s functions with collect(), selectLast() or "
+                                "selectFromMax(): cqlx combines its rows only with count(), sum(), min(), max() "
+                                "and avg(), which give a row over no events too")
+        order = self.order(call, self.known(call))
+        outputs = {f.output for f in functions}
+        if not isinstance(order, ir.Order) or outputs & {key.field for key in order.keys}:
+            raise _Opaque(name, f"{name}() among stats()'s functions sorts the rows before the other functions' "
+                                "outputs join them; cqlx converts it only when it keeps rows and sorts by none "
+                                "of those outputs")
+        fields = row_fields(self.before)
+        if fields is None or fields & outputs:
+            what = ("the rows' fields are not known here (cqlx converts it after an aggregation)" if fields is None
+                    else f"the rows already have {', '.join(sorted(fields & outputs))}")
+            raise _Opaque(name, f"{name}() among stats()'s functions: each of its rows takes the other functions' "
+                                f"outputs, and LogScale fails the query where a row already has one with another "
+                                f"value; {what}")
+        return [ir.Totals(tuple(functions), stats.span), order]
 
     def group_by(self, call: A.Call, spec: FunctionSpec) -> ir.Aggregate | ir.GroupTail:
         args = self.bind(call, spec)
@@ -1070,6 +1122,10 @@ class _Lowering:
         if value is None:
             return True  # desc is sort()'s default (functions-sort)
         word = self.word(value).lower()
+        if word in ("ascending", "descending"):
+            # Published queries write them; LogScale documents only asc and desc (functions-sort).
+            raise _Opaque("sort", f"order={self.word(value)}: LogScale documents asc and desc; whether it takes "
+                                  f"{self.word(value)} is not documented, and cqlx does not guess")
         if word not in SORT_ORDERS:
             raise CqlValueError(f"order={self.word(value)} is not a sort order; accepted: asc, desc",
                                 value.span)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from itertools import pairwise
 
@@ -55,7 +55,7 @@ def step_writes(step: ir.Step) -> frozenset[str]:
         return frozenset({step.field})
     if isinstance(step, ir.Case):
         return frozenset().union(*(step_writes(s) for b in step.branches for s in b.steps))
-    if isinstance(step, ir.Aggregate):
+    if isinstance(step, ir.Aggregate | ir.Totals):
         return frozenset(step.outputs)
     if isinstance(step, ir.Opaque):
         return frozenset(step.writes) if step.writes is not None else frozenset({"*"})
@@ -78,6 +78,26 @@ def nested_steps(steps: tuple[ir.Step, ...]) -> Iterator[ir.Step]:
                 yield from nested_steps(branch.steps)
 
 
+def row_fields(steps: Sequence[ir.Step]) -> frozenset[str] | None:
+    """The fields the rows can have after ``steps``, where that is known: after an aggregation or
+    a projection, what it keeps and later steps write or drop; None while the rows are events
+    (any field) or a step writes fields not named (an opaque stage, a lookup of every column)."""
+    known: frozenset[str] | None = None
+    for step in steps:
+        if isinstance(step, ir.Aggregate):
+            known = frozenset(step.keys) | frozenset(step.outputs)
+        elif isinstance(step, ir.Project):
+            known = frozenset(step.fields)
+        elif isinstance(step, ir.GroupTail):
+            known = None
+        elif isinstance(step, ir.Drop) and known is not None:
+            known = known - frozenset(step.fields)
+        elif known is not None:
+            written = step_writes(step)
+            known = None if any("*" in name for name in written) else known | written
+    return known
+
+
 def step_reads(step: ir.Step) -> frozenset[str]:
     if isinstance(step, ir.Filter):
         return pred_fields(step.pred)
@@ -97,6 +117,8 @@ def step_reads(step: ir.Step) -> frozenset[str]:
         return frozenset(k.field for k in step.keys)
     if isinstance(step, ir.Aggregate):
         return frozenset(step.keys) | frozenset().union(*(_function_reads(f) for f in step.functions))
+    if isinstance(step, ir.Totals):
+        return frozenset().union(*(_function_reads(f) for f in step.functions))
     if isinstance(step, ir.GroupTail):
         return frozenset({*step.keys, "@timestamp"})
     if isinstance(step, ir.Opaque):

@@ -1284,11 +1284,23 @@ def _top_series(rows: list[dict[str, Any]], series_keys: tuple[str, ...], output
     return [row for row in rows if tuple(text(row.get(name)) for name in series_keys) in kept]
 
 
+def totals(rows: Iterable[dict[str, Any]], functions: tuple[tuple[Any, ...], ...],
+           times: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """``stats([sum(x, as=total), sort(...)])``: every row gains the outputs of ``functions`` (as
+    :func:`aggregate` takes them; each gives a row over no rows) computed over all the rows, the
+    Cartesian product of one row with the rows; over no rows, the outputs alone are the one row
+    (functions-stats: a function with no rows counts as one empty row)."""
+    kept = list(rows)
+    overall = aggregate(kept, (), functions, None, None, times)[0]
+    return [{**row, **overall} for row in kept] if kept else [overall]
+
+
 def barrier(rows: Iterable[dict[str, Any]], spec: tuple[Any, ...]) -> list[dict[str, Any]]:
     """A stage that needs every row before it can give one: ``("sort", keys, limit)``,
     ``("tail", times, limit)``, ``("group_tail", keys, count, limit, times)``,
-    ``("join_rows", join number, fields, strict)``, ``("extract_each", regex, field, strict, limit)`` or
-    ``("aggregate", keys, functions, limit, key names, times, series limit)``."""
+    ``("join_rows", join number, fields, strict)``, ``("extract_each", regex, field, strict, limit)``,
+    ``("totals", functions, times)`` or ``("aggregate", keys, functions, limit, key names, times,
+    series limit)``."""
     if spec[0] == "sort":
         return top(rows, spec[1], spec[2])
     if spec[0] == "tail":
@@ -1299,6 +1311,8 @@ def barrier(rows: Iterable[dict[str, Any]], spec: tuple[Any, ...]) -> list[dict[
         return join_rows(rows, spec[1], spec[2], spec[3])
     if spec[0] == "extract_each":
         return extract_each(rows, spec[1], spec[2], spec[3], spec[4])
+    if spec[0] == "totals":
+        return totals(rows, spec[1], spec[2])
     return aggregate(rows, spec[1], spec[2], spec[3], spec[4], spec[5], spec[6])
 
 

@@ -11,8 +11,8 @@ What it interprets (Splunk Search Reference and Search Manual, help.splunk.com):
 * the commands ``search``, ``regex``, ``rex`` (``field=``, ``max_match=``), ``mvexpand``, ``where``, ``eval``,
   ``table``, ``sort``, ``head``, ``stats`` and ``eventstats`` (count, count(X), dc, sum, min, max,
   avg, values, latest, first; ``by``), ``fields``, ``dedup``, ``lookup`` (of the CSV tables given
-  to :func:`run_spl`) and ``join`` (type, max=1, a field list and a ``[subsearch]`` over the same
-  events);
+  to :func:`run_spl`), ``join`` (type, max=1, a field list and a ``[subsearch]`` over the same
+  events) and ``appendpipe`` (a ``[subpipeline]`` of these commands);
 * in ``where``/``eval``: literals, fields (bare or in single quotes), ``AND OR NOT``, comparisons,
   ``+ - * / % .``, and the functions ``if case match like isnull isnotnull lower upper tonumber in
   coalesce floor mvjoin urldecode cidrmatch true false null`` (and others: ``_FUNCTIONS``), among
@@ -2141,7 +2141,14 @@ def compile_spl(spl: str, lookups: Mapping[str, Sequence[Mapping[str, object]]] 
         # | datamodel <model> <dataset> search: the dataset's events, fields named with the dataset's
         # prefix (Search Reference, datamodel). *Assumption*: the events given are that dataset's.
         rest = segments[2:]
-    for text, offset in rest:
+    stages += _commands(rest, source)
+    return SplProgram(tuple(stages), source)
+
+
+def _commands(segments: Sequence[tuple[str, int]], source: _Source) -> list[Stage]:
+    """The stages of commands between pipes, each (its text, its offset in the SPL)."""
+    stages: list[Stage] = []
+    for text, offset in segments:
         match = re.match(r"\s*([A-Za-z_]\w*)", text)
         if match is None:
             raise source.error("expected a command after '|'", offset, offset + max(1, len(text)))
@@ -2151,7 +2158,33 @@ def compile_spl(spl: str, lookups: Mapping[str, Sequence[Mapping[str, object]]] 
             raise source.error(f"the command {name!r} is outside the oracle's subset", offset + match.start(1),
                                offset + match.end(1))
         stages.append(builder(text[match.end():], offset + match.end(), source))
-    return SplProgram(tuple(stages), source)
+    return stages
+
+
+def _appendpipe_stage(text: str, base: int, source: _Source) -> Stage:
+    # appendpipe [<subpipeline>]: the subpipeline runs over the results when the search reaches it,
+    # and its results are appended after them (Search Reference, appendpipe). The oracle's subset:
+    # the subpipeline's commands are those of the subset; run_in_preview is not taken.
+    open_at = text.find("[")
+    if open_at < 0 or text[:open_at].strip():
+        raise source.error("appendpipe takes a subpipeline in [ ] in the oracle's subset", base, base + len(text))
+    close_at = _subsearch_end(text, open_at, source)
+    if text[close_at + 1:].strip():
+        raise source.error("nothing may follow appendpipe's subpipeline", base + close_at + 1, base + len(text))
+    start = base + open_at + 1
+    inner = _split_pipeline(text[open_at + 1:close_at], source)
+    stages = _commands([(part, start + offset) for part, offset in inner], source)
+
+    def run(rows: list[Row]) -> list[Row]:
+        appended = [dict(row) for row in rows]
+        for stage in stages:
+            appended = stage(appended)
+        return [*rows, *appended]
+
+    return run
+
+
+_COMMANDS["appendpipe"] = _appendpipe_stage  # defined after the table, as join
 
 
 def run_spl(spl: str, events: Iterable[Mapping[str, object]],

@@ -225,6 +225,11 @@ class CqlGenerator(Generator):
                 stages.append(self.table(step, after))  # both came from one table() call
                 index += 2
                 continue
+            if isinstance(step, ir.Totals) and isinstance(after, ir.Order):  # stats([sum(x), sort(y)])
+                calls = [*self.agg_calls(step.functions, step.span), self.step_order(after)]
+                stages.append(f"stats([{', '.join(calls)}])")
+                index += 2
+                continue
             paired = self.paired_call(step, after)  # top(), bucket(): two steps from one call
             if paired is not None:
                 stages.append(paired)
@@ -459,6 +464,10 @@ class CqlGenerator(Generator):
         elif step.limit != GROUP_LIMIT_DEFAULT:
             args.append(f"limit={step.limit}")
         return f"groupBy({', '.join(args)})"
+
+    def step_totals(self, step: ir.Totals) -> str:
+        raise UnsupportedError("stats()'s outputs on every row without its sort() have no CQL form; this is a "
+                               "cqlx bug", step.span)
 
     def step_grouptail(self, step: ir.GroupTail) -> str:
         """``groupBy(keys, function=tail(N))``, defaults left out (tail()'s 200, groupBy()'s 20000)."""

@@ -138,6 +138,7 @@ class KqlGenerator(Generator):
         if table is None:  # the reason is reported (resolve_event_type)
             self.unwritable("a KQL query needs a table")
         lines = [name(table) if table else "<no table>"]
+        self.written = lines  # the pipeline so far (totals() runs it again)
         for column, values in self.record_tests():  # the event type's records in a shared table
             if len(values) == 1:
                 lines.append(f"| where {name(column)} == {string(values[0])}")
@@ -234,6 +235,10 @@ class KqlGenerator(Generator):
         elif isinstance(step, ir.Aggregate):
             self.live = {f for f in step.keys if not self.dead(f)} | set(step.outputs)
             self.gone = set()
+        elif isinstance(step, ir.Totals):
+            if self.live is not None:
+                self.live |= set(step.outputs)
+            self.gone -= set(step.outputs)
         elif isinstance(step, ir.Drop):
             self.gone |= set(step.fields)
         elif isinstance(step, ir.Opaque) and step.effect == ir.ENRICHES and step.writes is not None:
@@ -290,6 +295,8 @@ class KqlGenerator(Generator):
             return self.aggregate(step)
         if isinstance(step, ir.GroupTail):
             return self.group_tail(step)
+        if isinstance(step, ir.Totals):
+            return self.totals(step)
         if isinstance(step, ir.Case):
             return self.case(step)
         if isinstance(step, ir.Drop):
@@ -577,6 +584,20 @@ class KqlGenerator(Generator):
             out.append(f"where {' or '.join(dict.fromkeys(present))}")
         self.kinds.update(kinds)
         return out
+
+    def totals(self, step: ir.Totals) -> list[str]:
+        """The outputs over all rows on every row (stats() with a sort(): functions-stats): the
+        one-row ``summarize`` of the rows so far, joined ``leftouter`` on a constant to those rows,
+        run again. Each row gets the summary; over no rows the summary stays, alone (a summarize
+        without keys always gives one row, with count() and sum() 0: the Kusto reference's default
+        values of aggregations), as LogScale gives it."""
+        self.totals_made = getattr(self, "totals_made", 0) + 1
+        tag = f"_cqlx_totals{self.totals_made}"
+        rows = "\n    ".join([*self.written, f"| extend {tag} = 1"])
+        summary = self.aggregate(ir.Aggregate((), step.functions, None, span=step.span))
+        # Kusto names the right side's copy of the join column with a 1 appended (join operator).
+        return [*summary, f"extend {tag} = 1", f"join kind=leftouter (\n    {rows}\n   ) on {tag}",
+                f"project-away {tag}, {tag}1"]
 
     def group_tail(self, step: ir.GroupTail) -> list[str]:
         """``groupBy(keys, function=tail(1))``: ``summarize arg_max(Timestamp, *) by keys``, the newest

@@ -517,14 +517,20 @@ def _order_barrier(step: ir.Order, module: _Module) -> tuple[object, ...]:
     return ("sort", keys, step.limit)
 
 
-def _aggregate_barrier(step: ir.Aggregate, module: _Module) -> tuple[object, ...]:
-    """``("aggregate", keys, functions, limit, key names, time fields, series limit)``: keys and
-    fields are read under the profile's names; the group rows carry the rule's."""
+def _functions(step: ir.Aggregate | ir.Totals, module: _Module) -> tuple[tuple[object, ...], ...]:
+    """The aggregate functions as :func:`cqlx.runtime.aggregate` takes them, their fields read
+    under the profile's names."""
     def read(name: str | None) -> str | None:
         return module.field(name) if name else None
 
-    functions = tuple((f.name, read(f.field), f.output, f.distinct, read(f.by), f.limit, f.separator)
-                      for f in step.functions)
+    return tuple((f.name, read(f.field), f.output, f.distinct, read(f.by), f.limit, f.separator)
+                 for f in step.functions)
+
+
+def _aggregate_barrier(step: ir.Aggregate, module: _Module) -> tuple[object, ...]:
+    """``("aggregate", keys, functions, limit, key names, time fields, series limit)``: keys and
+    fields are read under the profile's names; the group rows carry the rule's."""
+    functions = _functions(step, module)
     keys_read = tuple(module.field(k) for k in step.keys)
     return ("aggregate", keys_read, functions, step.limit, step.keys, _time_fields(module), step.series_limit)
 
@@ -550,6 +556,9 @@ def _pipeline(module: _Module, query: ir.Query, prefix: str) -> tuple[list[_Segm
         elif isinstance(step, ir.GroupTail):  # the rows stay events, under the profile's names
             keys_read = tuple(module.field(k) for k in step.keys)
             barriers.append(repr(("group_tail", keys_read, step.count, step.limit, _time_fields(module))))
+            segments.append(_Segment(module, f"{prefix}{len(segments)}"))
+        elif isinstance(step, ir.Totals):  # every row at once: the outputs over all of them
+            barriers.append(repr(("totals", _functions(step, module), _time_fields(module))))
             segments.append(_Segment(module, f"{prefix}{len(segments)}"))
         elif isinstance(step, ir.Aggregate):
             barriers.append(repr(_aggregate_barrier(step, module)))

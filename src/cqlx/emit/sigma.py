@@ -197,6 +197,9 @@ class SigmaGenerator(Generator):
             if isinstance(step, ir.Aggregate):
                 self.aggregate = step
                 continue
+            if isinstance(step, ir.Totals):  # after a select(): no Aggregate before it
+                self.unsupported("stats() gives a row of its outputs even over no events; a Sigma rule matches "
+                                 "events", step.span)
             self.unextracted(step)
             if isinstance(step, ir.Filter):
                 if pred_fields(step.pred) & dropped:
@@ -402,7 +405,7 @@ class SigmaGenerator(Generator):
                 self.note("the group rows are sorted or projected after the aggregation", later.span)
             elif isinstance(later, ir.Opaque):
                 self.opaque(later)
-            elif isinstance(later, ir.Aggregate):
+            elif isinstance(later, ir.Aggregate | ir.Totals):
                 self.unsupported("a second aggregation, over the group rows, has no Sigma correlation form",
                                  later.span)
                 by_output = {}  # its rows are not the first one's groups: no filter after it is their count

@@ -257,6 +257,8 @@ class SplGenerator(Generator):
             return self.aggregate(step)
         if isinstance(step, ir.GroupTail):
             return self.group_tail(step)
+        if isinstance(step, ir.Totals):
+            return self.totals(step)
         if isinstance(step, ir.Case):
             return self.case(step)
         if isinstance(step, ir.Drop):
@@ -426,7 +428,22 @@ class SplGenerator(Generator):
                 "eval " + ", ".join(f"{field_ref(g)}=mvindex({field_ref(g)}, {index})" for g in step.groups),
                 f"fields - {index}"]
 
-    def aggregate(self, step: ir.Aggregate) -> list[str]:
+    def totals(self, step: ir.Totals) -> list[str]:
+        """The outputs over all rows on every row (stats() with a sort(): functions-stats):
+        ``eventstats`` adds them to each row (Search Reference, eventstats). Over no rows LogScale
+        still gives one row, of the outputs alone: ``appendpipe`` runs its subpipeline over the
+        results and appends what it gives (Search Reference, appendpipe), here a row only when
+        there was none (stats count over no results is 0), holding count() and sum() as 0 (their
+        value over no events; min(), max() and avg() of none leave their outputs unset)."""
+        self.totals_made = getattr(self, "totals_made", 0) + 1
+        tag = f"_cqlx_rows{self.totals_made}"
+        out = self.aggregate(ir.Aggregate((), step.functions, None, span=step.span), "eventstats")
+        zero = [f"{field_ref(f.output)}=0" for f in step.functions if f.name in ("count", "sum")]
+        inner = [f"stats count as {tag}", f"where {tag}=0", *([f"eval {', '.join(zero)}"] if zero else []),
+                 f"fields - {tag}"]
+        return [*out, f"appendpipe [{' | '.join(inner)}]"]
+
+    def aggregate(self, step: ir.Aggregate, command: str = "stats") -> list[str]:
         """``stats``, which leaves out events that lack a ``by`` field, as groupBy() does (Search
         Reference, stats). ``count(f)`` counts events that have f, ``dc(f)`` its distinct values;
         ``sum``/``avg`` of the numeric values; ``min``/``max`` of text compare lexicographically in
@@ -480,7 +497,9 @@ class SplGenerator(Generator):
                              "every series", step.span, self.loss(step))
         out = ["eval " + ", ".join(numbers)] if numbers else []
         out += before
-        out.append("stats " + ", ".join(terms) + (" by " + ", ".join(keys) if keys else ""))
+        out.append(f"{command} " + ", ".join(terms) + (" by " + ", ".join(keys) if keys else ""))
+        if command == "eventstats" and numbers:  # the rows stay: their scratch numbers go
+            out.append("fields - " + " ".join(n.split("=", 1)[0] for n in numbers))
         if dropped:
             out.append("fields - _cqlx_groups")
         sums = [f.output for f in step.functions if f.name == "sum"]
