@@ -57,6 +57,12 @@ VALUE_FUNCTIONS = (
     FunctionSpec("default", ("value", "field", "replaceEmpty"), "value", "default"),
     # rename(field, as) or rename(field=[[old, new], ...]) — functions-rename
     FunctionSpec("rename", ("field", "as"), "field", "rename"),
+    # setField(target, value): sets the field named by the target expression's value to the value
+    # expression's (functions-setfield: with a quoted target, the same as target := value)
+    FunctionSpec("setField", ("target", "value"), None, "setField"),
+    # lowercase(field, include=values, locale): lower-cases each field's value in place, or with
+    # include=fields|both its name (functions-lowercase; deprecated in queries for lower())
+    FunctionSpec("lowercase", ("field", "include", "locale"), "field", "lowercase"),
     # eval(x = expression, ...): the old assignment form; every field it reads must be present
     # (functions-default: "eval() requires all used fields to be present", else the event is discarded)
     FunctionSpec("eval", (), None, "eval"),

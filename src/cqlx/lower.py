@@ -57,7 +57,11 @@ T = TypeVar("T")
 
 _FLAG_ORDER = "imdgF"
 #: Functions that are stages setting fields themselves, not values (cqlx.lower_values).
-_STEP_FUNCTIONS = ("default", "rename", "eval")
+_STEP_FUNCTIONS = ("default", "rename", "eval", "setField", "lowercase")
+#: Languages whose lower- and upper-casing Java (LogScale's runtime) does its own way: Unicode's
+#: SpecialCasing.txt has conditional mappings for Lithuanian, Turkish and Azeri only (the dotted and
+#: dotless i); in every other locale the case mappings are the default ones.
+_CASING_LANGUAGES = ("lt", "tr", "az")
 _ARITH = {"+", "-", "*", "/", "%"}
 _COMPARE = {"==", "!=", "<", "<=", ">", ">="}
 _DAY = 86_400_000
@@ -478,7 +482,11 @@ class _Lowering:
                 args = self.bind(stage, spec)
                 default_out = "_if" if spec.name == "if" else f"_{spec.name}"
                 out = self.field_arg(args["as"]) if "as" in args else default_out
-                return [ir.Eval(out, self.call_value(stage, spec), stage.span)]
+                try:
+                    return [ir.Eval(out, self.call_value(stage, spec), stage.span)]
+                except _Opaque as opaque:  # a value cqlx cannot compute: the stage sets one field
+                    return [ir.Opaque(opaque.name, self.source(stage.span), ir.ENRICHES, opaque.writes(out),
+                                      opaque.reason, stage.span)]
         return self.filter_stage(stage)
 
     def lookup(self, call: A.Call, negated: bool, span: Span) -> ir.Lookup | ir.Join | ir.Opaque:
@@ -1344,9 +1352,20 @@ class _Lowering:
         args = self.bind(call, spec)
         if "field" not in args:
             raise CqlValueError(f"{spec.name}() needs a field", call.span)
+        self.casing_locale(spec.name, args.get("locale"))
         target = args["field"]
         inner = ir.Ref(target.value, target.span) if isinstance(target, A.StringLit) else self.expr(target)
         return ir.Func(spec.name, (inner,), call.span)
+
+    def casing_locale(self, function: str, locale: A.Expr | None) -> None:
+        """lower(), upper() and lowercase() with ``locale=``: the same as without one, but in the
+        languages whose casing differs (:data:`_CASING_LANGUAGES`), which cqlx does not convert."""
+        if locale is None:
+            return
+        word = self.word(locale)
+        if re.split(r"[_-]", word)[0].lower() in _CASING_LANGUAGES:
+            raise _Opaque(function, f"{function}(locale={word}): that language cases i and I its own way "
+                                    "(Unicode SpecialCasing), which cqlx does not convert")
 
     def if_call(self, call: A.Call) -> ir.Cond:
         """Both dialects: ``if(c, then=a, else=b)`` and ``if(field = /re/, a, b)``."""

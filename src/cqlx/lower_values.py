@@ -313,6 +313,10 @@ def stage(lw: _Lowering, call: A.Call, spec: FunctionSpec) -> list[ir.Step]:
         return _rename(lw, call, spec)
     if spec.kind == "eval":
         return _eval(lw, call)
+    if spec.kind == "setField":
+        return _set_field(lw, call, spec)
+    if spec.kind == "lowercase":
+        return _lowercase(lw, call, spec)
     args = lw.bind(call, spec)
     output = _output(lw, call, spec, args)
     try:
@@ -384,6 +388,43 @@ def _rename(lw: _Lowering, call: A.Call, spec: FunctionSpec) -> list[ir.Step]:
         if old != new:
             steps += [ir.Eval(new, ir.Ref(old, call.span), call.span), ir.Drop((old,), call.span)]
     return steps
+
+
+def _set_field(lw: _Lowering, call: A.Call, spec: FunctionSpec) -> list[ir.Step]:
+    """``setField(target="x", value=expr)`` is ``x := expr`` (functions-setfield). A target read
+    from the event names a field only the data knows: an opaque stage."""
+    args = lw.bind(call, spec)
+    if "target" not in args or "value" not in args:
+        raise CqlValueError('setField() needs target= and value=, e.g. setField(target="x", value=a + 1)', call.span)
+    target = args["target"]
+    if not isinstance(target, A.StringLit):
+        return [ir.Opaque("setField", lw.source(call.span), ir.ENRICHES, None,
+                          "setField() with a target computed from the event sets a field the data names; cqlx "
+                          "converts a quoted target", call.span)]
+    if not target.value:
+        raise CqlValueError("setField() needs a field name as target", target.span)
+    return [ir.Eval(target.value, lw.expr(args["value"]), call.span)]
+
+
+def _lowercase(lw: _Lowering, call: A.Call, spec: FunctionSpec) -> list[ir.Step]:
+    """``lowercase(field)`` (``include=values``, the default) is ``field := lower(field)`` for each
+    field (functions-lowercase). ``include=fields|both`` and ``*`` make fields named by the data
+    (the documentation's examples disagree on whether the old name stays): an opaque stage."""
+    args = lw.bind(call, spec)
+    if "field" not in args:
+        raise CqlValueError('lowercase() needs the fields, e.g. lowercase("UserName")', call.span)
+    include = _choice(lw, args.get("include"), "include", ("values", "fields", "both"), "values")
+    fields = lw.field_list(args["field"])
+    if include != "values" or "*" in fields:
+        what = "every field" if "*" in fields else f"include={include}"
+        return [ir.Opaque("lowercase", lw.source(call.span), ir.ENRICHES, None,
+                          f"lowercase() with {what} renames fields after their values or names; cqlx converts "
+                          "lowercase() of named fields' values", call.span)]
+    try:
+        lw.casing_locale("lowercase", args.get("locale"))
+    except _Opaque as opaque:
+        return [ir.Opaque("lowercase", lw.source(call.span), ir.ENRICHES, fields, opaque.reason, call.span)]
+    return [ir.Eval(name, ir.Func("lower", (ir.Ref(name, call.span),), call.span), call.span) for name in fields]
 
 
 def _single_name(lw: _Lowering, given: A.Array) -> str:
