@@ -242,6 +242,12 @@ class DetectionGenerator:
         if chance(c, 30):  # the distinct values of a field the groups do not share
             functions.append(f"collect([{pick(c, [f for f in self.schema.text if f not in keys] or ['aid'])}])")
         steps = [f"groupBy([{', '.join(keys)}], function=[{', '.join(functions)}])"]
+        if chance(c, 25):  # stats(): one-row functions over the group rows, on each of them
+            total = pick(c, ("sum(n0, as=total)", "count(as=total)", "max(n0, as=total)", "min(n0, as=total)"))
+            sort = f"sort([{', '.join(keys)}], order={pick(c, ('asc', 'desc'))}, type=string, limit={c.integer(1, 4)})"
+            steps.append(f"[{total}, {sort}]")
+            if chance(c, 50):
+                steps.append("share := 100 * n0 / total")
         if chance(c, 40):
             steps.append(f"n0 {pick(c, ('>', '>=', '<'))} {c.integer(0, 3)}")
         return steps

@@ -68,11 +68,11 @@ def test_cql_writes_stats_back_and_reads_the_same_ir() -> None:
     assert cqlx.parse(text) == cqlx.parse(SHARE)
 
 
-def test_kql_joins_the_summary_to_the_rows_run_again() -> None:
+def test_kql_joins_the_rows_to_their_summary() -> None:
     kql = convert(SHARE, to="kql")
-    assert "| summarize total = sum(n), most = max(n)\n| extend _cqlx_totals1 = 1\n" \
-           "| join kind=leftouter (\n    DeviceNetworkEvents\n" in kql
-    assert "| project-away _cqlx_totals1, _cqlx_totals11\n| sort by RemotePort asc" in kql
+    assert "| extend _cqlx_totals1 = 1\n| join kind=rightouter (\n    DeviceNetworkEvents\n" in kql
+    assert "    | summarize total = sum(n), most = max(n)\n    | extend _cqlx_totals1 = 1\n   ) on _cqlx_totals1\n" \
+           "| project-away _cqlx_totals1, _cqlx_totals11\n| sort by RemotePort asc" in kql
     check_kql(kql)  # Kusto.Language over the Defender schema
 
 

@@ -110,17 +110,24 @@ class Matcher(Frozen):
 
 def output_fields(query: ir.Query) -> tuple[str, ...] | None:
     """The fields a rule's rows hold, in order: its last projection's, or its last aggregation's
-    keys and outputs (and those of a ``stats()`` with a sort() after it); None when the rows keep
-    every field of the event."""
-    added: tuple[str, ...] = ()
-    for step in reversed(query.steps):
-        if isinstance(step, ir.Project):
-            return step.fields
-        if isinstance(step, ir.Totals):
-            added = step.outputs + added
-        if isinstance(step, ir.Aggregate):
-            return step.keys + step.outputs + added
-    return None
+    keys and outputs, then what later steps write (a ``stats()`` with a sort(), an assignment)
+    less what they drop; None when the rows keep every field of the event."""
+    from cqlx.passes import step_writes
+
+    steps = query.steps
+    last = next((i for i in range(len(steps) - 1, -1, -1) if isinstance(steps[i], ir.Project | ir.Aggregate)), None)
+    if last is None:
+        return None
+    base = steps[last]
+    fields = list(base.fields if isinstance(base, ir.Project) else base.keys + base.outputs)
+    for step in steps[last + 1:]:
+        if isinstance(step, ir.Drop):
+            fields = [f for f in fields if f not in step.fields]
+            continue
+        written = (step.field,) if isinstance(step, ir.Eval) else step.groups if isinstance(step, ir.Extract) \
+            else step.outputs if isinstance(step, ir.Totals) else tuple(sorted(step_writes(step)))
+        fields += [f for f in written if f not in fields and "*" not in f]
+    return tuple(fields)
 
 
 def compile_matcher(text: str, title: str = "", profile: str | None = None,

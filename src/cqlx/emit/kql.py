@@ -587,16 +587,20 @@ class KqlGenerator(Generator):
 
     def totals(self, step: ir.Totals) -> list[str]:
         """The outputs over all rows on every row (stats() with a sort(): functions-stats): the
-        one-row ``summarize`` of the rows so far, joined ``leftouter`` on a constant to those rows,
-        run again. Each row gets the summary; over no rows the summary stays, alone (a summarize
-        without keys always gives one row, with count() and sum() 0: the Kusto reference's default
-        values of aggregations), as LogScale gives it."""
+        rows joined ``rightouter`` on a constant to the one-row ``summarize`` of the same rows
+        (the pipeline so far, run again). Each row gets the summary after its own columns; over
+        no rows the summary stays, alone (a summarize without keys always gives one row, with
+        count() and sum() 0: the Kusto reference's default values of aggregations), as LogScale
+        gives it."""
         self.totals_made = getattr(self, "totals_made", 0) + 1
         tag = f"_cqlx_totals{self.totals_made}"
-        rows = "\n    ".join([*self.written, f"| extend {tag} = 1"])
         summary = self.aggregate(ir.Aggregate((), step.functions, None, span=step.span))
+        derived, self.preamble[:] = list(self.preamble), []  # what the summary reads, derived on that side
+        first, *rest = self.written
+        right = "\n    | ".join([first, *(line.removeprefix("| ") for line in rest), *derived, *summary,
+                                   f"extend {tag} = 1"])
         # Kusto names the right side's copy of the join column with a 1 appended (join operator).
-        return [*summary, f"extend {tag} = 1", f"join kind=leftouter (\n    {rows}\n   ) on {tag}",
+        return [f"extend {tag} = 1", f"join kind=rightouter (\n    {right}\n   ) on {tag}",
                 f"project-away {tag}, {tag}1"]
 
     def group_tail(self, step: ir.GroupTail) -> list[str]:
