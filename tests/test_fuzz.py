@@ -201,6 +201,9 @@ REAL_STAGES = (
     "stats([count(), sum({f})])", "head({n})", "tail(limit={n})", "ipLocation({f})", "ioc:lookup(field=[{f}])",
     "match(file={s}, field={f}, column={f})", "join({{f}={v}}, field={f}, key={f})", "readFile({s})",
     "kvParse(field={f})", "selfJoinFilter(field={f}, where=[{{f}={v}}])", "frobnicate({f})",
+    "groupBy([{f}]) | [sum(_count, as={f}), max(_count), sort({f}, order=asc, limit={n})]",
+    "[count(), sort({f})]", "setField(target={s}, value={f} + {n})", "setField(target={f}, value={s})",
+    "lowercase({f})", "lowercase([{f}, {f}], include=both)", "lower({f}, locale=tr_TR, as={f})",
 )
 
 
@@ -826,11 +829,12 @@ def _top_level_stages(pipeline: str) -> list[str]:
 def check_spl(output: str) -> None:
     """No SPL engine runs here, so a lexical check: quotes close; outside them there is no ``|``
     but the one starting each stage's line, no backtick (macro), no ``[`` (subsearch) but the one
-    a ``| join`` line ends with (checked as SPL of its own), and no empty argument (``in(f, )``);
+    a ``| join`` or ``| appendpipe`` line ends with (checked as SPL of its own), and no empty
+    argument (``in(f, )``);
     no command is left without its arguments (``| table``)."""
     lines = output.split("\n")
     for number, line in enumerate(lines):
-        if line.startswith("| join ") and line.endswith("]") and " [" in line:
+        if line.startswith(("| join ", "| appendpipe [")) and line.endswith("]") and " [" in line:
             head, _, sub = line.partition(" [")
             body = sub[:-1].removeprefix("search ")
             check_spl("\n".join(_top_level_stages(body)))  # the subsearch's stages, one a line
