@@ -119,13 +119,24 @@ def output_fields(query: ir.Query) -> tuple[str, ...] | None:
     if last is None:
         return None
     base = steps[last]
-    fields = list(base.fields if isinstance(base, ir.Project) else base.keys + base.outputs)
+    if isinstance(base, ir.Project):
+        fields = list(base.fields)
+    else:
+        assert isinstance(base, ir.Aggregate)
+        fields = [*base.keys, *base.outputs]
     for step in steps[last + 1:]:
         if isinstance(step, ir.Drop):
             fields = [f for f in fields if f not in step.fields]
             continue
-        written = (step.field,) if isinstance(step, ir.Eval) else step.groups if isinstance(step, ir.Extract) \
-            else step.outputs if isinstance(step, ir.Totals) else tuple(sorted(step_writes(step)))
+        written: tuple[str, ...]
+        if isinstance(step, ir.Eval):
+            written = (step.field,)
+        elif isinstance(step, ir.Extract):
+            written = step.groups
+        elif isinstance(step, ir.Totals):
+            written = step.outputs
+        else:
+            written = tuple(sorted(step_writes(step)))
         fields += [f for f in written if f not in fields and "*" not in f]
     return tuple(fields)
 

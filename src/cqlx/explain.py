@@ -47,6 +47,8 @@ def pred(p: ir.Pred) -> str:
         return f"test({expr(p.left)} {p.op} {expr(p.right)})"
     if isinstance(p, ir.OpaqueTest):
         return f"{p.text or p.name} [not converted: {p.reason}]"
+    if isinstance(p, ir.ArrayAny):
+        return f"some element of {p.array}[] ({p.array}[0], {p.array}[1], ...): {pred(p.test)}"
     return "*"
 
 

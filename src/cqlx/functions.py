@@ -86,6 +86,10 @@ FUNCTIONS: dict[str, FunctionSpec] = {
                      "filter"),
         # cidr(field, subnet=[...], negate=false (deprecated 1.100), file, column) — functions-cidr
         FunctionSpec("cidr", ("field", "subnet", "negate", "file", "column"), "field", "filter"),
+        # array:contains(array, value) and array:regex(array, regex, flags) — functions-array-contains,
+        # functions-array-regex: some element of the array ("name[]") equals / matches
+        FunctionSpec("array:contains", ("array", "value"), "array", "filter"),
+        FunctionSpec("array:regex", ("array", "regex", "flags"), "array", "filter"),
         # text:contains(string, substring) — functions-text-contains: both are expressions
         FunctionSpec("text:contains", ("string", "substring"), "string", "filter"),
         # lower(field, as=_lower, locale) / upper(field, as=_upper, locale) — functions-lower/upper
@@ -258,8 +262,6 @@ OPAQUE: dict[str, OpaqueSpec] = {
                    ("{as}",), (("as", "_eventFieldCount"),)),
         OpaqueSpec("bitfield:extractFlags", "enrich", "field", "cqlx does not convert bitfield:extractFlags() "
                    "yet"),
-        OpaqueSpec("array:contains", "filter", "array", "cqlx does not convert array:contains() yet"),
-        OpaqueSpec("array:regex", "filter", "array", "cqlx does not convert array:regex() yet"),
         OpaqueSpec("array:filter", "enrich", "array", "cqlx does not convert array:filter() yet"),
         OpaqueSpec("array:eval", "enrich", "array", "cqlx does not convert array:eval() yet"),
         OpaqueSpec("formatDuration", "enrich", "field", "formatDuration() is not converted: its documentation "

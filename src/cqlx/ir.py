@@ -121,6 +121,25 @@ class ExprTest(Frozen):
 
 
 @record
+class ArrayAny(Frozen):
+    """``array:regex("a[]", regex=...)`` or ``array:contains("a[]", value=...)``: some element of
+    the array passes ``test``, a :class:`Regex` or :class:`Eq` on the field ``a[]`` (standing for
+    each element in turn). The elements are the fields ``a[0]``, ``a[1]``... up to the first index
+    missing (the Array Syntax); an event without ``a[0]`` does not pass (functions-array-regex,
+    functions-array-contains: "excludes the event ... if it does not match on any value")."""
+
+    array: str  # the array's name, without []
+    test: Regex | Eq
+    span: Span = _span()
+
+    @property
+    def field(self) -> str:
+        """What the test reads, ``a[]``: no profile maps it, so a target that reads fields by name
+        finds no column for it."""
+        return self.test.field
+
+
+@record
 class OpaqueTest(Frozen):
     """A filter cqlx reads but gives no meaning to (``ioc:lookup()``, a ``$saved()`` search, a
     function it does not know) inside a boolean expression. ``text`` is the call as canonical
@@ -163,7 +182,8 @@ class TrueP(Frozen):
     span: Span = _span()
 
 
-Pred = Eq | Glob | Regex | Cmp | Exists | In | Cidr | FreeText | ExprTest | OpaqueTest | And | Or | Not | TrueP
+Pred = (Eq | Glob | Regex | Cmp | Exists | In | Cidr | FreeText | ExprTest | ArrayAny | OpaqueTest | And | Or | Not
+        | TrueP)
 
 
 # ---------------------------------------------------------------- expressions

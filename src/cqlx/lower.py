@@ -1305,7 +1305,8 @@ class _Lowering:
                 raise CqlValueError("test() needs an expression", call.span)
             return self.condition(args["expression"])
         special = {"regex": self.regex_test, "wildcard": self.wildcard, "cidr": self.cidr,
-                   "text:contains": self.text_contains}.get(spec.name.lower())
+                   "text:contains": self.text_contains, "array:contains": self.array_test,
+                   "array:regex": self.array_test}.get(spec.name.lower())
         if special is not None:
             return special(call, args)
         # in(field, values=[...], ignoreCase=false)
@@ -1655,6 +1656,43 @@ class _Lowering:
             return _contains_test(string.name, substring.value, call.span)
         raise _Opaque(call.name, "text:contains() of a computed string or substring; cqlx converts a field and a "
                                  "quoted substring")
+
+    def array_test(self, call: A.Call, args: dict[str, A.Expr]) -> ir.Pred:
+        """``array:contains("a[]", value=v)`` and ``array:regex("a[]", regex=r, flags=i)``: some
+        element of the array equals ``v`` / matches ``r`` (flags d, i, m; none by default:
+        functions-array-regex). cqlx converts an array named ``name[]``; a nested one (``a[0].b[]``,
+        ``a[].b``) stays opaque."""
+        name = call.name.lower()
+        example = 'array:regex("Commands[]", regex="get")' if name == "array:regex" else \
+            'array:contains("Commands[]", value="get")'
+        wanted = "regex" if name == "array:regex" else "value"
+        if "array" not in args or wanted not in args:
+            raise CqlValueError(f"{call.name}() needs the array and {wanted}=, e.g. {example}", call.span)
+        given = self.word(args["array"])
+        if not given.endswith("[]"):
+            raise CqlValueError(f"{call.name}() takes the array as its name with [] (\"{given}[]\"), e.g. {example}",
+                                args["array"].span)
+        array = given[:-2]
+        if not array or "[" in array or "]" in array:
+            raise _Opaque(call.name, f"{call.name}() of a nested array ({given}): cqlx converts an array "
+                                     "named name[]")
+        element = f"{array}[]"
+        if name == "array:contains":
+            return ir.ArrayAny(array, ir.Eq(element, self.word(args["value"]), False, call.span), call.span)
+        pattern = unescape_regex(self.word(args["regex"]))
+        if not pattern:
+            raise CqlValueError("array:regex() needs a regular expression that is not empty", args["regex"].span)
+        flags = ""
+        if "flags" in args:
+            word = self.word(args["flags"])
+            if set(word) - set("dim"):
+                raise CqlValueError(f"flags={word!r}: array:regex() accepts the flags d, i and m",
+                                    args["flags"].span)
+            flags = _flags(word)
+        if named_groups(pattern):  # regex() extracts them; whether array:regex() does is not documented
+            raise _Opaque(call.name, "array:regex() with named groups: the documentation does not say whether "
+                                     "it extracts them")
+        return ir.ArrayAny(array, ir.Regex(element, pattern, flags, call.span), call.span)
 
     def like(self, field: str, value: A.Node, span: Span) -> ir.Pred:
         """``field like "text"``: the value contains the text, case-sensitive (syntax-operators:

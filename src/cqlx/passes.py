@@ -29,6 +29,8 @@ def pred_fields(pred: ir.Pred) -> frozenset[str]:
         return frozenset({"*"})  # every field, or fields nobody knows
     if isinstance(pred, ir.TrueP):
         return frozenset()
+    if isinstance(pred, ir.ArrayAny):
+        return frozenset({f"{pred.array}[*]"})  # its elements (matches_field)
     return frozenset({pred.field})
 
 
@@ -593,8 +595,8 @@ def rename_pred(pred: ir.Pred, renames: dict[str, str]) -> ir.Pred:
         return replace(pred, item=rename_pred(pred.item, renames))
     if isinstance(pred, ir.ExprTest):
         return replace(pred, left=rename_expr(pred.left, renames), right=rename_expr(pred.right, renames))
-    if isinstance(pred, ir.FreeText | ir.OpaqueTest | ir.TrueP):
-        return pred
+    if isinstance(pred, ir.FreeText | ir.OpaqueTest | ir.TrueP | ir.ArrayAny):
+        return pred  # an array's elements are no field a rename makes
     return replace(pred, field=renames.get(pred.field, pred.field))
 
 

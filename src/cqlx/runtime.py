@@ -929,6 +929,15 @@ def shannon_entropy(value: Any) -> float | None:
     return -sum(count / total * math.log2(count / total) for count in counts.values())
 
 
+def array_values(record: dict[str, Any], name: str) -> list[Any]:
+    """The elements of array ``name``: the values of ``name[0]``, ``name[1]``... up to the first
+    index missing (the Array Syntax, as concatArray() reads them)."""
+    values: list[Any] = []
+    while (value := get(record, f"{name}[{len(values)}]")) is not None:
+        values.append(value)
+    return values
+
+
 def concat_array(record: dict[str, Any], name: str, start: int, stop: int, prefix: str, separator: str,
                  suffix: str) -> str | None:
     """concatArray(): the texts of name[start], name[start + 1]... up to name[stop] (-1: no end),

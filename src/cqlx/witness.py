@@ -143,6 +143,11 @@ def _satisfy(pred: ir.Pred, rng: random.Random) -> dict[str, str] | None:
         return merged
     if isinstance(pred, ir.Or):
         return _satisfy(rng.choice(pred.items), rng)
+    if isinstance(pred, ir.ArrayAny):  # an element that passes, after one that does not
+        element = _satisfy(pred.test, rng)
+        if element is None:
+            return None
+        return {f"{pred.array}[0]": "-", f"{pred.array}[1]": element[pred.test.field]}
     if isinstance(pred, ir.Not | ir.TrueP):
         return {}
     return None

@@ -294,6 +294,13 @@ class Generator:
     def opaque_test(self, pred: ir.OpaqueTest) -> None:
         self.unsupported(pred.reason, pred.span, DETECTION)
 
+    def array_test(self, pred: ir.ArrayAny) -> None:
+        """array:regex() and array:contains(): LogScale's arrays are fields ``a[0]``, ``a[1]``...,
+        which no profile maps (a target holds arrays its own way, if at all)."""
+        function = "array:regex" if isinstance(pred.test, ir.Regex) else "array:contains"
+        self.unsupported(f"{function}() tests the elements of {pred.array}[] ({pred.array}[0], {pred.array}[1], ...), "
+                         f"which profile {self.profile.name} has no counterpart for", pred.span, DETECTION)
+
     def unextracted(self, step: ir.Step) -> None:
         """Report a named-group regex the step tests without extracting (passes.unextracted_groups):
         detection loss when a later step decides on its fields, else presentation."""

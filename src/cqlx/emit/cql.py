@@ -738,6 +738,13 @@ class CqlGenerator(Generator):
     def pred_opaquetest(self, pred: ir.OpaqueTest) -> str:
         return pred.text
 
+    def pred_arrayany(self, pred: ir.ArrayAny) -> str:
+        array = string(f"{pred.array}[]")
+        if isinstance(pred.test, ir.Regex):
+            flags = f", flags={string(pred.test.flags)}" if pred.test.flags else ""
+            return f"array:regex({array}, regex={string(pred.test.pattern)}{flags})"
+        return f"array:contains({array}, value={string(pred.test.value)})"
+
     def pred_cidr(self, pred: ir.Cidr) -> str:
         return f"cidr({field_name(pred.field)}, subnet=[{', '.join(string(s) for s in pred.subnets)}])"
 

@@ -979,6 +979,10 @@ class KqlGenerator(Generator):
         self.opaque_test(pred)
         return "false"
 
+    def pred_arrayany(self, pred: ir.ArrayAny) -> str:
+        self.array_test(pred)
+        return "false"
+
     def pred_freetext(self, pred: ir.FreeText) -> str:
         self.unsupported("free-text search reads every field of the LogScale event and its @rawstring, which "
                          f"the columns of {self.event.table if self.event else 'the table'} do not hold one for one "

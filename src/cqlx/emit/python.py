@@ -390,6 +390,10 @@ class _Segment:
         if isinstance(pred, ir.Cidr):
             nets = m.constant(f"networks({pred.subnets!r})", "N")
             return f"in_networks({self.tested(pred.field, pred.span)}, {nets})"
+        if isinstance(pred, ir.ArrayAny):  # the test on a record of one element, for each element
+            element = m.field(pred.test.field)
+            return (f"any((lambda rec: {self.pred(pred.test)})({{{element!r}: _value}}) "
+                    f"for _value in array_values(rec, {m.field(pred.array)!r}))")
         if isinstance(pred, ir.OpaqueTest):
             self.module.lose(DETECTION, pred.reason, pred.span)
             return "False"

@@ -685,6 +685,9 @@ class SigmaGenerator(Generator):
         if isinstance(pred, ir.OpaqueTest):
             self.opaque_test(pred)
             return None
+        if isinstance(pred, ir.ArrayAny):
+            self.array_test(pred)
+            return None
         if isinstance(pred, ir.FreeText):
             self.unsupported("free-text search reads every field of the LogScale event; Sigma's keywords match "
                              "ignoring case over whatever a backend searches, not the same fields", pred.span,

@@ -740,6 +740,9 @@ class SplGenerator(Generator):
         if isinstance(pred, ir.OpaqueTest):
             self.opaque_test(pred)
             return "false()"
+        if isinstance(pred, ir.ArrayAny):
+            self.array_test(pred)
+            return "false()"
         if isinstance(pred, ir.ExprTest):
             return f"{self.expr(pred.left)}{_CMP[pred.op]}{self.expr(pred.right)}"
         raise AssertionError(f"unexpected predicate {type(pred).__name__}")
