@@ -44,7 +44,7 @@ def test_the_library_covers_the_constructs() -> None:
                       "concat(", "replace(", "default(", "coalesce(", "rename(", "drop(", "round(", "select(",
                       "table(", "sort(", "groupBy(", "collect(", "selectLast(", "count(", "in(", "cidr(",
                       "wildcard(", "text:contains(", "test(", "base64Decode(", "ipLocation(", "join(", "$",
-                      "?{", "=~"):
+                      "?{", "=~", "repeat=true", ", sort("):
         assert construct in text, construct
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import string
 import sys
 import tempfile
@@ -245,9 +246,17 @@ def _event_verdict(rows: list[dict[str, Any]], fields: tuple[str, ...], each: bo
 
 
 def _canonical(value: Any) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    """A value as rows are compared: a number, or the text of a number, as the number (LogScale's
+    values are text: a group key "443" is the 443 a typed column holds; :func:`_same` compares
+    single values so too), anything else as text."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         return str(value)
-    number = float(value)
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    if not math.isfinite(number):
+        return str(value)
     return int(number) if number.is_integer() else round(number, 9)
 
 
