@@ -104,7 +104,7 @@ class Matcher(Frozen):
     @property
     def fields(self) -> tuple[str, ...] | None:
         """The output fields in order when the rule selects them (or groups: the keys and the
-        functions' outputs), else None."""
+        functions' outputs), with what later steps write, else None (:func:`output_fields`)."""
         return output_fields(self.query)
 
 
