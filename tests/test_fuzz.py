@@ -204,6 +204,7 @@ REAL_STAGES = (
     "groupBy([{f}]) | [sum(_count, as={f}), max(_count), sort({f}, order=asc, limit={n})]",
     "[count(), sort({f})]", "setField(target={s}, value={f} + {n})", "setField(target={f}, value={s})",
     "lowercase({f})", "lowercase([{f}, {f}], include=both)", "lower({f}, locale=tr_TR, as={f})",
+    'array:regex("{f}[]", regex={s}, flags=i)', '!array:contains("{f}[]", value={s})',
 )
 
 
@@ -1419,6 +1420,11 @@ KNOWN_CASES: tuple[Case, ...] = (
          "a table of one LogScale tag: `| table ` once tags were refused on raw FDR (its column now stays empty)"),
     Case("kql-unmapped-only-select", PREFIX + "select([nosuch])", "kusto",
          "a selection of fields the table lacks: `| project ` with no column"),
+    Case("spl-appendpipe", "groupBy([e])|[sum(t),sort()]", "spl-output",
+         "stats() with a sort(): the lexical SPL check took appendpipe's [subpipeline] for a stray '['"),
+    Case("prefilter-totals-without-groups", "ame|table(c)|[count(),sort(e)]", "prefilter",
+         "stats() with a sort() after a projection is a row even over no events: the check compared single "
+         "events (seed 229)"),
 )
 
 
@@ -1490,6 +1496,8 @@ FIXED = frozenset({
     "kql-dead-strict-extract",
     "spl-tag-only-table",
     "kql-unmapped-only-select",
+    "spl-appendpipe",
+    "prefilter-totals-without-groups",
 })
 
 

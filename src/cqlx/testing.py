@@ -197,8 +197,9 @@ def repeats(query: ir.Query) -> bool:
 
 
 def aggregates(query: ir.Query) -> bool:
-    """Whether the rule groups events (its tests then run their events as one stream)."""
-    return any(isinstance(s, ir.Aggregate) for s in query.steps)
+    """Whether the rule groups events, or computes over all of them (``stats()`` with a sort():
+    a row even over none): its tests then run their events as one stream."""
+    return any(isinstance(s, ir.Aggregate | ir.Totals) for s in query.steps)
 
 
 def output_fields(query: ir.Query) -> frozenset[str] | None:
@@ -486,7 +487,9 @@ def _group_query(query: ir.Query) -> tuple[ir.Query, ir.Aggregate] | None:
     it that decide or compute on the group rows, without those that only show or order them
     (the correlation's description says them). None when a step after it rewrites a key, which
     makes other groups of the same events."""
-    index = next(i for i, s in enumerate(query.steps) if isinstance(s, ir.Aggregate))
+    index = next((i for i, s in enumerate(query.steps) if isinstance(s, ir.Aggregate)), None)
+    if index is None:  # rows over all events without a grouping (stats() with a sort()): no groups
+        return None
     aggregate = query.steps[index]
     assert isinstance(aggregate, ir.Aggregate)
     after = [s for s in query.steps[index + 1:] if not isinstance(s, ir.Project | ir.Order | ir.Drop)]
