@@ -90,6 +90,10 @@ EXPRESSIONS = [
     'x := "a" * 2 | x = *',
     "select([ComputerName, CommandLine]) | UserName != root",
     "select([ComputerName, CommandLine]) | UserName = root",
+    # x / 0 has no value (Kusto's real division would give infinity, which is > 1)
+    "z := RawProcessId - 17 | x := RawProcessId / z | x = *",
+    "z := RawProcessId - 17 | x := 100 / z | test(x > 0)",
+    "x := RawProcessId / 0 | x = *",
 ]
 
 

@@ -1104,6 +1104,14 @@ class KqlGenerator(Generator):
             left, right = self.operand(expr.left), self.operand(expr.right)
             if expr.op == "/":  # LogScale divides as real numbers; KQL long / long truncates
                 left = f"todouble({left})"
+                # CQL's x / 0 has no value (the matcher's reading); Kusto's real division gives
+                # infinity: a zero divisor is null instead
+                divisor = expr.right.value if isinstance(expr.right, ir.Lit) else None
+                if divisor == 0:
+                    right = "real(null)"
+                elif not isinstance(divisor, int | float):
+                    real = right if right.startswith("todouble(") else f"todouble({right})"
+                    right = f"iff({right} == 0, real(null), {real})"
             return f"({left} {expr.op} {right})"
         if isinstance(expr, ir.Func) and expr.name == TIME_BUCKET:
             return self.time_bucket(expr)
