@@ -769,14 +769,8 @@ class _Lowering:
         if len(ordering) > 1:
             raise _Opaque(name, "stats() with several functions that keep rows combines each row of one with "
                                 "each of the other's; cqlx does not convert it")
-        functions: list[ir.AggFunc] = []
-        nodes: list[A.Node] = []
-        for item in items:
-            if item is not call:
-                made = [f for f in self.agg_function(item, host="stats") if f not in functions]
-                functions += made
-                nodes += [item] * len(made)
-        self.check_outputs((), tuple(functions), nodes)
+        assert given is not None
+        functions = self.function_list(A.Array(given.span, tuple(i for i in items if i is not call)), (), stats)
         if any(f.name not in AGGREGATE_OUTPUTS for f in functions):
             raise _Opaque(name, f"{name}() among stats()'s functions with collect(), selectLast() or "
                                 "selectFromMax(): cqlx combines its rows only with count(), sum(), min(), max() "

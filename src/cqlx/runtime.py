@@ -929,11 +929,14 @@ def shannon_entropy(value: Any) -> float | None:
     return -sum(count / total * math.log2(count / total) for count in counts.values())
 
 
-def array_values(record: dict[str, Any], name: str) -> list[Any]:
-    """The elements of array ``name``: the values of ``name[0]``, ``name[1]``... up to the first
-    index missing (the Array Syntax, as concatArray() reads them)."""
+def array_values(record: dict[str, Any], name: str, start: int = 0, stop: int = -1) -> list[Any]:
+    """The elements of array ``name``: the values of ``name[start]``, ``name[start + 1]``... up to
+    ``name[stop]`` (-1: no end), stopping at the first index missing (the Array Syntax)."""
     values: list[Any] = []
-    while (value := get(record, f"{name}[{len(values)}]")) is not None:
+    while stop < 0 or start + len(values) <= stop:
+        value = get(record, f"{name}[{start + len(values)}]")
+        if value is None:
+            break
         values.append(value)
     return values
 
@@ -941,15 +944,14 @@ def array_values(record: dict[str, Any], name: str) -> list[Any]:
 def concat_array(record: dict[str, Any], name: str, start: int, stop: int, prefix: str, separator: str,
                  suffix: str) -> str | None:
     """concatArray(): the texts of name[start], name[start + 1]... up to name[stop] (-1: no end),
-    stopping at the first missing index; no value when the first is missing (functions-concatarray)."""
+    stopping at the first missing index (or one with no text); no value when the first is missing
+    (functions-concatarray)."""
     texts = []
-    index = start
-    while stop < 0 or index <= stop:
-        string = text(get(record, f"{name}[{index}]"))
+    for value in array_values(record, name, start, stop):
+        string = text(value)
         if string is None:
             break
         texts.append(string)
-        index += 1
     return prefix + separator.join(texts) + suffix if texts else None
 
 

@@ -108,6 +108,7 @@ class Generator:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     computed: set[str] = field(default_factory=set)  # fields the query has assigned so far
     subject: str = "the rule"  # what the messages call the query (a join's subquery is not the rule)
+    counters: dict[str, int] = field(default_factory=dict)  # next_number(): scratch names made so far
 
     def __post_init__(self) -> None:
         if not self.target:
@@ -126,6 +127,12 @@ class Generator:
         self.check_shadowing()
         self.check_folding()
         self.check_branch_repeats(self.query.steps, False)
+
+    def next_number(self, counter: str) -> int:
+        """The next number (1, 2, ...) of one of the generator's counters, for scratch names
+        (``_cqlx_lookup1``, ``_cqlx_case2``...) that must not meet another of their kind."""
+        self.counters[counter] = self.counters.get(counter, 0) + 1
+        return self.counters[counter]
 
     def answer_repository(self) -> None:
         """Leading tests on ``#repo`` that the profile's ``repositories:`` answer leave the rule;

@@ -126,7 +126,6 @@ class KqlGenerator(Generator):
         self.kinds: dict[str, str] = {}  # computed field → its kind
         self.live: set[str] | None = None  # after a projection: the fields rows still have
         self.gone: set[str] = set()  # fields a drop() removed
-        self.cases = 0
         self.preamble: list[str] = []  # extends a step needs before it (derive)
         # an event time derive() computed as a number → the datetime column it came from, while the
         # rows still have that column and no step has written the field since (event_time)
@@ -366,8 +365,7 @@ class KqlGenerator(Generator):
         are written over the event's fields (when not strict, only where a row matched)."""
         if any(self.dead(f) for f in step.fields):  # no event has the key: no row matches
             return ["where false"] if step.filters and not step.negated else []
-        self.lookups = getattr(self, "lookups", 0) + 1
-        tag = f"_cqlx_lookup{self.lookups}"
+        tag = f"_cqlx_lookup{self.next_number('lookups')}"
         extends: list[str] = []
         left: list[str] = []
         right: list[tuple[str, str]] = []
@@ -426,8 +424,8 @@ class KqlGenerator(Generator):
         """KQL has no first-match branches: the branch an event takes is computed once, then each
         assigned field from it (:func:`cqlx.passes.expand_case`). A field that no column holds yet
         starts as a typed null (extend cannot read a column that does not exist)."""
-        self.cases += 1
-        steps = expand_case(self.case_without_extraction(step), f"_cqlx_case{self.cases}", self.exists)
+        steps = expand_case(self.case_without_extraction(step), f"_cqlx_case{self.next_number('cases')}",
+                            self.exists)
         if steps is None:
             self.unsupported("a case { } branch filters after it assigns, or reads what it assigns; cqlx does not "
                              "convert that to KQL", step.span)
@@ -493,8 +491,7 @@ class KqlGenerator(Generator):
                              "(RE2) skips an empty match right after another match, LogScale's (Java's) does not",
                              step.span)
         self.optional_groups(step, "KQL's extract_all() gives an empty string for both")
-        self.scratch = getattr(self, "scratch", 0) + 1
-        matches = f"_cqlx_each{self.scratch}"
+        matches = f"_cqlx_each{self.next_number('scratch')}"
         wanted = ", ".join(str(numbers[g]) for g in step.groups)
         # One group: extract_all() gives the values themselves; more: an array per match.
         values = [f"tostring({matches})"] if len(step.groups) == 1 else \
@@ -592,8 +589,7 @@ class KqlGenerator(Generator):
         no rows the summary stays, alone (a summarize without keys always gives one row, with
         count() and sum() 0: the Kusto reference's default values of aggregations), as LogScale
         gives it."""
-        self.totals_made = getattr(self, "totals_made", 0) + 1
-        tag = f"_cqlx_totals{self.totals_made}"
+        tag = f"_cqlx_totals{self.next_number('totals')}"
         summary = self.aggregate(ir.Aggregate((), step.functions, None, span=step.span))
         derived, self.preamble[:] = list(self.preamble), []  # what the summary reads, derived on that side
         first, *rest = self.written
@@ -647,7 +643,7 @@ class KqlGenerator(Generator):
         field. selectFromMax()/selectFromMin(): ``arg_max()``/``arg_min()`` of the field's number,
         returning every include field of that one row; when no row has a number, Kusto still picks
         a row, so the fields are emptied then. Ties pick any row, in Kusto as in LogScale."""
-        self.scratch = getattr(self, "scratch", 0) + 1
+        scratch = self.next_number("scratch")
         first = group[0]
         if first.name == "collect":
             assert first.field is not None
@@ -681,8 +677,8 @@ class KqlGenerator(Generator):
             function = "arg_max" if first.name == "selectFromMax" else "arg_min"
         # arg_max() names the columns it returns after its arguments, which must be columns: each
         # value goes into a scratch column first, read back under the output's name after.
-        best = f"_cqlx_pick{self.scratch}"
-        values = [f"_cqlx_value{self.scratch}_{i}" for i in range(1, len(group) + 1)]
+        best = f"_cqlx_pick{scratch}"
+        values = [f"_cqlx_value{scratch}_{i}" for i in range(1, len(group) + 1)]
         sources = []
         for function_ in group:
             assert function_.field is not None

@@ -282,8 +282,7 @@ class SplGenerator(Generator):
         field says which matched; ``!join()`` keeps those without it). Splunk's join reads at most
         50,000 subsearch rows (limits.conf subsearch_maxout), LogScale's 100,000: both are assumed
         not reached."""
-        self.joins = getattr(self, "joins", 0) + 1
-        tag = f"_cqlx_join{self.joins}"
+        tag = f"_cqlx_join{self.next_number('joins')}"
         sub = SplGenerator(step.subquery, self.profile, self.meta, self.target, subject="the join's subquery")
         lines = sub.generate().strip().split("\n")
         keys = [f"{tag}_key{i}" for i in range(1, len(step.keys) + 1)]
@@ -337,8 +336,7 @@ class SplGenerator(Generator):
             self.lookup_lost(step, f"mode={step.mode} needs a lookup definition with match_type = "
                              f"{kind}(column) (transforms.conf); the lookup command on a file matches exactly")
             return []
-        self.lookups = getattr(self, "lookups", 0) + 1
-        tag = f"_cqlx_lookup{self.lookups}"
+        tag = f"_cqlx_lookup{self.next_number('lookups')}"
         keys = ", ".join(f"{table_name(c)} AS {table_name(self.col(f, step.span))}"
                          for f, c in zip(step.fields, step.columns, strict=True))
         written = () if step.negated else (step.include or ())
@@ -370,10 +368,10 @@ class SplGenerator(Generator):
     def case(self, step: ir.Case) -> list[str]:
         """SPL has no first-match branches: the branch an event takes is computed once, then each
         assigned field from it (:func:`cqlx.passes.expand_case`)."""
-        self.cases = getattr(self, "cases", 0) + 1
         # a field the events may hold keeps its value where no branch assigns it (eval reads a
         # missing one as null); one they cannot hold (a CIM dataset's unmapped field) starts empty
-        steps = expand_case(self.case_without_extraction(step), f"_cqlx_case{self.cases}", self.exists)
+        steps = expand_case(self.case_without_extraction(step), f"_cqlx_case{self.next_number('cases')}",
+                            self.exists)
         if steps is None:
             self.unsupported("a case { } branch filters after it assigns, or reads what it assigns; cqlx does not "
                              "convert that to SPL", step.span)
@@ -421,8 +419,7 @@ class SplGenerator(Generator):
                                  "documented", step.span)
         if len(step.groups) == 1 and step.strict:  # every result has the field: one value per match
             return [f"mvexpand {table_name(step.groups[0])} limit={step.each}"]
-        self.scratch = getattr(self, "scratch", 0) + 1
-        index = f"_cqlx_each{self.scratch}"
+        index = f"_cqlx_each{self.next_number('scratch')}"
         return [f"eval {index}=mvrange(0, coalesce(mvcount({field_ref(step.groups[0])}), 1))",
                 f"mvexpand {index} limit={step.each}",
                 "eval " + ", ".join(f"{field_ref(g)}=mvindex({field_ref(g)}, {index})" for g in step.groups),
@@ -435,8 +432,7 @@ class SplGenerator(Generator):
         results and appends what it gives (Search Reference, appendpipe), here a row only when
         there was none (stats count over no results is 0), holding count() and sum() as 0 (their
         value over no events; min(), max() and avg() of none leave their outputs unset)."""
-        self.totals_made = getattr(self, "totals_made", 0) + 1
-        tag = f"_cqlx_rows{self.totals_made}"
+        tag = f"_cqlx_rows{self.next_number('totals')}"
         out = self.aggregate(ir.Aggregate((), step.functions, None, span=step.span), "eventstats")
         zero = [f"{field_ref(f.output)}=0" for f in step.functions if f.name in ("count", "sum")]
         inner = [f"stats count as {tag}", f"where {tag}=0", *([f"eval {', '.join(zero)}"] if zero else []),
@@ -452,7 +448,7 @@ class SplGenerator(Generator):
         The functions that keep values are :meth:`value_terms`; ``top(percent=true)`` is the
         group's count over the sum of every group's (``eventstats``)."""
         terms = []
-        numbers: list[str] = []  # eval before stats: min/max of the field's numbers only
+        numbers: list[tuple[str, str]] = []  # eval before stats: min/max of the field's numbers only
         before: list[str] = []  # eval/eventstats before stats (selectFromMax's pick)
         after: list[str] = []  # eval after stats (collect's join)
         keys = [table_name(self.col(key, step.span)) for key in step.keys]
@@ -479,7 +475,7 @@ class SplGenerator(Generator):
             elif function.name in ("min", "max") and function.field not in self.numeric:
                 # Splunk's min/max of text compare lexicographically; LogScale's skip what is no number.
                 scratch = f"_cqlx_number{len(numbers) + 1}"
-                numbers.append(f"{scratch}=tonumber({field_ref(self.col(function.field, step.span))})")
+                numbers.append((scratch, f"tonumber({field_ref(self.col(function.field, step.span))})"))
                 call = f"{function.name}({scratch})"
             else:
                 column = table_name(self.col(function.field, step.span))
@@ -495,11 +491,11 @@ class SplGenerator(Generator):
         if step.series_limit is not None and step.keys[1:]:
             self.unsupported(f"LogScale keeps the {step.series_limit} series with the largest values; SPL keeps "
                              "every series", step.span, self.loss(step))
-        out = ["eval " + ", ".join(numbers)] if numbers else []
+        out = ["eval " + ", ".join(f"{n}={value}" for n, value in numbers)] if numbers else []
         out += before
         out.append(f"{command} " + ", ".join(terms) + (" by " + ", ".join(keys) if keys else ""))
         if command == "eventstats" and numbers:  # the rows stay: their scratch numbers go
-            out.append("fields - " + " ".join(n.split("=", 1)[0] for n in numbers))
+            out.append("fields - " + " ".join(n for n, _ in numbers))
         if dropped:
             out.append("fields - _cqlx_groups")
         sums = [f.output for f in step.functions if f.name == "sum"]
@@ -529,7 +525,7 @@ class SplGenerator(Generator):
         field: time functions). selectFromMax()/selectFromMin(): ``eventstats`` finds the group's
         largest/smallest number, each include field is kept only on the events that have it, and
         ``first()`` takes it; ties, which LogScale breaks at random, may mix fields of tied events."""
-        self.scratch = getattr(self, "scratch", 0) + 1
+        scratch = self.next_number("scratch")
         first = group[0]
         if first.name == "collect":
             assert first.field is not None
@@ -546,7 +542,7 @@ class SplGenerator(Generator):
             return [f"latest({table_name(self.shown(step, first.field, first.output))}) as "
                     f"{table_name(first.output)}"]
         assert first.by is not None
-        pick, best = f"_cqlx_pick{self.scratch}", f"_cqlx_best{self.scratch}"
+        pick, best = f"_cqlx_pick{scratch}", f"_cqlx_best{scratch}"
         by = field_ref(self.time_column(first.by) or self.col(first.by, step.span))
         before.append(f"eval {pick}=tonumber({by})")
         extreme = "max" if first.name == "selectFromMax" else "min"
@@ -555,7 +551,7 @@ class SplGenerator(Generator):
         terms = []
         for number, function in enumerate(group, start=1):
             assert function.field is not None
-            value = f"_cqlx_value{self.scratch}_{number}"
+            value = f"_cqlx_value{scratch}_{number}"
             column = self.time_column(function.field) or self.shown(step, function.field, function.output)
             values.append(f"{value}=if({pick}=={best}, {field_ref(column)}, null())")
             terms.append(f"first({value}) as {table_name(function.output)}")
