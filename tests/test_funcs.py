@@ -68,6 +68,9 @@ LOWERING: list[tuple[str, tuple[ir.Step, ...]]] = [
                                                                                           ir.Lit("-")))),)),
     ('base64Decode(a, charset="utf-16le")', (ir.Eval("_base64Decode", ir.Func("base64Decode",
                                                                              (a, ir.Lit("UTF-16LE")))),)),
+    # crypto:md5(): the fields, hashed together, into _md5 (functions-crypto-md5)
+    ("crypto:md5([a, b])", (ir.Eval("_md5", ir.Func("crypto:md5", (a, b))),)),
+    ("x := crypto:md5(field=a)", (ir.Eval("x", ir.Func("crypto:md5", (a,))),)),
     ("urlDecode(a) | shannonEntropy(b)", (ir.Eval("_urldecode", ir.Func("urlDecode", (a,))),
                                           ir.Eval("_shannonentropy", ir.Func("shannonEntropy", (b,))))),
     ('concatArray(server, separator=",")', (ir.Eval("_concatArray", ir.Func("concatArray", _lit(
@@ -308,6 +311,12 @@ def test_other_functions() -> None:
     assert R.url_decode("https%3A%2F%2Fwww.example.com") == "https://www.example.com"  # functions-urldecode
     assert R.url_decode("a+b%20c%E2%82%AC%ff") == "a b c€\ufffd"
     assert [R.url_decode(v) for v in ("%", "%2", "%zz", None)] == [None, None, None, None]
+    # MD5 of the UTF-8 text (Kusto's hash_md5("World") example; RFC 1321's "abc"); a missing or
+    # empty field is the empty text, so the hash of "" when all are (functions-crypto-md5)
+    assert R.md5_hex("World") == "f5a7924e621e84c9280a9a27e1bcb7f6"
+    assert R.md5_hex("a", None, "", "bc") == R.md5_hex("abc") == "900150983cd24fb0d6963f7d28e17f72"
+    assert R.md5_hex(None) == R.md5_hex() == "d41d8cd98f00b204e9800998ecf8427e"
+    assert R.md5_hex("é", 17) == R.md5_hex("é17") != R.md5_hex("e17")
     assert round(R.shannon_entropy("example.com") or 0, 6) == 3.095795  # functions-shannonentropy
     assert R.shannon_entropy("aaaa") == 0 and R.shannon_entropy("") is None
     record = {"s[0]": "a", "s[1]": "b", "s[3]": "d"}

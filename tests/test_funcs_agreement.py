@@ -54,6 +54,9 @@ VALUES = [
     '| formatTime("%F %T.%L", as=x, field=SHA256HashData, unit=milliseconds) ' + ROWS,
     "| x := length(CommandLine) " + ROWS,
     "| x := concat([CommandLine, SHA256HashData]) " + ROWS,
+    # crypto:md5(): every event gets one, the hash of "" where every field is missing or empty
+    "| x := crypto:md5([CommandLine, RawProcessId]) " + ROWS,
+    "| crypto:md5(MD5HashData, as=x) " + ROWS,
     '| x := replace("(\\\\w+)\\\\.exe", with="[$1]", field=CommandLine, flags=i) ' + ROWS,
     '| x := replace("\\\\s+", with=" ", field=CommandLine) ' + ROWS,
     '| x := splitString(ImageFileName, by="\\\\\\\\", index=-1) ' + ROWS,
@@ -90,6 +93,7 @@ FILTERS = [
     '| x := format("%d", field=SHA256HashData) | test(x > 5) ' + ROWS,
     "| x := round(SHA256HashData) | x >= 3 " + ROWS,
     '| default(field=CommandLine, value="none") | CommandLine = "none" | select([ComputerName])',
+    '| crypto:md5([CommandLine], as=x) | x = "d41d8cd98f00b204e9800998ecf8427e" ' + ROWS,
     "| x := now() | test(x > 1700000000000) | test(length(CommandLine) >= 0) | select([ComputerName])",
 ]
 

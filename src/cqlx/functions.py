@@ -51,6 +51,8 @@ VALUE_FUNCTIONS = (
     FunctionSpec("shannonEntropy", ("field", "as"), "field", "value"),
     # unit:convert(field, as=<field>, binary=false, from, keepUnit=false, to, unit) — functions-unit-convert
     FunctionSpec("unit:convert", ("field", "as", "binary", "from", "keepUnit", "to", "unit"), "field", "value"),
+    # crypto:md5(field=[...], as=_md5) — functions-crypto-md5
+    FunctionSpec("crypto:md5", ("field", "as"), "field", "value"),
     # concatArray(field, as=_concatArray, from=0, to, prefix, separator, suffix) — functions-concatarray
     FunctionSpec("concatArray", ("field", "as", "from", "to", "prefix", "separator", "suffix"), "field", "value"),
     # default(value, field=[...], replaceEmpty=false): sets each missing field — functions-default

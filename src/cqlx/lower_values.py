@@ -156,6 +156,12 @@ def _concat(lw: _Lowering, call: A.Call, args: dict[str, A.Expr]) -> ir.Func:
     return ir.Func("concat", _fields(lw, args["field"]), call.span)
 
 
+def _md5(lw: _Lowering, call: A.Call, args: dict[str, A.Expr]) -> ir.Func:
+    if "field" not in args:
+        raise CqlValueError("crypto:md5() needs the fields to hash, e.g. crypto:md5([a, b])", call.span)
+    return ir.Func("crypto:md5", _fields(lw, args["field"]), call.span)
+
+
 def _single(name: str) -> _Builder:
     def build(lw: _Lowering, call: A.Call, args: dict[str, A.Expr]) -> ir.Func:
         if "field" not in args:
@@ -285,7 +291,7 @@ _BUILDERS: dict[str, _Builder] = {
     "format": _format, "formatTime": _format_time, "concat": _concat, "length": _single("length"),
     "replace": _replace, "splitString": _split_string, "round": _round, "now": _now, "coalesce": _coalesce,
     "base64Decode": _base64, "urlDecode": _single("urlDecode"), "shannonEntropy": _single("shannonEntropy"),
-    "concatArray": _concat_array, "duration": _duration, "unit:convert": _unit_convert,
+    "concatArray": _concat_array, "duration": _duration, "unit:convert": _unit_convert, "crypto:md5": _md5,
 }
 #: The value functions lowered here (lower() and upper() keep their own lowering).
 NAMES = frozenset(_BUILDERS)

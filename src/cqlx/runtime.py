@@ -813,6 +813,17 @@ def concat(*values: Any) -> str | None:
     return "".join(texts) if texts else None
 
 
+def md5_hex(*values: Any) -> str:
+    """crypto:md5(): the MD5 of the UTF-8 encoding of the fields' texts concatenated, a missing or
+    empty field counting as the empty string (functions-crypto-md5), so every event gets one.
+    *Assumption*: lower-case hex digits (the documentation says "a hex string"; Splunk's md5()
+    and Kusto's hash_md5() write lower case). A lone surrogate is encoded as ``?``, as Java does."""
+    import hashlib
+
+    joined = "".join(string for string in map(text, values) if string is not None)
+    return hashlib.md5(joined.encode("utf-8", "replace"), usedforsecurity=False).hexdigest()
+
+
 def default_value(value: Any, fallback: Any, replace_empty: bool) -> Any:
     """default(): the field's value, or ``fallback`` when it is missing (or empty, with
     replaceEmpty=true) (functions-default)."""

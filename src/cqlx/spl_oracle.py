@@ -25,6 +25,7 @@ Where Splunk's documentation is silent the oracle makes an explicit assumption, 
 from __future__ import annotations
 
 import functools
+import hashlib
 import ipaddress
 import itertools
 import math
@@ -954,6 +955,21 @@ def _fn_urldecode(args: _Args, source: _Source) -> Expr:
     return evaluate
 
 
+def _fn_md5(args: _Args, source: _Source) -> Expr:
+    # md5(<str>): "computes and returns the MD5 hash of a string value" (cryptographic functions),
+    # as hex: the example's md5("Hello World") is b10a8db164e0754105b7a99be72e3fe5, lower case.
+    # *Assumption*: of the UTF-8 text (Splunk keeps text as UTF-8).
+    (arg,) = args
+
+    def evaluate(row: Mapping[str, object]) -> Value:
+        text = _text(_boolean_free(arg[0](row), "md5()", arg, source))
+        if text is None:
+            return None
+        return hashlib.md5(text.encode("utf-8", "replace"), usedforsecurity=False).hexdigest()
+
+    return evaluate
+
+
 def _constant(value: Value) -> _Builder:
     return lambda args, source: (lambda row: value)
 
@@ -1221,6 +1237,7 @@ _FUNCTIONS: dict[str, tuple[int, int, _Builder]] = {
     "mvrange": (2, 3, _fn_mvrange),
     "time": (0, 0, _fn_time),
     "urldecode": (1, 1, _fn_urldecode),
+    "md5": (1, 1, _fn_md5),
     "cidrmatch": (2, 2, _fn_cidrmatch),
     "true": (0, 0, _constant(True)),
     "false": (0, 0, _constant(False)),

@@ -21,7 +21,7 @@ DEFAULT_OUTPUT: dict[str, str | None] = {
     "format": "_format", "formatTime": None, "concat": "_concat", "length": "_length", "replace": FROM_INPUT,
     "splitString": "_splitstring", "round": FROM_INPUT, "now": "_now", "coalesce": "_coalesce",
     "base64Decode": "_base64Decode", "urlDecode": "_urldecode", "shannonEntropy": "_shannonentropy",
-    "concatArray": "_concatArray", "duration": "_duration", "unit:convert": FROM_INPUT,
+    "concatArray": "_concatArray", "duration": "_duration", "unit:convert": FROM_INPUT, "crypto:md5": "_md5",
 }
 
 #: Functions whose value is a number (the others give text).
@@ -66,6 +66,7 @@ LAYOUTS: dict[str, Layout] = {
                          defaults=(("field", ir.Ref("@timestamp")), ("timezone", ir.Lit("UTC")),
                                    ("unit", ir.Lit("auto")))),
     "concat": Layout((), "field", rest="field"),
+    "crypto:md5": Layout((), "field", rest="field"),
     "length": Layout(("field",), "field"),
     "replace": Layout(("field", "regex", "with", "flags"), "regex",
                       defaults=(("field", ir.Ref("@rawstring")), ("with", ir.Lit("")), ("flags", ir.Lit("m")))),

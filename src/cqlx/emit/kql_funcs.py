@@ -113,6 +113,17 @@ def _concat(g: KqlGenerator, expr: ir.Func) -> str:
     return strcat([text(g, a) for a in expr.args])
 
 
+#: MD5 of the empty string, the value crypto:md5() gives when every field is missing or empty.
+_EMPTY_MD5 = '"d41d8cd98f00b204e9800998ecf8427e"'
+
+
+def _md5(g: KqlGenerator, expr: ir.Func) -> str:
+    # hash_md5(): lower-case hex of the UTF-8 text (Kusto reference, hash_md5()); the empty text
+    # is spelled out, as Kusto's reading of "" is not documented (duckdb-kql gives "").
+    joined = strcat([text(g, a) for a in expr.args])
+    return f"iff(isempty({joined}), {_EMPTY_MD5}, hash_md5({joined}))"
+
+
 def _format(g: KqlGenerator, expr: ir.Func) -> str:
     pattern = expr.args[0]
     assert isinstance(pattern, ir.Lit)
@@ -352,5 +363,5 @@ _RENDERERS: dict[str, Callable[[KqlGenerator, ir.Func], str]] = {
     "lower": _case, "upper": _case, "length": _length, "concat": _concat, "format": _format,
     "formatTime": _format_time, "replace": _replace, "splitString": _split, "round": _round, "now": _now,
     "coalesce": _coalesce, "default": _default, "base64Decode": _base64, "urlDecode": _url_decode,
-    "unit:convert": _unit_convert,
+    "unit:convert": _unit_convert, "crypto:md5": _md5,
 }

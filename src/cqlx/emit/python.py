@@ -58,7 +58,7 @@ from cqlx.valuefns import UNIT_CONVERT_LOSS, unit_scale
 #: Value functions whose runtime implementation takes the values, then the options, in order.
 _SIMPLE_FUNCTIONS = {"lower": "lower", "upper": "upper", "concat": "concat", "length": "length",
                      "round": "round_number", "now": "now_millis", "base64Decode": "base64_decode",
-                     "urlDecode": "url_decode", "shannonEntropy": "shannon_entropy"}
+                     "urlDecode": "url_decode", "shannonEntropy": "shannon_entropy", "crypto:md5": "md5_hex"}
 
 
 def re2_compiles(pattern: str) -> bool:

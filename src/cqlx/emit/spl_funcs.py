@@ -74,6 +74,13 @@ def _concat(g: SplGenerator, expr: ir.Func) -> str:
     return f"if({missing}, null(), {joined})"
 
 
+def _md5(g: SplGenerator, expr: ir.Func) -> str:
+    # md5(): the MD5 of the text as lower-case hex (Search Reference, cryptographic functions); a
+    # missing field counts as "", as in crypto:md5(), and the empty text's hash is spelled out.
+    joined = " . ".join(f"coalesce({text(g, a)}, \"\")" for a in expr.args) or '""'
+    return f"if(len({joined})=0, \"d41d8cd98f00b204e9800998ecf8427e\", md5({joined}))"
+
+
 def _format(g: SplGenerator, expr: ir.Func) -> str:
     pattern = expr.args[0]
     assert isinstance(pattern, ir.Lit)
@@ -268,4 +275,5 @@ _RENDERERS: dict[str, Callable[[SplGenerator, ir.Func], str]] = {
     "lower": _case, "upper": _case, "length": _length, "concat": _concat, "format": _format,
     "formatTime": _format_time, "replace": _replace, "splitString": _split, "round": _round, "now": _now,
     "coalesce": _coalesce, "default": _default, "urlDecode": _url_decode, "unit:convert": _unit_convert,
+    "crypto:md5": _md5,
 }
