@@ -179,6 +179,7 @@ class DetectionGenerator:
             lambda: f'default(field={field}, value="none") | {name} := {field}',
             lambda: f'{name} := coalesce([{field}, {pick(c, self.schema.text)}, "none"])',
             lambda: f"{name} := length({field}) * 2",
+            lambda: f"{name} := crypto:md5([{field}, {pick(c, self.schema.text)}])",
         ]
         return pick(c, forms)()
 

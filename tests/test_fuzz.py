@@ -205,6 +205,7 @@ REAL_STAGES = (
     "[count(), sort({f})]", "setField(target={s}, value={f} + {n})", "setField(target={f}, value={s})",
     "lowercase({f})", "lowercase([{f}, {f}], include=both)", "lower({f}, locale=tr_TR, as={f})",
     'array:regex("{f}[]", regex={s}, flags=i)', '!array:contains("{f}[]", value={s})',
+    "crypto:md5([{f}, {f}], as={f})", "{f} := crypto:md5({f}) | {f} = {s}", "hash([{f}], as={f})",
 )
 
 

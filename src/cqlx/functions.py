@@ -232,6 +232,10 @@ OPAQUE: dict[str, OpaqueSpec] = {
                    ("{as}.*",), (("as", "{field}"),)),
         OpaqueSpec("asn", "enrich", "field", "asn() reads an ASN database; " + _ENRICH,
                    ("{as}.*",), (("as", "{field}"),)),
+        # hash(field=[...], as=_hash, limit, seed): "a non-cryptographic hash ... an integer in the
+        # range [0,4294967295]" (functions-hash); which hash is not documented.
+        OpaqueSpec("hash", "enrich", "field", "hash(): LogScale documents its range, 0 to 4294967295, not its "
+                   "algorithm, so no other engine can compute the same numbers", ("{as}",), (("as", "_hash"),)),
         OpaqueSpec("rdns", "enrich", "field", "rdns() makes DNS lookups at search time; " + _ENRICH,
                    ("{as}",), (("as", "hostname"),)),
         OpaqueSpec("kvParse", "enrich", "field", "kvParse() creates fields named by the data; cqlx does not "
@@ -279,7 +283,7 @@ OPAQUE: dict[str, OpaqueSpec] = {
 # Functions real detection content uses that cqlx reads but does not convert yet (CQL.md's
 # frequency list), with what they do to the rows.
 _PENDING = {
-    "enrich": ("math:log", "math:abs", "math:floor", "math:ceil", "hash", "md5", "sha1",
+    "enrich": ("math:log", "math:abs", "math:floor", "math:ceil", "md5", "sha1",
                "sha256", "tokenHash"),
     "filter": ("dedup",),
     "aggregate": ("percentile", "stdDev", "range", "counterAsRate", "linReg"),
