@@ -41,6 +41,12 @@ def _epoch_ms(value: Any) -> dt.datetime | None:
 _DEVICE = re.compile(r"\\Device\\HarddiskVolume(\d+)(\\.*)\Z", re.IGNORECASE | re.DOTALL)
 
 
+def basename_path(name: str) -> str:
+    """The full path a target that reads a file name from a path holds for an event with the file
+    name alone (Falcon's ``FileName`` without ``ImageFileName``): the name after a ``/``."""
+    return name if "/" in name or "\\" in name else "/" + name
+
+
 def _convert(value: Any, kind: str, transform: str | None) -> Any:
     if transform == "epoch_ms":
         return _epoch_ms(value)
@@ -57,8 +63,7 @@ def _convert(value: Any, kind: str, transform: str | None) -> Any:
             return chr(ord("A") + int(device.group(1)) - 1) + ":" + device.group(2)
         return value
     if transform == "basename" and isinstance(value, str):
-        # Falcon has only the file name; the target holds a full path ending in it.
-        return value if "/" in value or "\\" in value else "/" + value
+        return basename_path(value)
     if kind in ("long", "int"):
         try:
             return int(str(value).strip())

@@ -32,7 +32,7 @@ from cqlx.emit.base import PRESENTATION
 from cqlx.emit.kql import WHOLE_NUMBER
 from cqlx.errors import CqlError, RuleFileError
 from cqlx.frozen import Frozen, record
-from cqlx.passes import nested_steps, step_writes
+from cqlx.passes import nested_steps, step_reads, step_writes
 from cqlx.rules import Rule
 
 if TYPE_CHECKING:
@@ -706,16 +706,25 @@ def _held(target: str, profiles: Mapping[str, str] | None) -> Callable[[Case], b
     profile has no entry for, or declares it has no counterpart for. The conversion reports such
     types (a rule that also names a type the target holds; a regex on ``#event_simpleName`` that
     admits types the profile does not declare) and reads the others; a rule of such types alone
-    is refused, so never compared."""
+    is refused, so never compared. Nor when one is stored in a LogScale repository other than
+    those the profile's events stand for (``repositories:``), or holds a file name with a ``/`` or
+    ``\\`` where the profile reads the name from a full path: the target holds no such event."""
     from cqlx.reshape import event_type_of
 
     if _LANGUAGE[target] == "python":
         return lambda case: True
     profile = target_profile(target, profiles)
+    repositories = set(profile.repositories)
 
     def held(case: Case) -> bool:
-        names = [event_type_of(e) for e in (case.stream or (case.event,))]
-        return all(n is None or profile.event_type(n) is not None for n in names)
+        events = case.stream or (case.event,)
+        names = [event_type_of(e) for e in events]
+        # nor an event of a LogScale repository other than those the profile's events stand for
+        return (all(n is None or profile.event_type(n) is not None for n in names)
+                and not (repositories and any("#repo" in e and e["#repo"] not in repositories for e in events))
+                # a file name the target reads from a path holds no separator there
+                and not any(isinstance(e.get(name), str) and ("/" in e[name] or "\\" in e[name])
+                            for e in events for name, _ in _file_names(profile, e, None)))
     return held
 
 
@@ -777,6 +786,62 @@ def sqlite_gap(query: ir.Query) -> str | None:
                     return (f"pySigma's sqlite backend writes |cidr {subnet} as several LIKE tests joined by OR "
                             "without parentheses, so the rule's other tests bind to the last one only")
     return None
+
+
+def stored_in(query: ir.Query, target: str, profiles: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The LogScale repositories the target's events stand for (the profile's ``repositories:``),
+    for a rule that reads ``#repo``; empty otherwise."""
+    from cqlx.repository import REPO_TAG
+
+    if _LANGUAGE[target] == "python" or not any(REPO_TAG in step_reads(s) for s in query.steps):
+        return ()
+    return target_profile(target, profiles).repositories
+
+
+def _stored(case: Case, repositories: tuple[str, ...]) -> Case:
+    """The case as the target holds it: each event that names no repository stored in the first of
+    ``repositories``; a stream without the events of other repositories (the target does not hold
+    them; a single such event is not compared at all: :func:`_held`)."""
+    def stored(event: dict[str, Any]) -> dict[str, Any]:
+        return event if "#repo" in event else {**event, "#repo": repositories[0]}
+    stream = tuple(stored(e) for e in case.stream if e.get("#repo", repositories[0]) in repositories)
+    return replace(case, event=stored(case.event), stream=stream)
+
+
+def _file_names(profile: Profile, event: Mapping[str, Any], read: EventType | None
+                ) -> list[tuple[str, str | None]]:
+    """The file-name fields of an event that the profile reads from a full path (``transform:
+    basename``: ``FileName`` from ``ImageFileName``), each with the Falcon field that holds the
+    path there, if the profile names one (None: it keeps the path under the column's own name, as
+    raw FDR does)."""
+    from cqlx.reshape import event_type_of
+
+    name = event_type_of(event)
+    event_type = (profile.event_type(name) if name else None) or read or profile.default_event()
+    if event_type is None:
+        return []
+    out: list[tuple[str, str | None]] = []
+    for falcon, mapped in event_type.fields.items():
+        if mapped.transform == "basename":
+            full = next((f for f, m in event_type.fields.items() if m.name == mapped.name and not m.transform
+                         and f != falcon), None)
+            if full is None and profile.unmapped == "identity":
+                full = mapped.name
+            out.append((falcon, full))
+    return out
+
+
+def _with_paths(case: Case, profile: Profile, read: EventType | None) -> Case:
+    """The case as a target that reads a file name from a full path holds it: an event with the
+    file name and without the path gets the path the target's records are given (the name after
+    a ``/``: :mod:`cqlx.reshape`), so the reference reads the same path."""
+    from cqlx.reshape import basename_path
+
+    def completed(event: dict[str, Any]) -> dict[str, Any]:
+        added = {full: basename_path(event[name]) for name, full in _file_names(profile, event, read)
+                 if full is not None and full not in event and isinstance(event.get(name), str)}
+        return {**event, **added} if added else event
+    return replace(case, event=completed(case.event), stream=tuple(completed(e) for e in case.stream))
 
 
 def _typed(case: Case, name: str) -> Case:
@@ -857,11 +922,17 @@ def test_rule(rule: Rule, report: Report, extra: list[Case] | None = None,
         # A rule that names no event type: the target searches one (chosen from its fields), so an
         # event that names none is read as of that type, by the reference too.
         read = read_as(query, target, profiles)
-        target_cases, target_expected = cases, expected
+        target_cases = cases
         if read is not None and not read.native:
-            typed = [_typed(c, read.name) for c in cases]
-            if typed != cases:
-                target_cases, target_expected = typed, reference(query, rule.text, typed, matcher)
+            target_cases = [_typed(c, read.name) for c in target_cases]
+        # A rule that tests #repo, on a target whose profile says which repositories its events
+        # stand for: an event that names none is stored in the first of them there.
+        repositories = stored_in(query, target, profiles)
+        if repositories:
+            target_cases = [_stored(c, repositories) for c in target_cases]
+        if _LANGUAGE[target] != "python":
+            target_cases = [_with_paths(c, target_profile(target, profiles), read) for c in target_cases]
+        target_expected = expected if target_cases == cases else reference(query, rule.text, target_cases, matcher)
         try:
             if target == "kql-parser":
                 errors = kql_parser(query, rule, kql_profile)
