@@ -176,6 +176,8 @@ SPLUNK_EXAMPLES = [
     ('replace("1/14/2017", "^(\\d{1,2})/(\\d{1,2})/", "\\2/\\1/")', "14/1/2017"),
     ('substr("string", 1, 3) . substr("string", -3)', "string"),
     ('urldecode("http%3A%2F%2Fwww.splunk.com%2Fdownload%3Fr%3Dheader")', "http://www.splunk.com/download?r=header"),
+    # cryptographic functions: md5("Hello World") (the documentation's result)
+    ('md5("Hello World")', "b10a8db164e0754105b7a99be72e3fe5"),
     # mathematical functions: "ceiling(1.9) returns 2", floor(1.9) returns 1
     ("ceiling(1.9)", 2),
     ("floor(1.9)", 1),

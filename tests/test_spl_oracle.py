@@ -198,7 +198,7 @@ def test_input_events_are_not_changed() -> None:
 ERRORS: list[tuple[str, str, dict[str, Any] | None, tuple[int, int], str]] = [
     ("unsupported-command", "x=a\n| timechart count", None, (2, 3), "command 'timechart' is outside"),
     ("stats-without-as", "x=a\n| stats count", None, (2, 8), "stats takes count, count(X)"),
-    ("unsupported-function", '| where md5(x)>1', None, (2, 9), "md5() is outside"),
+    ("unsupported-function", '| where sha256(x)>1', None, (2, 9), "sha256() is outside"),
     ("free-text-term", "error x=a", None, (1, 1), "free-text term"),
     ("quoted-phrase", '"web error"', None, (1, 1), "free-text"),
     ("search-comparison", "x>5", None, (1, 2), "comparison > is outside"),
