@@ -820,15 +820,14 @@ def _fn_isnotnull(args: _Args, source: _Source) -> Expr:
     return lambda row: value(row) is not None
 
 
-def _fn_case_change(upper: bool) -> _Builder:
+def _fn_text(name: str, change: Callable[[str], Value]) -> _Builder:
+    """A function of one text argument (``lower()``, ``md5()``): no value for a missing one."""
     def build(args: _Args, source: _Source) -> Expr:
         (arg,) = args
 
         def evaluate(row: Mapping[str, object]) -> Value:
-            text = _text(_boolean_free(arg[0](row), "upper()" if upper else "lower()", arg, source))
-            if text is None:
-                return None
-            return text.upper() if upper else text.lower()
+            text = _text(_boolean_free(arg[0](row), name, arg, source))
+            return None if text is None else change(text)
 
         return evaluate
 
@@ -955,19 +954,11 @@ def _fn_urldecode(args: _Args, source: _Source) -> Expr:
     return evaluate
 
 
-def _fn_md5(args: _Args, source: _Source) -> Expr:
+def _md5(text: str) -> str:
     # md5(<str>): "computes and returns the MD5 hash of a string value" (cryptographic functions),
     # as hex: the example's md5("Hello World") is b10a8db164e0754105b7a99be72e3fe5, lower case.
     # *Assumption*: of the UTF-8 text (Splunk keeps text as UTF-8).
-    (arg,) = args
-
-    def evaluate(row: Mapping[str, object]) -> Value:
-        text = _text(_boolean_free(arg[0](row), "md5()", arg, source))
-        if text is None:
-            return None
-        return hashlib.md5(text.encode("utf-8", "replace"), usedforsecurity=False).hexdigest()
-
-    return evaluate
+    return hashlib.md5(text.encode("utf-8", "replace"), usedforsecurity=False).hexdigest()
 
 
 def _constant(value: Value) -> _Builder:
@@ -1216,8 +1207,8 @@ _FUNCTIONS: dict[str, tuple[int, int, _Builder]] = {
     "like": (2, 2, _fn_like),
     "isnull": (1, 1, _fn_isnull),
     "isnotnull": (1, 1, _fn_isnotnull),
-    "lower": (1, 1, _fn_case_change(upper=False)),
-    "upper": (1, 1, _fn_case_change(upper=True)),
+    "lower": (1, 1, _fn_text("lower()", str.lower)),
+    "upper": (1, 1, _fn_text("upper()", str.upper)),
     "tonumber": (1, 2, _fn_tonumber),
     "in": (2, -1, _fn_in),
     "coalesce": (1, -1, _fn_coalesce),
@@ -1237,7 +1228,7 @@ _FUNCTIONS: dict[str, tuple[int, int, _Builder]] = {
     "mvrange": (2, 3, _fn_mvrange),
     "time": (0, 0, _fn_time),
     "urldecode": (1, 1, _fn_urldecode),
-    "md5": (1, 1, _fn_md5),
+    "md5": (1, 1, _fn_text("md5()", _md5)),
     "cidrmatch": (2, 2, _fn_cidrmatch),
     "true": (0, 0, _constant(True)),
     "false": (0, 0, _constant(False)),

@@ -714,14 +714,14 @@ def _held(target: str, profiles: Mapping[str, str] | None) -> Callable[[Case], b
     if _LANGUAGE[target] == "python":
         return lambda case: True
     profile = target_profile(target, profiles)
-    repositories = set(profile.repositories)
+    repositories = profile.repositories
 
     def held(case: Case) -> bool:
         events = case.stream or (case.event,)
         names = [event_type_of(e) for e in events]
         # nor an event of a LogScale repository other than those the profile's events stand for
         return (all(n is None or profile.event_type(n) is not None for n in names)
-                and not (repositories and any("#repo" in e and e["#repo"] not in repositories for e in events))
+                and all(_in_repositories(e, repositories) for e in events)
                 # a file name the target reads from a path holds no separator there
                 and not any(isinstance(e.get(name), str) and ("/" in e[name] or "\\" in e[name])
                             for e in events for name, _ in _file_names(profile, e, None)))
@@ -798,14 +798,23 @@ def stored_in(query: ir.Query, target: str, profiles: Mapping[str, str] | None =
     return target_profile(target, profiles).repositories
 
 
+def _in_repositories(event: Mapping[str, Any], repositories: tuple[str, ...]) -> bool:
+    """Whether a target whose events stand for ``repositories`` (none: any) holds the event: one
+    that names no repository, or one of them."""
+    return not repositories or "#repo" not in event or event["#repo"] in repositories
+
+
+def _each_event(case: Case, change: Callable[[dict[str, Any]], dict[str, Any]]) -> Case:
+    """The case with ``change`` made to its event and to each event of its stream."""
+    return replace(case, event=change(case.event), stream=tuple(change(e) for e in case.stream))
+
+
 def _stored(case: Case, repositories: tuple[str, ...]) -> Case:
     """The case as the target holds it: each event that names no repository stored in the first of
     ``repositories``; a stream without the events of other repositories (the target does not hold
     them; a single such event is not compared at all: :func:`_held`)."""
-    def stored(event: dict[str, Any]) -> dict[str, Any]:
-        return event if "#repo" in event else {**event, "#repo": repositories[0]}
-    stream = tuple(stored(e) for e in case.stream if e.get("#repo", repositories[0]) in repositories)
-    return replace(case, event=stored(case.event), stream=stream)
+    kept = replace(case, stream=tuple(e for e in case.stream if _in_repositories(e, repositories)))
+    return _each_event(kept, lambda event: event if "#repo" in event else {**event, "#repo": repositories[0]})
 
 
 def _file_names(profile: Profile, event: Mapping[str, Any], read: EventType | None
@@ -841,7 +850,7 @@ def _with_paths(case: Case, profile: Profile, read: EventType | None) -> Case:
         added = {full: basename_path(event[name]) for name, full in _file_names(profile, event, read)
                  if full is not None and full not in event and isinstance(event.get(name), str)}
         return {**event, **added} if added else event
-    return replace(case, event=completed(case.event), stream=tuple(completed(e) for e in case.stream))
+    return _each_event(case, completed)
 
 
 def _typed(case: Case, name: str) -> Case:
@@ -850,7 +859,7 @@ def _typed(case: Case, name: str) -> Case:
 
     def typed(event: dict[str, Any]) -> dict[str, Any]:
         return event if event_type_of(event) else {**event, "#event_simpleName": name}
-    return replace(case, event=typed(case.event), stream=tuple(typed(e) for e in case.stream))
+    return _each_event(case, typed)
 
 
 def refused(query: ir.Query, rule: Rule, target: str, profiles: Mapping[str, str] | None = None) -> str | None:

@@ -24,6 +24,10 @@ DEFAULT_OUTPUT: dict[str, str | None] = {
     "concatArray": "_concatArray", "duration": "_duration", "unit:convert": FROM_INPUT, "crypto:md5": "_md5",
 }
 
+#: crypto:md5() of the empty text, its value where every field is missing or empty: the KQL and
+#: the SPL spell it out (Kusto's hash_md5("") is not documented; duckdb-kql gives "").
+EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
+
 #: Functions whose value is a number (the others give text).
 NUMERIC = frozenset({"length", "round", "now", "shannonEntropy", "unit:convert"})
 

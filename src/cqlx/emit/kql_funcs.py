@@ -19,7 +19,7 @@ from cqlx import ir
 from cqlx import runtime as R
 from cqlx.emit.kql import NULL, NUMBER, TEXT, name, string
 from cqlx.regexes import matches_empty, re2_escape, to_python
-from cqlx.valuefns import NUMERIC, UNIT_CONVERT_LOSS, unit_scale
+from cqlx.valuefns import EMPTY_MD5, NUMERIC, UNIT_CONVERT_LOSS, unit_scale
 
 if TYPE_CHECKING:
     from cqlx.emit.kql import KqlGenerator
@@ -113,15 +113,11 @@ def _concat(g: KqlGenerator, expr: ir.Func) -> str:
     return strcat([text(g, a) for a in expr.args])
 
 
-#: MD5 of the empty string, the value crypto:md5() gives when every field is missing or empty.
-_EMPTY_MD5 = '"d41d8cd98f00b204e9800998ecf8427e"'
-
-
 def _md5(g: KqlGenerator, expr: ir.Func) -> str:
-    # hash_md5(): lower-case hex of the UTF-8 text (Kusto reference, hash_md5()); the empty text
-    # is spelled out, as Kusto's reading of "" is not documented (duckdb-kql gives "").
+    # hash_md5(): lower-case hex of the UTF-8 text (Kusto reference, hash_md5()); the empty
+    # text's hash spelled out (EMPTY_MD5)
     joined = strcat([text(g, a) for a in expr.args])
-    return f"iff(isempty({joined}), {_EMPTY_MD5}, hash_md5({joined}))"
+    return f"iff(isempty({joined}), {string(EMPTY_MD5)}, hash_md5({joined}))"
 
 
 def _format(g: KqlGenerator, expr: ir.Func) -> str:

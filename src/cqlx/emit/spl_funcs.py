@@ -20,7 +20,7 @@ from cqlx import runtime as R
 from cqlx.emit.kql_funcs import literal_text
 from cqlx.emit.spl import string
 from cqlx.regexes import to_python
-from cqlx.valuefns import UNIT_CONVERT_LOSS, unit_scale
+from cqlx.valuefns import EMPTY_MD5, UNIT_CONVERT_LOSS, unit_scale
 
 if TYPE_CHECKING:
     from cqlx.emit.spl import SplGenerator
@@ -78,7 +78,7 @@ def _md5(g: SplGenerator, expr: ir.Func) -> str:
     # md5(): the MD5 of the text as lower-case hex (Search Reference, cryptographic functions); a
     # missing field counts as "", as in crypto:md5(), and the empty text's hash is spelled out.
     joined = " . ".join(f"coalesce({text(g, a)}, \"\")" for a in expr.args) or '""'
-    return f"if(len({joined})=0, \"d41d8cd98f00b204e9800998ecf8427e\", md5({joined}))"
+    return f"if(len({joined})=0, {string(EMPTY_MD5)}, md5({joined}))"
 
 
 def _format(g: SplGenerator, expr: ir.Func) -> str:
